@@ -1,0 +1,97 @@
+import type { Lsn } from "./lsn.js";
+import type { SchemaRef } from "./relation-schema.js";
+
+/**
+ * A column value in PostgreSQL's own text representation (the type's output
+ * function), or SQL NULL. Values are never converted to JavaScript types, so
+ * microseconds, numeric precision and json bytes survive the trip.
+ */
+export type ColumnValue = string | null;
+
+/** An INSERT: every column of the new row, in the relation's column order. */
+export interface InsertChange {
+  kind: "insert";
+  relation: SchemaRef;
+  values: ColumnValue[];
+}
+
+/**
+ * An UPDATE as a diff: the row's key as it was before the update, and only the
+ * columns whose value changed. A key change shows up as key columns among the
+ * changed columns. Unchanged TOASTed values are never among them.
+ */
+export interface UpdateChange {
+  kind: "update";
+  relation: SchemaRef;
+  /** Values of the relation's keyColumns, before the update. */
+  key: ColumnValue[];
+  /** Indexes into the relation's columns, ascending. */
+  changedColumns: number[];
+  /** New values of changedColumns, in the same order. */
+  values: ColumnValue[];
+}
+
+/** A DELETE: the key of the removed row. */
+export interface DeleteChange {
+  kind: "delete";
+  relation: SchemaRef;
+  key: ColumnValue[];
+}
+
+export interface TruncateChange {
+  kind: "truncate";
+  relations: SchemaRef[];
+  cascade: boolean;
+  restartIdentity: boolean;
+}
+
+/** A DDL command captured by the source's event trigger, in order with the data. */
+export interface DdlChange {
+  kind: "ddl";
+  /** The search_path the command ran under on the source. */
+  searchPath: string;
+  command: string;
+}
+
+/** Positions of source sequences, so that a promoted standby generates no used value. */
+export interface SequenceChange {
+  kind: "sequence";
+  sequences: SequencePosition[];
+}
+
+export interface SequencePosition {
+  schema: string;
+  name: string;
+  /** pg_sequences.last_value as text (int8). */
+  lastValue: string;
+  isCalled: boolean;
+}
+
+export type Change =
+  | InsertChange
+  | UpdateChange
+  | DeleteChange
+  | TruncateChange
+  | DdlChange
+  | SequenceChange;
+
+/**
+ * The header every frame of a source transaction carries. A transaction too
+ * large for one Kafka message is split into chunks 0..n, the last one marked
+ * final; (commitLsn, chunk) identifies a chunk, so duplicates from a capture
+ * restart can be recognised downstream.
+ */
+export interface TransactionHeader {
+  /** LSN of the commit record (pgoutput Begin's final LSN). Orders transactions. */
+  commitLsn: Lsn;
+  /** Commit time, microseconds since the Unix epoch. */
+  commitTimeMicros: bigint;
+  xid: number;
+  chunk: number;
+  finalChunk: boolean;
+}
+
+export interface TransactionChunk {
+  header: TransactionHeader;
+  changes: Change[];
+}
