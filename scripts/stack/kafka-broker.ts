@@ -1,0 +1,216 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { freePort, portIsFree } from "./free-port.js";
+import { isAlive, run, tail, terminate, waitUntil } from "./processes.js";
+import { CACHE_DIR, type KafkaState, REPO_ROOT } from "./stack-state.js";
+
+export const DEFAULT_KAFKA_VERSION = "4.1.1";
+export type KafkaStopMode = "term" | "kill";
+
+/**
+ * Resolves the broker's jars from Maven Central once per machine into .cache/kafka-<ver>/lib
+ * (Maven's ~/.m2 also caches them). Written to a temp dir and renamed so a half-done copy is never used.
+ */
+export async function ensureKafkaJars(version: string, log: (m: string) => void): Promise<string> {
+  const libDir = join(CACHE_DIR, `kafka-${version}`, "lib");
+  if (existsSync(join(libDir, ".complete"))) return libDir;
+  log(`resolving Kafka ${version} jars with Maven into ${libDir}`);
+  const partial = `${libDir}.partial-${process.pid}`;
+  rmSync(partial, { recursive: true, force: true });
+  await run(
+    "mvn",
+    [
+      "-q",
+      "-B",
+      "-f",
+      join(REPO_ROOT, "scripts", "stack", "kafka-pom.xml"),
+      `-Dkafka.version=${version}`,
+      "dependency:copy-dependencies",
+      "-DincludeScope=runtime",
+      `-DoutputDirectory=${partial}`,
+    ],
+    { timeoutMs: 15 * 60_000 },
+  );
+  writeFileSync(join(partial, ".complete"), `${new Date().toISOString()}\n`);
+  rmSync(libDir, { recursive: true, force: true });
+  renameSync(partial, libDir);
+  return libDir;
+}
+
+/** The broker's classpath wildcard; java expands it itself, so no shell is involved. */
+const classpath = (k: KafkaState) => join(k.libDir, "*");
+
+export async function initKafka(baseDir: string, version: string, log: (m: string) => void): Promise<KafkaState> {
+  const libDir = await ensureKafkaJars(version, log);
+  const dir = join(baseDir, "kafka");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, "data"), { recursive: true });
+  const port = await freePort();
+  let controllerPort = await freePort();
+  while (controllerPort === port) controllerPort = await freePort();
+  const logFile = join(baseDir, "logs", "kafka.log");
+  mkdirSync(join(baseDir, "logs"), { recursive: true });
+  writeFileSync(
+    join(dir, "server.properties"),
+    [
+      "# KRaft combined mode, one node: the dev/test broker for diffrelay",
+      "process.roles=broker,controller",
+      "node.id=1",
+      `controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      "controller.listener.names=CONTROLLER",
+      "inter.broker.listener.name=PLAINTEXT",
+      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+      `log.dirs=${join(dir, "data")}`,
+      // diffrelay creates its topics explicitly; an auto-created topic would hide a missing create.
+      "auto.create.topics.enable=false",
+      "num.partitions=1",
+      "default.replication.factor=1",
+      "offsets.topic.replication.factor=1",
+      // Fewer offsets partitions than the default 50 so the first consumer group forms quickly on 2 cores.
+      "offsets.topic.num.partitions=8",
+      "transaction.state.log.replication.factor=1",
+      "transaction.state.log.min.isr=1",
+      "share.coordinator.state.topic.replication.factor=1",
+      "share.coordinator.state.topic.min.isr=1",
+      "group.initial.rebalance.delay.ms=0",
+      // Whole source transactions can be large frames.
+      "message.max.bytes=4194304",
+      "replica.fetch.max.bytes=4194304",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(
+    join(dir, "log4j2.properties"),
+    [
+      "status = warn",
+      "appender.file.type = File",
+      "appender.file.name = FILE",
+      `appender.file.fileName = ${logFile}`,
+      "appender.file.layout.type = PatternLayout",
+      "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+      "rootLogger.level = INFO",
+      "rootLogger.appenderRef.file.ref = FILE",
+      "",
+    ].join("\n"),
+  );
+  const k: KafkaState = {
+    version,
+    libDir,
+    dir,
+    port,
+    controllerPort,
+    clusterId: "",
+    logFile,
+  };
+  // A KRaft cluster id is 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints).
+  k.clusterId = randomBytes(16).toString("base64url");
+  await run(
+    "java",
+    [
+      `-Dlog4j2.configurationFile=${join(dir, "log4j2.properties")}`,
+      "-cp",
+      classpath(k),
+      "kafka.tools.StorageTool",
+      "format",
+      "--standalone",
+      "-t",
+      k.clusterId,
+      "-c",
+      join(dir, "server.properties"),
+      "--ignore-formatted",
+    ],
+    { cwd: dir },
+  );
+  return k;
+}
+
+/** The recorded pid is ours only while it is alive and still runs this stack's broker config. */
+export function kafkaPid(k: KafkaState): number | undefined {
+  if (!k.pid || !isAlive(k.pid)) return undefined;
+  try {
+    const cmdline = readFileSync(`/proc/${k.pid}/cmdline`, "utf8");
+    return cmdline.includes(join(k.dir, "server.properties")) ? k.pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Metadata through kafkajs, the client diffrelay uses, so "ready" means ready for our code. */
+export async function kafkaAnswers(k: KafkaState): Promise<boolean> {
+  const admin = new Kafka({
+    clientId: "diffrelay-stack-probe",
+    brokers: [`127.0.0.1:${k.port}`],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 2_000,
+    retry: { retries: 0 },
+  }).admin();
+  try {
+    await admin.connect();
+    await admin.listTopics();
+    return true;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** Starts the broker if it is not running (idempotent); updates k.pid. */
+export async function startBroker(k: KafkaState): Promise<number> {
+  let pid = kafkaPid(k);
+  if (!pid) {
+    for (const p of [k.port, k.controllerPort]) {
+      if (!(await portIsFree(p))) throw new Error(`cannot start Kafka: port ${p} is taken by another process`);
+    }
+    const out = openSync(join(k.dir, "kafka.out"), "a");
+    const child = spawn(
+      "java",
+      [
+        "-Xmx512m",
+        "-Xms128m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        `-Dlog4j2.configurationFile=${join(k.dir, "log4j2.properties")}`,
+        "-cp",
+        classpath(k),
+        "kafka.Kafka",
+        join(k.dir, "server.properties"),
+      ],
+      // Detached in its own process group so it outlives `npm run stack -- up`.
+      { cwd: k.dir, detached: true, stdio: ["ignore", out, out] },
+    );
+    closeSync(out);
+    child.unref();
+    if (!child.pid) throw new Error("java did not start for Kafka");
+    pid = child.pid;
+    k.pid = pid;
+  }
+  const started = pid;
+  await waitUntil(
+    `Kafka on 127.0.0.1:${k.port}`,
+    90_000,
+    async () => {
+      if (!isAlive(started)) throw new Error(`Kafka (pid ${started}) exited`);
+      return kafkaAnswers(k);
+    },
+    () => `${tail(join(k.dir, "kafka.out"), 15)}\n${tail(k.logFile)}`,
+  );
+  return pid;
+}
+
+/** SIGTERM gives a controlled shutdown (30 s grace, then SIGKILL); "kill" is an immediate crash. */
+export async function stopBroker(k: KafkaState, mode: KafkaStopMode = "term"): Promise<void> {
+  const pid = kafkaPid(k);
+  if (pid) {
+    if (mode === "kill") {
+      process.kill(pid, "SIGKILL");
+      await waitUntil(`Kafka pid ${pid} to exit`, 10_000, () => !isAlive(pid));
+    } else {
+      await terminate(pid, 30_000);
+    }
+  }
+  k.pid = undefined;
+}
