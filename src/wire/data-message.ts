@@ -1,0 +1,543 @@
+import type {
+  Change,
+  ColumnValue,
+  SequencePosition,
+  TransactionChunk,
+  TransactionHeader,
+} from "../change/change-model.js";
+import type { SchemaRef } from "../change/relation-schema.js";
+import { ByteReader } from "./byte-reader.js";
+import { ByteWriter } from "./byte-writer.js";
+import { type Envelope, MessageKind, readEnvelope, writeEnvelope } from "./envelope.js";
+import { readValue, writeValue } from "./value-codec.js";
+import { WireFormatError } from "./wire-format-error.js";
+
+/** Data messages (docs/wire-format.md, "Data messages (kind 1)"). */
+
+const Tag = {
+  txBegin: 0x01,
+  schemaRef: 0x02,
+  insert: 0x03,
+  update: 0x04,
+  delete: 0x05,
+  truncate: 0x06,
+  ddl: 0x07,
+  sequences: 0x08,
+} as const;
+
+const TX_FINAL_CHUNK = 0x01;
+const TRUNCATE_CASCADE = 0x01;
+const TRUNCATE_RESTART_IDENTITY = 0x02;
+
+const MAX_U32 = 0xffff_ffff;
+const MAX_U64 = 0xffff_ffff_ffff_ffffn;
+const MIN_I64 = -(1n << 63n);
+const MAX_I64 = (1n << 63n) - 1n;
+/** Column indexes are bounded so that index arithmetic stays exact; PostgreSQL allows 1664. */
+const MAX_COLUMN_INDEX = 0x7fff_ffff;
+
+export interface DecodedDataMessage {
+  envelope: Envelope;
+  chunks: TransactionChunk[];
+}
+
+/**
+ * Encodes a stream of transactions into data messages, one message at a time.
+ *
+ * Usage by the capture, which sees a transaction's changes one by one and only
+ * learns at its commit whether the chunk it is writing is the last one:
+ *
+ *     builder.beginTransaction({ ...header, chunk: 0, finalChunk: false });
+ *     for each change:
+ *       builder.addChange(change);
+ *       if (builder.byteLength >= limit) {
+ *         publish(builder.finish());             // this chunk stays non-final
+ *         builder.beginTransaction({ ...header, chunk: ++chunk, finalChunk: false });
+ *       }
+ *     builder.markFinalChunk();                  // at the commit: this chunk is the last
+ *
+ * The last chunk may then hold no change at all, which the format allows.
+ *     ... more transactions, then publish(builder.finish())
+ *
+ * A caller that knows up front that a chunk is the last one may pass
+ * finalChunk: true instead of calling markFinalChunk().
+ *
+ * The builder enforces the spec's ordering rules as it goes (commit LSNs
+ * increase, a non-final chunk ends its message and continues as chunk+1 at the
+ * start of the next one), and a call that throws leaves the message as it was.
+ */
+export class DataMessageBuilder {
+  private readonly writer = new ByteWriter();
+  private readonly envelope: Envelope;
+
+  /** Per message: relation id → index of its latest SCHEMA_REF. */
+  private readonly refIndexByRelation = new Map<number, number>();
+  private refRelations: number[] = [];
+  private refVersions: number[] = [];
+  /** Per message: header of the previous TX_BEGIN, the base for deltas. */
+  private previousInMessage: TransactionHeader | undefined;
+  private chunksInMessage = 0;
+
+  /** Across messages: the last transaction begun, and whether its chunk is marked final. */
+  private last: TransactionHeader | undefined;
+  private lastFinal = true;
+  /** Offset of the last TX_BEGIN's flags byte, patched by markFinalChunk(). */
+  private flagsOffset = 0;
+  /** Whether addChange() has a transaction to add to. */
+  private open = false;
+
+  constructor(envelope: Envelope) {
+    this.envelope = { sourceId: envelope.sourceId, epoch: envelope.epoch };
+    writeEnvelope(this.writer, MessageKind.data, this.envelope);
+  }
+
+  /** Size of the message so far, envelope included. */
+  get byteLength(): number {
+    return this.writer.length;
+  }
+
+  /** Transactions (or chunks of one) begun in the current message. */
+  get transactionCount(): number {
+    return this.chunksInMessage;
+  }
+
+  isEmpty(): boolean {
+    return this.chunksInMessage === 0;
+  }
+
+  /**
+   * Starts a transaction, or the next chunk of the one the previous message
+   * ended in. Ends the previous transaction of this message, which must have
+   * been marked final.
+   */
+  beginTransaction(header: TransactionHeader): void {
+    checkHeader(header);
+    const last = this.last;
+    if (last !== undefined && !this.lastFinal) {
+      if (this.chunksInMessage > 0) {
+        throw new Error(
+          `chunk ${last.chunk} of the transaction committed at LSN ${last.commitLsn} is not final, ` +
+            "so it must end its message: call markFinalChunk() or finish() first",
+        );
+      }
+      if (
+        header.commitLsn !== last.commitLsn ||
+        header.chunk !== last.chunk + 1 ||
+        header.xid !== last.xid ||
+        header.commitTimeMicros !== last.commitTimeMicros
+      ) {
+        throw new Error(
+          `the previous message ended in chunk ${last.chunk} of the transaction committed at LSN ` +
+            `${last.commitLsn}; the next message must continue it with chunk ${last.chunk + 1}`,
+        );
+      }
+    } else if (last !== undefined) {
+      if (header.commitLsn <= last.commitLsn) {
+        throw new Error(`commit LSN ${header.commitLsn} is not after the previous one, ${last.commitLsn}`);
+      }
+      if (header.chunk !== 0) {
+        throw new Error(`a new transaction starts at chunk 0, not ${header.chunk}`);
+      }
+    }
+
+    const previous = this.previousInMessage;
+    const timeDelta =
+      previous === undefined ? header.commitTimeMicros : header.commitTimeMicros - previous.commitTimeMicros;
+    if (timeDelta < MIN_I64 || timeDelta > MAX_I64) {
+      throw new RangeError(`commit time ${header.commitTimeMicros} is too far from the previous commit's`);
+    }
+    this.atomically(() => {
+      const w = this.writer;
+      w.u8(Tag.txBegin);
+      this.flagsOffset = w.length;
+      w.u8(header.finalChunk ? TX_FINAL_CHUNK : 0);
+      w.uvarintBig(previous === undefined ? header.commitLsn : header.commitLsn - previous.commitLsn);
+      w.svarintBig(timeDelta);
+      w.svarint(previous === undefined ? header.xid : header.xid - previous.xid);
+      w.uvarint(header.chunk);
+    });
+    this.last = { ...header };
+    this.lastFinal = header.finalChunk;
+    this.previousInMessage = this.last;
+    this.chunksInMessage++;
+    this.open = true;
+  }
+
+  /** Marks the open transaction's chunk as its final one; changes can no longer be added to it. */
+  markFinalChunk(): void {
+    this.requireOpen();
+    this.writer.patchU8(this.flagsOffset, TX_FINAL_CHUNK);
+    this.lastFinal = true;
+    this.open = false;
+  }
+
+  addChange(change: Change): void {
+    this.requireOpen();
+    this.atomically(() => this.writeChange(change));
+  }
+
+  /**
+   * Returns the message and starts the next one. A transaction still open
+   * stays non-final unless it was begun with finalChunk: true; the next
+   * message must then begin with its next chunk.
+   */
+  finish(): Buffer {
+    if (this.chunksInMessage === 0) throw new Error("a data message needs at least one transaction");
+    const message = this.writer.toBuffer();
+    this.writer.reset();
+    writeEnvelope(this.writer, MessageKind.data, this.envelope);
+    this.refIndexByRelation.clear();
+    this.refRelations = [];
+    this.refVersions = [];
+    this.previousInMessage = undefined;
+    this.chunksInMessage = 0;
+    this.open = false;
+    return message;
+  }
+
+  private requireOpen(): void {
+    if (!this.open) throw new Error("no open transaction: call beginTransaction() first");
+  }
+
+  /** Runs `write`; if it throws, removes whatever it wrote, so the message stays valid. */
+  private atomically(write: () => void): void {
+    const mark = this.writer.length;
+    const refs = this.refRelations.length;
+    try {
+      write();
+    } catch (error) {
+      this.writer.truncate(mark);
+      if (this.refRelations.length > refs) {
+        this.refRelations.length = refs;
+        this.refVersions.length = refs;
+        this.refIndexByRelation.clear();
+        this.refRelations.forEach((relationId, index) => {
+          this.refIndexByRelation.set(relationId, index);
+        });
+      }
+      throw error;
+    }
+  }
+
+  private writeChange(change: Change): void {
+    const w = this.writer;
+    switch (change.kind) {
+      case "insert": {
+        const index = this.relationIndex(change.relation);
+        w.u8(Tag.insert);
+        w.uvarint(index);
+        writeValues(w, change.values);
+        return;
+      }
+      case "update": {
+        const { changedColumns, values } = change;
+        if (changedColumns.length !== values.length) {
+          throw new RangeError(
+            `update has ${changedColumns.length} changed columns but ${values.length} values`,
+          );
+        }
+        const index = this.relationIndex(change.relation);
+        w.u8(Tag.update);
+        w.uvarint(index);
+        writeValues(w, change.key);
+        w.uvarint(changedColumns.length);
+        let next = 0;
+        for (let i = 0; i < changedColumns.length; i++) {
+          const column = changedColumns[i] as number;
+          if (!(Number.isInteger(column) && column >= next && column <= MAX_COLUMN_INDEX)) {
+            throw new RangeError(
+              `changed columns must be ascending column indexes: ${changedColumns.join(",")}`,
+            );
+          }
+          w.uvarint(column - next);
+          writeValue(w, values[i] as ColumnValue);
+          next = column + 1;
+        }
+        return;
+      }
+      case "delete": {
+        const index = this.relationIndex(change.relation);
+        w.u8(Tag.delete);
+        w.uvarint(index);
+        writeValues(w, change.key);
+        return;
+      }
+      case "truncate": {
+        const indexes = change.relations.map((relation) => this.relationIndex(relation));
+        w.u8(Tag.truncate);
+        w.u8(
+          (change.cascade ? TRUNCATE_CASCADE : 0) | (change.restartIdentity ? TRUNCATE_RESTART_IDENTITY : 0),
+        );
+        w.uvarint(indexes.length);
+        for (const index of indexes) w.uvarint(index);
+        return;
+      }
+      case "ddl":
+        w.u8(Tag.ddl);
+        w.string(change.searchPath);
+        w.string(change.command);
+        return;
+      case "sequence":
+        w.u8(Tag.sequences);
+        w.uvarint(change.sequences.length);
+        for (const sequence of change.sequences) writeSequence(w, sequence);
+        return;
+      default:
+        throw new TypeError(`unknown change kind ${(change as { kind: unknown }).kind}`);
+    }
+  }
+
+  /** The message-local index of `ref`, declaring it with a SCHEMA_REF frame on first use. */
+  private relationIndex(ref: SchemaRef): number {
+    const known = this.refIndexByRelation.get(ref.relationId);
+    if (known !== undefined && this.refVersions[known] === ref.version) return known;
+    // A relation can appear in two versions in one message when DDL changed it in between.
+    for (let index = 0; index < this.refRelations.length; index++) {
+      if (this.refRelations[index] === ref.relationId && this.refVersions[index] === ref.version) {
+        this.refIndexByRelation.set(ref.relationId, index);
+        return index;
+      }
+    }
+    if (!(Number.isInteger(ref.relationId) && ref.relationId >= 0 && ref.relationId <= MAX_U32)) {
+      throw new RangeError(`relation id ${ref.relationId} is not a u32`);
+    }
+    const w = this.writer;
+    w.u8(Tag.schemaRef);
+    w.uvarint(ref.relationId);
+    w.u32(ref.version);
+    const index = this.refRelations.length;
+    this.refRelations.push(ref.relationId);
+    this.refVersions.push(ref.version);
+    this.refIndexByRelation.set(ref.relationId, index);
+    return index;
+  }
+}
+
+function checkHeader(header: TransactionHeader): void {
+  if (header.commitLsn < 0n || header.commitLsn > MAX_U64) {
+    throw new RangeError(`commit LSN ${header.commitLsn} is not a u64`);
+  }
+  if (header.commitTimeMicros < MIN_I64 || header.commitTimeMicros > MAX_I64) {
+    throw new RangeError(`commit time ${header.commitTimeMicros} is not an int64`);
+  }
+  if (!(Number.isInteger(header.xid) && header.xid >= 0 && header.xid <= MAX_U32)) {
+    throw new RangeError(`xid ${header.xid} is not a u32`);
+  }
+  if (!(Number.isSafeInteger(header.chunk) && header.chunk >= 0)) {
+    throw new RangeError(`chunk ${header.chunk} is not a non-negative integer`);
+  }
+}
+
+function writeValues(w: ByteWriter, values: readonly ColumnValue[]): void {
+  w.uvarint(values.length);
+  for (let i = 0; i < values.length; i++) writeValue(w, values[i] as ColumnValue);
+}
+
+function writeSequence(w: ByteWriter, sequence: SequencePosition): void {
+  if (typeof sequence.lastValue !== "string") {
+    throw new TypeError(`sequence ${sequence.schema}.${sequence.name} has no last value`);
+  }
+  w.string(sequence.schema);
+  w.string(sequence.name);
+  writeValue(w, sequence.lastValue);
+  w.u8(sequence.isCalled ? 1 : 0);
+}
+
+/**
+ * Decodes and validates a whole data message: any deviation from the spec
+ * throws a WireFormatError, never another error, so a consumer can tell a
+ * corrupt or foreign message from its own bugs.
+ */
+export function decodeDataMessage(buf: Buffer): DecodedDataMessage {
+  const r = new ByteReader(buf);
+  const envelope = readEnvelope(r, MessageKind.data);
+  const refs: SchemaRef[] = [];
+  const declared = new Set<string>();
+  const chunks: TransactionChunk[] = [];
+  let current: TransactionChunk | undefined;
+
+  while (r.remaining > 0) {
+    const frameAt = r.offset;
+    const tag = r.u8("frame tag");
+    if (tag === Tag.txBegin) {
+      current = readTxBegin(r, frameAt, current);
+      chunks.push(current);
+      continue;
+    }
+    if (tag === Tag.schemaRef) {
+      const relationId = r.uvarint("relation id", MAX_U32);
+      const version = r.u32("schema version");
+      const key = `${relationId}:${version}`;
+      if (declared.has(key)) {
+        throw new WireFormatError("bad-value", frameAt, `SCHEMA_REF ${key} declared twice in one message`);
+      }
+      declared.add(key);
+      refs.push(Object.freeze({ relationId, version }));
+      continue;
+    }
+    if (tag < Tag.insert || tag > Tag.sequences) {
+      throw new WireFormatError("unknown-frame", frameAt, `frame tag 0x${tag.toString(16).padStart(2, "0")}`);
+    }
+    if (current === undefined) {
+      throw new WireFormatError("bad-frame-order", frameAt, "a change comes before any TX_BEGIN");
+    }
+    current.changes.push(readChange(r, tag, refs));
+  }
+  if (chunks.length === 0) {
+    throw new WireFormatError("bad-frame-order", r.offset, "data message holds no TX_BEGIN");
+  }
+  return { envelope, chunks };
+}
+
+function readTxBegin(
+  r: ByteReader,
+  frameAt: number,
+  previous: TransactionChunk | undefined,
+): TransactionChunk {
+  const flagsAt = r.offset;
+  const flags = r.u8("transaction flags");
+  if ((flags & ~TX_FINAL_CHUNK) !== 0) {
+    throw new WireFormatError(
+      "bad-value",
+      flagsAt,
+      `transaction flags 0x${flags.toString(16)} set reserved bits`,
+    );
+  }
+  if (previous !== undefined && !previous.header.finalChunk) {
+    throw new WireFormatError(
+      "bad-frame-order",
+      frameAt,
+      `TX_BEGIN after chunk ${previous.header.chunk} of a transaction that is not final`,
+    );
+  }
+  const lsnAt = r.offset;
+  const lsnField = r.uvarintBig("commit lsn");
+  const timeAt = r.offset;
+  const timeField = r.svarintBig("commit time");
+  const xidAt = r.offset;
+  const xidField = r.svarint("xid");
+  const chunkAt = r.offset;
+  const chunk = r.uvarint("chunk");
+
+  const finalChunk = (flags & TX_FINAL_CHUNK) !== 0;
+  if (previous === undefined) {
+    if (xidField < 0 || xidField > MAX_U32)
+      throw new WireFormatError("bad-value", xidAt, `xid ${xidField} is not a u32`);
+    return {
+      header: { commitLsn: lsnField, commitTimeMicros: timeField, xid: xidField, chunk, finalChunk },
+      changes: [],
+    };
+  }
+  const before = previous.header;
+  if (lsnField === 0n) {
+    throw new WireFormatError("bad-value", lsnAt, "commit lsn delta is 0: the same transaction twice");
+  }
+  const commitLsn = before.commitLsn + lsnField;
+  if (commitLsn > MAX_U64) throw new WireFormatError("bad-value", lsnAt, "commit lsn exceeds 64 bits");
+  const commitTimeMicros = before.commitTimeMicros + timeField;
+  if (commitTimeMicros < MIN_I64 || commitTimeMicros > MAX_I64) {
+    throw new WireFormatError("bad-value", timeAt, "commit time leaves the int64 range");
+  }
+  const xid = before.xid + xidField;
+  if (xid < 0 || xid > MAX_U32) throw new WireFormatError("bad-value", xidAt, `xid ${xid} is not a u32`);
+  if (chunk !== 0) {
+    throw new WireFormatError(
+      "bad-frame-order",
+      chunkAt,
+      `chunk ${chunk} of a transaction that is not the first of its message`,
+    );
+  }
+  return { header: { commitLsn, commitTimeMicros, xid, chunk, finalChunk }, changes: [] };
+}
+
+function readChange(r: ByteReader, tag: number, refs: readonly SchemaRef[]): Change {
+  switch (tag) {
+    case Tag.insert: {
+      const relation = readRelation(r, refs);
+      return { kind: "insert", relation, values: readValues(r, "column count") };
+    }
+    case Tag.update: {
+      const relation = readRelation(r, refs);
+      const key = readValues(r, "key column count");
+      const m = r.count("changed column count");
+      const changedColumns: number[] = [];
+      const values: ColumnValue[] = [];
+      let next = 0;
+      for (let i = 0; i < m; i++) {
+        const column = next + r.uvarint("column delta", MAX_COLUMN_INDEX - next);
+        changedColumns.push(column);
+        values.push(readValue(r));
+        next = column + 1;
+      }
+      return { kind: "update", relation, key, changedColumns, values };
+    }
+    case Tag.delete: {
+      const relation = readRelation(r, refs);
+      return { kind: "delete", relation, key: readValues(r, "key column count") };
+    }
+    case Tag.truncate: {
+      const flagsAt = r.offset;
+      const flags = r.u8("truncate flags");
+      if ((flags & ~(TRUNCATE_CASCADE | TRUNCATE_RESTART_IDENTITY)) !== 0) {
+        throw new WireFormatError(
+          "bad-value",
+          flagsAt,
+          `truncate flags 0x${flags.toString(16)} set reserved bits`,
+        );
+      }
+      const n = r.count("truncated relation count");
+      const relations: SchemaRef[] = [];
+      for (let i = 0; i < n; i++) relations.push(readRelation(r, refs));
+      return {
+        kind: "truncate",
+        relations,
+        cascade: (flags & TRUNCATE_CASCADE) !== 0,
+        restartIdentity: (flags & TRUNCATE_RESTART_IDENTITY) !== 0,
+      };
+    }
+    case Tag.ddl: {
+      const searchPath = r.string("search_path");
+      return { kind: "ddl", searchPath, command: r.string("DDL command") };
+    }
+    default: {
+      // Tag.sequences: decodeDataMessage lets only the change tags through.
+      const n = r.count("sequence count");
+      const sequences: SequencePosition[] = [];
+      for (let i = 0; i < n; i++) sequences.push(readSequence(r));
+      return { kind: "sequence", sequences };
+    }
+  }
+}
+
+function readRelation(r: ByteReader, refs: readonly SchemaRef[]): SchemaRef {
+  const at = r.offset;
+  const index = r.uvarint("relation index");
+  const ref = refs[index];
+  if (ref === undefined) {
+    throw new WireFormatError(
+      "bad-reference",
+      at,
+      `relation index ${index} is not declared (${refs.length} SCHEMA_REF so far)`,
+    );
+  }
+  return ref;
+}
+
+function readValues(r: ByteReader, what: string): ColumnValue[] {
+  const n = r.count(what);
+  const values: ColumnValue[] = new Array(n);
+  for (let i = 0; i < n; i++) values[i] = readValue(r);
+  return values;
+}
+
+function readSequence(r: ByteReader): SequencePosition {
+  const schema = r.string("sequence schema");
+  const name = r.string("sequence name");
+  const valueAt = r.offset;
+  const lastValue = readValue(r);
+  if (lastValue === null) throw new WireFormatError("bad-value", valueAt, "sequence last_value is NULL");
+  const calledAt = r.offset;
+  const called = r.u8("is_called");
+  if (called > 1) throw new WireFormatError("bad-value", calledAt, `is_called is ${called}, not 0 or 1`);
+  return { schema, name, lastValue, isCalled: called === 1 };
+}

@@ -1,0 +1,76 @@
+import type { ColumnValue } from "../change/change-model.js";
+import type { ByteReader } from "./byte-reader.js";
+import type { ByteWriter } from "./byte-writer.js";
+
+/**
+ * Column values (docs/wire-format.md, `value`): NULL, a canonical integer as a
+ * zigzag varint, or text. The integer form is only a shorter spelling: it is
+ * used only when the consumer's decimal rendering gives back the identical
+ * text, so "-0", "007", "+1" or "1.0" stay text.
+ */
+
+const HEADER_NULL = 0;
+const HEADER_INTEGER = 1;
+/** Text headers are the byte length plus this. */
+const TEXT_BIAS = 2;
+
+const MIN_I64 = -(1n << 63n);
+const MAX_I64 = (1n << 63n) - 1n;
+/** Up to this many digits a decimal is exact in a double and its zigzag form stays below 2^53. */
+const SMALL_DIGITS = 15;
+/** int64's extremes have 19 digits. */
+const MAX_DIGITS = 19;
+const CHAR_MINUS = 45;
+const CHAR_0 = 48;
+const CHAR_1 = 49;
+const CHAR_9 = 57;
+
+export function writeValue(writer: ByteWriter, value: ColumnValue): void {
+  if (value === null) {
+    writer.uvarint(HEADER_NULL);
+    return;
+  }
+  const integer = canonicalInteger(value);
+  if (integer === undefined) {
+    writer.utf8WithLengthPrefix(value, TEXT_BIAS);
+  } else if (typeof integer === "number") {
+    writer.uvarint(HEADER_INTEGER);
+    writer.svarint(integer);
+  } else {
+    writer.uvarint(HEADER_INTEGER);
+    writer.svarintBig(integer);
+  }
+}
+
+export function readValue(reader: ByteReader): ColumnValue {
+  const start = reader.offset;
+  const header = reader.uvarint("value header");
+  if (header === HEADER_NULL) return null;
+  if (header === HEADER_INTEGER) return reader.svarintDecimal("integer value");
+  return reader.utf8(header - TEXT_BIAS, "text value", start);
+}
+
+/**
+ * The integer `text` spells when it is `0` or `-?[1-9][0-9]*` within int64:
+ * a number when small enough to be exact, a bigint otherwise; undefined when
+ * the text must travel as text.
+ */
+export function canonicalInteger(text: string): number | bigint | undefined {
+  const length = text.length;
+  const negative = length > 0 && text.charCodeAt(0) === CHAR_MINUS;
+  const firstDigit = negative ? 1 : 0;
+  const digits = length - firstDigit;
+  if (digits === 0 || digits > MAX_DIGITS) return undefined;
+  const first = text.charCodeAt(firstDigit);
+  if (first === CHAR_0) return length === 1 ? 0 : undefined;
+  if (first < CHAR_1 || first > CHAR_9) return undefined;
+  let small = 0;
+  for (let i = firstDigit; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < CHAR_0 || c > CHAR_9) return undefined;
+    small = small * 10 + (c - CHAR_0);
+  }
+  if (digits <= SMALL_DIGITS) return negative ? -small : small;
+  const big = BigInt(text);
+  return big < MIN_I64 || big > MAX_I64 ? undefined : big;
+}
