@@ -33,7 +33,8 @@ async function main(): Promise<number> {
         kafka: !values["no-kafka"],
         log: (m) => console.error(`# ${m}`),
       });
-      for (const [what, ms] of Object.entries(result.timingsMs)) console.error(`# ${what}: ready in ${ms} ms`);
+      for (const [what, ms] of Object.entries(result.timingsMs))
+        console.error(`# ${what}: ready in ${ms} ms`);
       console.error(
         `# stack ${result.wasRunning ? "was already running" : `up (started: ${result.started.join(", ")})`} ` +
           `in ${Date.now() - t0} ms; PostgreSQL runs with fsync=off (dev/test data only)`,
@@ -56,7 +57,9 @@ async function main(): Promise<number> {
     }
     case "down": {
       const stopped = await stopStack({ baseDir, purge: values.purge });
-      console.error(`# stopped: ${stopped.length ? stopped.join(", ") : "nothing was running"}${values.purge ? " (data purged)" : ""}`);
+      console.error(
+        `# stopped: ${stopped.length ? stopped.join(", ") : "nothing was running"}${values.purge ? " (data purged)" : ""}`,
+      );
       return 0;
     }
     default:

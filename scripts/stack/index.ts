@@ -1,7 +1,21 @@
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
-import { DEFAULT_KAFKA_VERSION, initKafka, kafkaPid, type KafkaStopMode, startBroker, stopBroker } from "./kafka-broker.js";
-import { clusterPid, clusterUrl, initCluster, type PgStopMode, startCluster, stopCluster } from "./postgres-cluster.js";
+import {
+  DEFAULT_KAFKA_VERSION,
+  initKafka,
+  type KafkaStopMode,
+  kafkaPid,
+  startBroker,
+  stopBroker,
+} from "./kafka-broker.js";
+import {
+  clusterPid,
+  clusterUrl,
+  initCluster,
+  type PgStopMode,
+  startCluster,
+  stopCluster,
+} from "./postgres-cluster.js";
 import {
   CLUSTER_NAMES,
   DEFAULT_BASE_DIR,
@@ -11,7 +25,7 @@ import {
   writeState,
 } from "./stack-state.js";
 
-export type { KafkaStopMode, PgStopMode, PgFlavor, StackState };
+export type { KafkaStopMode, PgFlavor, PgStopMode, StackState };
 export { CLUSTER_NAMES, DEFAULT_BASE_DIR };
 
 export interface StackOptions {
@@ -54,10 +68,12 @@ export interface ServiceStatus {
   detail: string;
 }
 
-const base = (opts?: { baseDir?: string }) => resolve(opts?.baseDir ?? process.env.DIFFRELAY_STACK_DIR ?? DEFAULT_BASE_DIR);
+const base = (opts?: { baseDir?: string }) =>
+  resolve(opts?.baseDir ?? process.env.DIFFRELAY_STACK_DIR ?? DEFAULT_BASE_DIR);
 const flavorFrom = (opts: StackOptions): PgFlavor => {
   const f = opts.pg ?? (process.env.DIFFRELAY_STACK_PG as PgFlavor | undefined) ?? "debian";
-  if (f !== "debian" && f !== "embedded") throw new Error(`unknown PostgreSQL flavor "${f}" (debian|embedded)`);
+  if (f !== "debian" && f !== "embedded")
+    throw new Error(`unknown PostgreSQL flavor "${f}" (debian|embedded)`);
   return f;
 };
 
@@ -66,7 +82,9 @@ export function stackEnv(opts?: { baseDir?: string }): StackEnv {
   const state = readState(base(opts));
   const env: StackEnv = {};
   // Primary first, then standbys in name order, so `env` output is stable.
-  const names = Object.keys(state.pg).sort((a, b) => (a === "primary" ? -1 : b === "primary" ? 1 : a.localeCompare(b)));
+  const names = Object.keys(state.pg).sort((a, b) =>
+    a === "primary" ? -1 : b === "primary" ? 1 : a.localeCompare(b),
+  );
   for (const name of names) {
     const c = state.pg[name];
     if (!c) continue;
@@ -138,7 +156,9 @@ export async function startStack(opts: StackOptions = {}): Promise<StartResult> 
   writeState(state);
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failures.length) {
-    throw new Error(failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join("\n\n"));
+    throw new Error(
+      failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join("\n\n"),
+    );
   }
   return { state, env: stackEnv({ baseDir }), wasRunning, started, timingsMs };
 }
@@ -208,7 +228,11 @@ function clusterState(name: string, opts?: { baseDir?: string }) {
 }
 
 /** Fault-test hooks: stop one cluster (kill = SIGKILL of the postmaster, a crash). */
-export async function stopPostgres(name: string, mode: PgStopMode = "fast", opts?: { baseDir?: string }): Promise<void> {
+export async function stopPostgres(
+  name: string,
+  mode: PgStopMode = "fast",
+  opts?: { baseDir?: string },
+): Promise<void> {
   const { state, c } = clusterState(name, opts);
   await stopCluster(c, mode);
   c.pid = undefined;

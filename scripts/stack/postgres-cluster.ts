@@ -1,10 +1,29 @@
-import { randomBytes, createHash } from "node:crypto";
-import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import pg from "pg";
 import { freePort, portIsFree } from "./free-port.js";
 import { resolvePgBinaries } from "./pg-binaries.js";
-import { descendants, isAlive, isRoot, runAsPostgres, sleep, tail, terminate, waitUntil } from "./processes.js";
+import {
+  descendants,
+  isAlive,
+  isRoot,
+  runAsPostgres,
+  sleep,
+  tail,
+  terminate,
+  waitUntil,
+} from "./processes.js";
 import type { PgClusterState, PgFlavor } from "./stack-state.js";
 
 export type PgStopMode = "smart" | "fast" | "immediate" | "kill";
@@ -17,7 +36,10 @@ function postgresIds(): { uid: number; gid: number } | undefined {
   const line = readFileSync("/etc/passwd", "utf8")
     .split("\n")
     .find((l) => l.startsWith("postgres:"));
-  if (!line) throw new Error("running as root needs a `postgres` OS user to own the clusters (apt's postgresql creates it)");
+  if (!line)
+    throw new Error(
+      "running as root needs a `postgres` OS user to own the clusters (apt's postgresql creates it)",
+    );
   const [, , uid, gid] = line.split(":");
   return { uid: Number(uid), gid: Number(gid) };
 }
@@ -51,6 +73,9 @@ export async function initCluster(
   const logFile = join(baseDir, "logs", `pg-${name}.log`);
   // A data dir without state (state.json deleted by hand) cannot be trusted: its password is unknown.
   rmSync(dataDir, { recursive: true, force: true });
+  // The postgres OS user must traverse the base dir (mkdtemp makes it 0700 root).
+  mkdirSync(baseDir, { recursive: true });
+  if (isRoot()) chmodSync(baseDir, statSync(baseDir).mode | 0o711);
   mkdirSync(join(baseDir, "pg"), { recursive: true });
   mkdirSync(join(baseDir, "logs"), { recursive: true });
   ownedDir(dataDir);
@@ -61,7 +86,17 @@ export async function initCluster(
 
   await runAsPostgres(
     join(bins.bindir, "initdb"),
-    ["-D", dataDir, "-U", "postgres", "-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"],
+    [
+      "-D",
+      dataDir,
+      "-U",
+      "postgres",
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+    ],
     { cwd: baseDir },
   );
   const port = await freePort();
@@ -155,7 +190,8 @@ export async function startCluster(c: PgClusterState): Promise<number> {
       throw new Error(`PostgreSQL ${c.name} did not start: ${(err as Error).message}\n${tail(c.logFile)}`);
     }
     pid = clusterPid(c);
-    if (!pid) throw new Error(`PostgreSQL ${c.name} started but has no live postmaster.pid\n${tail(c.logFile)}`);
+    if (!pid)
+      throw new Error(`PostgreSQL ${c.name} started but has no live postmaster.pid\n${tail(c.logFile)}`);
   }
   // Idempotent bootstrap: keeps the role's password in step with state.json on every start.
   const pw = c.password.replaceAll("'", "''");
@@ -177,7 +213,12 @@ export async function startCluster(c: PgClusterState): Promise<number> {
   } finally {
     await client.end();
   }
-  await waitUntil(`PostgreSQL ${c.name} on 127.0.0.1:${c.port}`, 30_000, () => clusterAnswers(c), () => tail(c.logFile));
+  await waitUntil(
+    `PostgreSQL ${c.name} on 127.0.0.1:${c.port}`,
+    30_000,
+    () => clusterAnswers(c),
+    () => tail(c.logFile),
+  );
   return pid;
 }
 

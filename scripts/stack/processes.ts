@@ -16,7 +16,12 @@ export function run(
     execFile(
       cmd,
       args,
-      { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 600_000, maxBuffer: 64 << 20 },
+      {
+        cwd: opts.cwd,
+        env: opts.env ?? process.env,
+        timeout: opts.timeoutMs ?? 600_000,
+        maxBuffer: 64 << 20,
+      },
       (err, stdout, stderr) => {
         if (err) {
           reject(new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${stdout}\n${stderr}`.trim()));

@@ -1,0 +1,148 @@
+// Smoke tests of the real services the suite runs on: the broker, pgoutput streaming, and the local stack's
+// own lifecycle. No mocks: if these fail, every integration test would fail for the same reason.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import type { Pgoutput } from "pg-logical-replication";
+import { LogicalReplicationService, PgoutputPlugin } from "pg-logical-replication";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stackStatus, startStack, stopStack } from "../../scripts/stack/index.js";
+import { descendants, isAlive, processesMentioning } from "../../scripts/stack/processes.js";
+import { readState } from "../../scripts/stack/stack-state.js";
+import {
+  createTestDatabase,
+  runSql,
+  type TestDatabase,
+  testServices,
+  uniqueName,
+} from "../support/services.js";
+
+describe("kafka broker", () => {
+  it("round-trips a message through a freshly created topic with kafkajs", async () => {
+    const { kafkaBrokers } = testServices();
+    const kafka = new Kafka({ clientId: "smoke", brokers: kafkaBrokers, logLevel: logLevel.ERROR });
+    const topic = uniqueName("smoke_topic");
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      expect(await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }] })).toBe(
+        true,
+      );
+      const producer = kafka.producer({ maxInFlightRequests: 1 });
+      await producer.connect();
+      const payload = `hello ${topic}`;
+      await producer.send({ topic, messages: [{ key: "k1", value: payload }] });
+      await producer.disconnect();
+
+      const consumer = kafka.consumer({ groupId: uniqueName("smoke_group"), maxWaitTimeInMs: 100 });
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      const received = await new Promise<{ key: string; value: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no message within 60 s")), 60_000);
+        void consumer.run({
+          eachMessage: async ({ message }) => {
+            clearTimeout(timer);
+            resolve({ key: String(message.key), value: String(message.value) });
+          },
+        });
+      });
+      await consumer.disconnect();
+      expect(received).toEqual({ key: "k1", value: payload });
+    } finally {
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+      await admin.disconnect();
+    }
+  });
+});
+
+describe("pgoutput streaming from the primary", () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase(testServices().sourceUrl, "smoke");
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it("receives an insert through a pgoutput slot with pg-logical-replication", async () => {
+    const slot = uniqueName("smoke_slot");
+    const publication = uniqueName("smoke_pub");
+    await runSql(db.url, "CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL)");
+    await runSql(db.url, `CREATE PUBLICATION ${publication} FOR TABLE items`);
+    await runSql(db.url, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+
+    const service = new LogicalReplicationService(
+      { connectionString: db.url },
+      { acknowledge: { auto: true, timeoutSeconds: 1 } },
+    );
+    const inserts: Pgoutput.MessageInsert[] = [];
+    const gotInsert = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no insert streamed within 60 s")), 60_000);
+      service.on("data", (_lsn: string, msg: Pgoutput.Message) => {
+        if (msg.tag === "insert") {
+          inserts.push(msg);
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      service.on("error", reject);
+    });
+    // subscribe() settles only when the stream ends, so it runs alongside the test.
+    const streaming = service.subscribe(
+      new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication] }),
+      slot,
+    );
+    streaming.catch(() => undefined);
+    await runSql(db.url, "INSERT INTO items VALUES (1, 'first')");
+    await gotInsert;
+    await service.stop();
+
+    expect(inserts[0]?.relation.name).toBe("items");
+    expect(inserts[0]?.new).toEqual({ id: 1, label: "first" });
+    // The slot is released once the walsender is gone; drop it explicitly (the database drop would too).
+    await expect
+      .poll(
+        async () =>
+          (await runSql(db.url, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]))
+            .rows[0]?.active,
+        {
+          timeout: 10_000,
+        },
+      )
+      .toBe(false);
+    await runSql(db.url, "SELECT pg_drop_replication_slot($1)", [slot]);
+  });
+});
+
+describe("local stack lifecycle", () => {
+  it("leaves no process behind after down (private stack in a temp dir)", async () => {
+    const baseDir = mkdtempSync(join(tmpdir(), "diffrelay-stack-"));
+    try {
+      const up = await startStack({ baseDir, clusters: ["primary"] });
+      expect(up.wasRunning).toBe(false);
+      expect(up.env.DIFFRELAY_SOURCE_URL).toMatch(/^postgres:\/\/diffrelay:/);
+      await runSql(up.env.DIFFRELAY_SOURCE_URL as string, "SELECT 1");
+
+      // A second start must reuse the running processes, not spawn duplicates.
+      const before = stackStatus({ baseDir }).map((s) => s.pid);
+      const again = await startStack({ baseDir, clusters: ["primary"] });
+      expect(again.wasRunning).toBe(true);
+      expect(stackStatus({ baseDir }).map((s) => s.pid)).toEqual(before);
+
+      const state = readState(baseDir);
+      const roots = [state.pg.primary?.pid, state.kafka?.pid].filter((p): p is number => !!p);
+      expect(roots).toHaveLength(2);
+      const all = [...roots, ...roots.flatMap((p) => descendants(p))];
+      expect(all.length).toBeGreaterThan(2);
+
+      await stopStack({ baseDir });
+      expect(all.filter((p) => isAlive(p))).toEqual([]);
+      expect(processesMentioning(baseDir)).toEqual([]);
+      expect(stackStatus({ baseDir }).every((s) => !s.running)).toBe(true);
+    } finally {
+      await stopStack({ baseDir, purge: true });
+      rmSync(baseDir, { recursive: true, force: true });
+    }
+  });
+});
