@@ -1,0 +1,265 @@
+import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import type pg from "pg";
+import { quoteIdentifier, quoteLiteral } from "./pgoutput/pgoutput-plugin.js";
+
+export interface SourceMigrationConfig {
+  publicationName: string;
+  slotName: string;
+  /** Tables to publish, "schema.table" or "table" (public); identifiers may be double-quoted. */
+  tables?: string[];
+  /** Schemas to publish every table of (PostgreSQL 15+). With neither tables nor schemas: all tables. */
+  schemas?: string[];
+  /** Per table ("schema.table" or "table"): "default" keeps DEFAULT identity when the table has a primary key. */
+  identity?: Record<string, "full" | "default">;
+  /** Where the migration files are; defaults to the repository's migrations/source. */
+  migrationsDir?: string;
+}
+
+export interface TableIdentity {
+  /** Schema-qualified, quoted as PostgreSQL prints a regclass. */
+  name: string;
+  identity: "full" | "default";
+}
+
+export interface SourceMigrationResult {
+  /** Versions recorded in diffrelay.schema_migrations by this run. */
+  applied: string[];
+  tables: TableIdentity[];
+}
+
+/** Misconfiguration found while preparing the source; reconnecting will not fix it. */
+export class SourceMigrationError extends Error {
+  override name = "SourceMigrationError";
+  readonly retryable = false;
+}
+
+/** Serializes concurrent migrators (two captures starting at once) on one source. */
+const MIGRATION_LOCK_KEY = 0x64696666; // "diff"
+
+/** Marks a file re-run every time, because it states configuration-dependent setup idempotently. */
+const ENSURE_MARKER = /^--\s*diffrelay:ensure\s*$/m;
+
+const DOLLAR_TAG = "$diffrelay$";
+
+/**
+ * Sets up the source for capture: the diffrelay schema, the publication, the
+ * pgoutput slot and replica identities. Safe to run at every capture start.
+ */
+export async function migrateSource(
+  client: pg.ClientBase,
+  config: SourceMigrationConfig,
+): Promise<SourceMigrationResult> {
+  await checkPrerequisites(client, config);
+  await client.query("SELECT pg_catalog.pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+  try {
+    const tables = await resolveTables(client, config.tables ?? []);
+    const placeholders = publicationPlaceholders(config, tables);
+    await explain(
+      () =>
+        client.query(
+          `CREATE SCHEMA IF NOT EXISTS diffrelay;
+           CREATE TABLE IF NOT EXISTS diffrelay.schema_migrations (
+             version text PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+           )`,
+        ),
+      "create the diffrelay schema",
+    );
+    const recorded = new Set(
+      (await client.query<{ version: string }>("SELECT version FROM diffrelay.schema_migrations")).rows.map(
+        (row) => row.version,
+      ),
+    );
+    const applied: string[] = [];
+    for (const file of await migrationFiles(config.migrationsDir)) {
+      const text = await readFile(file.path, "utf8");
+      if (recorded.has(file.version) && !ENSURE_MARKER.test(text)) continue;
+      await explain(
+        () => client.query(fillPlaceholders(text, placeholders, file.name)),
+        `apply ${file.name}`,
+      );
+      const inserted = await client.query(
+        "INSERT INTO diffrelay.schema_migrations (version) VALUES ($1) ON CONFLICT (version) DO NOTHING",
+        [file.version],
+      );
+      if (inserted.rowCount === 1) applied.push(file.version);
+    }
+    return { applied, tables: await ensureReplicaIdentity(client, config) };
+  } catch (error) {
+    // A failed file can leave its explicit transaction open and aborted, which would refuse the unlock.
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    await client.query("SELECT pg_catalog.pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
+  }
+}
+
+/**
+ * Sets REPLICA IDENTITY on every published table (FULL unless configured
+ * "default" and keyed) and returns each table's mode, for the caller to log.
+ * Call it when a relation appears that the last call did not cover.
+ */
+export async function ensureReplicaIdentity(
+  client: pg.ClientBase,
+  config: Pick<SourceMigrationConfig, "publicationName" | "identity">,
+): Promise<TableIdentity[]> {
+  const defaults = Object.entries(config.identity ?? {})
+    .filter(([, mode]) => mode === "default")
+    .map(([name]) => name);
+  const defaultOids = (await resolveTables(client, defaults)).map((table) => table.oid);
+  const result = await explain(
+    () =>
+      client.query<{ table_name: string; identity: "full" | "default" }>(
+        "SELECT table_name, identity FROM diffrelay.ensure_replica_identity($1, $2::oid[]) ORDER BY table_name",
+        [config.publicationName, defaultOids],
+      ),
+    "set replica identity",
+  );
+  return result.rows.map((row) => ({ name: row.table_name, identity: row.identity }));
+}
+
+async function checkPrerequisites(client: pg.ClientBase, config: SourceMigrationConfig): Promise<void> {
+  const settings = (
+    await client.query<{ wal_level: string; version: number }>(
+      `SELECT pg_catalog.current_setting('wal_level') AS wal_level,
+              pg_catalog.current_setting('server_version_num')::int AS version`,
+    )
+  ).rows[0];
+  if (!settings) throw new Error("the source returned no settings row");
+  if (settings.wal_level !== "logical") {
+    throw new SourceMigrationError(
+      `source wal_level is ${settings.wal_level}; set wal_level = logical and restart PostgreSQL`,
+    );
+  }
+  if ((config.schemas?.length ?? 0) > 0 && settings.version < 150000) {
+    throw new SourceMigrationError(
+      "publishing whole schemas needs PostgreSQL 15 or later; list the tables instead",
+    );
+  }
+}
+
+interface ResolvedTable {
+  oid: number;
+  /** Quoted and qualified, ready to splice into SQL. */
+  sql: string;
+}
+
+/** Splits "schema.table" (either part optionally double-quoted) into its parts. */
+export function parseTableName(name: string): { schema: string; table: string } {
+  const parts: string[] = [];
+  const pattern = /\s*(?:"((?:[^"]|"")*)"|([^."\s]+))\s*(\.|$)/y;
+  let match: RegExpExecArray | null = pattern.exec(name);
+  while (match !== null) {
+    parts.push(match[1] !== undefined ? match[1].replaceAll('""', '"') : (match[2] as string));
+    if (match[3] === "" || pattern.lastIndex >= name.length) break;
+    match = pattern.exec(name);
+  }
+  if (pattern.lastIndex < name.length || parts.length === 0 || parts.length > 2) {
+    throw new SourceMigrationError(`cannot parse table name ${JSON.stringify(name)}; expected schema.table`);
+  }
+  return parts.length === 2
+    ? { schema: parts[0] as string, table: parts[1] as string }
+    : { schema: "public", table: parts[0] as string };
+}
+
+async function resolveTables(client: pg.ClientBase, names: string[]): Promise<ResolvedTable[]> {
+  if (names.length === 0) return [];
+  const parsed = names.map(parseTableName);
+  const found = await client.query<{ n: number; oid: number | null }>(
+    `SELECT t.n::int AS n, c.oid::int8 AS oid
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(schema, name, n)
+       LEFT JOIN pg_catalog.pg_namespace ns ON ns.nspname = t.schema
+       LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = t.name AND c.relkind IN ('r', 'p')
+      ORDER BY t.n`,
+    [parsed.map((p) => p.schema), parsed.map((p) => p.table)],
+  );
+  const missing = found.rows.filter((row) => row.oid === null).map((row) => names[row.n - 1]);
+  if (missing.length > 0) {
+    throw new SourceMigrationError(`configured table(s) not found on the source: ${missing.join(", ")}`);
+  }
+  return found.rows.map((row, index) => {
+    const p = parsed[index] as { schema: string; table: string };
+    return { oid: Number(row.oid), sql: `${quoteIdentifier(p.schema)}.${quoteIdentifier(p.table)}` };
+  });
+}
+
+function publicationPlaceholders(
+  config: SourceMigrationConfig,
+  tables: ResolvedTable[],
+): Map<string, string> {
+  const objects: string[] = [];
+  if ((config.schemas?.length ?? 0) > 0) {
+    objects.push(`TABLES IN SCHEMA ${(config.schemas ?? []).map(quoteIdentifier).join(", ")}`);
+  }
+  if (tables.length > 0) objects.push(`TABLE ${tables.map((t) => t.sql).join(", ")}`);
+  const allTables = objects.length === 0;
+  const publication = quoteIdentifier(config.publicationName);
+  return new Map([
+    ["publication_ident", publication],
+    ["publication_literal", quoteLiteral(config.publicationName)],
+    ["slot_literal", quoteLiteral(config.slotName)],
+    ["all_tables", allTables ? "true" : "false"],
+    ["publication_target", allTables ? "FOR ALL TABLES" : `FOR ${objects.join(", ")}`],
+    // SET replaces the publication's list with the configured one, touching only the difference.
+    [
+      "publication_alter",
+      allTables ? "NULL;" : `ALTER PUBLICATION ${publication} SET ${objects.join(", ")};`,
+    ],
+  ]);
+}
+
+function fillPlaceholders(text: string, values: Map<string, string>, fileName: string): string {
+  return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+    const value = values.get(key);
+    if (value === undefined) throw new Error(`${fileName}: unknown placeholder {{${key}}}`);
+    // Values land inside $diffrelay$-quoted DO bodies, which this tag would close early.
+    if (value.includes(DOLLAR_TAG)) {
+      throw new SourceMigrationError(`configured name for {{${key}}} may not contain ${DOLLAR_TAG}`);
+    }
+    return value;
+  });
+}
+
+interface MigrationFile {
+  version: string;
+  name: string;
+  path: string;
+}
+
+function defaultMigrationsDir(): string {
+  // This module runs from connectors/postgres-source/ (tsx) or dist/connectors/postgres-source/ (built).
+  for (const relative of ["../../migrations/source/", "../../../migrations/source/"]) {
+    const dir = fileURLToPath(new URL(relative, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  throw new Error("migrations/source not found next to the diffrelay installation");
+}
+
+async function migrationFiles(dir = defaultMigrationsDir()): Promise<MigrationFile[]> {
+  const files: MigrationFile[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const match = /^(\d+)_[\w-]+\.sql$/.exec(name);
+    if (match) files.push({ version: match[1] as string, name, path: `${dir.replace(/\/?$/, "/")}${name}` });
+  }
+  return files;
+}
+
+/** Turns PostgreSQL's permission and prerequisite errors into messages that say what to fix. */
+async function explain<T>(run: () => Promise<T>, action: string): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const { code, message } = error as { code?: string; message?: string };
+    if (code === "42501") {
+      throw new SourceMigrationError(
+        `no permission to ${action} on the source (${message}); the role needs CREATE on the database, ` +
+          "ownership of the published tables, and REPLICATION (or superuser for FOR ALL TABLES / IN SCHEMA)",
+        { cause: error },
+      );
+    }
+    if (code === "55000") throw new SourceMigrationError(`cannot ${action}: ${message}`, { cause: error });
+    throw error;
+  }
+}
