@@ -1,0 +1,239 @@
+import pg from "pg";
+import type { Kafka, Producer } from "kafkajs";
+import { formatLsn, type Lsn } from "../../src/change/lsn.js";
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
+import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { COMPRESSION } from "../../src/kafka/kafka-client.js";
+import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
+import { ensureSourceTopics } from "../../src/kafka/topic-admin.js";
+import type { SourceTopics } from "../../src/kafka/topic-names.js";
+import type { Logger } from "../../src/observability/logger.js";
+import { redactError } from "../../src/observability/redact.js";
+import { computeSourceId } from "../../src/wire/envelope.js";
+import type { CaptureMetrics } from "./capture-metrics.js";
+import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
+import { HEARTBEAT_PREFIX, emitHeartbeat } from "./heartbeat.js";
+import { identifySource, loadRelationSchema } from "./source-catalog.js";
+import { migrateSource } from "./source-migrator.js";
+import { isRetryable, SlotReader, SourceConfigurationError } from "./slot-reader.js";
+
+export interface CaptureStatus {
+  role: "capture";
+  topic: string;
+  slot: string;
+  confirmedLsn: string;
+  serverWalEnd: string;
+  slotLagBytes: number;
+  transactions: number;
+  flowing: boolean;
+  lastError: string | null;
+}
+
+interface CaptureServiceDeps {
+  config: DiffrelayConfig & { source: NonNullable<DiffrelayConfig["source"]> };
+  topics: SourceTopics;
+  kafka: Kafka;
+  logger: Logger;
+  metrics: CaptureMetrics;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * Runs capture sessions until stopped: each session is one replication
+ * connection, started from the slot's durable position. Any failure that a
+ * reconnect can cure (PostgreSQL or Kafka away) ends the session and starts a
+ * new one after a backoff; the slot guarantees nothing is lost meanwhile.
+ */
+export class CaptureService {
+  private stopping = false;
+  private reader: SlotReader | null = null;
+  private topics: SourceTopics | null = null;
+  private confirmed: Lsn = 0n;
+  private serverWalEnd: Lsn = 0n;
+  private transactions = 0;
+  private lastError: string | null = null;
+  private lastProgressAt = Date.now();
+  private sessionLive = false;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly deps: CaptureServiceDeps) {}
+
+  status(): CaptureStatus {
+    return {
+      role: "capture",
+      topic: this.topics?.data ?? "",
+      slot: this.deps.config.capture.slot,
+      confirmedLsn: formatLsn(this.confirmed),
+      serverWalEnd: formatLsn(this.serverWalEnd),
+      slotLagBytes: Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n),
+      transactions: this.transactions,
+      flowing: this.isFlowing(),
+      lastError: this.lastError,
+    };
+  }
+
+  /** Flowing: a session is connected and the slot moved recently or nothing waits. */
+  isFlowing(): boolean {
+    return this.sessionLive && (Date.now() - this.lastProgressAt < 60_000 || this.serverWalEnd <= this.confirmed);
+  }
+
+  async run(): Promise<void> {
+    const { config, logger } = this.deps;
+    const source = await this.prepareSource();
+    this.topics = this.deps.topics;
+    const admin = this.deps.kafka.admin();
+    await admin.connect();
+    try {
+      await ensureSourceTopics(admin, this.topics);
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = this.deps.kafka.producer({ maxInFlightRequests: 1, idempotent: false, allowAutoTopicCreation: false });
+    await producer.connect();
+    logger.info({ topic: this.topics.data, schemas: this.topics.schemas }, "capture publishing");
+    const identity = { sourceId: computeSourceId(source.systemIdentifier, source.databaseName), epoch: 0 };
+    const schemas = new SchemaPublisher(producer, this.topics.schemas, identity);
+    let backoff = 500;
+    try {
+      while (!this.stopping) {
+        try {
+          await this.runSession(producer, schemas, identity);
+          backoff = 500;
+        } catch (err) {
+          if (!isRetryable(err)) throw err;
+          if (this.stopping) break;
+          this.lastError = redactError(err);
+          this.deps.metrics.reconnects.inc();
+          logger.warn({ err, retryInMs: backoff }, "capture session ended; reconnecting from the slot's durable position");
+          await this.sleep(backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+      }
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.reader?.stop();
+  }
+
+  private async prepareSource() {
+    const { config, logger } = this.deps;
+    const client = new pg.Client(postgresClientConfig(config.source.url, config.source.tls));
+    await client.connect();
+    try {
+      const source = await identifySource(client);
+      if (source.walLevel !== "logical") {
+        throw new SourceConfigurationError(
+          "wal_level",
+          `the source's wal_level is ${source.walLevel}; logical replication needs wal_level = logical (set it and restart PostgreSQL)`,
+        );
+      }
+      const setup = await migrateSource(client, {
+        publicationName: config.capture.publication,
+        slotName: config.capture.slot,
+        tables: config.capture.tables,
+        schemas: config.capture.schemas,
+        identity: config.capture.identity,
+      });
+      for (const table of setup.tables) {
+        logger.info(
+          { table: table.name, identity: table.identity },
+          table.identity === "full" ? "exact column diffs (REPLICA IDENTITY FULL)" : "updates carry every streamed column (REPLICA IDENTITY DEFAULT)",
+        );
+      }
+      return source;
+    } finally {
+      await client.end();
+    }
+  }
+
+  private async runSession(
+    producer: Producer,
+    schemas: SchemaPublisher,
+    identity: { sourceId: bigint; epoch: number },
+  ): Promise<void> {
+    const { config, logger, metrics } = this.deps;
+    const topics = this.topics as SourceTopics;
+    const catalogClient = new pg.Client(postgresClientConfig(config.source.url, config.source.tls));
+    await catalogClient.connect();
+    catalogClient.on("error", () => undefined);
+    const session = new CaptureSession({
+      producer,
+      topic: topics.data,
+      compression: COMPRESSION[config.capture.compression],
+      sourceId: identity.sourceId,
+      epoch: identity.epoch,
+      maxMessageBytes: config.capture.maxMessageBytes,
+      maxPendingBytes: config.capture.maxPendingBytes,
+      lingerMs: config.capture.lingerMs,
+      schemas,
+      loadRelation: (message) => loadRelationSchema(catalogClient, message.relationId, message),
+      onDurable: (completed, bytes) => this.onDurable(completed, bytes),
+    });
+    const reader = new SlotReader({
+      connection: postgresClientConfig(config.source.url, config.source.tls),
+      slotName: config.capture.slot,
+      publicationName: config.capture.publication,
+      isIdle: () => session.isIdle(),
+      onMessage: async (_walStart, message) => {
+        session.checkHealth();
+        if (message.tag === "message" && !message.transactional && message.prefix === HEARTBEAT_PREFIX) {
+          // Everything before the heartbeat has been received; if all of it is durable, so is this point.
+          if (session.isIdle()) reader.confirm(message.lsn);
+          return;
+        }
+        await session.handle(message);
+      },
+      logger,
+    });
+    this.reader = reader;
+    const heartbeat = setInterval(() => {
+      this.serverWalEnd = reader.lastServerWalEnd > this.serverWalEnd ? reader.lastServerWalEnd : this.serverWalEnd;
+      this.confirmed = reader.confirmedLsn;
+      metrics.slotLagBytes.set(Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n));
+      emitHeartbeat(catalogClient).catch((err) => logger.warn({ err }, "heartbeat failed"));
+    }, config.capture.heartbeatIntervalMs);
+    this.sessionLive = true;
+    try {
+      await reader.start();
+    } finally {
+      this.sessionLive = false;
+      clearInterval(heartbeat);
+      await session.close();
+      await catalogClient.end().catch(() => undefined);
+      this.reader = null;
+    }
+  }
+
+  private onDurable(completed: CompletedTransaction[], bytes: number): void {
+    const { metrics } = this.deps;
+    metrics.bytesPublished.inc(bytes);
+    const last = completed[completed.length - 1];
+    if (!last) return;
+    let rows = 0;
+    for (const t of completed) rows += t.rows;
+    metrics.rows.inc(rows);
+    metrics.transactions.inc(completed.length);
+    this.transactions += completed.length;
+    this.reader?.confirm(last.endLsn);
+    this.confirmed = last.endLsn;
+    this.lastProgressAt = Date.now();
+    metrics.lastAckedLsn.set(Number(last.endLsn));
+    metrics.timeBehindSeconds.set(Math.max(0, Date.now() / 1000 - Number(last.commitTimeMicros) / 1e6));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

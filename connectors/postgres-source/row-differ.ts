@@ -1,0 +1,66 @@
+import type { Change, ColumnValue } from "../../src/change/change-model.js";
+import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { type PgoutputMessage, type TupleValue, UNCHANGED_TOAST } from "./pgoutput/pgoutput-decoder.js";
+
+type RowMessage = Extract<PgoutputMessage, { tag: "insert" | "update" | "delete" }>;
+
+export interface KnownRelation {
+  schema: RelationSchema;
+  ref: SchemaRef;
+}
+
+/**
+ * Turns one decoded pgoutput row message into a row-level diff.
+ *
+ * With REPLICA IDENTITY FULL the old row is in the stream, so an UPDATE
+ * carries exactly the columns whose text differs. With DEFAULT identity only
+ * the new row is there, so every column the stream carries is sent, minus the
+ * unchanged key. Unchanged TOASTed values are absent from the stream and are
+ * never sent: downstream they keep their value, never NULL or a placeholder.
+ */
+export function toChange(message: RowMessage, relation: KnownRelation): Change {
+  const { schema, ref } = relation;
+  switch (message.tag) {
+    case "insert":
+      return { kind: "insert", relation: ref, values: message.newTuple.map((v, i) => present(v, schema, i)) };
+    case "delete":
+      return { kind: "delete", relation: ref, key: keyOf(message.oldTuple, schema) };
+    case "update":
+      return diffUpdate(message, relation);
+  }
+}
+
+function diffUpdate(message: Extract<PgoutputMessage, { tag: "update" }>, { schema, ref }: KnownRelation): Change {
+  const { oldTuple, newTuple, oldKind } = message;
+  const key = keyOf(oldTuple ?? newTuple, schema);
+  const changedColumns: number[] = [];
+  const values: ColumnValue[] = [];
+  const keyUnchanged = oldTuple === undefined;
+  for (let i = 0; i < newTuple.length; i++) {
+    const next = newTuple[i] as TupleValue;
+    if (next === UNCHANGED_TOAST) continue;
+    if (oldKind === "old") {
+      if ((oldTuple as TupleValue[])[i] === next) continue;
+    } else if (keyUnchanged && schema.keyColumns.includes(i)) {
+      continue;
+    }
+    changedColumns.push(i);
+    values.push(next);
+  }
+  return { kind: "update", relation: ref, key, changedColumns, values };
+}
+
+function keyOf(tuple: TupleValue[], schema: RelationSchema): ColumnValue[] {
+  return schema.keyColumns.map((i) => present(tuple[i], schema, i));
+}
+
+function present(value: TupleValue | undefined, schema: RelationSchema, column: number): ColumnValue {
+  if (value === UNCHANGED_TOAST || value === undefined) {
+    // Only an UPDATE's non-key columns may be left out of the stream; anything
+    // else means the stream and the schema disagree, and guessing would corrupt.
+    throw new Error(
+      `${schema.schema}.${schema.table}: column ${schema.columns[column]?.name ?? column} has no value in the stream where one is required`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,267 @@
+import type { Admin, Consumer, Kafka } from "kafkajs";
+import pg from "pg";
+import { formatLsn } from "../../src/change/lsn.js";
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
+import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
+import { partitionOffsets } from "../../src/kafka/topic-admin.js";
+import type { SourceTopics } from "../../src/kafka/topic-names.js";
+import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
+import type { Logger } from "../../src/observability/logger.js";
+import { redactError } from "../../src/observability/redact.js";
+import type { ApplyMetrics } from "./apply-metrics.js";
+import { BadFrameError } from "./bad-frame-error.js";
+import { ApplyError, DriftError, SchemaDriftError } from "./drift-error.js";
+import { type ApplyPosition, readPosition } from "./position-store.js";
+import { TransactionApplier } from "./transaction-applier.js";
+import { TransactionGrouper } from "./transaction-grouper.js";
+
+export interface ApplyStatus {
+  role: "apply";
+  standby: string;
+  topic: string;
+  nextOffset: string;
+  endOffset: string;
+  offsetLag: number;
+  lastCommitLsn: string;
+  lastCommitTime: string | null;
+  timeLagSeconds: number | null;
+  flowing: boolean;
+  lastError: string | null;
+}
+
+interface ApplyServiceDeps {
+  config: DiffrelayConfig;
+  standbyName: string;
+  standbyUrl: string;
+  topics: SourceTopics;
+  kafka: Kafka;
+  logger: Logger;
+  metrics: ApplyMetrics;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+const SCHEMA_WAIT_MS = 30_000;
+
+/** Errors that mean the standby or the topic needs a person; reconnecting would only repeat them. */
+export function isFatalApplyError(err: unknown): boolean {
+  return (
+    err instanceof DriftError || err instanceof SchemaDriftError || err instanceof ApplyError || err instanceof BadFrameError
+  );
+}
+
+/**
+ * Follows the source's topic and applies it to one standby. The position is
+ * read from the standby at every (re)start, so a crash anywhere resumes
+ * exactly after the last committed standby transaction.
+ */
+export class ApplyService {
+  private stopping = false;
+  private endOffset = 0n;
+  private position: ApplyPosition | null = null;
+  private lastError: string | null = null;
+  private lastProgressAt = Date.now();
+  private sessionLive = false;
+  private stopSession: (() => void) | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly deps: ApplyServiceDeps) {}
+
+  status(): ApplyStatus {
+    const p = this.position;
+    const next = p?.nextOffset ?? 0n;
+    const commitMicros = p?.lastCommitTimeMicros ?? null;
+    const lag = Number(this.endOffset > next ? this.endOffset - next : 0n);
+    return {
+      role: "apply",
+      standby: this.deps.standbyName,
+      topic: this.deps.topics.data,
+      nextOffset: next.toString(),
+      endOffset: this.endOffset.toString(),
+      offsetLag: lag,
+      lastCommitLsn: formatLsn(p?.lastCommitLsn ?? 0n),
+      lastCommitTime: commitMicros === null ? null : new Date(Number(commitMicros / 1000n)).toISOString(),
+      timeLagSeconds: commitMicros === null || lag === 0 ? 0 : Date.now() / 1000 - Number(commitMicros) / 1e6,
+      flowing: this.isFlowing(),
+      lastError: this.lastError,
+    };
+  }
+
+  isFlowing(): boolean {
+    const caughtUp = (this.position?.nextOffset ?? 0n) >= this.endOffset;
+    return this.sessionLive && (caughtUp || Date.now() - this.lastProgressAt < 60_000);
+  }
+
+  async run(): Promise<void> {
+    let backoff = 500;
+    while (!this.stopping) {
+      try {
+        await this.runSession();
+        backoff = 500;
+      } catch (err) {
+        this.lastError = redactError(err);
+        if (isFatalApplyError(err) || this.stopping) throw err;
+        this.deps.logger.warn({ err, retryInMs: backoff }, "apply session ended; resuming from the standby's position");
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    this.stopSession?.();
+  }
+
+  private async runSession(): Promise<void> {
+    const { config, kafka, logger, metrics, topics, standbyName } = this.deps;
+    const client = new pg.Client(postgresClientConfig(this.deps.standbyUrl, config.standby?.tls));
+    client.on("error", () => undefined);
+    await client.connect();
+    const admin = kafka.admin();
+    let consumer: Consumer | null = null;
+    let catalog: SchemaCatalog | null = null;
+    let grouper: TransactionGrouper | null = null;
+    try {
+      await runMigrations(client, loadMigrations("standby"));
+      await admin.connect();
+      const start = (await readPosition(client, topics.data, 0)) ?? (await this.initialPosition(admin));
+      this.position = start;
+      logger.info(
+        { topic: topics.data, nextOffset: start.nextOffset.toString(), lastCommitLsn: formatLsn(start.lastCommitLsn) },
+        "applying from the standby's position",
+      );
+      let sourceId = start.sourceId ?? undefined;
+      catalog = new SchemaCatalog(kafka, topics.schemas, () => sourceId);
+      await catalog.start();
+      const applier = new TransactionApplier({
+        schemas: (ref) => (catalog as SchemaCatalog).get(ref, SCHEMA_WAIT_MS),
+        maxRowsPerStatement: config.apply.maxRowsPerStatement,
+        onDrift: config.apply.onDrift,
+        onDriftLogged: (drift) => {
+          metrics.drift.inc();
+          logger.error({ err: drift }, "drift (continuing because on-drift is log)");
+        },
+      });
+      await applier.prepareSession(client);
+      grouper = new TransactionGrouper({
+        client,
+        standbyName,
+        position: start,
+        maxRowsPerTransaction: config.apply.maxRowsPerTransaction,
+        maxGroupMs: config.apply.maxGroupMs,
+        maxPendingChanges: config.apply.maxRowsPerStatement * 4,
+        apply: (c, changes, positions) => applier.applyChanges(c, changes, positions),
+        metrics,
+        expectSource: (id) => {
+          sourceId = id;
+        },
+      });
+      consumer = kafka.consumer({
+        groupId: `diffrelay-apply-${standbyName}`,
+        maxWaitTimeInMs: 100,
+        allowAutoTopicCreation: false,
+        retry: { retries: 5 },
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topic: topics.data, fromBeginning: true });
+      await this.consume(consumer, grouper, start);
+    } finally {
+      this.sessionLive = false;
+      await grouper?.abandon();
+      await consumer?.disconnect().catch(() => undefined);
+      await catalog?.stop().catch(() => undefined);
+      await admin.disconnect().catch(() => undefined);
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** Runs the consumer until stop() or a failure, which rejects. */
+  private consume(consumer: Consumer, grouper: TransactionGrouper, start: ApplyPosition): Promise<void> {
+    const { topics, metrics } = this.deps;
+    return new Promise<void>((resolve, reject) => {
+      let failed = false;
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        reject(err);
+      };
+      this.stopSession = () => resolve();
+      consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch, isRunning, isStale }) => {
+            if (failed) return;
+            this.endOffset = BigInt(batch.highWatermark);
+            try {
+              const messages = batch.messages;
+              for (let i = 0; i < messages.length; i++) {
+                if (!isRunning() || isStale() || failed || this.stopping) return;
+                const message = messages[i] as (typeof messages)[number];
+                const offset = BigInt(message.offset);
+                if (offset < grouper.current.nextOffset) continue;
+                await grouper.handleMessage(message.value, offset, i === messages.length - 1);
+              }
+              this.position = { ...grouper.current };
+              this.lastProgressAt = Date.now();
+              metrics.offsetLag.set(Number(this.endOffset - grouper.current.nextOffset));
+              // For lag dashboards only: the standby's own table is the position that counts.
+              consumer
+                .commitOffsets([
+                  { topic: topics.data, partition: 0, offset: grouper.current.nextOffset.toString() },
+                ])
+                .catch(() => undefined);
+            } catch (err) {
+              fail(err);
+            }
+          },
+        })
+        .then(() => {
+          this.sessionLive = true;
+          // seek() takes effect once run() has started; it is where the standby says it is.
+          consumer.seek({ topic: topics.data, partition: 0, offset: start.nextOffset.toString() });
+        }, fail);
+    });
+  }
+
+  /**
+   * A standby with no position may start at the topic's beginning only if the
+   * topic still holds everything ever written to it; otherwise it must be seeded.
+   */
+  private async initialPosition(admin: Admin): Promise<ApplyPosition> {
+    const { topics } = this.deps;
+    const offsets = await partitionOffsets(admin, topics.data);
+    if (offsets.low !== 0n) {
+      throw new ApplyError({
+        schema: null,
+        table: null,
+        column: null,
+        code: null,
+        problem: `the standby has no position and topic ${topics.data} no longer starts at offset 0 (earliest is ${offsets.low}); seed it with diffrelay seed`,
+        position: { commitLsn: 0n, topic: topics.data, partition: 0, offset: offsets.low.toString() },
+        cause: null,
+      });
+    }
+    return {
+      topic: topics.data,
+      partition: 0,
+      nextOffset: 0n,
+      lastCommitLsn: 0n,
+      lastCommitTimeMicros: null,
+      sourceId: null,
+      epoch: 0,
+    };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,49 @@
+import { ApplyService } from "../../../connectors/postgres-standby/apply-service.js";
+import { createApplyMetrics } from "../../../connectors/postgres-standby/apply-metrics.js";
+import { BadFrameError } from "../../../connectors/postgres-standby/bad-frame-error.js";
+import { ApplyError, DriftError, SchemaDriftError } from "../../../connectors/postgres-standby/drift-error.js";
+import { requireSetting } from "../../config/config-loader.js";
+import { createKafka } from "../../kafka/kafka-client.js";
+import { sourceTopics } from "../../kafka/topic-names.js";
+import { createLogger } from "../../observability/logger.js";
+import type { Command } from "../command.js";
+import { EXIT, ExitError } from "../exit-codes.js";
+import { runService } from "../service-runner.js";
+import { topicDatabase } from "../topic-database.js";
+
+export const applyCommand: Command = {
+  summary: "consume the source's topic and apply it to one standby, exactly once",
+  async run({ config }) {
+    const standbyName = requireSetting(config.standby?.name, "standby.name");
+    const standbyUrl = requireSetting(config.standby?.url, "standby.url");
+    const kafkaSettings = requireSetting(config.kafka, "kafka.brokers");
+    const logger = createLogger(config.logLevel, "diffrelay-apply").child({ standby: standbyName });
+    const metrics = createApplyMetrics(standbyName);
+    const service = new ApplyService({
+      config,
+      standbyName,
+      standbyUrl,
+      topics: sourceTopics(config, topicDatabase(config)),
+      kafka: createKafka(kafkaSettings, logger),
+      logger,
+      metrics,
+    });
+    try {
+      await runService({
+        service,
+        logger,
+        metrics: { ...config.metrics, registry: metrics.registry },
+        health: () => ({ healthy: service.isFlowing(), ...service.status() }),
+        status: () => service.status(),
+      });
+    } catch (err) {
+      logger.error({ err }, "apply stopped");
+      if (err instanceof DriftError || err instanceof SchemaDriftError || err instanceof ApplyError) {
+        throw new ExitError(EXIT.drift, err.message, { cause: err });
+      }
+      if (err instanceof BadFrameError) throw new ExitError(EXIT.badFrame, err.message, { cause: err });
+      throw err;
+    }
+    return EXIT.ok;
+  },
+};

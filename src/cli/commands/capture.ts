@@ -1,0 +1,41 @@
+import { CaptureService } from "../../../connectors/postgres-source/capture-service.js";
+import { createCaptureMetrics } from "../../../connectors/postgres-source/capture-metrics.js";
+import { SourceConfigurationError } from "../../../connectors/postgres-source/slot-reader.js";
+import { requireSetting } from "../../config/config-loader.js";
+import { createKafka } from "../../kafka/kafka-client.js";
+import { sourceTopics } from "../../kafka/topic-names.js";
+import { createLogger } from "../../observability/logger.js";
+import type { Command } from "../command.js";
+import { EXIT, ExitError } from "../exit-codes.js";
+import { runService } from "../service-runner.js";
+import { topicDatabase } from "../topic-database.js";
+
+export const captureCommand: Command = {
+  summary: "read the source's logical replication slot and publish row diffs to Kafka",
+  async run({ config }) {
+    const source = requireSetting(config.source, "source.url");
+    const kafkaSettings = requireSetting(config.kafka, "kafka.brokers");
+    const logger = createLogger(config.logLevel, "diffrelay-capture");
+    const metrics = createCaptureMetrics();
+    const service = new CaptureService({
+      config: { ...config, source },
+      topics: sourceTopics(config, topicDatabase(config)),
+      kafka: createKafka(kafkaSettings, logger),
+      logger,
+      metrics,
+    });
+    try {
+      await runService({
+        service,
+        logger,
+        metrics: { ...config.metrics, registry: metrics.registry },
+        health: () => ({ healthy: service.isFlowing(), ...service.status() }),
+        status: () => service.status(),
+      });
+    } catch (err) {
+      if (err instanceof SourceConfigurationError) throw new ExitError(EXIT.setup, err.message, { cause: err });
+      throw err;
+    }
+    return EXIT.ok;
+  },
+};

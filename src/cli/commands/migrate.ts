@@ -1,0 +1,44 @@
+import pg from "pg";
+import { migrateSource } from "../../../connectors/postgres-source/source-migrator.js";
+import { postgresClientConfig } from "../../config/postgres-connection.js";
+import { ConfigError } from "../../config/config-error.js";
+import { loadMigrations, runMigrations } from "../../migrations/migration-runner.js";
+import type { Command } from "../command.js";
+import { EXIT } from "../exit-codes.js";
+
+export const migrateCommand: Command = {
+  summary: "apply the versioned setup to the source (publication, slot, identity) and/or the standby",
+  async run({ config }) {
+    if (!config.source && !config.standby?.url) {
+      throw new ConfigError("config: migrate needs source.url (--source-url) or standby.url (--standby-url)");
+    }
+    if (config.source) {
+      const client = new pg.Client(postgresClientConfig(config.source.url, config.source.tls));
+      await client.connect();
+      try {
+        const result = await migrateSource(client, {
+          publicationName: config.capture.publication,
+          slotName: config.capture.slot,
+          tables: config.capture.tables,
+          schemas: config.capture.schemas,
+          identity: config.capture.identity,
+        });
+        console.log(`source: applied ${result.applied.length ? result.applied.join(", ") : "nothing new"}`);
+        for (const table of result.tables) console.log(`  ${table.name}: REPLICA IDENTITY ${table.identity.toUpperCase()}`);
+      } finally {
+        await client.end();
+      }
+    }
+    if (config.standby?.url) {
+      const client = new pg.Client(postgresClientConfig(config.standby.url, config.standby.tls));
+      await client.connect();
+      try {
+        const applied = await runMigrations(client, loadMigrations("standby"));
+        console.log(`standby: applied ${applied.length ? applied.join(", ") : "nothing new"}`);
+      } finally {
+        await client.end();
+      }
+    }
+    return EXIT.ok;
+  },
+};

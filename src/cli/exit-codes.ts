@@ -1,0 +1,29 @@
+/** Exit codes operators can script against (also listed in docs/operations.md). */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  /** Invalid configuration or usage: nothing was connected to. */
+  config: 2,
+  usage: 2,
+  /** The source or standby is set up in a way retrying cannot fix (wal_level, permissions, slot in use). */
+  setup: 3,
+  /** The standby is not a copy of the source (drift). */
+  drift: 4,
+  /** A message on the topic does not decode, or belongs to another source. */
+  badFrame: 5,
+  /** verify found differences. */
+  different: 6,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error that maps to a specific exit code. */
+export class ExitError extends Error {
+  constructor(
+    readonly code: ExitCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

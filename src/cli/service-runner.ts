@@ -1,0 +1,45 @@
+import type { Registry } from "prom-client";
+import type { Logger } from "../observability/logger.js";
+import { startHealthServer, type HealthReport } from "../observability/health-server.js";
+
+export interface RunnableService {
+  run(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ServiceRunnerOptions {
+  service: RunnableService;
+  logger: Logger;
+  metrics: { host: string; port: number; registry: Registry };
+  health: () => HealthReport;
+  status: () => unknown;
+}
+
+/**
+ * Serves /metrics, /healthz and /status, runs the service, and stops it
+ * cleanly on SIGINT/SIGTERM (work in flight finishes; positions stay durable).
+ */
+export async function runService(options: ServiceRunnerOptions): Promise<void> {
+  const { service, logger } = options;
+  const http = await startHealthServer({
+    host: options.metrics.host,
+    port: options.metrics.port,
+    registry: options.metrics.registry,
+    health: options.health,
+    status: options.status,
+  });
+  logger.info({ url: `http://${options.metrics.host}:${http.port}/metrics` }, "serving metrics, /healthz and /status");
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, "stopping");
+    service.stop().catch((err) => logger.error({ err }, "stop failed"));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    await service.run();
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    http.server.close();
+  }
+}

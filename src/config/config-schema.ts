@@ -1,0 +1,73 @@
+import { z } from "zod";
+
+const postgresUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, "a postgres:// or postgresql:// connection URL");
+
+const tlsSchema = z.object({
+  /** Path of a PEM CA bundle that the server certificate must chain to. */
+  caFile: z.string().optional(),
+  /** Skip certificate verification. Only for tests against self-signed servers. */
+  insecure: z.boolean().default(false),
+});
+
+const kafkaSchema = z.object({
+  brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, "host:port")).min(1),
+  clientId: z.string().default("diffrelay"),
+  tls: tlsSchema.extend({ enabled: z.boolean().default(false) }).default({ enabled: false, insecure: false }),
+  sasl: z
+    .object({
+      mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
+      username: z.string(),
+      password: z.string(),
+    })
+    .optional(),
+});
+
+const captureSchema = z.object({
+  publication: z.string().min(1).default("diffrelay"),
+  slot: z.string().regex(/^[a-z0-9_]{1,63}$/, "lower-case letters, digits and _ (PostgreSQL slot name rules)").default("diffrelay"),
+  /** Schema-qualified tables to publish; empty with no schemas means all tables. */
+  tables: z.array(z.string()).default([]),
+  schemas: z.array(z.string()).default([]),
+  /** Per-table replica identity; FULL (exact diffs) unless a table is listed here as "default". */
+  identity: z.record(z.string(), z.enum(["full", "default"])).default({}),
+  compression: z.enum(["none", "gzip", "snappy"]).default("snappy"),
+  /** A Kafka message is closed at this size; larger transactions are split into chunks. */
+  maxMessageBytes: z.number().int().min(4096).max(8 * 1024 * 1024).default(512 * 1024),
+  /** How long frames may wait for more frames before they are sent. */
+  lingerMs: z.number().int().min(0).max(1000).default(2),
+  /** Bytes of frames waiting for Kafka before the replication socket is paused. */
+  maxPendingBytes: z.number().int().min(65536).default(16 * 1024 * 1024),
+  heartbeatIntervalMs: z.number().int().min(100).default(10_000),
+});
+
+const applySchema = z.object({
+  /** Consecutive source transactions grouped into one standby transaction, bounded by rows... */
+  maxRowsPerTransaction: z.number().int().min(1).default(5000),
+  /** ...and by how long the group may stay open. */
+  maxGroupMs: z.number().int().min(0).default(20),
+  maxRowsPerStatement: z.number().int().min(1).default(1000),
+  onDrift: z.enum(["stop", "log"]).default("stop"),
+});
+
+export const configSchema = z.object({
+  source: z.object({ url: postgresUrl, tls: tlsSchema.optional() }).optional(),
+  kafka: kafkaSchema.optional(),
+  /** Topic names are <topicPrefix>.<source database> unless `topic` is set. */
+  topicPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]").default("diffrelay"),
+  topic: z.string().regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]").optional(),
+  standby: z.object({ name: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and -"), url: postgresUrl, tls: tlsSchema.optional() }).partial().optional(),
+  capture: captureSchema.default(captureSchema.parse({})),
+  apply: applySchema.default(applySchema.parse({})),
+  metrics: z
+    .object({
+      host: z.string().default("127.0.0.1"),
+      /** 0 picks a free port, logged at start. */
+      port: z.number().int().min(0).max(65535).default(0),
+    })
+    .default({ host: "127.0.0.1", port: 0 }),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+});
+
+export type DiffrelayConfig = z.infer<typeof configSchema>;

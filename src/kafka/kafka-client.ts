@@ -1,0 +1,50 @@
+import { readFileSync } from "node:fs";
+import { CompressionCodecs, CompressionTypes, Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
+import SnappyCodec from "kafkajs-snappy";
+import type { DiffrelayConfig } from "../config/config-schema.js";
+import type { Logger } from "../observability/logger.js";
+import { redact } from "../observability/redact.js";
+
+type KafkaSettings = NonNullable<DiffrelayConfig["kafka"]>;
+
+// snappyjs is pure JavaScript: no native build at install time.
+CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec as (typeof CompressionCodecs)[CompressionTypes.Snappy];
+
+export const COMPRESSION = {
+  none: CompressionTypes.None,
+  gzip: CompressionTypes.GZIP,
+  snappy: CompressionTypes.Snappy,
+} as const;
+
+export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+  const config: KafkaConfig = {
+    clientId: settings.clientId,
+    brokers: settings.brokers,
+    connectionTimeout: 5000,
+    requestTimeout: 30000,
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry) => {
+      const { message, ...rest } = entry.log;
+      const fields = { kafka: entry.namespace, ...rest };
+      const text = redact(String(message));
+      if (entry.level <= logLevel.ERROR) logger.error(fields, text);
+      else if (entry.level === logLevel.WARN) logger.warn(fields, text);
+      else logger.debug(fields, text);
+    },
+  };
+  if (settings.tls.enabled) {
+    config.ssl = {
+      rejectUnauthorized: !settings.tls.insecure,
+      ...(settings.tls.caFile ? { ca: [readFileSync(settings.tls.caFile, "utf8")] } : {}),
+    };
+  }
+  if (settings.sasl) {
+    config.sasl = {
+      mechanism: settings.sasl.mechanism,
+      username: settings.sasl.username,
+      password: settings.sasl.password,
+    } as SASLOptions;
+  }
+  return new Kafka(config);
+}

@@ -1,0 +1,131 @@
+import type { Consumer, Kafka, Producer } from "kafkajs";
+import type { RelationSchema, SchemaRef } from "../change/relation-schema.js";
+import { decodeSchemaMessage, encodeSchemaMessage } from "../wire/schema-message.js";
+
+export interface SourceIdentity {
+  sourceId: bigint;
+  epoch: number;
+}
+
+/**
+ * Publishes relation definitions to the compacted schema topic. A definition
+ * is sent, and acknowledged, before the first data message that refers to it;
+ * the same definition always has the same key and value, so a restart that
+ * sends it again changes nothing.
+ */
+export class SchemaPublisher {
+  private readonly published = new Set<string>();
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly topic: string,
+    private readonly identity: SourceIdentity,
+  ) {}
+
+  async ensure(schema: RelationSchema): Promise<SchemaRef> {
+    const message = encodeSchemaMessage(this.identity, schema);
+    const ref = { relationId: schema.relationId, version: message.version };
+    if (this.published.has(message.key)) return ref;
+    await this.producer.send({ topic: this.topic, acks: -1, messages: [{ key: message.key, value: message.value }] });
+    this.published.add(message.key);
+    return ref;
+  }
+}
+
+/**
+ * Follows the schema topic from its beginning and answers lookups by
+ * (relation id, version). A lookup for a version not seen yet waits for it,
+ * because the capture publishes a definition just before the data that uses it.
+ */
+export class SchemaCatalog {
+  private readonly schemas = new Map<string, RelationSchema>();
+  private readonly waiters = new Map<string, Array<() => void>>();
+  private consumer: Consumer | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly topic: string,
+    private readonly expectedSourceId: () => bigint | undefined,
+  ) {}
+
+  async start(): Promise<void> {
+    // A throwaway group: this reader never commits, it always reads the whole compacted topic.
+    const consumer = this.kafka.consumer({
+      groupId: `diffrelay-schemas-${process.pid}-${Date.now().toString(36)}`,
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+    });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ message, partition }) => {
+        if (!message.value) return;
+        try {
+          const { envelope, schema, version } = decodeSchemaMessage(message.value);
+          const expected = this.expectedSourceId();
+          if (expected !== undefined && envelope.sourceId !== expected) return;
+          this.add({ relationId: schema.relationId, version }, schema);
+        } catch (err) {
+          this.failure = new Error(
+            `schema topic ${this.topic} partition ${partition} offset ${message.offset}: ${(err as Error).message}`,
+          );
+          this.wakeAll();
+        }
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+    this.consumer = null;
+  }
+
+  lookup(ref: SchemaRef): RelationSchema | undefined {
+    return this.schemas.get(keyOf(ref));
+  }
+
+  async get(ref: SchemaRef, timeoutMs: number): Promise<RelationSchema> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const found = this.schemas.get(keyOf(ref));
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `schema of relation ${ref.relationId} version ${ref.version.toString(16).padStart(8, "0")} is not on ${this.topic} (waited ${timeoutMs} ms)`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 500));
+        const list = this.waiters.get(keyOf(ref)) ?? [];
+        list.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.waiters.set(keyOf(ref), list);
+      });
+    }
+  }
+
+  private add(ref: SchemaRef, schema: RelationSchema): void {
+    const key = keyOf(ref);
+    this.schemas.set(key, schema);
+    const list = this.waiters.get(key);
+    this.waiters.delete(key);
+    for (const wake of list ?? []) wake();
+  }
+
+  private wakeAll(): void {
+    const all = [...this.waiters.values()].flat();
+    this.waiters.clear();
+    for (const wake of all) wake();
+  }
+}
+
+function keyOf(ref: SchemaRef): string {
+  return `${ref.relationId}:${ref.version}`;
+}

@@ -1,0 +1,20 @@
+/**
+ * Connection strings carry passwords. Everything that leaves the process as
+ * text (logs, errors, metrics labels, status output) passes through here.
+ */
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^@\s/]*)(@)/gi;
+const KEYWORD_PASSWORD = /(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
+
+export function redact(text: string): string {
+  return text.replace(URL_PASSWORD, "$1****$3").replace(KEYWORD_PASSWORD, "$1****");
+}
+
+/** A URL for display: host, port and database, never the password. */
+export function describeUrl(url: string): string {
+  return redact(url);
+}
+
+export function redactError(err: unknown): string {
+  if (err instanceof Error) return redact(err.message);
+  return redact(String(err));
+}
