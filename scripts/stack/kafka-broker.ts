@@ -121,7 +121,10 @@ export async function initKafka(
     logFile,
   };
   // A KRaft cluster id is 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints).
-  k.clusterId = randomBytes(16).toString("base64url");
+  // Like Kafka's own Uuid, never start with '-': the tool's argument parser would read it as an option.
+  do {
+    k.clusterId = randomBytes(16).toString("base64url");
+  } while (k.clusterId.startsWith("-"));
   await run(
     "java",
     [
