@@ -93,6 +93,9 @@ export function classifySourceError(error: unknown, slotName: string, publicatio
   return error;
 }
 
+const VALUE_FORMAT_OPTIONS =
+  "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex";
+
 /** Milliseconds between the Unix epoch and 2000-01-01, PostgreSQL's epoch. */
 const PG_EPOCH_UNIX_MS = 946_684_800_000;
 
@@ -124,8 +127,14 @@ export class SlotReader {
     this.options = options;
     this.confirmed = options.startLsn ?? 0n;
     this.statusIntervalMs = options.statusIntervalMs ?? 10_000;
-    const clientConfig: pg.ClientConfig =
+    const given: pg.ClientConfig =
       typeof options.connection === "string" ? { connectionString: options.connection } : options.connection;
+    // The walsender formats values with its own session settings: pin the ones that change
+    // text output, so captured values do not depend on the source's or the role's defaults.
+    const clientConfig: pg.ClientConfig = {
+      ...given,
+      options: [given.options, VALUE_FORMAT_OPTIONS].filter(Boolean).join(" "),
+    };
     this.service = new LogicalReplicationService(clientConfig, {
       // The library's own acknowledgements follow receipt; ours follow durability.
       acknowledge: { auto: false, timeoutSeconds: 0 },

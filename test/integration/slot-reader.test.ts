@@ -1,0 +1,221 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type {
+  CommitMessage,
+  PgoutputMessage,
+} from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
+import { SlotReader, SourceConfigurationError } from "../../connectors/postgres-source/slot-reader.js";
+import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
+import { migrateSource } from "../../connectors/postgres-source/source-migrator.js";
+import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import {
+  createTestDatabase,
+  runSql,
+  type TestDatabase,
+  testServices,
+  withClient,
+} from "../support/services.js";
+
+const PUBLICATION = "diffrelay_pub";
+const SLOT = "diffrelay_slot";
+
+let db: TestDatabase;
+
+async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function confirmedFlush(): Promise<Lsn | null> {
+  return withClient(db.url, async (c) => (await slotInfo(c, SLOT)).confirmedFlushLsn);
+}
+
+/** A reader that records every message; transactions count as durable only when the test says so. */
+function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {}) {
+  const messages: { walStart: Lsn; msg: PgoutputMessage }[] = [];
+  const reader = new SlotReader({
+    connection: db.url,
+    slotName: SLOT,
+    publicationName: PUBLICATION,
+    startLsn: options.startLsn,
+    statusIntervalMs: 200,
+    isIdle: options.idle ?? (() => false),
+    onMessage: async (walStart, msg) => {
+      messages.push({ walStart, msg });
+    },
+  });
+  const running = reader.start();
+  const commits = () =>
+    messages.filter((m): m is { walStart: Lsn; msg: CommitMessage } => m.msg.tag === "commit");
+  return { reader, running, messages, commits };
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase(testServices().sourceUrl, "slot_reader");
+  await runSql(
+    db.url,
+    `CREATE TABLE typed (
+       id int PRIMARY KEY, ts timestamptz, n numeric, j json, jb jsonb, by bytea, arr text[],
+       d date, iv interval, t text, big text, f float8);
+     -- Stored out of line uncompressed, so an update that leaves it alone sends 'u' for it.
+     ALTER TABLE typed ALTER COLUMN big SET STORAGE EXTERNAL;
+     CREATE TABLE unpublished (id serial PRIMARY KEY, v text)`,
+  );
+  await withClient(db.url, (c) =>
+    migrateSource(c, { publicationName: PUBLICATION, slotName: SLOT, tables: ["typed"] }),
+  );
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe("SlotReader against PostgreSQL", () => {
+  it("delivers values as PostgreSQL's exact text", async () => {
+    const { reader, running, messages, commits } = recordingReader();
+    try {
+      await runSql(
+        db.url,
+        `INSERT INTO typed VALUES (
+           1, '2024-02-29 23:59:59.999999+00', '12345678901234567890.000000000000000001',
+           '{"a": 1,   "a":2 ,"b" :[ ]}', '{"z": 1, "a": [1.50, "ü"]}', '\\x00ff10', ARRAY['x,y', NULL, '"q"', '日本'],
+           '0044-03-15 BC', '1 year 2 mons 3 days 04:05:06.000007', E'tab\\tnew\\nline ✓ 😀', repeat('toast', 5000),
+           'NaN')`,
+      );
+      const commit = await waitFor("the insert", () => commits()[0]);
+      const insert = messages.find((m) => m.msg.tag === "insert")?.msg;
+      const row = await withClient(db.url, async (c) => {
+        await c.query("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'");
+        return (
+          await c.query<string[]>({
+            text: `SELECT id::text, ts::text, n::text, j::text, jb::text, by::text, arr::text, d::text,
+                          iv::text, t, big, f::text FROM typed WHERE id = 1`,
+            rowMode: "array",
+          })
+        ).rows[0];
+      });
+      expect(insert).toEqual({ tag: "insert", relationId: expect.any(Number), newTuple: row });
+      expect(insert?.tag === "insert" && insert.newTuple[1]).toBe("2024-02-29 23:59:59.999999+00");
+      expect(insert?.tag === "insert" && insert.newTuple[3]).toBe('{"a": 1,   "a":2 ,"b" :[ ]}');
+      expect(insert?.tag === "insert" && insert.newTuple[7]).toBe("0044-03-15 BC");
+      const begin = messages.find((m) => m.msg.tag === "begin")?.msg;
+      expect(begin?.tag === "begin" && begin.finalLsn).toBe(commit.msg.commitLsn);
+
+      // An update that leaves the TOASTed column alone: FULL identity sends the old row, and 'u' for it.
+      await runSql(db.url, "UPDATE typed SET f = 1.5 WHERE id = 1");
+      await waitFor("the update", () => commits()[1]);
+      const update = messages.find((m) => m.msg.tag === "update")?.msg;
+      expect(update).toMatchObject({ tag: "update", oldKind: "old" });
+      expect(update?.tag === "update" && update.newTuple[11]).toBe("1.5");
+      expect(update?.tag === "update" && typeof update.newTuple[10]).toBe("symbol");
+    } finally {
+      await reader.stop();
+      await running;
+    }
+  });
+
+  it("moves confirmed_flush_lsn to exactly the confirmed LSN, and never past it", async () => {
+    const before = await confirmedFlush();
+    const first = recordingReader({ startLsn: before ?? undefined });
+    await runSql(db.url, "INSERT INTO typed (id, t) VALUES (10, 'ten')");
+    const commitA = (await waitFor("transaction A", () => first.commits().at(-1))).msg;
+    await new Promise((r) => setTimeout(r, 600)); // three status intervals
+    expect(await confirmedFlush()).toBe(before);
+
+    first.reader.confirm(commitA.endLsn);
+    await waitFor("confirmed_flush_lsn = A's end", async () =>
+      (await confirmedFlush()) === commitA.endLsn ? true : undefined,
+    );
+    expect(first.reader.confirmedLsn).toBe(commitA.endLsn);
+
+    // B is received but never confirmed: a new reader from the durable position gets it again.
+    await runSql(db.url, "INSERT INTO typed (id, t) VALUES (11, 'eleven')");
+    const commitB = (
+      await waitFor("transaction B", () => first.commits().find((c) => c.msg.endLsn > commitA.endLsn))
+    ).msg;
+    await first.reader.stop();
+    await first.running;
+    expect(await confirmedFlush()).toBe(commitA.endLsn);
+
+    const second = recordingReader({ startLsn: commitA.endLsn });
+    try {
+      const again = await waitFor("B streamed again", () => second.commits()[0]);
+      expect(again.msg).toEqual(commitB);
+      const inserted = second.messages.find((m) => m.msg.tag === "insert")?.msg;
+      expect(inserted?.tag === "insert" && inserted.newTuple[0]).toBe("11");
+      expect(second.messages.some((m) => m.msg.tag === "commit" && m.msg.endLsn === commitA.endLsn)).toBe(
+        false,
+      );
+      second.reader.confirm(commitB.endLsn);
+      await waitFor("confirmed B", async () =>
+        (await confirmedFlush()) === commitB.endLsn ? true : undefined,
+      );
+    } finally {
+      await second.reader.stop();
+      await second.running;
+    }
+    expect(formatLsn(commitB.endLsn)).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+  });
+
+  it("confirms the keepalive position when nothing is pending, so an idle slot does not pin WAL", async () => {
+    const start = await confirmedFlush();
+    const { reader, running } = recordingReader({ startLsn: start ?? undefined, idle: () => true });
+    try {
+      await runSql(db.url, "INSERT INTO unpublished (v) SELECT 'x' FROM generate_series(1, 100)");
+      const written = parseLsn(
+        (await runSql<{ lsn: string }>(db.url, "SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]?.lsn ??
+          "",
+      );
+      await waitFor("the slot to pass the unpublished write", async () => {
+        const confirmed = await confirmedFlush();
+        return confirmed !== null && confirmed >= written ? true : undefined;
+      });
+      expect(reader.lastServerWalEnd).toBeGreaterThanOrEqual(written);
+      expect(reader.confirmedLsn).toBeGreaterThanOrEqual(written);
+    } finally {
+      await reader.stop();
+      await running;
+    }
+  });
+
+  it("refuses a slot another process is reading, as a non-retryable error", async () => {
+    const holder = recordingReader();
+    try {
+      await waitFor("the first reader to hold the slot", async () =>
+        (await withClient(db.url, (c) => slotInfo(c, SLOT))).active ? true : undefined,
+      );
+      const intruder = new SlotReader({
+        connection: db.url,
+        slotName: SLOT,
+        publicationName: PUBLICATION,
+        isIdle: () => false,
+        onMessage: async () => undefined,
+      });
+      const failure = await intruder.start().then(
+        () => new Error("second reader started"),
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(SourceConfigurationError);
+      expect(failure).toMatchObject({ kind: "slot_in_use", retryable: false });
+      expect(String((failure as Error).message)).toMatch(/is in use by another process.*active for PID/);
+    } finally {
+      await holder.reader.stop();
+      await holder.running;
+    }
+  });
+
+  it("reports a missing slot as a non-retryable error", async () => {
+    const reader = new SlotReader({
+      connection: db.url,
+      slotName: "no_such_slot",
+      publicationName: PUBLICATION,
+      isIdle: () => false,
+      onMessage: async () => undefined,
+    });
+    await expect(reader.start()).rejects.toMatchObject({ kind: "slot_missing", retryable: false });
+  });
+});
