@@ -74,8 +74,12 @@ export class ByteReader {
   svarint(what: string): number {
     const start = this.pos;
     const raw = this.uvarintAny(what);
-    if (typeof raw === "bigint") throw new WireFormatError("bad-value", start, `${what} exceeds 2^53`);
-    return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2;
+    if (typeof raw === "number") return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2;
+    const value = raw & 1n ? -((raw + 1n) >> 1n) : raw >> 1n;
+    if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new WireFormatError("bad-value", start, `${what} ${value} is not a safe integer`);
+    }
+    return Number(value);
   }
 
   /** A zigzag varint of up to 64 bits. */

@@ -8,7 +8,7 @@
 const MAX_U64 = 0xffff_ffff_ffff_ffffn;
 const MIN_I64 = -(1n << 63n);
 const MAX_I64 = (1n << 63n) - 1n;
-/** Beyond this a zigzagged number no longer fits in a double exactly. */
+/** From this magnitude on a zigzagged number may exceed 2^53 - 1, so it goes through bigint. */
 const MAX_SMALL_SVARINT = 2 ** 52;
 /** Strings up to this length are copied by a JS loop: cheaper than a call into C++ for short ASCII. */
 const SHORT_STRING = 32;
@@ -107,7 +107,7 @@ export class ByteWriter {
   /** A zigzag varint of a safe integer. */
   svarint(value: number): void {
     if (!Number.isSafeInteger(value)) throw new RangeError(`not a safe integer: ${value}`);
-    if (value > MAX_SMALL_SVARINT || value < -MAX_SMALL_SVARINT) {
+    if (value >= MAX_SMALL_SVARINT || value < -MAX_SMALL_SVARINT) {
       this.svarintBig(BigInt(value));
       return;
     }
