@@ -1,0 +1,399 @@
+import { createHash } from "node:crypto";
+import type { ClientBase, QueryResult } from "pg";
+import type { Change, ColumnValue, DdlChange } from "../../src/change/change-model.js";
+import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
+import { StandbyCatalog } from "./standby-catalog.js";
+import {
+  checkRelation,
+  type PlannedStatement,
+  planChangeByChange,
+  planStatements,
+  type ResolvedRelation,
+} from "./statement-planner.js";
+
+export interface TransactionApplierOptions {
+  /** The source's definition of a relation version (from the schema topic). */
+  schemas: (ref: SchemaRef) => RelationSchema | Promise<RelationSchema>;
+  /** Rows per batched statement; default 1000. */
+  maxRowsPerStatement?: number;
+  /** "stop" (default) throws DriftError; "log" counts it, reports it to onDriftLogged and goes on. */
+  onDrift?: "stop" | "log";
+  onDriftLogged?: (drift: DriftError) => void;
+  /** Shared definitions of the standby's tables; one per standby database. */
+  catalog?: StandbyCatalog;
+}
+
+const SAVEPOINT = "diffrelay_batch";
+
+/**
+ * SQLSTATE classes worth a retry on a new session (connection, transaction
+ * rollback, resources, operator intervention, system): such errors are passed
+ * through untouched, not turned into an ApplyError, which means "needs a person".
+ */
+const TRANSIENT_CLASSES = new Set(["08", "40", "53", "55", "57", "58"]);
+
+/**
+ * Errors after which a batch is replayed change by change: integrity
+ * violations (a UNIQUE or exclusion check can fail for a batch and not for the
+ * source's order) and data exceptions (the replay names the change at fault).
+ */
+const REPLAY_CLASSES = new Set(["22", "23"]);
+
+interface DatabaseErrorLike {
+  code: string;
+  message: string;
+  detail?: string;
+  schema?: string;
+  table?: string;
+  column?: string;
+  constraint?: string;
+}
+
+function databaseError(err: unknown): DatabaseErrorLike | null {
+  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  if (typeof code === "string") {
+    // Node's own errors (ECONNRESET…) also carry a code; SQLSTATEs are five characters.
+    if (/^[0-9A-Z]{5}$/.test(code)) return err as Error & DatabaseErrorLike;
+  }
+  return null;
+}
+
+/**
+ * Applies changes of source transactions to a standby inside the caller's
+ * transaction: the caller begins, writes its position and commits, so the
+ * data and the position commit together.
+ */
+export class TransactionApplier {
+  readonly catalog: StandbyCatalog;
+  private readonly options: Required<Pick<TransactionApplierOptions, "maxRowsPerStatement" | "onDrift">> &
+    TransactionApplierOptions;
+  private readonly preparedSessions = new WeakSet<ClientBase>();
+  private readonly statementNames = new Map<string, string>();
+  /** Transaction id of the last applied DDL until it is known to have committed. */
+  private ddlXid: string | null = null;
+  private drifts = 0;
+  private fallbacks = 0;
+
+  constructor(options: TransactionApplierOptions) {
+    this.options = { maxRowsPerStatement: 1000, onDrift: "stop", ...options };
+    this.catalog = options.catalog ?? new StandbyCatalog();
+  }
+
+  /** Drifts counted under onDrift "log". */
+  get driftCount(): number {
+    return this.drifts;
+  }
+
+  /** Batches that were rolled back and replayed change by change. */
+  get fallbackCount(): number {
+    return this.fallbacks;
+  }
+
+  /**
+   * Session settings for applying; call once per connection, right after
+   * connecting and outside a transaction (a rolled-back SET is undone).
+   * As PostgreSQL's own subscriber does, triggers and foreign-key triggers do
+   * not fire: the source already ran them and their effects arrive as changes.
+   * The position commits with the data, so a commit lost in a crash is simply
+   * applied again from Kafka: a synchronous flush buys nothing.
+   */
+  async prepareSession(client: ClientBase): Promise<void> {
+    await client.query("SET session_replication_role = replica");
+    await client.query("SET synchronous_commit = off");
+    this.preparedSessions.add(client);
+  }
+
+  /**
+   * Applies `changes` in order. `context` is the source position of every
+   * change: one for all, or one per change when the list spans several
+   * source transactions.
+   */
+  async applyChanges(
+    client: ClientBase,
+    changes: Change[],
+    context: SourcePosition | readonly SourcePosition[],
+  ): Promise<void> {
+    if (!this.preparedSessions.has(client)) {
+      throw new Error(
+        "TransactionApplier.prepareSession() must run on this connection before applyChanges()",
+      );
+    }
+    const positions = context as SourcePosition | SourcePosition[];
+    if (Array.isArray(positions) && positions.length !== changes.length) {
+      throw new Error(`${changes.length} changes come with ${positions.length} positions`);
+    }
+    const positionOf = (index: number): SourcePosition =>
+      Array.isArray(positions) ? (positions[index] as SourcePosition) : positions;
+    if (changes.length === 0) return;
+    await this.refreshAfterDdl(client);
+    let start = 0;
+    while (start < changes.length) {
+      let end = start;
+      while (end < changes.length && changes[end]?.kind !== "ddl") end += 1;
+      if (end > start) {
+        const segment: Segment = {
+          client,
+          changes: changes.slice(start, end),
+          base: start,
+          positionOf,
+          resolved: new Map(),
+        };
+        await this.applySegment(segment);
+      }
+      const ddl = changes[end];
+      if (ddl === undefined) break;
+      await this.applyDdl(client, ddl as DdlChange, positionOf(end));
+      start = end + 1;
+    }
+  }
+
+  private async applySegment(segment: Segment): Promise<void> {
+    await this.resolveRelations(segment);
+    const statements = planStatements(segment.changes, (ref) => resolvedRelation(segment, ref), {
+      maxRowsPerStatement: this.options.maxRowsPerStatement,
+    });
+    let next = 0;
+    while (next < statements.length) {
+      const statement = statements[next] as PlannedStatement;
+      if (!statement.batched) {
+        await this.runExact(segment, statement);
+        next += 1;
+        continue;
+      }
+      let end = next + 1;
+      while (
+        end < statements.length &&
+        statements[end]?.batched &&
+        statements[end]?.group === statement.group
+      ) {
+        end += 1;
+      }
+      await this.runBatch(segment, statements.slice(next, end));
+      next = end;
+    }
+  }
+
+  /** Loads every relation the segment touches before planning, which is synchronous. */
+  private async resolveRelations(segment: Segment): Promise<void> {
+    for (const [index, change] of segment.changes.entries()) {
+      const refs =
+        change.kind === "insert" || change.kind === "update" || change.kind === "delete"
+          ? [change.relation]
+          : change.kind === "truncate"
+            ? change.relations
+            : [];
+      for (const ref of refs) {
+        const id = relationKey(ref);
+        if (segment.resolved.has(id)) continue;
+        try {
+          const source = await this.options.schemas(ref);
+          const target = await this.catalog.loadTargetTable(segment.client, source.schema, source.table);
+          checkRelation(source, target);
+          segment.resolved.set(id, { source, target });
+        } catch (err) {
+          if (err instanceof SchemaDriftError) throw err.at(segment.positionOf(segment.base + index));
+          throw err;
+        }
+      }
+    }
+  }
+
+  /**
+   * Runs statements that apply several rows each under a savepoint. If one of
+   * them fails for a reason that change-by-change application might not meet,
+   * or affects another number of rows than planned, the group is undone and
+   * its changes are applied one statement per change, in source order.
+   */
+  private async runBatch(segment: Segment, statements: PlannedStatement[]): Promise<void> {
+    const { client } = segment;
+    await client.query(`SAVEPOINT ${SAVEPOINT}`);
+    let replay = false;
+    for (const statement of statements) {
+      try {
+        const result = await this.execute(client, statement);
+        if (result.rowCount === statement.expectedRows) continue;
+      } catch (err) {
+        const db = databaseError(err);
+        if (db === null || !REPLAY_CLASSES.has(db.code.slice(0, 2))) throw this.wrap(segment, err, statement);
+      }
+      replay = true;
+      break;
+    }
+    if (!replay) {
+      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      return;
+    }
+    await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    this.fallbacks += 1;
+    const indices = statements.flatMap((statement) => statement.description.changeIndices);
+    const first = Math.min(...indices);
+    const last = Math.max(...indices);
+    const exact = planChangeByChange(
+      segment.changes.slice(first, last + 1),
+      (ref) => resolvedRelation(segment, ref),
+      first,
+      0,
+    );
+    for (const statement of exact) await this.runExact(segment, statement);
+  }
+
+  private async runExact(segment: Segment, statement: PlannedStatement): Promise<void> {
+    let result: QueryResult;
+    try {
+      result = await this.execute(segment.client, statement);
+    } catch (err) {
+      throw this.wrap(segment, err, statement);
+    }
+    const { expectedRows, description } = statement;
+    if (expectedRows === null || result.rowCount === expectedRows) return;
+    const index = segment.base + (description.changeIndices[0] ?? 0);
+    const table = description.tables[0];
+    const kind = description.kind;
+    if (
+      expectedRows === 1 &&
+      result.rowCount === 0 &&
+      table !== undefined &&
+      (kind === "insert" || kind === "update" || kind === "delete")
+    ) {
+      const key = description.keys[0] ?? [];
+      const drift = new DriftError({
+        reason: kind === "insert" ? "row-exists" : "row-missing",
+        change: kind,
+        schema: table.schema,
+        table: table.table,
+        key: Object.fromEntries(description.keyColumns.map((name, i) => [name, key[i] ?? null])),
+        changeIndex: index,
+        position: segment.positionOf(index),
+      });
+      if (this.options.onDrift === "stop") throw drift;
+      this.drifts += 1;
+      this.options.onDriftLogged?.(drift);
+      return;
+    }
+    throw new ApplyError({
+      schema: table?.schema ?? null,
+      table: table?.table ?? null,
+      column: null,
+      code: null,
+      problem: `${kind} of change #${index} affected ${result.rowCount} rows, expected ${expectedRows}`,
+      position: segment.positionOf(index),
+      cause: null,
+    });
+  }
+
+  /** Runs one statement, as a named prepared statement when its text repeats. */
+  private execute(client: ClientBase, statement: PlannedStatement): Promise<QueryResult> {
+    const values: unknown[] = statement.params;
+    if (!statement.prepare) {
+      return values.length === 0 ? client.query(statement.sql) : client.query(statement.sql, values);
+    }
+    let name = this.statementNames.get(statement.sql);
+    if (name === undefined) {
+      name = `diffrelay_${createHash("sha256").update(statement.sql).digest("hex").slice(0, 32)}`;
+      this.statementNames.set(statement.sql, name);
+    }
+    return client.query({ name, text: statement.sql, values });
+  }
+
+  /** Names the table, column (if the standby said), change and key of a statement the standby rejected. */
+  private wrap(segment: Segment, err: unknown, statement: PlannedStatement): unknown {
+    const db = databaseError(err);
+    if (db === null || TRANSIENT_CLASSES.has(db.code.slice(0, 2))) return err;
+    const { description } = statement;
+    const index = segment.base + (description.changeIndices[0] ?? 0);
+    const table = description.tables[0];
+    const changes =
+      description.changeIndices.length === 1
+        ? `change #${index}${describeKey(description.keyColumns, description.keys[0])}`
+        : `${description.changeIndices.length} changes from #${index}`;
+    const constraint = db.constraint ? ` (constraint ${JSON.stringify(db.constraint)})` : "";
+    return new ApplyError({
+      schema: db.schema ?? table?.schema ?? null,
+      table: db.table ?? table?.table ?? null,
+      column: db.column ?? null,
+      code: db.code,
+      problem: `${description.kind} of ${changes} was rejected: ${db.message}${db.detail ? `; ${db.detail}` : ""}${constraint}`,
+      position: segment.positionOf(index),
+      cause: err,
+    });
+  }
+
+  /**
+   * Table definitions read after a DDL command reflect it only if its
+   * transaction commits; a rollback (of the caller's transaction or to a
+   * savepoint) would leave them stale. Until the DDL is known committed,
+   * definitions are read again on every call.
+   */
+  private async refreshAfterDdl(client: ClientBase): Promise<void> {
+    if (this.ddlXid === null) return;
+    const result = await client.query<{ status: string | null }>(
+      "SELECT pg_catalog.txid_status($1::pg_catalog.int8) AS status",
+      [this.ddlXid],
+    );
+    const status = result.rows[0]?.status ?? null;
+    if (status !== "committed") this.catalog.invalidateAll();
+    if (status !== "in progress") this.ddlXid = null;
+  }
+
+  private async applyDdl(client: ClientBase, change: DdlChange, position: SourcePosition): Promise<void> {
+    try {
+      const saved = await client.query<{ path: string }>(
+        "SELECT pg_catalog.current_setting('search_path') AS path",
+      );
+      await client.query("SELECT pg_catalog.set_config('search_path', $1, true)", [change.searchPath]);
+      // The command may hold several statements; only the simple protocol runs those.
+      await client.query(change.command);
+      await client.query("SELECT pg_catalog.set_config('search_path', $1, true)", [
+        saved.rows[0]?.path ?? "",
+      ]);
+      const xid = await client.query<{ xid: string }>(
+        "SELECT pg_catalog.txid_current()::pg_catalog.text AS xid",
+      );
+      this.ddlXid = xid.rows[0]?.xid ?? null;
+    } catch (err) {
+      const db = databaseError(err);
+      if (db === null || TRANSIENT_CLASSES.has(db.code.slice(0, 2))) throw err;
+      const command = change.command.length > 200 ? `${change.command.slice(0, 200)}…` : change.command;
+      throw new ApplyError({
+        schema: db.schema ?? null,
+        table: db.table ?? null,
+        column: db.column ?? null,
+        code: db.code,
+        problem: `DDL ${JSON.stringify(command)} failed: ${db.message}${db.detail ? ` (${db.detail})` : ""}`,
+        position,
+        cause: err,
+      });
+    } finally {
+      this.catalog.invalidateAll();
+    }
+  }
+}
+
+function describeKey(columns: string[], key: ColumnValue[] | undefined): string {
+  if (key === undefined || columns.length === 0) return "";
+  const values = key.map((value) => (value === null ? "NULL" : JSON.stringify(value)));
+  return ` key (${columns.join(", ")})=(${values.join(", ")})`;
+}
+
+/** The changes between two DDL commands: planned together against the same definitions. */
+interface Segment {
+  client: ClientBase;
+  changes: Change[];
+  /** Index of changes[0] in the list given to applyChanges. */
+  base: number;
+  positionOf: (index: number) => SourcePosition;
+  resolved: Map<string, ResolvedRelation>;
+}
+
+function relationKey(ref: SchemaRef): string {
+  return `${ref.relationId}:${ref.version}`;
+}
+
+function resolvedRelation(segment: Segment, ref: SchemaRef): ResolvedRelation {
+  const found = segment.resolved.get(relationKey(ref));
+  if (found === undefined)
+    throw new Error(`relation ${ref.relationId} version ${ref.version} was not resolved`);
+  return found;
+}
