@@ -290,6 +290,39 @@ describe("data message round trips", () => {
   });
 });
 
+describe("the example in docs/wire-format.md", () => {
+  const example =
+    "44 52 01 01 a3 cb c4 83 9f af f1 a9 00 01 01 c8 ee ac 0b 80 f0 a7 ff e8 ed 93 06 dc 0b 00 02 80 80 01 1a 2b " +
+    "3c 4d 03 00 03 01 54 07 31 32 2e 35 30 00 01 01 c8 03 b8 17 02 00 04 00 01 01 54 01 01 01 0e";
+  const relation: SchemaRef = { relationId: 16384, version: 0x1a2b3c4d };
+  const first = header(0x16b3748n, { commitTimeMicros: 1_732_518_000_000_000n, xid: 750 });
+  const second = header(0x16b3748n + 456n, { commitTimeMicros: 1_732_518_000_001_500n, xid: 751 });
+  const changes: [Change, Change] = [
+    { kind: "insert", relation, values: ["42", "12.50", null] },
+    { kind: "update", relation, key: ["42"], changedColumns: [1], values: ["7"] },
+  ];
+
+  it("is what the builder writes, byte for byte, and decodes as described", () => {
+    const builder = new DataMessageBuilder({
+      sourceId: computeSourceId("7312345678901234567", "shop"),
+      epoch: 0,
+    });
+    builder.beginTransaction(first);
+    builder.addChange(changes[0]);
+    builder.beginTransaction(second);
+    builder.addChange(changes[1]);
+    const buf = builder.finish();
+    expect(buf.toString("hex").replace(/(..)(?!$)/g, "$1 ")).toBe(example);
+    expect(decodeDataMessage(Buffer.from(example.replaceAll(" ", ""), "hex"))).toEqual({
+      envelope: { sourceId: 0xa3cbc4839faff1a9n, epoch: 0 },
+      chunks: [
+        { header: first, changes: [changes[0]] },
+        { header: second, changes: [changes[1]] },
+      ],
+    });
+  });
+});
+
 describe("DataMessageBuilder rules", () => {
   it("reports its size and transaction count", () => {
     const builder = new DataMessageBuilder(envelope);
