@@ -387,9 +387,13 @@ function singleDelete(
   return { sql, params: match.params, expectedRows: 1, description, batched: false, group, prepare: true };
 }
 
+/**
+ * Rows from parallel text arrays. ROWS FROM spells out what multi-argument
+ * unnest means; that shorthand only exists for the unqualified name.
+ */
 function unnest(aliases: string[]): string {
-  const arrays = aliases.map((_, position) => `$${position + 1}::${TEXT}[]`).join(", ");
-  return `pg_catalog.unnest(${arrays}) AS u(${aliases.join(", ")})`;
+  const arrays = aliases.map((_, position) => `pg_catalog.unnest($${position + 1}::${TEXT}[])`).join(", ");
+  return `ROWS FROM (${arrays}) AS u(${aliases.join(", ")})`;
 }
 
 function keyJoin(mapping: TableMapping): string {

@@ -1,7 +1,7 @@
-import type { Change, ColumnValue } from "../../../src/change/change-model.js";
-import type { RelationSchema, SchemaRef } from "../../../src/change/relation-schema.js";
 import type { TargetColumn, TargetTable } from "../../../connectors/postgres-standby/standby-catalog.js";
 import type { ResolvedRelation } from "../../../connectors/postgres-standby/statement-planner.js";
+import type { Change, ColumnValue } from "../../../src/change/change-model.js";
+import type { RelationSchema, SchemaRef } from "../../../src/change/relation-schema.js";
 
 export interface ColumnSpec {
   name: string;
@@ -28,7 +28,12 @@ export function table(
     schema,
     table: name,
     replicaIdentity: primaryKey === null ? "full" : "default",
-    columns: columns.map((column) => ({ name: column.name, typeOid: 0, typeName: column.type, typeModifier: -1 })),
+    columns: columns.map((column) => ({
+      name: column.name,
+      typeOid: 0,
+      typeName: column.type,
+      typeModifier: -1,
+    })),
     keyColumns,
     hasPrimaryKey: primaryKey !== null,
   };
@@ -61,7 +66,11 @@ export function resolver(...tables: (ResolvedRelation & { ref: SchemaRef })[]) {
   };
 }
 
-export const insert = (relation: SchemaRef, values: ColumnValue[]): Change => ({ kind: "insert", relation, values });
+export const insert = (relation: SchemaRef, values: ColumnValue[]): Change => ({
+  kind: "insert",
+  relation,
+  values,
+});
 
 export const update = (
   relation: SchemaRef,
@@ -70,4 +79,8 @@ export const update = (
   values: ColumnValue[],
 ): Change => ({ kind: "update", relation, key, changedColumns, values });
 
-export const remove = (relation: SchemaRef, key: ColumnValue[]): Change => ({ kind: "delete", relation, key });
+export const remove = (relation: SchemaRef, key: ColumnValue[]): Change => ({
+  kind: "delete",
+  relation,
+  key,
+});
