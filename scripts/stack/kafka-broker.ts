@@ -13,7 +13,7 @@ import {
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { freePort, portIsFree } from "./free-port.js";
-import { isAlive, run, tail, terminate, waitUntil } from "./processes.js";
+import { awaitReaped, isAlive, run, tail, terminate, waitUntil } from "./processes.js";
 import { CACHE_DIR, type KafkaState, REPO_ROOT } from "./stack-state.js";
 
 export const DEFAULT_KAFKA_VERSION = "4.1.1";
@@ -91,6 +91,10 @@ export async function initKafka(
       "share.coordinator.state.topic.replication.factor=1",
       "share.coordinator.state.topic.min.isr=1",
       "group.initial.rebalance.delay.ms=0",
+      // After a kill -9 the restarted broker cannot re-register until its old session expires (default 9 s);
+      // fault tests crash it on purpose, so a shorter session keeps restarts quick.
+      "broker.heartbeat.interval.ms=1000",
+      "broker.session.timeout.ms=4000",
       // Whole source transactions can be large frames.
       "message.max.bytes=4194304",
       "replica.fetch.max.bytes=4194304",
@@ -179,8 +183,10 @@ export async function startBroker(k: KafkaState): Promise<number> {
   let pid = kafkaPid(k);
   if (!pid) {
     for (const p of [k.port, k.controllerPort]) {
-      if (!(await portIsFree(p)))
-        throw new Error(`cannot start Kafka: port ${p} is taken by another process`);
+      // Bounded wait: a broker killed a moment ago may still be releasing its sockets.
+      await waitUntil(`port ${p} to be free for Kafka (is another process using it?)`, 15_000, () =>
+        portIsFree(p),
+      );
     }
     const out = openSync(join(k.dir, "kafka.out"), "a");
     const child = spawn(
@@ -228,6 +234,7 @@ export async function stopBroker(k: KafkaState, mode: KafkaStopMode = "term"): P
     } else {
       await terminate(pid, 30_000);
     }
+    await awaitReaped(pid);
   }
   k.pid = undefined;
 }

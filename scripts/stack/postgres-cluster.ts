@@ -18,8 +18,8 @@ import {
   descendants,
   isAlive,
   isRoot,
+  pidExists,
   runAsPostgres,
-  sleep,
   tail,
   terminate,
   waitUntil,
@@ -243,7 +243,6 @@ export async function stopCluster(c: PgClusterState, mode: PgStopMode = "fast"):
     }
   }
   await waitUntil(`PostgreSQL ${c.name} (pid ${pid}) and its backends to exit`, 30_000, () =>
-    [pid, ...children].every((p) => !isAlive(p)),
+    [pid, ...children].every((p) => !pidExists(p)),
   );
-  await sleep(50);
 }

@@ -63,6 +63,19 @@ export function isAlive(pid: number | undefined): boolean {
   }
 }
 
+/**
+ * True while the pid exists at all, zombies included. PostgreSQL's own lock-file check counts a zombie
+ * postmaster as running, so a restart after SIGKILL must wait until the zombie is reaped.
+ */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns true or the deadline passes; the last probe error explains a timeout. */
@@ -110,6 +123,15 @@ export async function terminate(pid: number, graceMs: number): Promise<void> {
     return;
   }
   await waitUntil(`pid ${pid} to exit after SIGKILL`, 10_000, () => !isAlive(pid));
+}
+
+/**
+ * After a process is dead, waits (bounded) until it is reaped: a multi-threaded process (the JVM) shows as a
+ * zombie leader while its other threads still hold its sockets, so its ports are not yet free.
+ */
+export async function awaitReaped(pid: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (pidExists(pid) && Date.now() < deadline) await sleep(50);
 }
 
 /** Last lines of a log file, for error messages that say why a server did not come up. */
