@@ -28,7 +28,7 @@ export interface StatementDescription {
   keyColumns: string[];
   /** The key of each source change covered (for an INSERT, the new row's key), in change order. */
   keys: ColumnValue[][];
-  /** Indices of the source changes applied, ascending; they index the list given to the planner. */
+  /** Indices of the source changes applied (into the list given to the planner), grouped by row for a folded UPDATE. */
   changeIndices: number[];
 }
 
@@ -188,11 +188,13 @@ function updateWrites(mapping: TableMapping, changedColumns: number[]): number[]
 /**
  * The SET list of an UPDATE. An UPDATE whose every changed column is generated
  * on the standby still rewrites the row, as the source did, and still proves
- * that the row exists: it assigns a column to itself.
+ * that the row exists: it assigns a column to itself, one that UPDATE may set
+ * (an identity ALWAYS column "can only be updated to DEFAULT") where there is one.
  */
 function setList(mapping: TableMapping, writes: number[], valueExpr: (position: number) => string): string {
   if (writes.length === 0) {
-    const self = quoteIdent(columnAt(mapping.columns, mapping.written[0] ?? 0).name);
+    const settable = mapping.written.find((index) => !columnAt(mapping.columns, index).identityAlways);
+    const self = quoteIdent(columnAt(mapping.columns, settable ?? mapping.written[0] ?? 0).name);
     return `${self} = t.${self}`;
   }
   return writes
