@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
 export type CaptureMetrics = ReturnType<typeof createCaptureMetrics>;
 
@@ -34,6 +34,10 @@ export function createCaptureMetrics() {
       help: "Last LSN confirmed to the slot, as a number",
       registers,
     }),
-    reconnects: new Counter({ name: "diffrelay_capture_reconnects_total", help: "Capture sessions restarted", registers }),
+    reconnects: new Counter({
+      name: "diffrelay_capture_reconnects_total",
+      help: "Capture sessions restarted",
+      registers,
+    }),
   };
 }

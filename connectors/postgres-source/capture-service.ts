@@ -1,6 +1,6 @@
+import kafkajs, { type Kafka, type Producer } from "kafkajs";
 import pg from "pg";
-import type { Kafka, Producer } from "kafkajs";
-import { formatLsn, type Lsn } from "../../src/change/lsn.js";
+import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { COMPRESSION } from "../../src/kafka/kafka-client.js";
@@ -9,13 +9,15 @@ import { ensureSourceTopics } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
+
+const { Partitioners } = kafkajs;
 import { computeSourceId } from "../../src/wire/envelope.js";
 import type { CaptureMetrics } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
-import { HEARTBEAT_PREFIX, emitHeartbeat } from "./heartbeat.js";
-import { identifySource, loadRelationSchema } from "./source-catalog.js";
+import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
+import { isRetryable, SlotReader } from "./slot-reader.js";
+import { assertCapturable, identifySource, loadRelationSchema } from "./source-catalog.js";
 import { migrateSource } from "./source-migrator.js";
-import { isRetryable, SlotReader, SourceConfigurationError } from "./slot-reader.js";
 
 export interface CaptureStatus {
   role: "capture";
@@ -75,11 +77,13 @@ export class CaptureService {
 
   /** Flowing: a session is connected and the slot moved recently or nothing waits. */
   isFlowing(): boolean {
-    return this.sessionLive && (Date.now() - this.lastProgressAt < 60_000 || this.serverWalEnd <= this.confirmed);
+    return (
+      this.sessionLive && (Date.now() - this.lastProgressAt < 60_000 || this.serverWalEnd <= this.confirmed)
+    );
   }
 
   async run(): Promise<void> {
-    const { config, logger } = this.deps;
+    const { logger } = this.deps;
     const source = await this.prepareSource();
     this.topics = this.deps.topics;
     const admin = this.deps.kafka.admin();
@@ -89,7 +93,11 @@ export class CaptureService {
     } finally {
       await admin.disconnect();
     }
-    const producer = this.deps.kafka.producer({ maxInFlightRequests: 1, idempotent: false, allowAutoTopicCreation: false });
+    const producer = this.deps.kafka.producer({
+      maxInFlightRequests: 1,
+      idempotent: false,
+      allowAutoTopicCreation: false,
+    });
     await producer.connect();
     logger.info({ topic: this.topics.data, schemas: this.topics.schemas }, "capture publishing");
     const identity = { sourceId: computeSourceId(source.systemIdentifier, source.databaseName), epoch: 0 };
@@ -105,7 +113,10 @@ export class CaptureService {
           if (this.stopping) break;
           this.lastError = redactError(err);
           this.deps.metrics.reconnects.inc();
-          logger.warn({ err, retryInMs: backoff }, "capture session ended; reconnecting from the slot's durable position");
+          logger.warn(
+            { err, retryInMs: backoff },
+            "capture session ended; reconnecting from the slot's durable position",
+          );
           await this.sleep(backoff);
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
@@ -127,12 +138,7 @@ export class CaptureService {
     await client.connect();
     try {
       const source = await identifySource(client);
-      if (source.walLevel !== "logical") {
-        throw new SourceConfigurationError(
-          "wal_level",
-          `the source's wal_level is ${source.walLevel}; logical replication needs wal_level = logical (set it and restart PostgreSQL)`,
-        );
-      }
+      assertCapturable(source);
       const setup = await migrateSource(client, {
         publicationName: config.capture.publication,
         slotName: config.capture.slot,
@@ -143,7 +149,9 @@ export class CaptureService {
       for (const table of setup.tables) {
         logger.info(
           { table: table.name, identity: table.identity },
-          table.identity === "full" ? "exact column diffs (REPLICA IDENTITY FULL)" : "updates carry every streamed column (REPLICA IDENTITY DEFAULT)",
+          table.identity === "full"
+            ? "exact column diffs (REPLICA IDENTITY FULL)"
+            : "updates carry every streamed column (REPLICA IDENTITY DEFAULT)",
         );
       }
       return source;
@@ -193,9 +201,11 @@ export class CaptureService {
     });
     this.reader = reader;
     const heartbeat = setInterval(() => {
-      this.serverWalEnd = reader.lastServerWalEnd > this.serverWalEnd ? reader.lastServerWalEnd : this.serverWalEnd;
+      this.serverWalEnd = maxLsn(reader.lastServerWalEnd, this.serverWalEnd);
       this.confirmed = reader.confirmedLsn;
-      metrics.slotLagBytes.set(Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n));
+      metrics.slotLagBytes.set(
+        Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n),
+      );
       emitHeartbeat(catalogClient).catch((err) => logger.warn({ err }, "heartbeat failed"));
     }, config.capture.heartbeatIntervalMs);
     this.sessionLive = true;

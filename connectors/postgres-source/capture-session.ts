@@ -33,6 +33,8 @@ export interface CaptureSessionOptions {
   onDurable: (completed: CompletedTransaction[], bytes: number) => void;
 }
 
+const DIFFRELAY_SCHEMA = "diffrelay";
+
 interface OpenTransaction {
   header: TransactionHeader;
   begun: boolean;
@@ -49,6 +51,7 @@ export class CaptureSession {
   private readonly builder: DataMessageBuilder;
   private readonly publisher: OrderedPublisher<CompletedTransaction[]>;
   private readonly relations = new Map<number, KnownRelation>();
+  private readonly ignored = new Set<number>();
   private open: OpenTransaction | null = null;
   private completedInMessage: CompletedTransaction[] = [];
   private flushAtCommit = false;
@@ -69,7 +72,12 @@ export class CaptureSession {
 
   /** Nothing received is waiting to become durable: the slot may move to the server's position. */
   isIdle(): boolean {
-    return this.open === null && this.builder.isEmpty() && this.completedInMessage.length === 0 && this.publisher.idle;
+    return (
+      this.open === null &&
+      this.builder.isEmpty() &&
+      this.completedInMessage.length === 0 &&
+      this.publisher.idle
+    );
   }
 
   /** Surfaces a Kafka failure to the replication loop, which restarts from the slot. */
@@ -93,6 +101,11 @@ export class CaptureSession {
         };
         return;
       case "relation": {
+        if (message.schema === DIFFRELAY_SCHEMA) {
+          // diffrelay's own bookkeeping on the source is published by FOR ALL TABLES but is not user data.
+          this.ignored.add(message.relationId);
+          return;
+        }
         const schema = await this.options.loadRelation(message);
         const ref = await this.options.schemas.ensure(schema);
         this.relations.set(message.relationId, { schema, ref });
@@ -101,14 +114,18 @@ export class CaptureSession {
       case "insert":
       case "update":
       case "delete":
+        if (this.ignored.has(message.relationId)) return;
         return this.add(toChange(message, this.relation(message.relationId)));
-      case "truncate":
+      case "truncate": {
+        const ids = message.relationIds.filter((id) => !this.ignored.has(id));
+        if (ids.length === 0) return;
         return this.add({
           kind: "truncate",
-          relations: message.relationIds.map((id) => this.relation(id).ref),
+          relations: ids.map((id) => this.relation(id).ref),
           cascade: message.cascade,
           restartIdentity: message.restartIdentity,
         });
+      }
       case "commit":
         return this.commit(message.endLsn);
       case "origin":
@@ -121,7 +138,8 @@ export class CaptureSession {
 
   private relation(relationId: number): KnownRelation {
     const known = this.relations.get(relationId);
-    if (!known) throw new Error(`pgoutput sent a change for relation ${relationId} before its Relation message`);
+    if (!known)
+      throw new Error(`pgoutput sent a change for relation ${relationId} before its Relation message`);
     return known;
   }
 

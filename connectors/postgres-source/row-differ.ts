@@ -30,7 +30,10 @@ export function toChange(message: RowMessage, relation: KnownRelation): Change {
   }
 }
 
-function diffUpdate(message: Extract<PgoutputMessage, { tag: "update" }>, { schema, ref }: KnownRelation): Change {
+function diffUpdate(
+  message: Extract<PgoutputMessage, { tag: "update" }>,
+  { schema, ref }: KnownRelation,
+): Change {
   const { oldTuple, newTuple, oldKind } = message;
   const key = keyOf(oldTuple ?? newTuple, schema);
   const changedColumns: number[] = [];

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export type ApplyMetrics = ReturnType<typeof createApplyMetrics>;
 
@@ -9,7 +9,11 @@ export function createApplyMetrics(standby: string) {
   const registers = [registry];
   return {
     registry,
-    transactions: new Counter({ name: "diffrelay_apply_transactions_total", help: "Source transactions applied", registers }),
+    transactions: new Counter({
+      name: "diffrelay_apply_transactions_total",
+      help: "Source transactions applied",
+      registers,
+    }),
     rows: new Counter({ name: "diffrelay_apply_rows_total", help: "Row changes applied", registers }),
     duplicatesSkipped: new Counter({
       name: "diffrelay_apply_duplicate_transactions_total",
@@ -22,13 +26,21 @@ export function createApplyMetrics(standby: string) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
-    offsetLag: new Gauge({ name: "diffrelay_apply_offset_lag", help: "Topic end offset minus next offset", registers }),
+    offsetLag: new Gauge({
+      name: "diffrelay_apply_offset_lag",
+      help: "Topic end offset minus next offset",
+      registers,
+    }),
     groupRows: new Histogram({
       name: "diffrelay_apply_group_rows",
       help: "Rows per standby transaction",
       buckets: [1, 10, 100, 1000, 10000, 100000],
       registers,
     }),
-    drift: new Counter({ name: "diffrelay_apply_drift_total", help: "Drift found (with --on-drift log)", registers }),
+    drift: new Counter({
+      name: "diffrelay_apply_drift_total",
+      help: "Drift found (with --on-drift log)",
+      registers,
+    }),
   };
 }

@@ -46,7 +46,10 @@ const SCHEMA_WAIT_MS = 30_000;
 /** Errors that mean the standby or the topic needs a person; reconnecting would only repeat them. */
 export function isFatalApplyError(err: unknown): boolean {
   return (
-    err instanceof DriftError || err instanceof SchemaDriftError || err instanceof ApplyError || err instanceof BadFrameError
+    err instanceof DriftError ||
+    err instanceof SchemaDriftError ||
+    err instanceof ApplyError ||
+    err instanceof BadFrameError
   );
 }
 
@@ -101,7 +104,10 @@ export class ApplyService {
       } catch (err) {
         this.lastError = redactError(err);
         if (isFatalApplyError(err) || this.stopping) throw err;
-        this.deps.logger.warn({ err, retryInMs: backoff }, "apply session ended; resuming from the standby's position");
+        this.deps.logger.warn(
+          { err, retryInMs: backoff },
+          "apply session ended; resuming from the standby's position",
+        );
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
@@ -129,7 +135,11 @@ export class ApplyService {
       const start = (await readPosition(client, topics.data, 0)) ?? (await this.initialPosition(admin));
       this.position = start;
       logger.info(
-        { topic: topics.data, nextOffset: start.nextOffset.toString(), lastCommitLsn: formatLsn(start.lastCommitLsn) },
+        {
+          topic: topics.data,
+          nextOffset: start.nextOffset.toString(),
+          lastCommitLsn: formatLsn(start.lastCommitLsn),
+        },
         "applying from the standby's position",
       );
       let sourceId = start.sourceId ?? undefined;

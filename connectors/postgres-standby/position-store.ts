@@ -12,7 +12,11 @@ export interface ApplyPosition {
 }
 
 /** The standby's own record of what it has applied (migrations/standby/001_apply_position.sql). */
-export async function readPosition(client: pg.Client, topic: string, partition: number): Promise<ApplyPosition | null> {
+export async function readPosition(
+  client: pg.Client,
+  topic: string,
+  partition: number,
+): Promise<ApplyPosition | null> {
   const result = await client.query<{
     next_offset: string;
     last_commit_lsn: string;
@@ -40,7 +44,11 @@ export async function readPosition(client: pg.Client, topic: string, partition: 
 }
 
 /** Written inside the transaction that applied the changes it covers, never on its own. */
-export async function writePosition(client: pg.Client, standbyName: string, position: ApplyPosition): Promise<void> {
+export async function writePosition(
+  client: pg.Client,
+  standbyName: string,
+  position: ApplyPosition,
+): Promise<void> {
   await client.query({
     name: "diffrelay_write_position",
     text: `INSERT INTO diffrelay.apply_position

@@ -68,7 +68,8 @@ export class TransactionGrouper {
     try {
       decoded = decodeDataMessage(value);
     } catch (err) {
-      const problem = err instanceof WireFormatError ? err.message : `does not decode: ${(err as Error).message}`;
+      const problem =
+        err instanceof WireFormatError ? err.message : `does not decode: ${(err as Error).message}`;
       throw new BadFrameError(topic, partition, offset.toString(), problem, { cause: err });
     }
     const { envelope } = decoded;
@@ -98,7 +99,10 @@ export class TransactionGrouper {
   }
 
   private groupIsFull(): boolean {
-    return this.groupRows >= this.options.maxRowsPerTransaction || Date.now() - this.groupStartedAt >= this.options.maxGroupMs;
+    return (
+      this.groupRows >= this.options.maxRowsPerTransaction ||
+      Date.now() - this.groupStartedAt >= this.options.maxGroupMs
+    );
   }
 
   private async handleChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
@@ -178,7 +182,8 @@ export class TransactionGrouper {
     this.inTransaction = false;
     const { metrics } = this.options;
     const nowMicros = BigInt(Date.now()) * 1000n;
-    for (const commitTime of this.groupCommitTimes) metrics.lagSeconds.observe(Number(nowMicros - commitTime) / 1e6);
+    for (const commitTime of this.groupCommitTimes)
+      metrics.lagSeconds.observe(Number(nowMicros - commitTime) / 1e6);
     metrics.transactions.inc(this.groupCommitTimes.length);
     metrics.rows.inc(this.groupRows);
     metrics.groupRows.observe(this.groupRows);

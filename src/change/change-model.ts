@@ -67,13 +67,7 @@ export interface SequencePosition {
   isCalled: boolean;
 }
 
-export type Change =
-  | InsertChange
-  | UpdateChange
-  | DeleteChange
-  | TruncateChange
-  | DdlChange
-  | SequenceChange;
+export type Change = InsertChange | UpdateChange | DeleteChange | TruncateChange | DdlChange | SequenceChange;
 
 /**
  * The header every frame of a source transaction carries. A transaction too

@@ -1,6 +1,6 @@
 import type { Registry } from "prom-client";
+import { type HealthReport, startHealthServer } from "../observability/health-server.js";
 import type { Logger } from "../observability/logger.js";
-import { startHealthServer, type HealthReport } from "../observability/health-server.js";
 
 export interface RunnableService {
   run(): Promise<void>;
@@ -28,7 +28,10 @@ export async function runService(options: ServiceRunnerOptions): Promise<void> {
     health: options.health,
     status: options.status,
   });
-  logger.info({ url: `http://${options.metrics.host}:${http.port}/metrics` }, "serving metrics, /healthz and /status");
+  logger.info(
+    { url: `http://${options.metrics.host}:${http.port}/metrics` },
+    "serving metrics, /healthz and /status",
+  );
   const onSignal = (signal: NodeJS.Signals) => {
     logger.info({ signal }, "stopping");
     service.stop().catch((err) => logger.error({ err }, "stop failed"));

@@ -1,5 +1,5 @@
-import type { DiffrelayConfig } from "../config/config-schema.js";
 import { ConfigError } from "../config/config-error.js";
+import type { DiffrelayConfig } from "../config/config-schema.js";
 
 /**
  * The source database whose topic a command uses: named by the source URL, or
@@ -10,7 +10,9 @@ export function topicDatabase(config: DiffrelayConfig): string {
   const url = config.source?.url ?? config.standby?.url;
   if (!url) {
     if (config.topic) return "";
-    throw new ConfigError("config: topic is unknown: set --topic, or --source-url / --standby-url to derive it");
+    throw new ConfigError(
+      "config: topic is unknown: set --topic, or --source-url / --standby-url to derive it",
+    );
   }
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
   if (!name) throw new ConfigError(`config: ${url.replace(/:[^:@/]*@/, ":****@")} names no database`);

@@ -27,7 +27,8 @@ export function loadConfig({ flags, env }: ConfigSources): DiffrelayConfig {
   }
   for (const s of SETTINGS) {
     const raw = env[s.env];
-    if (raw !== undefined && raw !== "") setPath(tree, s.path, convert(s, raw, `$${s.env}`), origin, `$${s.env}`);
+    if (raw !== undefined && raw !== "")
+      setPath(tree, s.path, convert(s, raw, `$${s.env}`), origin, `$${s.env}`);
   }
   for (const s of SETTINGS) {
     const raw = flags[s.flag];
@@ -76,23 +77,33 @@ function convert(s: Setting, raw: string, where: string): unknown {
     case "number": {
       const n = Number(raw);
       if (raw.trim() === "" || !Number.isFinite(n)) {
-        throw new ConfigError(`config: ${s.path} (from ${where}) is ${JSON.stringify(raw)}; expected a number`);
+        throw new ConfigError(
+          `config: ${s.path} (from ${where}) is ${JSON.stringify(raw)}; expected a number`,
+        );
       }
       return n;
     }
     case "boolean":
       if (/^(true|1|yes|on)$/i.test(raw)) return true;
       if (/^(false|0|no|off)$/i.test(raw)) return false;
-      throw new ConfigError(`config: ${s.path} (from ${where}) is ${JSON.stringify(raw)}; expected true or false`);
+      throw new ConfigError(
+        `config: ${s.path} (from ${where}) is ${JSON.stringify(raw)}; expected true or false`,
+      );
   }
 }
 
-function mergeInto(target: Tree, source: Tree, origin: Map<string, string>, where: string, prefix: string): void {
+function mergeInto(
+  target: Tree,
+  source: Tree,
+  origin: Map<string, string>,
+  where: string,
+  prefix: string,
+): void {
   for (const [key, value] of Object.entries(source)) {
     const path = prefix ? `${prefix}.${key}` : key;
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-      const child = (target[key] ??= {}) as Tree;
-      mergeInto(child, value as Tree, origin, where, path);
+      if (target[key] === null || typeof target[key] !== "object") target[key] = {};
+      mergeInto(target[key] as Tree, value as Tree, origin, where, path);
     } else {
       target[key] = value;
       origin.set(path, where);
@@ -118,7 +129,8 @@ function describeIssues(issues: z.core.$ZodIssue[], tree: Tree, origin: Map<stri
   const lines = issues.map((issue) => {
     const path = issue.path.map(String).join(".");
     const given = lookup(tree, issue.path.map(String));
-    const shown = given === undefined ? "nothing" : SECRET_KEY.test(path) ? "(hidden)" : JSON.stringify(given);
+    const shown =
+      given === undefined ? "nothing" : SECRET_KEY.test(path) ? "(hidden)" : JSON.stringify(given);
     const from = origin.get(path) ?? nearestOrigin(origin, path);
     return `  ${path || "(root)"}: given ${shown}${from ? ` (from ${from})` : ""}; expected ${expectation(issue)}`;
   });
@@ -126,13 +138,15 @@ function describeIssues(issues: z.core.$ZodIssue[], tree: Tree, origin: Map<stri
 }
 
 function nearestOrigin(origin: Map<string, string>, path: string): string | undefined {
-  for (const [key, where] of origin) if (key.startsWith(`${path}.`) || path.startsWith(`${key}.`)) return where;
+  for (const [key, where] of origin)
+    if (key.startsWith(`${path}.`) || path.startsWith(`${key}.`)) return where;
   return undefined;
 }
 
 function expectation(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_type") return `${issue.expected}`;
-  if (issue.code === "invalid_value") return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  if (issue.code === "invalid_value")
+    return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
   return issue.message;
 }
 

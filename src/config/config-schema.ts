@@ -1,8 +1,6 @@
 import { z } from "zod";
 
-const postgresUrl = z
-  .string()
-  .regex(/^postgres(ql)?:\/\//, "a postgres:// or postgresql:// connection URL");
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, "a postgres:// or postgresql:// connection URL");
 
 const tlsSchema = z.object({
   /** Path of a PEM CA bundle that the server certificate must chain to. */
@@ -26,7 +24,10 @@ const kafkaSchema = z.object({
 
 const captureSchema = z.object({
   publication: z.string().min(1).default("diffrelay"),
-  slot: z.string().regex(/^[a-z0-9_]{1,63}$/, "lower-case letters, digits and _ (PostgreSQL slot name rules)").default("diffrelay"),
+  slot: z
+    .string()
+    .regex(/^[a-z0-9_]{1,63}$/, "lower-case letters, digits and _ (PostgreSQL slot name rules)")
+    .default("diffrelay"),
   /** Schema-qualified tables to publish; empty with no schemas means all tables. */
   tables: z.array(z.string()).default([]),
   schemas: z.array(z.string()).default([]),
@@ -34,11 +35,20 @@ const captureSchema = z.object({
   identity: z.record(z.string(), z.enum(["full", "default"])).default({}),
   compression: z.enum(["none", "gzip", "snappy"]).default("snappy"),
   /** A Kafka message is closed at this size; larger transactions are split into chunks. */
-  maxMessageBytes: z.number().int().min(4096).max(8 * 1024 * 1024).default(512 * 1024),
+  maxMessageBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .max(8 * 1024 * 1024)
+    .default(512 * 1024),
   /** How long frames may wait for more frames before they are sent. */
   lingerMs: z.number().int().min(0).max(1000).default(2),
   /** Bytes of frames waiting for Kafka before the replication socket is paused. */
-  maxPendingBytes: z.number().int().min(65536).default(16 * 1024 * 1024),
+  maxPendingBytes: z
+    .number()
+    .int()
+    .min(65536)
+    .default(16 * 1024 * 1024),
   heartbeatIntervalMs: z.number().int().min(100).default(10_000),
 });
 
@@ -55,9 +65,22 @@ export const configSchema = z.object({
   source: z.object({ url: postgresUrl, tls: tlsSchema.optional() }).optional(),
   kafka: kafkaSchema.optional(),
   /** Topic names are <topicPrefix>.<source database> unless `topic` is set. */
-  topicPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]").default("diffrelay"),
-  topic: z.string().regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]").optional(),
-  standby: z.object({ name: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and -"), url: postgresUrl, tls: tlsSchema.optional() }).partial().optional(),
+  topicPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]")
+    .default("diffrelay"),
+  topic: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]")
+    .optional(),
+  standby: z
+    .object({
+      name: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and -"),
+      url: postgresUrl,
+      tls: tlsSchema.optional(),
+    })
+    .partial()
+    .optional(),
   capture: captureSchema.default(captureSchema.parse({})),
   apply: applySchema.default(applySchema.parse({})),
   metrics: z

@@ -1,6 +1,10 @@
 import { readFileSync } from "node:fs";
-import { CompressionCodecs, CompressionTypes, Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
+import kafkajs, { type KafkaConfig, type SASLOptions } from "kafkajs";
 import SnappyCodec from "kafkajs-snappy";
+
+// kafkajs is CommonJS: its runtime values come through the default export under ESM.
+const { CompressionCodecs, CompressionTypes, Kafka, logLevel } = kafkajs;
+
 import type { DiffrelayConfig } from "../config/config-schema.js";
 import type { Logger } from "../observability/logger.js";
 import { redact } from "../observability/redact.js";
@@ -8,7 +12,7 @@ import { redact } from "../observability/redact.js";
 type KafkaSettings = NonNullable<DiffrelayConfig["kafka"]>;
 
 // snappyjs is pure JavaScript: no native build at install time.
-CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec as (typeof CompressionCodecs)[CompressionTypes.Snappy];
+CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec as () => unknown;
 
 export const COMPRESSION = {
   none: CompressionTypes.None,
@@ -16,7 +20,7 @@ export const COMPRESSION = {
   snappy: CompressionTypes.Snappy,
 } as const;
 
-export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+export function createKafka(settings: KafkaSettings, logger: Logger): kafkajs.Kafka {
   const config: KafkaConfig = {
     clientId: settings.clientId,
     brokers: settings.brokers,

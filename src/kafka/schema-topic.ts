@@ -26,7 +26,11 @@ export class SchemaPublisher {
     const message = encodeSchemaMessage(this.identity, schema);
     const ref = { relationId: schema.relationId, version: message.version };
     if (this.published.has(message.key)) return ref;
-    await this.producer.send({ topic: this.topic, acks: -1, messages: [{ key: message.key, value: message.value }] });
+    await this.producer.send({
+      topic: this.topic,
+      acks: -1,
+      messages: [{ key: message.key, value: message.value }],
+    });
     this.published.add(message.key);
     return ref;
   }

@@ -12,7 +12,8 @@ function packageRoot(): string {
       return dir;
     } catch {
       const parent = dirname(dir);
-      if (parent === dir) throw new Error("cannot find diffrelay's package.json above " + fileURLToPath(import.meta.url));
+      if (parent === dir)
+        throw new Error(`cannot find diffrelay's package.json above ${fileURLToPath(import.meta.url)}`);
       dir = parent;
     }
   }
@@ -46,14 +47,18 @@ export async function runMigrations(client: pg.Client, migrations: Migration[]):
   await client.query("SELECT pg_advisory_lock(hashtext('diffrelay.migrations'))");
   try {
     const done = new Set(
-      (await client.query<{ version: string }>("SELECT version FROM diffrelay.schema_migrations")).rows.map((r) => r.version),
+      (await client.query<{ version: string }>("SELECT version FROM diffrelay.schema_migrations")).rows.map(
+        (r) => r.version,
+      ),
     );
     for (const migration of migrations) {
       if (done.has(migration.version)) continue;
       await client.query("BEGIN");
       try {
         await client.query(migration.sql);
-        await client.query("INSERT INTO diffrelay.schema_migrations (version) VALUES ($1)", [migration.version]);
+        await client.query("INSERT INTO diffrelay.schema_migrations (version) VALUES ($1)", [
+          migration.version,
+        ]);
         await client.query("COMMIT");
       } catch (err) {
         await client.query("ROLLBACK");

@@ -17,7 +17,9 @@ export interface HealthServerOptions {
 }
 
 /** /metrics (Prometheus), /healthz (200 while the stream flows, else 503), /status (JSON). */
-export async function startHealthServer(options: HealthServerOptions): Promise<{ server: Server; port: number }> {
+export async function startHealthServer(
+  options: HealthServerOptions,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const reply = async () => {

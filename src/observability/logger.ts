@@ -20,7 +20,11 @@ export function createLogger(level: string, name: string): Logger {
       },
     },
     serializers: {
-      err: (err: Error) => ({ type: err.name, message: redact(err.message), stack: err.stack && redact(err.stack) }),
+      err: (err: Error) => ({
+        type: err.name,
+        message: redact(err.message),
+        stack: err.stack && redact(err.stack),
+      }),
     },
   });
 }

@@ -1,7 +1,11 @@
-import { ApplyService } from "../../../connectors/postgres-standby/apply-service.js";
 import { createApplyMetrics } from "../../../connectors/postgres-standby/apply-metrics.js";
+import { ApplyService } from "../../../connectors/postgres-standby/apply-service.js";
 import { BadFrameError } from "../../../connectors/postgres-standby/bad-frame-error.js";
-import { ApplyError, DriftError, SchemaDriftError } from "../../../connectors/postgres-standby/drift-error.js";
+import {
+  ApplyError,
+  DriftError,
+  SchemaDriftError,
+} from "../../../connectors/postgres-standby/drift-error.js";
 import { requireSetting } from "../../config/config-loader.js";
 import { createKafka } from "../../kafka/kafka-client.js";
 import { sourceTopics } from "../../kafka/topic-names.js";

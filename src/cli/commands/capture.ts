@@ -1,5 +1,5 @@
-import { CaptureService } from "../../../connectors/postgres-source/capture-service.js";
 import { createCaptureMetrics } from "../../../connectors/postgres-source/capture-metrics.js";
+import { CaptureService } from "../../../connectors/postgres-source/capture-service.js";
 import { SourceConfigurationError } from "../../../connectors/postgres-source/slot-reader.js";
 import { requireSetting } from "../../config/config-loader.js";
 import { createKafka } from "../../kafka/kafka-client.js";
@@ -33,7 +33,8 @@ export const captureCommand: Command = {
         status: () => service.status(),
       });
     } catch (err) {
-      if (err instanceof SourceConfigurationError) throw new ExitError(EXIT.setup, err.message, { cause: err });
+      if (err instanceof SourceConfigurationError)
+        throw new ExitError(EXIT.setup, err.message, { cause: err });
       throw err;
     }
     return EXIT.ok;

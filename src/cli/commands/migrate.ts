@@ -1,7 +1,7 @@
 import pg from "pg";
 import { migrateSource } from "../../../connectors/postgres-source/source-migrator.js";
-import { postgresClientConfig } from "../../config/postgres-connection.js";
 import { ConfigError } from "../../config/config-error.js";
+import { postgresClientConfig } from "../../config/postgres-connection.js";
 import { loadMigrations, runMigrations } from "../../migrations/migration-runner.js";
 import type { Command } from "../command.js";
 import { EXIT } from "../exit-codes.js";
@@ -24,7 +24,8 @@ export const migrateCommand: Command = {
           identity: config.capture.identity,
         });
         console.log(`source: applied ${result.applied.length ? result.applied.join(", ") : "nothing new"}`);
-        for (const table of result.tables) console.log(`  ${table.name}: REPLICA IDENTITY ${table.identity.toUpperCase()}`);
+        for (const table of result.tables)
+          console.log(`  ${table.name}: REPLICA IDENTITY ${table.identity.toUpperCase()}`);
       } finally {
         await client.end();
       }
