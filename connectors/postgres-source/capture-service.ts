@@ -9,13 +9,14 @@ import { ensureSourceTopics } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
-
-const { Partitioners } = kafkajs;
 import { computeSourceId } from "../../src/wire/envelope.js";
 import type { CaptureMetrics } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
 import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
 import { isRetryable, SlotReader } from "./slot-reader.js";
+
+const { Partitioners } = kafkajs;
+
 import { assertCapturable, identifySource, loadRelationSchema } from "./source-catalog.js";
 import { migrateSource } from "./source-migrator.js";
 
@@ -97,6 +98,7 @@ export class CaptureService {
       maxInFlightRequests: 1,
       idempotent: false,
       allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
     });
     await producer.connect();
     logger.info({ topic: this.topics.data, schemas: this.topics.schemas }, "capture publishing");
