@@ -27,9 +27,13 @@ import {
 import type { PgClusterState, PgFlavor } from "./stack-state.js";
 
 export type PgStopMode = "smart" | "fast" | "immediate" | "kill";
-/** The application role and database every stack URL points at. */
-export const PG_USER = "diffrelay";
-export const PG_DATABASE = "diffrelay";
+/**
+ * The application role and database every stack URL points at. Not named
+ * "diffrelay": with the default search_path ("$user", public) a role of that
+ * name would create its tables in diffrelay's own bookkeeping schema.
+ */
+export const PG_USER = "stack_admin";
+export const PG_DATABASE = "app";
 
 function postgresIds(): { uid: number; gid: number } | undefined {
   if (!isRoot()) return undefined;
