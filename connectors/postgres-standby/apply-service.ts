@@ -132,6 +132,7 @@ export class ApplyService {
     try {
       await runMigrations(client, loadMigrations("standby"));
       await admin.connect();
+      await this.waitForTopics(admin);
       const start = (await readPosition(client, topics.data, 0)) ?? (await this.initialPosition(admin));
       this.position = start;
       logger.info(
@@ -234,6 +235,20 @@ export class ApplyService {
           consumer.seek({ topic: topics.data, partition: 0, offset: start.nextOffset.toString() });
         }, fail);
     });
+  }
+
+  /** The capture creates the topics; an applier started first waits for them quietly. */
+  private async waitForTopics(admin: Admin): Promise<void> {
+    const { topics, logger } = this.deps;
+    let logged = false;
+    for (;;) {
+      const existing = new Set(await admin.listTopics());
+      if (existing.has(topics.data) && existing.has(topics.schemas)) return;
+      if (this.stopping) throw new Error("stopped while waiting for the topic");
+      if (!logged) logger.info({ topic: topics.data }, "waiting for the capture to create the topic");
+      logged = true;
+      await this.sleep(1000);
+    }
   }
 
   /**
