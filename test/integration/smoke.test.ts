@@ -121,7 +121,7 @@ describe("local stack lifecycle", () => {
     try {
       const up = await startStack({ baseDir, clusters: ["primary"] });
       expect(up.wasRunning).toBe(false);
-      expect(up.env.DIFFRELAY_SOURCE_URL).toMatch(/^postgres:\/\/diffrelay:/);
+      expect(up.env.DIFFRELAY_SOURCE_URL).toMatch(/^postgres:\/\/stack_admin:/);
       await runSql(up.env.DIFFRELAY_SOURCE_URL as string, "SELECT 1");
 
       // A second start must reuse the running processes, not spawn duplicates.
