@@ -8,6 +8,7 @@ import type { ApplyMetrics } from "./apply-metrics.js";
 import { BadFrameError } from "./bad-frame-error.js";
 import type { SourcePosition } from "./drift-error.js";
 import { type ApplyPosition, writePosition } from "./position-store.js";
+import { orderByTable } from "./table-order.js";
 
 /** Applies a list of changes inside the caller's standby transaction. */
 export type ChangeSink = (client: pg.Client, changes: Change[], positions: SourcePosition[]) => Promise<void>;
@@ -168,8 +169,9 @@ export class TransactionGrouper {
 
   private async flushPending(): Promise<void> {
     if (this.pendingChanges.length === 0) return;
-    const changes = this.pendingChanges;
-    const positions = this.pendingPositions;
+    const order = orderByTable(this.pendingChanges);
+    const changes = order.map((i) => this.pendingChanges[i] as Change);
+    const positions = order.map((i) => this.pendingPositions[i] as SourcePosition);
     this.pendingChanges = [];
     this.pendingPositions = [];
     await this.options.apply(this.client, changes, positions);

@@ -1,0 +1,272 @@
+// `npm run demo`: the whole job on the local stack, as a new user would see it.
+// Starts the stack, creates a sample shop on the primary and both standbys, runs
+// capture and two appliers, drives a pgbench write load while showing live status,
+// then checks both standbys against the primary and prints the bytes per change
+// next to what PostgreSQL's own logical and physical replication would have sent.
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import {
+  fetchMetric,
+  fetchStatus,
+  type RunningService,
+  startDiffrelay,
+  stopService,
+} from "./demo/child-services.js";
+import { pgbenchScript, SAMPLE_DDL, SAMPLE_TABLES, sampleRows } from "./demo/sample-schema.js";
+import {
+  createMeasuringSlot,
+  currentWalLsnText,
+  dropSlot,
+  kafkaTopicLogBytes,
+  pgoutputBytes,
+  walBytesBetween,
+} from "./measure/bandwidth.js";
+import { freePort } from "./stack/free-port.js";
+import { DEFAULT_BASE_DIR, startStack } from "./stack/index.js";
+
+const DB = "demo";
+const ACCOUNTS = Number(process.env.DEMO_ACCOUNTS ?? 20_000);
+const LOAD_SECONDS = Number(process.env.DEMO_SECONDS ?? 15);
+const TOPIC = "diffrelay.demo";
+const SLOT = "diffrelay_demo";
+const MEASURE_SLOT = "diffrelay_demo_native";
+
+const services: RunningService[] = [];
+let stopping = false;
+
+function say(line: string): void {
+  console.log(line);
+}
+
+function withDb(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function recreateDatabase(serverUrl: string): Promise<string> {
+  await sql(
+    serverUrl,
+    `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '${DB}'`,
+  );
+  await sql(serverUrl, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await sql(serverUrl, `CREATE DATABASE ${DB}`);
+  return withDb(serverUrl, DB);
+}
+
+async function tableDigest(url: string, table: string): Promise<string> {
+  const rows = await sql<{ n: string; digest: string }>(
+    url,
+    `SELECT count(*)::text AS n, coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') AS digest FROM ${table} t`,
+  );
+  const row = rows[0] as { n: string; digest: string };
+  return `${row.n}:${row.digest}`;
+}
+
+async function statusLine(): Promise<string> {
+  const parts = await Promise.all(
+    services.map(async (s) => {
+      const st = await fetchStatus(s);
+      if (!st) return `${s.name}: (starting)`;
+      if (st.role === "capture") return `capture: slot lag ${st.slotLagBytes} B, ${st.transactions} txns`;
+      return `${s.name}: lag ${st.offsetLag} msgs / ${Number(st.timeLagSeconds ?? 0).toFixed(2)} s`;
+    }),
+  );
+  return parts.join(" | ");
+}
+
+async function waitForCatchUp(primary: string, standbys: string[]): Promise<void> {
+  // A marker row written last: once each standby has it, it holds everything before it.
+  const marker = `demo marker ${Date.now()}`;
+  await sql(primary, `INSERT INTO audit_log VALUES (now(), -1, '${marker}')`);
+  const deadline = Date.now() + 120_000;
+  for (const standby of standbys) {
+    for (;;) {
+      const rows = await sql<{ n: string }>(
+        standby,
+        `SELECT count(*)::text AS n FROM audit_log WHERE account = -1 AND message = '${marker}'`,
+      );
+      if (rows[0]?.n === "1") break;
+      if (Date.now() > deadline)
+        throw new Error("standbys did not catch up within 120 s; see .stack/logs/demo-*.log");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** Runs pgbench without blocking the event loop, so live status keeps printing. */
+function runPgbench(args: string[]): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("pgbench", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolve({ stdout }) : reject(new Error(`pgbench failed: ${stderr}`)),
+    );
+  });
+}
+
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await Promise.all(services.map(stopService));
+}
+
+async function main(): Promise<void> {
+  process.on("SIGINT", () => {
+    say("\ninterrupted: stopping capture and appliers");
+    shutdown().then(() => process.exit(130));
+  });
+  say("1/6 starting the local stack (PostgreSQL primary + 2 standbys, Kafka)");
+  const stack = await startStack({ log: () => undefined });
+  const env = stack.env;
+  const primaryServer = env.DIFFRELAY_SOURCE_URL as string;
+  const primary = await recreateDatabase(primaryServer);
+  const standbys = [
+    await recreateDatabase(env.DIFFRELAY_STANDBY1_URL as string),
+    await recreateDatabase(env.DIFFRELAY_STANDBY2_URL as string),
+  ];
+  for (const url of [primary, ...standbys]) await sql(url, SAMPLE_DDL);
+  const brokers = env.DIFFRELAY_KAFKA_BROKERS as string;
+  const admin = new (await import("kafkajs")).default.Kafka({ brokers: [brokers], logLevel: 0 }).admin();
+  await admin.connect();
+  const existing = await admin.listTopics();
+  const stale = existing.filter((t) => t === TOPIC || t === `${TOPIC}.schemas`);
+  if (stale.length) await admin.deleteTopics({ topics: stale });
+  await admin.disconnect();
+
+  say("2/6 starting capture and two appliers (logs: .stack/logs/demo-*.log)");
+  const logDir = join(DEFAULT_BASE_DIR, "logs");
+  const common = { DIFFRELAY_KAFKA_BROKERS: brokers, DIFFRELAY_TOPIC: TOPIC, DIFFRELAY_LOG_LEVEL: "info" };
+  services.push(
+    startDiffrelay(
+      "capture",
+      ["capture", "--slot", SLOT, "--publication", SLOT],
+      { ...common, DIFFRELAY_SOURCE_URL: primary },
+      await freePort(),
+      logDir,
+    ),
+  );
+  for (const [i, url] of standbys.entries()) {
+    services.push(
+      startDiffrelay(
+        `standby${i + 1}`,
+        ["apply", "--standby-name", `standby${i + 1}`],
+        { ...common, DIFFRELAY_STANDBY_URL: url },
+        await freePort(),
+        logDir,
+      ),
+    );
+  }
+  // The capture creates its slot at start: wait for it before writing, so nothing precedes it.
+  for (let waited = 0; ; waited += 200) {
+    const rows = await sql(primary, `SELECT 1 FROM pg_replication_slots WHERE slot_name = '${SLOT}'`);
+    if (rows.length) break;
+    if (waited > 60_000) throw new Error("capture did not create its slot; see .stack/logs/demo-capture.log");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+
+  say(`3/6 loading ${ACCOUNTS} accounts and orders on the primary (replicated as they commit)`);
+  await sql(primary, sampleRows(ACCOUNTS));
+  await waitForCatchUp(primary, standbys);
+
+  say(`4/6 pgbench: 4 clients, ${LOAD_SECONDS} s of single-row UPDATE + INSERT transactions`);
+  const measure = new pg.Client(primary);
+  await measure.connect();
+  await dropSlot(measure, MEASURE_SLOT);
+  await createMeasuringSlot(measure, MEASURE_SLOT);
+  const walBefore = await currentWalLsnText(measure);
+  const kafkaDir = join(DEFAULT_BASE_DIR, "kafka", "data");
+  const kafkaBefore = kafkaTopicLogBytes(kafkaDir, TOPIC);
+  const scriptDir = mkdtempSync(join(tmpdir(), "diffrelay-demo-"));
+  writeFileSync(join(scriptDir, "load.sql"), pgbenchScript(ACCOUNTS));
+  const ticker = setInterval(() => {
+    statusLine().then((line) => say(`   ${line}`));
+  }, 2000);
+  const bench = await runPgbench([
+    "-n",
+    "-c",
+    "4",
+    "-j",
+    "2",
+    "-T",
+    String(LOAD_SECONDS),
+    "-f",
+    join(scriptDir, "load.sql"),
+    primary,
+  ]);
+  clearInterval(ticker);
+  const txns = Number(/number of transactions actually processed: (\d+)/.exec(bench.stdout)?.[1] ?? 0);
+  const tps = /tps = ([\d.]+)/.exec(bench.stdout)?.[1] ?? "?";
+  say(`   pgbench committed ${txns} transactions (${tps} txn/s on the primary)`);
+
+  say("5/6 waiting for both standbys to catch up, then checking them against the primary");
+  await waitForCatchUp(primary, standbys);
+  say(`   ${await statusLine()}`);
+  let allEqual = true;
+  for (const table of SAMPLE_TABLES) {
+    const expected = await tableDigest(primary, table);
+    for (const [i, url] of standbys.entries()) {
+      const equal = (await tableDigest(url, table)) === expected;
+      allEqual &&= equal;
+      say(
+        `   standby${i + 1} ${table.padEnd(10)} ${equal ? "equal" : "DIFFERENT"} (${expected.split(":")[0]} rows)`,
+      );
+    }
+  }
+
+  say("6/6 bytes that crossed the interconnect for the pgbench load, per standby");
+  const walAfter = await currentWalLsnText(measure);
+  const changes = txns * 2;
+  const native = await pgoutputBytes(measure, MEASURE_SLOT, SLOT);
+  const wal = await walBytesBetween(measure, walBefore, walAfter);
+  await dropSlot(measure, MEASURE_SLOT);
+  await measure.end();
+  const kafka = kafkaTopicLogBytes(kafkaDir, TOPIC) - kafkaBefore;
+  const published = await fetchMetric(
+    services[0] as RunningService,
+    "diffrelay_capture_published_bytes_total",
+  );
+  const perChange = (bytes: number) => (changes ? (bytes / changes).toFixed(1) : "-");
+  say(`   row changes: ${changes} (${txns} transactions of one UPDATE and one INSERT)`);
+  say(`   diffrelay, Kafka log on the broker:        ${perChange(kafka).padStart(8)} B/change`);
+  say(`   PostgreSQL logical replication (pgoutput): ${perChange(native).padStart(8)} B/change`);
+  say(`   PostgreSQL physical replication (WAL):     ${perChange(wal).padStart(8)} B/change`);
+  say(
+    `   (diffrelay frames before Kafka compression: ${(published / 1024 / 1024).toFixed(1)} MiB in all since start)`,
+  );
+  await shutdown();
+  say(
+    allEqual
+      ? "done: both standbys are exact copies of the primary"
+      : "done: a standby DIFFERS from the primary",
+  );
+  say("the stack keeps running; stop it with: npm run stack -- down");
+  process.exitCode = allEqual ? 0 : 1;
+}
+
+main().catch(async (err) => {
+  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+  await shutdown();
+  process.exitCode = 1;
+});
