@@ -61,6 +61,20 @@ const applySchema = z.object({
   onDrift: z.enum(["stop", "log"]).default("stop"),
 });
 
+const seedSchema = z.object({
+  /** Tables (or ranges of large tables) copied at once, each on its own pair of connections. */
+  parallel: z.number().int().min(1).max(64).default(4),
+  /** Tables estimated above this many rows are copied as ctid ranges of about this size. */
+  rangeRows: z.number().int().min(1000).default(1_000_000),
+});
+
+const statusSchema = z.object({
+  /** Standbys `diffrelay status` reports, as name=url entries. */
+  standbys: z
+    .array(z.string().regex(/^[A-Za-z0-9_-]+=postgres(ql)?:\/\//, "name=postgres://..."))
+    .default([]),
+});
+
 export const configSchema = z.object({
   source: z.object({ url: postgresUrl, tls: tlsSchema.optional() }).optional(),
   kafka: kafkaSchema.optional(),
@@ -83,6 +97,8 @@ export const configSchema = z.object({
     .optional(),
   capture: captureSchema.default(captureSchema.parse({})),
   apply: applySchema.default(applySchema.parse({})),
+  seed: seedSchema.default(seedSchema.parse({})),
+  status: statusSchema.default(statusSchema.parse({})),
   metrics: z
     .object({
       host: z.string().default("127.0.0.1"),

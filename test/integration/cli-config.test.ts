@@ -1,0 +1,30 @@
+import { describe, expect, it } from "vitest";
+import { spawnDiffrelay } from "../support/child-process.js";
+
+describe("diffrelay CLI configuration errors", () => {
+  it("exits 2 naming the key before connecting to anything", async () => {
+    // Port 9 (discard) on loopback: if the CLI tried to connect, the error would be a connection error, not this.
+    const child = spawnDiffrelay(["capture", "--source-url", "not-a-url", "--brokers", "127.0.0.1:9"], {});
+    const exit = await child.exited;
+    expect(exit.code).toBe(2);
+    expect(child.output()).toMatch(/source\.url: given "not-a-url" \(from --source-url\)/);
+  });
+
+  it("exits 2 for an unknown flag and for a missing required setting", async () => {
+    const unknown = spawnDiffrelay(["apply", "--no-such-flag"], {});
+    expect((await unknown.exited).code).toBe(2);
+    expect(unknown.output()).toMatch(/no-such-flag/);
+    const missing = spawnDiffrelay(["apply", "--brokers", "127.0.0.1:9"], {});
+    expect((await missing.exited).code).toBe(2);
+    expect(missing.output()).toMatch(/standby\.name is required.*--standby-name or \$DIFFRELAY_STANDBY_NAME/);
+  });
+
+  it("never prints a password from a connection string", async () => {
+    const child = spawnDiffrelay(
+      ["apply", "--standby-url", "postgres://u:sup3rsecret@127.0.0.1:9/db", "--standby-name", "bad name!"],
+      {},
+    );
+    await child.exited;
+    expect(child.output()).not.toContain("sup3rsecret");
+  });
+});
