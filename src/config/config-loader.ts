@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { redact } from "../observability/redact.js";
 import { ConfigError } from "./config-error.js";
 import { configSchema, type DiffrelayConfig } from "./config-schema.js";
 import { SETTINGS, type Setting } from "./settings.js";
@@ -130,7 +131,7 @@ function describeIssues(issues: z.core.$ZodIssue[], tree: Tree, origin: Map<stri
     const path = issue.path.map(String).join(".");
     const given = lookup(tree, issue.path.map(String));
     const shown =
-      given === undefined ? "nothing" : SECRET_KEY.test(path) ? "(hidden)" : JSON.stringify(given);
+      given === undefined ? "nothing" : SECRET_KEY.test(path) ? "(hidden)" : redact(JSON.stringify(given));
     const from = origin.get(path) ?? nearestOrigin(origin, path);
     return `  ${path || "(root)"}: given ${shown}${from ? ` (from ${from})` : ""}; expected ${expectation(issue)}`;
   });

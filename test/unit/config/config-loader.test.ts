@@ -61,6 +61,11 @@ describe("loadConfig", () => {
     }
   });
 
+  it("masks a password inside a rejected connection string", () => {
+    const attempt = () => loadConfig({ flags: { "source-url": "mysql://u:hunter2@db/app" }, env: {} });
+    expect(attempt).toThrow(/given "mysql:\/\/u:\*\*\*\*@db\/app"/);
+  });
+
   it("says which file is not YAML", () => {
     const file = yamlFile("source: [unclosed");
     expect(() => loadConfig({ flags: { config: file }, env: {} })).toThrow(/is not valid YAML/);
