@@ -3,6 +3,7 @@ import { LogicalReplicationService } from "pg-logical-replication";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
 import { DiffrelayPgoutputPlugin, SourceEncodingError } from "./pgoutput/pgoutput-plugin.js";
+import { SourceConfigurationError, type SourceErrorKind } from "./source-errors.js";
 
 export interface SlotReaderLogger {
   info(obj: object, msg: string): void;
@@ -28,29 +29,6 @@ export interface SlotReaderOptions {
   /** How often a standby status update is sent regardless of traffic. Default 10 000 ms. */
   statusIntervalMs?: number;
   logger?: SlotReaderLogger;
-}
-
-export type SourceErrorKind =
-  | "slot_in_use"
-  | "slot_missing"
-  | "publication_missing"
-  | "permission_denied"
-  | "authentication_failed"
-  | "wal_level"
-  | "encoding";
-
-/** A problem with the source's configuration that reconnecting will not fix. */
-export class SourceConfigurationError extends Error {
-  override name = "SourceConfigurationError";
-  readonly retryable = false;
-
-  constructor(
-    readonly kind: SourceErrorKind,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** Whether a reader failure may go away by reconnecting (with backoff) from the durable position. */

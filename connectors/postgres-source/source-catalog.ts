@@ -2,6 +2,7 @@ import type pg from "pg";
 import { type Lsn, parseLsn } from "../../src/change/lsn.js";
 import type { RelationSchema } from "../../src/change/relation-schema.js";
 import type { RelationMessage } from "./pgoutput/pgoutput-decoder.js";
+import { SourceConfigurationError } from "./source-errors.js";
 
 /** Catalog queries against the source, on a regular (non-replication) connection. */
 
@@ -68,7 +69,9 @@ export function assertCapturable(identity: SourceIdentity): void {
       `PostgreSQL ${identity.serverVersionNum} is too old; diffrelay needs 14 or later (pgoutput messages)`,
     );
   }
-  if (problems.length > 0) throw new Error(`source is not capturable: ${problems.join("; ")}`);
+  if (problems.length > 0) {
+    throw new SourceConfigurationError("not_capturable", `source is not capturable: ${problems.join("; ")}`);
+  }
 }
 
 /**

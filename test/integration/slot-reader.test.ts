@@ -3,8 +3,9 @@ import type {
   CommitMessage,
   PgoutputMessage,
 } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
-import { SlotReader, SourceConfigurationError } from "../../connectors/postgres-source/slot-reader.js";
+import { SlotReader } from "../../connectors/postgres-source/slot-reader.js";
 import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
+import { SourceConfigurationError } from "../../connectors/postgres-source/source-errors.js";
 import { migrateSource } from "../../connectors/postgres-source/source-migrator.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import {

@@ -1,6 +1,7 @@
 import { createCaptureMetrics } from "../../../connectors/postgres-source/capture-metrics.js";
 import { CaptureService } from "../../../connectors/postgres-source/capture-service.js";
-import { SourceConfigurationError } from "../../../connectors/postgres-source/slot-reader.js";
+import { SourceConfigurationError } from "../../../connectors/postgres-source/source-errors.js";
+import { SourceMigrationError } from "../../../connectors/postgres-source/source-migrator.js";
 import { requireSetting } from "../../config/config-loader.js";
 import { createKafka } from "../../kafka/kafka-client.js";
 import { sourceTopics } from "../../kafka/topic-names.js";
@@ -33,7 +34,7 @@ export const captureCommand: Command = {
         status: () => service.status(),
       });
     } catch (err) {
-      if (err instanceof SourceConfigurationError)
+      if (err instanceof SourceConfigurationError || err instanceof SourceMigrationError)
         throw new ExitError(EXIT.setup, err.message, { cause: err });
       throw err;
     }
