@@ -1,0 +1,100 @@
+// Starts and stops `diffrelay capture` as a real child process for acceptance tests.
+import { readFileSync } from "node:fs";
+import { type DiffrelayProcess, spawnDiffrelay } from "./child-process.js";
+import { runSql } from "./services.js";
+
+export interface CaptureOptions {
+  sourceUrl: string;
+  brokers: string[];
+  slot: string;
+  publication: string;
+  topic: string;
+  extraArgs?: string[];
+}
+
+export function captureArgs(o: CaptureOptions): string[] {
+  return [
+    "capture",
+    "--source-url",
+    o.sourceUrl,
+    "--brokers",
+    o.brokers.join(","),
+    "--slot",
+    o.slot,
+    "--publication",
+    o.publication,
+    "--topic",
+    o.topic,
+    "--metrics-port",
+    "0",
+    ...(o.extraArgs ?? []),
+  ];
+}
+
+/** Spawns a capture and resolves once it streams from the slot and publishes to the topic. */
+export async function startCapture(o: CaptureOptions, timeoutMs = 60_000): Promise<DiffrelayProcess> {
+  const proc = spawnDiffrelay(captureArgs(o));
+  try {
+    await proc.waitForOutput(/"capture publishing"/, timeoutMs);
+    await proc.waitForOutput(/"logical replication started"/, timeoutMs);
+  } catch (err) {
+    proc.kill("SIGKILL");
+    await proc.exited;
+    throw err;
+  }
+  return proc;
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. Resolves once the process is gone. */
+export async function stopCapture(proc: DiffrelayProcess | undefined, graceMs = 15_000): Promise<void> {
+  if (!proc) return;
+  if (!proc.kill("SIGTERM")) {
+    await proc.exited;
+    return;
+  }
+  const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+  try {
+    await proc.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Waits until no walsender holds the slot (after a capture died, its walsender notices the closed socket). */
+export async function waitForSlotReleased(url: string, slot: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await runSql<{ active: boolean }>(
+      url,
+      "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+      [slot],
+    );
+    if (rows.length === 1 && rows[0]?.active === false) return;
+    if (Date.now() > deadline) throw new Error(`slot ${slot} still active after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** /proc/<pid>/status of a process, parsed as "Key: value" lines (Linux only). */
+export function procStatus(pid: number): Map<string, string> {
+  const text = readFileSync(`/proc/${pid}/status`, "utf8");
+  const fields = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const at = line.indexOf(":");
+    if (at > 0) fields.set(line.slice(0, at), line.slice(at + 1).trim());
+  }
+  return fields;
+}
+
+/** A /proc/<pid>/status memory field (e.g. "VmHWM", "VmRSS") in bytes. */
+export function procMemoryBytes(pid: number, field: "VmHWM" | "VmRSS"): number {
+  const value = procStatus(pid).get(field);
+  const match = value && /^(\d+)\s+kB$/.exec(value);
+  if (!match) throw new Error(`/proc/${pid}/status has no ${field} in kB: ${value}`);
+  return Number(match[1]) * 1024;
+}
+
+/** The command line of a process, as its argv. */
+export function procCmdline(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+}
