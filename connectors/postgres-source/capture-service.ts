@@ -9,6 +9,7 @@ import { ensureSourceTopics } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
+import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import type { CaptureMetrics } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
@@ -40,8 +41,6 @@ interface CaptureServiceDeps {
   metrics: CaptureMetrics;
 }
 
-const MAX_BACKOFF_MS = 30_000;
-
 /**
  * Runs capture sessions until stopped: each session is one replication
  * connection, started from the slot's durable position. Any failure that a
@@ -58,7 +57,7 @@ export class CaptureService {
   private lastError: string | null = null;
   private lastProgressAt = Date.now();
   private sessionLive = false;
-  private wake: (() => void) | null = null;
+  private readonly backoff = new ReconnectBackoff();
 
   constructor(private readonly deps: CaptureServiceDeps) {}
 
@@ -104,23 +103,22 @@ export class CaptureService {
     logger.info({ topic: this.topics.data, schemas: this.topics.schemas }, "capture publishing");
     const identity = { sourceId: computeSourceId(source.systemIdentifier, source.databaseName), epoch: 0 };
     const schemas = new SchemaPublisher(producer, this.topics.schemas, identity);
-    let backoff = 500;
     try {
       while (!this.stopping) {
+        const startedAt = Date.now();
         try {
           await this.runSession(producer, schemas, identity);
-          backoff = 500;
         } catch (err) {
           if (!isRetryable(err)) throw err;
           if (this.stopping) break;
           this.lastError = redactError(err);
           this.deps.metrics.reconnects.inc();
+          const retryInMs = this.backoff.next(Date.now() - startedAt);
           logger.warn(
-            { err, retryInMs: backoff },
+            { err, retryInMs },
             "capture session ended; reconnecting from the slot's durable position",
           );
-          await this.sleep(backoff);
-          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+          await this.backoff.pause(retryInMs);
         }
       }
     } finally {
@@ -130,7 +128,7 @@ export class CaptureService {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.backoff.interrupt();
     await this.reader?.stop();
   }
 
@@ -237,15 +235,5 @@ export class CaptureService {
     this.lastProgressAt = Date.now();
     metrics.lastAckedLsn.set(Number(last.endLsn));
     metrics.timeBehindSeconds.set(Math.max(0, Date.now() / 1000 - Number(last.commitTimeMicros) / 1e6));
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
   }
 }

@@ -9,6 +9,7 @@ import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
+import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { BadFrameError } from "./bad-frame-error.js";
 import { ApplyError, DriftError, SchemaDriftError } from "./drift-error.js";
@@ -40,7 +41,6 @@ interface ApplyServiceDeps {
   metrics: ApplyMetrics;
 }
 
-const MAX_BACKOFF_MS = 30_000;
 const SCHEMA_WAIT_MS = 30_000;
 
 /** Errors that mean the standby or the topic needs a person; reconnecting would only repeat them. */
@@ -66,7 +66,7 @@ export class ApplyService {
   private lastProgressAt = Date.now();
   private sessionLive = false;
   private stopSession: (() => void) | null = null;
-  private wake: (() => void) | null = null;
+  private readonly backoff = new ReconnectBackoff();
 
   constructor(private readonly deps: ApplyServiceDeps) {}
 
@@ -96,27 +96,26 @@ export class ApplyService {
   }
 
   async run(): Promise<void> {
-    let backoff = 500;
     while (!this.stopping) {
+      const startedAt = Date.now();
       try {
         await this.runSession();
-        backoff = 500;
       } catch (err) {
         this.lastError = redactError(err);
         if (isFatalApplyError(err) || this.stopping) throw err;
+        const retryInMs = this.backoff.next(Date.now() - startedAt);
         this.deps.logger.warn(
-          { err, retryInMs: backoff },
+          { err, retryInMs },
           "apply session ended; resuming from the standby's position",
         );
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        await this.backoff.pause(retryInMs);
       }
     }
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.backoff.interrupt();
     this.stopSession?.();
   }
 
@@ -247,7 +246,7 @@ export class ApplyService {
       if (this.stopping) throw new Error("stopped while waiting for the topic");
       if (!logged) logger.info({ topic: topics.data }, "waiting for the capture to create the topic");
       logged = true;
-      await this.sleep(1000);
+      await this.backoff.pause(1000);
     }
   }
 
@@ -278,15 +277,5 @@ export class ApplyService {
       sourceId: null,
       epoch: 0,
     };
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
   }
 }

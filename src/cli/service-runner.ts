@@ -1,18 +1,20 @@
 import type { Registry } from "prom-client";
-import { type HealthReport, startHealthServer } from "../observability/health-server.js";
+import { startHealthServer } from "../observability/health-server.js";
 import type { Logger } from "../observability/logger.js";
 
 export interface RunnableService {
   run(): Promise<void>;
   stop(): Promise<void>;
+  /** The document /status serves and `diffrelay status` shows. */
+  status(): object;
+  /** Whether changes are moving (or there are none to move): what /healthz reports. */
+  isFlowing(): boolean;
 }
 
 export interface ServiceRunnerOptions {
   service: RunnableService;
   logger: Logger;
   metrics: { host: string; port: number; registry: Registry };
-  health: () => HealthReport;
-  status: () => unknown;
 }
 
 /**
@@ -25,8 +27,8 @@ export async function runService(options: ServiceRunnerOptions): Promise<void> {
     host: options.metrics.host,
     port: options.metrics.port,
     registry: options.metrics.registry,
-    health: options.health,
-    status: options.status,
+    health: () => ({ healthy: service.isFlowing(), ...service.status() }),
+    status: () => service.status(),
   });
   logger.info(
     { url: `http://${options.metrics.host}:${http.port}/metrics` },

@@ -37,8 +37,6 @@ export const applyCommand: Command = {
         service,
         logger,
         metrics: { ...config.metrics, registry: metrics.registry },
-        health: () => ({ healthy: service.isFlowing(), ...service.status() }),
-        status: () => service.status(),
       });
     } catch (err) {
       logger.error({ err }, "apply stopped");

@@ -30,8 +30,6 @@ export const captureCommand: Command = {
         service,
         logger,
         metrics: { ...config.metrics, registry: metrics.registry },
-        health: () => ({ healthy: service.isFlowing(), ...service.status() }),
-        status: () => service.status(),
       });
     } catch (err) {
       if (err instanceof SourceConfigurationError || err instanceof SourceMigrationError)
