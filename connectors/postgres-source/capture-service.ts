@@ -15,6 +15,7 @@ import type { CaptureMetrics } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
 import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
 import { isRetryable, SlotReader } from "./slot-reader.js";
+import { SourceConfigurationError } from "./source-errors.js";
 
 const { Partitioners } = kafkajs;
 
@@ -58,6 +59,7 @@ export class CaptureService {
   private lastProgressAt = Date.now();
   private sessionLive = false;
   private readonly backoff = new ReconnectBackoff();
+  private slotBusyAttempts = 0;
 
   constructor(private readonly deps: CaptureServiceDeps) {}
 
@@ -109,7 +111,7 @@ export class CaptureService {
         try {
           await this.runSession(producer, schemas, identity);
         } catch (err) {
-          if (!isRetryable(err)) throw err;
+          if (!isRetryable(err) && !this.slotMayBeFreed(err)) throw err;
           if (this.stopping) break;
           this.lastError = redactError(err);
           this.deps.metrics.reconnects.inc();
@@ -124,6 +126,17 @@ export class CaptureService {
     } finally {
       await producer.disconnect().catch(() => undefined);
     }
+  }
+
+  /**
+   * Right after a capture is killed, its walsender may hold the slot until
+   * PostgreSQL notices the closed socket: a restarted capture waits for that
+   * (up to about 30 s) before calling the slot taken by someone else.
+   */
+  private slotMayBeFreed(err: unknown): boolean {
+    if (!(err instanceof SourceConfigurationError) || err.kind !== "slot_in_use") return false;
+    this.slotBusyAttempts += 1;
+    return this.slotBusyAttempts <= 6;
   }
 
   async stop(): Promise<void> {
@@ -189,6 +202,7 @@ export class CaptureService {
       publicationName: config.capture.publication,
       isIdle: () => session.isIdle(),
       onMessage: async (_walStart, message) => {
+        this.slotBusyAttempts = 0;
         session.checkHealth();
         if (message.tag === "message" && !message.transactional && message.prefix === HEARTBEAT_PREFIX) {
           // Everything before the heartbeat has been received; if all of it is durable, so is this point.
