@@ -2,9 +2,15 @@ import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
 import { captureCommand } from "./capture.js";
 import { migrateCommand } from "./migrate.js";
+import { seedCommand } from "./seed.js";
+import { statusCommand } from "./status.js";
+import { verifyCommand } from "./verify.js";
 
 export const COMMANDS: Record<string, Command> = {
   capture: captureCommand,
   apply: applyCommand,
   migrate: migrateCommand,
+  seed: seedCommand,
+  verify: verifyCommand,
+  status: statusCommand,
 };

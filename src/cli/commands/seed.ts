@@ -1,0 +1,58 @@
+import { runSeed, SeedRefusedError } from "../../../connectors/postgres-standby/seed/seed-runner.js";
+import { requireSetting } from "../../config/config-loader.js";
+import { postgresClientConfig } from "../../config/postgres-connection.js";
+import { createKafka } from "../../kafka/kafka-client.js";
+import { sourceTopics } from "../../kafka/topic-names.js";
+import { createLogger } from "../../observability/logger.js";
+import type { Command } from "../command.js";
+import { EXIT, ExitError } from "../exit-codes.js";
+import { topicDatabase } from "../topic-database.js";
+
+/**
+ * diffrelay seed: copies the source's published tables to a standby from one
+ * exported snapshot and records the exact position after it. The standby's
+ * applier must be stopped meanwhile (checked). Safe to run again: each table is
+ * emptied before it is copied, and the position is written last.
+ */
+export const seedCommand: Command = {
+  summary: "copy the published tables to a standby from one snapshot and record its exact position",
+  flags: { "create-schema": "boolean" },
+  async run({ config, flags }) {
+    const source = requireSetting(config.source, "source.url");
+    const standbyName = requireSetting(config.standby?.name, "standby.name");
+    const standbyUrl = requireSetting(config.standby?.url, "standby.url");
+    const kafkaSettings = requireSetting(config.kafka, "kafka.brokers");
+    const logger = createLogger(config.logLevel, "diffrelay-seed").child({ standby: standbyName });
+    const admin = createKafka(kafkaSettings, logger).admin();
+    await admin.connect();
+    try {
+      const result = await runSeed({
+        sourceUrl: source.url,
+        sourceConfig: postgresClientConfig(source.url, source.tls),
+        standbyUrl,
+        standbyConfig: postgresClientConfig(standbyUrl, config.standby?.tls),
+        standbyName,
+        topics: sourceTopics(config, topicDatabase(config)),
+        admin,
+        publication: config.capture.publication,
+        captureSlot: config.capture.slot,
+        parallel: config.seed.parallel,
+        rangeRows: config.seed.rangeRows,
+        createSchema: flags["create-schema"] === true,
+      });
+      console.log(
+        JSON.stringify({
+          event: "seed complete",
+          standby: standbyName,
+          ...result,
+        }),
+      );
+      return EXIT.ok;
+    } catch (err) {
+      if (err instanceof SeedRefusedError) throw new ExitError(EXIT.setup, err.message, { cause: err });
+      throw err;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  },
+};

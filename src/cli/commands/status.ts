@@ -1,0 +1,85 @@
+import { ConfigError } from "../../config/config-error.js";
+import { postgresClientConfig } from "../../config/postgres-connection.js";
+import { createKafka } from "../../kafka/kafka-client.js";
+import { sourceTopics } from "../../kafka/topic-names.js";
+import { createLogger } from "../../observability/logger.js";
+import { collectStatus, type StatusOptions } from "../../status/status-collector.js";
+import { renderStatus } from "../../status/status-render.js";
+import type { Command } from "../command.js";
+import { EXIT } from "../exit-codes.js";
+import { topicDatabase } from "../topic-database.js";
+
+const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" && v !== "" ? v : null);
+
+/**
+ * diffrelay status: the source's slot lag and topic end, and each standby's
+ * position and lag. Standbys come from --standby-url (with --standby-name) or
+ * --status-standbys name=url,... ; last errors from the processes' /status
+ * URLs when given, else "unknown".
+ */
+export const statusCommand: Command = {
+  summary: "show the source's slot lag and each standby's position and lag (--json, --watch)",
+  flags: { json: "boolean", watch: "boolean", "capture-status-url": "string", "apply-status-urls": "string" },
+  async run({ config, flags }) {
+    const standbys: StatusOptions["standbys"] = [];
+    if (config.standby?.url) {
+      standbys.push({
+        name: config.standby.name ?? "standby",
+        config: postgresClientConfig(config.standby.url, config.standby.tls),
+      });
+    }
+    for (const entry of config.status.standbys) {
+      const at = entry.indexOf("=");
+      standbys.push({
+        name: entry.slice(0, at),
+        config: postgresClientConfig(entry.slice(at + 1), config.standby?.tls),
+      });
+    }
+    if (!config.source && standbys.length === 0) {
+      throw new ConfigError(
+        "config: status needs --source-url and/or standbys (--standby-url or --status-standbys)",
+      );
+    }
+    const logger = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, "diffrelay-status");
+    const options: StatusOptions = {
+      sourceConfig: config.source ? postgresClientConfig(config.source.url, config.source.tls) : null,
+      kafka: config.kafka ? createKafka(config.kafka, logger) : null,
+      topic: sourceTopics(config, topicDatabase(config)).data,
+      slot: config.capture.slot,
+      standbys,
+      captureStatusUrl: stringFlag(flags["capture-status-url"]),
+      applyStatusUrls: (stringFlag(flags["apply-status-urls"]) ?? "")
+        .split(",")
+        .map((u) => u.trim())
+        .filter(Boolean),
+    };
+    const json = flags.json === true;
+    const show = async () => {
+      const report = await collectStatus(options);
+      return json ? JSON.stringify(report) : renderStatus(report);
+    };
+    if (flags.watch !== true || !process.stdout.isTTY) {
+      // --watch off a TTY prints once: a pipe has nothing to redraw.
+      console.log(await show());
+      return EXIT.ok;
+    }
+    let stopped = false;
+    const stop = () => {
+      stopped = true;
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    try {
+      while (!stopped) {
+        const text = await show();
+        // Home the cursor and clear the screen, then draw the new frame.
+        process.stdout.write(`\u001b[H\u001b[2J${text}\n`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    } finally {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    }
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,178 @@
+import type { Kafka } from "kafkajs";
+import pg from "pg";
+import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
+import { formatLsn } from "../change/lsn.js";
+import { partitionOffsets } from "../kafka/topic-admin.js";
+
+/** What `diffrelay status` reports, for one source and its standbys. */
+export interface StatusReport {
+  time: string;
+  topic: string;
+  source: {
+    slot: string;
+    slotExists: boolean | null;
+    slotActive: boolean | null;
+    confirmedFlushLsn: string | null;
+    slotLagBytes: number | null;
+    /** The offset the next message will get. */
+    topicEndOffset: string | null;
+    lastError: string | null;
+    error: string | null;
+  };
+  standbys: StandbyStatus[];
+}
+
+export interface StandbyStatus {
+  name: string;
+  nextOffset: string | null;
+  lastCommitLsn: string | null;
+  lastCommitTime: string | null;
+  offsetLag: number | null;
+  /** now − last commit time while behind the topic's end; 0 when caught up. */
+  timeLagSeconds: number | null;
+  lastError: string | null;
+  /** Why this standby could not be read (unreachable, never seeded). */
+  error: string | null;
+}
+
+export interface StatusOptions {
+  sourceConfig: pg.ClientConfig | null;
+  kafka: Kafka | null;
+  topic: string;
+  slot: string;
+  standbys: { name: string; config: pg.ClientConfig }[];
+  /** The capture's /status URL, if known. */
+  captureStatusUrl: string | null;
+  /** Each applier's /status URL, if known; matched to standbys by the `standby` field it reports. */
+  applyStatusUrls: string[];
+}
+
+const describe = (err: unknown) =>
+  (err instanceof Error ? err.message : String(err)).replace(/:\/\/[^@\s]*@/g, "://****@");
+
+async function withClient<T>(config: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ ...config, connectionTimeoutMillis: 5000 });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function fetchStatus(url: string): Promise<Record<string, unknown> | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    if (!res.ok) return null;
+    return (await res.json()) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+/** "unknown" when no process URL was given or it did not answer; null when it reports no error. */
+function lastErrorOf(doc: Record<string, unknown> | null | undefined): string | null {
+  if (!doc) return "unknown";
+  const e = doc.lastError;
+  return typeof e === "string" ? e : null;
+}
+
+export async function collectStatus(options: StatusOptions): Promise<StatusReport> {
+  const report: StatusReport = {
+    time: new Date().toISOString(),
+    topic: options.topic,
+    source: {
+      slot: options.slot,
+      slotExists: null,
+      slotActive: null,
+      confirmedFlushLsn: null,
+      slotLagBytes: null,
+      topicEndOffset: null,
+      lastError: "unknown",
+      error: null,
+    },
+    standbys: [],
+  };
+  const [captureDoc, ...applyDocs] = await Promise.all([
+    options.captureStatusUrl ? fetchStatus(options.captureStatusUrl) : Promise.resolve(null),
+    ...options.applyStatusUrls.map(fetchStatus),
+  ]);
+  report.source.lastError = lastErrorOf(captureDoc);
+  const sourceProblems: string[] = [];
+  if (options.sourceConfig) {
+    try {
+      const slot = await withClient(options.sourceConfig, (c) => slotInfo(c, options.slot));
+      report.source.slotExists = slot.exists;
+      report.source.slotActive = slot.active;
+      report.source.confirmedFlushLsn =
+        slot.confirmedFlushLsn === null ? null : formatLsn(slot.confirmedFlushLsn);
+      report.source.slotLagBytes = slot.lagBytes === null ? null : Number(slot.lagBytes);
+    } catch (err) {
+      sourceProblems.push(`source: ${describe(err)}`);
+    }
+  }
+  let end: bigint | null = null;
+  if (options.kafka) {
+    const admin = options.kafka.admin();
+    try {
+      await admin.connect();
+      end = (await partitionOffsets(admin, options.topic)).high;
+      report.source.topicEndOffset = end.toString();
+    } catch (err) {
+      sourceProblems.push(`topic: ${describe(err)}`);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+  report.source.error = sourceProblems.length ? sourceProblems.join("; ") : null;
+
+  const nowMs = Date.now();
+  report.standbys = await Promise.all(
+    options.standbys.map(async (s): Promise<StandbyStatus> => {
+      const doc = applyDocs.find((d) => d?.standby === s.name);
+      const status: StandbyStatus = {
+        name: s.name,
+        nextOffset: null,
+        lastCommitLsn: null,
+        lastCommitTime: null,
+        offsetLag: null,
+        timeLagSeconds: null,
+        lastError: lastErrorOf(doc),
+        error: null,
+      };
+      try {
+        const { rows } = await withClient(s.config, (c) =>
+          c.query<{ next_offset: string; last_commit_lsn: string; commit_ms: number | null }>(
+            `SELECT next_offset::text, last_commit_lsn::text,
+                    (extract(epoch FROM last_commit_time) * 1000)::float8 AS commit_ms
+               FROM diffrelay.apply_position WHERE topic = $1 AND partition = 0`,
+            [options.topic],
+          ),
+        );
+        const row = rows[0];
+        if (!row) {
+          status.error = "no position for this topic (not seeded or never applied)";
+          return status;
+        }
+        const next = BigInt(row.next_offset);
+        status.nextOffset = row.next_offset;
+        status.lastCommitLsn = row.last_commit_lsn;
+        status.lastCommitTime = row.commit_ms === null ? null : new Date(row.commit_ms).toISOString();
+        if (end !== null) {
+          const lag = end > next ? Number(end - next) : 0;
+          status.offsetLag = lag;
+          status.timeLagSeconds =
+            lag === 0 ? 0 : row.commit_ms === null ? null : Math.max(0, (nowMs - row.commit_ms) / 1000);
+        }
+      } catch (err) {
+        status.error =
+          (err as { code?: string }).code === "42P01"
+            ? "no diffrelay schema (not seeded or never applied)"
+            : describe(err);
+      }
+      return status;
+    }),
+  );
+  return report;
+}
