@@ -14,6 +14,7 @@ import { computeSourceId } from "../../src/wire/envelope.js";
 import type { CaptureMetrics } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
 import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
+import { SequenceTracker } from "./sequence-tracker.js";
 import { isRetryable, SlotReader } from "./slot-reader.js";
 import { SourceConfigurationError } from "./source-errors.js";
 
@@ -60,6 +61,7 @@ export class CaptureService {
   private sessionLive = false;
   private readonly backoff = new ReconnectBackoff();
   private slotBusyAttempts = 0;
+  private readonly sequences = new SequenceTracker();
 
   constructor(private readonly deps: CaptureServiceDeps) {}
 
@@ -220,7 +222,9 @@ export class CaptureService {
       metrics.slotLagBytes.set(
         Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n),
       );
-      emitHeartbeat(catalogClient).catch((err) => logger.warn({ err }, "heartbeat failed"));
+      emitHeartbeat(catalogClient)
+        .then(() => this.sequences.publishChanged(catalogClient))
+        .catch((err) => logger.warn({ err }, "heartbeat or sequence positions failed"));
     }, config.capture.heartbeatIntervalMs);
     this.sessionLive = true;
     try {

@@ -5,6 +5,7 @@ import type { RelationSchema } from "../../src/change/relation-schema.js";
 import { OrderedPublisher } from "../../src/kafka/ordered-publisher.js";
 import type { SchemaPublisher } from "../../src/kafka/schema-topic.js";
 import { DataMessageBuilder } from "../../src/wire/data-message.js";
+import { toMessageChange } from "./logical-messages.js";
 import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
 import { type KnownRelation, toChange } from "./row-differ.js";
 
@@ -128,10 +129,14 @@ export class CaptureSession {
       }
       case "commit":
         return this.commit(message.endLsn);
+      case "message": {
+        // Non-transactional ones (heartbeats) are the service's; other prefixes are not ours.
+        const change = toMessageChange(message);
+        if (change) await this.add(change);
+        return;
+      }
       case "origin":
       case "type":
-      case "message":
-        // Logical messages of other prefixes are not ours; heartbeats are handled by the service.
         return;
     }
   }

@@ -53,6 +53,8 @@ export async function migrateSource(
 ): Promise<SourceMigrationResult> {
   await checkPrerequisites(client, config);
   await client.query("SELECT pg_catalog.pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+  // diffrelay's own DDL (and its REPLICA IDENTITY changes) is setup, not schema to replicate.
+  await client.query("SET diffrelay.capture_ddl = off");
   try {
     const tables = await resolveTables(client, config.tables ?? []);
     const placeholders = publicationPlaceholders(config, tables);
@@ -92,6 +94,7 @@ export async function migrateSource(
     await client.query("ROLLBACK").catch(() => undefined);
     throw error;
   } finally {
+    await client.query("RESET diffrelay.capture_ddl");
     await client.query("SELECT pg_catalog.pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
   }
 }
