@@ -17,7 +17,8 @@ const { Kafka, logLevel } = kafkajs;
 export interface PipelineOptions {
   /** Server URLs: the source database and the standby databases are created on them. */
   sourceServerUrl: string;
-  standbys: { name: string; serverUrl: string }[];
+  /** `applyArgs`: extra arguments for this standby's `apply` process. */
+  standbys: { name: string; serverUrl: string; applyArgs?: string[] }[];
   brokers: string[];
   /** Prefix for database, topic, slot and publication names. */
   prefix: string;
@@ -128,6 +129,7 @@ export class ReplicationPipeline {
         "--metrics-port",
         "0",
         ...(this.options.applyArgs ?? []),
+        ...(this.options.standbys.find((o) => o.name === name)?.applyArgs ?? []),
         ...extraArgs,
       ]),
     );
