@@ -5,7 +5,14 @@ import { basename } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLsn, parseLsn } from "../../src/change/lsn.js";
 import { decodeDataMessage } from "../../src/wire/data-message.js";
-import { procCmdline, procMemoryBytes, startCapture, stopCapture } from "../support/capture-process.js";
+import {
+  metricsUrl,
+  procCmdline,
+  procMemoryBytes,
+  scrapeMetrics,
+  startCapture,
+  stopCapture,
+} from "../support/capture-process.js";
 import type { DiffrelayProcess } from "../support/child-process.js";
 import {
   createTestDatabase,
@@ -95,6 +102,10 @@ describe("diffrelay capture: a million-row transaction", () => {
     }
     const streamedMs = Date.now() - t0;
     const peak = procMemoryBytes(proc.pid, "VmHWM");
+    // For the record: how much of the resident memory is the V8 heap right after the transaction.
+    const metrics = await scrapeMetrics(metricsUrl(proc));
+    const heapTotal = metrics.get("diffrelay_capture_process_nodejs_heap_size_total_bytes") ?? Number.NaN;
+    const external = metrics.get("diffrelay_capture_process_nodejs_external_memory_bytes") ?? Number.NaN;
     await reader.waitForEnd();
 
     // One message at a time, so the test itself never holds a million decoded rows.
@@ -141,7 +152,7 @@ describe("diffrelay capture: a million-row transaction", () => {
       `1,000,000-row transaction: committed in ${(committedMs / 1000).toFixed(1)} s, on the topic after ` +
         `${(streamedMs / 1000).toFixed(1)} s, ${nextChunk} chunks in ${reader.records.length} messages ` +
         `(largest ${maxMessageBytes} bytes); capture RSS ${MiB(startRss)} at start, sampled max ${MiB(maxRss)}, ` +
-        `peak (VmHWM) ${MiB(peak)}`,
+        `peak (VmHWM) ${MiB(peak)}; after it: V8 heap ${MiB(heapTotal)}, external ${MiB(external)}`,
     );
     expect(peak).toBeLessThan(RSS_LIMIT_BYTES);
   });

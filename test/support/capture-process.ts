@@ -98,3 +98,23 @@ export function procMemoryBytes(pid: number, field: "VmHWM" | "VmRSS"): number {
 export function procCmdline(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
 }
+
+/** The /metrics URL a capture logged at start ("serving metrics"). */
+export function metricsUrl(proc: DiffrelayProcess): string {
+  const match = /"url":"(http:\/\/127\.0\.0\.1:\d+\/metrics)"[^\n]*"msg":"serving metrics/.exec(
+    proc.output(),
+  );
+  if (!match?.[1]) throw new Error(`no "serving metrics" line in the capture's output:\n${proc.output()}`);
+  return match[1];
+}
+
+/** Samples of a Prometheus text exposition, by metric name (labels ignored, last sample wins). */
+export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(url)).text();
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)$/.exec(line);
+    if (match?.[1] && match[2]) samples.set(match[1], Number(match[2]));
+  }
+  return samples;
+}
