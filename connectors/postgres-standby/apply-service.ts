@@ -130,6 +130,7 @@ export class ApplyService {
     let grouper: TransactionGrouper | null = null;
     try {
       await runMigrations(client, loadMigrations("standby"));
+      await this.refuseInterruptedSeed(client);
       await admin.connect();
       await this.waitForTopics(admin);
       const start = (await readPosition(client, topics.data, 0)) ?? (await this.initialPosition(admin));
@@ -233,6 +234,23 @@ export class ApplyService {
           // seek() takes effect once run() has started; it is where the standby says it is.
           consumer.seek({ topic: topics.data, partition: 0, offset: start.nextOffset.toString() });
         }, fail);
+    });
+  }
+
+  private async refuseInterruptedSeed(client: pg.Client): Promise<void> {
+    const { topics } = this.deps;
+    const seeding = await client.query("SELECT started_at FROM diffrelay.seed_in_progress WHERE topic = $1", [
+      topics.data,
+    ]);
+    if (seeding.rowCount === 0) return;
+    throw new ApplyError({
+      schema: null,
+      table: null,
+      column: null,
+      code: null,
+      problem: `a seed of this standby started at ${seeding.rows[0].started_at} did not finish; its tables are partly copied. Run diffrelay seed again`,
+      position: { commitLsn: 0n, topic: topics.data, partition: 0, offset: "0" },
+      cause: null,
     });
   }
 

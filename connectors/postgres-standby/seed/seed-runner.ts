@@ -74,10 +74,17 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
     // Read BEFORE the snapshot exists: see seedPosition.
     const nextOffset = await topicEnd(options.admin, options.topics.data);
 
-    // An interrupted seed must not leave the old position next to half-copied tables.
+    // An interrupted seed must not leave the old position next to half-copied tables,
+    // nor let an applier start on them from the topic's beginning.
+    await standby.query("BEGIN");
     await standby.query("DELETE FROM diffrelay.apply_position WHERE topic = $1 AND partition = 0", [
       options.topics.data,
     ]);
+    await standby.query(
+      "INSERT INTO diffrelay.seed_in_progress (topic) VALUES ($1) ON CONFLICT (topic) DO UPDATE SET started_at = now()",
+      [options.topics.data],
+    );
+    await standby.query("COMMIT");
 
     const slotName = `diffrelay_seed_${process.pid}_${randomBytes(4).toString("hex")}`;
     snapshot = await createExportedSnapshot(options.sourceConfig, slotName, identity.serverVersionNum);
@@ -174,6 +181,7 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       sourceId: computeSourceId(identity.systemIdentifier, identity.databaseName),
       epoch: 0,
     });
+    await standby.query("DELETE FROM diffrelay.seed_in_progress WHERE topic = $1", [options.topics.data]);
     await standby.query("COMMIT");
     return {
       consistentPoint: formatLsn(snapshot.consistentPoint),
