@@ -1,6 +1,7 @@
 import type { Registry } from "prom-client";
 import { startHealthServer } from "../observability/health-server.js";
 import type { Logger } from "../observability/logger.js";
+import { EXIT, type ExitCode, ExitError } from "./exit-codes.js";
 
 export interface RunnableService {
   run(): Promise<void>;
@@ -15,13 +16,15 @@ export interface ServiceRunnerOptions {
   service: RunnableService;
   logger: Logger;
   metrics: { host: string; port: number; registry: Registry };
+  /** The exit code a fatal error stands for, when it is one operators script against. */
+  exitCodeOf: (err: unknown) => ExitCode | null;
 }
 
 /**
  * Serves /metrics, /healthz and /status, runs the service, and stops it
  * cleanly on SIGINT/SIGTERM (work in flight finishes; positions stay durable).
  */
-export async function runService(options: ServiceRunnerOptions): Promise<void> {
+export async function runService(options: ServiceRunnerOptions): Promise<ExitCode> {
   const { service, logger } = options;
   const http = await startHealthServer({
     host: options.metrics.host,
@@ -42,6 +45,12 @@ export async function runService(options: ServiceRunnerOptions): Promise<void> {
   process.on("SIGTERM", onSignal);
   try {
     await service.run();
+    return EXIT.ok;
+  } catch (err) {
+    logger.error({ err }, "stopped by an error");
+    const code = options.exitCodeOf(err);
+    if (code !== null) throw new ExitError(code, (err as Error).message, { cause: err });
+    throw err;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -11,7 +11,7 @@ import { createKafka } from "../../kafka/kafka-client.js";
 import { sourceTopics } from "../../kafka/topic-names.js";
 import { createLogger } from "../../observability/logger.js";
 import type { Command } from "../command.js";
-import { EXIT, ExitError } from "../exit-codes.js";
+import { EXIT } from "../exit-codes.js";
 import { runService } from "../service-runner.js";
 import { topicDatabase } from "../topic-database.js";
 
@@ -32,20 +32,15 @@ export const applyCommand: Command = {
       logger,
       metrics,
     });
-    try {
-      await runService({
-        service,
-        logger,
-        metrics: { ...config.metrics, registry: metrics.registry },
-      });
-    } catch (err) {
-      logger.error({ err }, "apply stopped");
-      if (err instanceof DriftError || err instanceof SchemaDriftError || err instanceof ApplyError) {
-        throw new ExitError(EXIT.drift, err.message, { cause: err });
-      }
-      if (err instanceof BadFrameError) throw new ExitError(EXIT.badFrame, err.message, { cause: err });
-      throw err;
-    }
-    return EXIT.ok;
+    return runService({
+      service,
+      logger,
+      metrics: { ...config.metrics, registry: metrics.registry },
+      exitCodeOf: (err) => {
+        if (err instanceof DriftError || err instanceof SchemaDriftError || err instanceof ApplyError)
+          return EXIT.drift;
+        return err instanceof BadFrameError ? EXIT.badFrame : null;
+      },
+    });
   },
 };

@@ -7,7 +7,7 @@ import { createKafka } from "../../kafka/kafka-client.js";
 import { sourceTopics } from "../../kafka/topic-names.js";
 import { createLogger } from "../../observability/logger.js";
 import type { Command } from "../command.js";
-import { EXIT, ExitError } from "../exit-codes.js";
+import { EXIT } from "../exit-codes.js";
 import { runService } from "../service-runner.js";
 import { topicDatabase } from "../topic-database.js";
 
@@ -25,17 +25,12 @@ export const captureCommand: Command = {
       logger,
       metrics,
     });
-    try {
-      await runService({
-        service,
-        logger,
-        metrics: { ...config.metrics, registry: metrics.registry },
-      });
-    } catch (err) {
-      if (err instanceof SourceConfigurationError || err instanceof SourceMigrationError)
-        throw new ExitError(EXIT.setup, err.message, { cause: err });
-      throw err;
-    }
-    return EXIT.ok;
+    return runService({
+      service,
+      logger,
+      metrics: { ...config.metrics, registry: metrics.registry },
+      exitCodeOf: (err) =>
+        err instanceof SourceConfigurationError || err instanceof SourceMigrationError ? EXIT.setup : null,
+    });
   },
 };
