@@ -97,6 +97,8 @@ async function oneTransaction(client: pg.Client): Promise<string> {
 
 async function runWorker(url: string, until: number, stats: WorkloadStats): Promise<void> {
   const client = new pg.Client({ connectionString: url });
+  // An error surfaces through the pending query; the event alone must not crash the test worker.
+  client.on("error", () => undefined);
   await client.connect();
   try {
     while (Date.now() < until) {
@@ -126,6 +128,8 @@ interface ReaderStats {
 
 async function runReader(url: string, stop: () => boolean, stats: ReaderStats): Promise<void> {
   const client = new pg.Client({ connectionString: url });
+  // An error surfaces through the pending query; the event alone must not crash the test worker.
+  client.on("error", () => undefined);
   await client.connect();
   try {
     while (!stop()) {
