@@ -1,0 +1,406 @@
+// `npm run bench`: diffrelay against PostgreSQL's own logical replication, same machine, same
+// workload, one invocation. Writes bench/results/<timestamp>.json and prints a markdown table.
+//
+// Flags: --tiny (every scenario once at tiny size, for the harness test), --simultaneous (both
+// systems attached to one database and one load; default is one after the other), --profile
+// (CPU profiles of diffrelay's processes, top functions printed), --keep-stack (leave the bench
+// stack running when this invocation started it), --only=small,bulk,identity,large.
+// Sizes: BENCH_SMALL_ROWS, BENCH_SMALL_TXNS, BENCH_LATENCY_RATE, BENCH_LATENCY_SECONDS,
+// BENCH_BULK_ROWS, BENCH_IDENTITY_UPDATES, BENCH_LARGE_ROWS.
+//
+// Why one after the other by default: on 2 cores, two pipelines running at once take CPU from each
+// other, which distorts rates, latency and CPU per change; and the capture sets REPLICA IDENTITY FULL
+// on the tables it publishes, so in a shared database native replication would be measured with an
+// identity no native deployment uses (twice its pgoutput bytes). Each system therefore gets fresh
+// databases seeded with the same rows and the same pgbench load (fixed random seeds).
+// --simultaneous is there for the fairest byte comparison on literally the same WAL.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { stopStack } from "../scripts/stack/index.js";
+import {
+  BENCH_STACK_DIR,
+  type BenchContext,
+  openBenchStack,
+  type Sizes,
+  type SystemName,
+} from "./context.js";
+import { profilesByPid, topSelfTime } from "./profile-summary.js";
+import { type Figure, figure, markdownTable } from "./report.js";
+import { BULK_STEPS, type BulkResult, bulk } from "./scenarios/bulk.js";
+import { type IdentityWalResult, identityWal } from "./scenarios/identity-wal.js";
+import { type LargeResult, largeTransaction } from "./scenarios/large-transaction.js";
+import { type SmallResult, smallTransactions } from "./scenarios/small-transactions.js";
+
+const args = new Set(process.argv.slice(2).filter((a) => !a.startsWith("--only=")));
+const only = process.argv
+  .find((a) => a.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",");
+const tiny = args.has("--tiny");
+const simultaneous = args.has("--simultaneous");
+const wants = (s: string) => !only || only.includes(s);
+
+function size(name: string, normal: number, small: number): number {
+  const v = process.env[name];
+  if (v !== undefined) {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${v}"`);
+    return n;
+  }
+  return tiny ? small : normal;
+}
+
+const sizes: Sizes = {
+  smallRows: size("BENCH_SMALL_ROWS", 100_000, 2_000),
+  smallTransactions: size("BENCH_SMALL_TXNS", 50_000, 800),
+  latencyRate: size("BENCH_LATENCY_RATE", 1000, 200),
+  latencySeconds: size("BENCH_LATENCY_SECONDS", 20, 2),
+  bulkRows: size("BENCH_BULK_ROWS", 200_000, 2_000),
+  identityUpdates: size("BENCH_IDENTITY_UPDATES", 20_000, 400),
+  largeRows: size("BENCH_LARGE_ROWS", 1_000_000, 5_000),
+};
+
+const log = (m: string) => console.error(m);
+
+/** Runs a scenario for both systems, per the mode; returns [diffrelay's run, native's run]. */
+async function both<T>(run: (systems: SystemName[]) => Promise<T>): Promise<[T, T]> {
+  if (simultaneous) {
+    const r = await run(["diffrelay", "native"]);
+    return [r, r];
+  }
+  const d = await run(["diffrelay"]);
+  const n = await run(["native"]);
+  return [d, n];
+}
+
+const MB = 1024 * 1024;
+const num = (v: number | undefined) => (v === undefined ? null : v);
+const sum = (o: Record<string, number> | undefined) =>
+  o ? Object.values(o).reduce((a, b) => a + b, 0) : undefined;
+
+function smallFigures(d: SmallResult, n: SmallResult, figures: Figure[]): void {
+  const s = "1 small txns";
+  const dr = d.diffrelay;
+  const nr = n.native;
+  figures.push(
+    figure(
+      s,
+      "end-to-end rate, first commit → last change on standby",
+      "txn/s",
+      num(dr?.endToEndTps),
+      num(nr?.endToEndTps),
+      {
+        text: "≥ native",
+        pass: (a, b) => b !== null && a >= b,
+      },
+    ),
+    figure(
+      s,
+      "primary commit rate under the burst (pgbench)",
+      "txn/s",
+      num(d.shared?.primaryTps),
+      num(n.shared?.primaryTps),
+    ),
+    figure(s, "tail lag after the burst", "ms", num(dr?.tailLagMs), num(nr?.tailLagMs)),
+  );
+  const rate = d.shared?.offeredRate;
+  for (const p of ["p50", "p95", "p99"] as const) {
+    const key = `${p}Ms` as const;
+    figures.push(
+      figure(
+        s,
+        `commit → standby commit latency ${p} at ${rate} txn/s`,
+        "ms",
+        num(dr?.latency[key]),
+        num(nr?.latency[key]),
+        p === "p99" ? { text: "≤ 25 ms", pass: (a) => a <= 25 } : undefined,
+      ),
+    );
+  }
+}
+
+function bandwidthFigures(
+  sd: SmallResult,
+  sn: SmallResult,
+  bd: BulkResult,
+  bn: BulkResult,
+  id: IdentityWalResult | undefined,
+  figures: Figure[],
+): void {
+  const s = "3 bandwidth";
+  if (sd.shared && sn.shared) {
+    const per = (b: number, r: SmallResult) => b / (r.shared?.transactions || 1);
+    figures.push(
+      figure(
+        s,
+        "bytes per 1-column update (diffrelay: Kafka log; native: pgoutput)",
+        "B",
+        per(sd.shared.bytes.kafka, sd),
+        per(sn.shared.bytes.pgoutput, sn),
+        { text: "≤ 1/10 native", pass: (a, b) => b !== null && a <= b / 10 },
+      ),
+      figure(
+        s,
+        `physical replication (WAL) per update, identity ${identityName(sn.shared.bytes.identity)}`,
+        "B",
+        null,
+        per(sn.shared.bytes.wal, sn),
+      ),
+      figure(s, "information floor per update (key + new value as text)", "B", null, sn.shared.floorBytes),
+    );
+    if (!simultaneous) {
+      figures.push(
+        figure(
+          s,
+          "pgoutput per update with the capture's REPLICA IDENTITY FULL",
+          "B",
+          null,
+          per(sd.shared.bytes.pgoutput, sd),
+        ),
+      );
+    }
+  }
+  if (bd.shared && bn.shared) {
+    for (const step of BULK_STEPS) {
+      const rows = bn.shared.rows;
+      figures.push(
+        figure(
+          s,
+          `bulk ${step}: bytes per row (diffrelay: Kafka log; native: pgoutput)`,
+          "B",
+          bd.shared.bytes[step].kafka / bd.shared.rows,
+          bn.shared.bytes[step].pgoutput / rows,
+          step === "insert" ? { text: "≤ 1/2 native", pass: (a, b) => b !== null && a <= b / 2 } : undefined,
+        ),
+        figure(
+          s,
+          `bulk ${step}: physical replication (WAL) per row`,
+          "B",
+          null,
+          bn.shared.bytes[step].wal / rows,
+        ),
+        figure(s, `bulk ${step}: information floor per row`, "B", null, bn.shared.floorBytes[step]),
+      );
+    }
+  }
+  if (id) {
+    figures.push(
+      figure(
+        s,
+        "WAL per 1-column update, REPLICA IDENTITY DEFAULT (scratch table)",
+        "B",
+        null,
+        id.walPerUpdateDefault,
+      ),
+      figure(
+        s,
+        "WAL per 1-column update, REPLICA IDENTITY FULL (scratch table)",
+        "B",
+        null,
+        id.walPerUpdateFull,
+      ),
+      figure(
+        s,
+        "extra WAL that FULL identity writes per update",
+        "B",
+        null,
+        id.walPerUpdateFull - id.walPerUpdateDefault,
+      ),
+    );
+  }
+}
+
+function identityName(code: string): string {
+  return code === "f" ? "FULL" : code === "d" ? "DEFAULT" : code;
+}
+
+function bulkFigures(d: BulkResult, n: BulkResult, figures: Figure[]): void {
+  if (!d.shared) return;
+  for (const step of BULK_STEPS) {
+    figures.push(
+      figure(
+        "2 bulk",
+        `${step} ${d.shared?.rows} rows in one transaction, end to end`,
+        "rows/s",
+        num(d.diffrelay?.rowsPerSecond[step]),
+        num(n.native?.rowsPerSecond[step]),
+        { text: "≥ 1.5× native", pass: (a, b) => b !== null && a >= 1.5 * b },
+      ),
+    );
+  }
+}
+
+function cpuFigures(
+  label: string,
+  changes: number,
+  d: Record<string, number> | undefined,
+  n: Record<string, number> | undefined,
+  figures: Figure[],
+): void {
+  const s = "4 resources";
+  const per = (v: number | undefined) => (v === undefined ? null : (v / changes) * 1000);
+  figures.push(
+    figure(
+      s,
+      `${label}: CPU s/1k changes, capture process vs native walsender`,
+      "s",
+      per(d?.["diffrelay capture"]),
+      per(n?.["native walsender"]),
+    ),
+    figure(
+      s,
+      `${label}: CPU s/1k changes, walsender decoding for the capture`,
+      "s",
+      per(d?.["diffrelay walsender"]),
+      null,
+    ),
+    figure(
+      s,
+      `${label}: CPU s/1k changes, apply process vs native apply worker`,
+      "s",
+      per(d?.["diffrelay apply"]),
+      per(n?.["native apply worker"]),
+    ),
+    figure(s, `${label}: CPU s/1k changes, Kafka broker`, "s", per(d?.["Kafka broker"]), null),
+    figure(s, `${label}: CPU s/1k changes, all processes of each system`, "s", per(sum(d)), per(sum(n))),
+  );
+}
+
+function resourceFigures(
+  sd: SmallResult,
+  sn: SmallResult,
+  bd: BulkResult,
+  bn: BulkResult,
+  large: LargeResult | undefined,
+  figures: Figure[],
+): void {
+  const s = "4 resources";
+  if (sd.shared)
+    cpuFigures(
+      "small txns burst",
+      sd.shared.transactions,
+      sd.diffrelay?.cpuSeconds,
+      sn.native?.cpuSeconds,
+      figures,
+    );
+  if (bd.shared) {
+    cpuFigures(
+      "bulk (3 steps)",
+      bd.shared.rows * 3,
+      bd.diffrelay?.cpuSeconds,
+      bn.native?.cpuSeconds,
+      figures,
+    );
+    const rss = bd.diffrelay?.peakRssBytes;
+    figures.push(
+      figure(s, "bulk: capture peak RSS (VmHWM)", "MB", rss ? rss.capture / MB : null, null),
+      figure(s, "bulk: apply peak RSS (VmHWM)", "MB", rss ? rss.apply / MB : null, null),
+    );
+  }
+  if (large) {
+    figures.push(
+      figure(
+        s,
+        `${large.rows}-row transaction: capture peak RSS`,
+        "MB",
+        large.capturePeakRssBytes / MB,
+        null,
+        {
+          text: "≤ 256 MB",
+          pass: (a) => a <= 256,
+        },
+      ),
+      figure(s, `${large.rows}-row transaction: apply peak RSS`, "MB", large.applyPeakRssBytes / MB, null, {
+        text: "≤ 384 MB",
+        pass: (a) => a <= 384,
+      }),
+      figure(
+        s,
+        `${large.rows}-row transaction: end-to-end rate (diffrelay only)`,
+        "rows/s",
+        large.rowsPerSecond,
+        null,
+      ),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
+  const resultsDir = join(process.cwd(), "bench", "results");
+  mkdirSync(resultsDir, { recursive: true });
+  const profileDir = args.has("--profile") ? join(resultsDir, `profiles-${stamp}`) : undefined;
+  log(
+    `bench: starting the bench stack in ${BENCH_STACK_DIR} (mode: ${simultaneous ? "simultaneous" : "sequential"}${tiny ? ", tiny" : ""})`,
+  );
+  const stack = await openBenchStack(log);
+  const logDir = join(BENCH_STACK_DIR, "logs");
+  const ctx: BenchContext = { stack, sizes, logDir, profileDir, log };
+  const empty = {} as SmallResult;
+  try {
+    const [sd, sn] = wants("small") ? await both((s) => smallTransactions(ctx, s)) : [empty, empty];
+    const [bd, bn] = wants("bulk") ? await both((s) => bulk(ctx, s)) : [{} as BulkResult, {} as BulkResult];
+    const id = wants("identity") ? await identityWal(ctx) : undefined;
+    const large = wants("large") ? await largeTransaction(ctx) : undefined;
+
+    const figures: Figure[] = [];
+    smallFigures(sd, sn, figures);
+    bulkFigures(bd, bn, figures);
+    bandwidthFigures(sd, sn, bd, bn, id, figures);
+    resourceFigures(sd, sn, bd, bn, large, figures);
+
+    const profiles: Record<string, { name: string; selfMs: number; share: number }[]> = {};
+    if (profileDir) {
+      const { readdirSync } = await import("node:fs");
+      for (const runDir of readdirSync(profileDir)) {
+        for (const [pid, file] of profilesByPid(join(profileDir, runDir))) {
+          profiles[`${runDir} pid ${pid}`] = topSelfTime(file);
+        }
+      }
+    }
+    const file = join(resultsDir, `${stamp}.json`);
+    const results = {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      mode: simultaneous ? "simultaneous" : "sequential",
+      tiny,
+      sizes,
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        memoryBytes: totalmem(),
+        node: process.version,
+      },
+      figures,
+      raw: {
+        smallTransactions: { diffrelayRun: sd, nativeRun: sn },
+        bulk: { diffrelayRun: bd, nativeRun: bn },
+        identityWal: id,
+        largeTransaction: large,
+      },
+      profiles,
+    };
+    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(markdownTable(figures));
+    for (const [name, top] of Object.entries(profiles)) {
+      console.log(`\nprofile ${name}: top functions by self time`);
+      for (const f of top)
+        console.log(
+          `  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.name}`,
+        );
+    }
+    log(`bench: results in ${file}`);
+  } finally {
+    if (stack.startedHere && !args.has("--keep-stack")) {
+      log("bench: stopping the bench stack this run started");
+      await stopStack({ baseDir: BENCH_STACK_DIR });
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
+});
