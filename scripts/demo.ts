@@ -15,7 +15,7 @@ import {
   startDiffrelay,
   stopService,
 } from "./demo/child-services.js";
-import { pgbenchScript, SAMPLE_DDL, SAMPLE_TABLES, sampleRows } from "./demo/sample-schema.js";
+import { pgbenchScript, SAMPLE_DDL, sampleRows } from "./demo/sample-schema.js";
 import {
   createMeasuringSlot,
   currentWalLsnText,
@@ -67,15 +67,6 @@ async function recreateDatabase(serverUrl: string): Promise<string> {
   return withDb(serverUrl, DB);
 }
 
-async function tableDigest(url: string, table: string): Promise<string> {
-  const rows = await sql<{ n: string; digest: string }>(
-    url,
-    `SELECT count(*)::text AS n, coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') AS digest FROM ${table} t`,
-  );
-  const row = rows[0] as { n: string; digest: string };
-  return `${row.n}:${row.digest}`;
-}
-
 async function statusLine(): Promise<string> {
   const parts = await Promise.all(
     services.map(async (s) => {
@@ -105,6 +96,33 @@ async function waitForCatchUp(primary: string, standbys: string[]): Promise<void
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/** Runs a diffrelay command to its end and returns its output; an exit code not in `ok` fails the demo. */
+function runDiffrelay(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ok: number[] = [0],
+): Promise<{ output: string; code: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["bin/diffrelay.js", ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d) => {
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+    });
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      ok.includes(code ?? -1)
+        ? resolve({ output, code: code ?? -1 })
+        : reject(new Error(`diffrelay ${args[0]} exited ${code}:\n${output}`)),
+    );
+  });
 }
 
 /** Runs pgbench without blocking the event loop, so live status keeps printing. */
@@ -146,7 +164,8 @@ async function main(): Promise<void> {
     await recreateDatabase(env.DIFFRELAY_STANDBY1_URL as string),
     await recreateDatabase(env.DIFFRELAY_STANDBY2_URL as string),
   ];
-  for (const url of [primary, ...standbys]) await sql(url, SAMPLE_DDL);
+  say(`   sample shop on the primary: ${ACCOUNTS} accounts, ${ACCOUNTS} orders, an audit log`);
+  await sql(primary, SAMPLE_DDL + sampleRows(ACCOUNTS));
   const brokers = env.DIFFRELAY_KAFKA_BROKERS as string;
   const admin = new (await import("kafkajs")).default.Kafka({ brokers: [brokers], logLevel: 0 }).admin();
   await admin.connect();
@@ -155,39 +174,47 @@ async function main(): Promise<void> {
   if (stale.length) await admin.deleteTopics({ topics: stale });
   await admin.disconnect();
 
-  say("2/6 starting capture and two appliers (logs: .stack/logs/demo-*.log)");
   const logDir = join(DEFAULT_BASE_DIR, "logs");
-  const common = { DIFFRELAY_KAFKA_BROKERS: brokers, DIFFRELAY_TOPIC: TOPIC, DIFFRELAY_LOG_LEVEL: "info" };
-  services.push(
-    startDiffrelay(
-      "capture",
-      ["capture", "--slot", SLOT, "--publication", SLOT],
-      { ...common, DIFFRELAY_SOURCE_URL: primary },
-      await freePort(),
-      logDir,
-    ),
-  );
-  for (const [i, url] of standbys.entries()) {
-    services.push(
-      startDiffrelay(
-        `standby${i + 1}`,
-        ["apply", "--standby-name", `standby${i + 1}`],
-        { ...common, DIFFRELAY_STANDBY_URL: url },
-        await freePort(),
-        logDir,
-      ),
-    );
-  }
-  // The capture creates its slot at start: wait for it before writing, so nothing precedes it.
+  const common = {
+    DIFFRELAY_KAFKA_BROKERS: brokers,
+    DIFFRELAY_TOPIC: TOPIC,
+    DIFFRELAY_SLOT: SLOT,
+    DIFFRELAY_PUBLICATION: SLOT,
+    DIFFRELAY_SOURCE_URL: primary,
+  };
+  say("2/6 starting capture, then seeding both standbys from a live snapshot (logs: .stack/logs/demo-*.log)");
+  services.push(startDiffrelay("capture", ["capture"], common, await freePort(), logDir));
+  // The capture creates its slot at start; seed refuses without it (nothing would follow the snapshot).
   for (let waited = 0; ; waited += 200) {
     const rows = await sql(primary, `SELECT 1 FROM pg_replication_slots WHERE slot_name = '${SLOT}'`);
     if (rows.length) break;
     if (waited > 60_000) throw new Error("capture did not create its slot; see .stack/logs/demo-capture.log");
     await new Promise((r) => setTimeout(r, 200));
   }
+  for (const [i, url] of standbys.entries()) {
+    const name = `standby${i + 1}`;
+    const { output: seeded } = await runDiffrelay(["seed", "--create-schema"], {
+      ...common,
+      DIFFRELAY_STANDBY_NAME: name,
+      DIFFRELAY_STANDBY_URL: url,
+    });
+    const summary = seeded.split("\n").find((line) => line.includes("seed complete")) ?? "";
+    say(`   ${name} seeded at ${/"consistentPoint":"([^"]+)"/.exec(summary)?.[1] ?? "?"}`);
+  }
 
-  say(`3/6 loading ${ACCOUNTS} accounts and orders on the primary (replicated as they commit)`);
-  await sql(primary, sampleRows(ACCOUNTS));
+  say("3/6 starting one applier per standby");
+  for (const [i, url] of standbys.entries()) {
+    const name = `standby${i + 1}`;
+    services.push(
+      startDiffrelay(
+        name,
+        ["apply"],
+        { ...common, DIFFRELAY_STANDBY_NAME: name, DIFFRELAY_STANDBY_URL: url },
+        await freePort(),
+        logDir,
+      ),
+    );
+  }
   await waitForCatchUp(primary, standbys);
 
   say(`4/6 pgbench: 4 clients, ${LOAD_SECONDS} s of single-row UPDATE + INSERT transactions`);
@@ -220,19 +247,34 @@ async function main(): Promise<void> {
   const tps = /tps = ([\d.]+)/.exec(bench.stdout)?.[1] ?? "?";
   say(`   pgbench committed ${txns} transactions (${tps} txn/s on the primary)`);
 
-  say("5/6 waiting for both standbys to catch up, then checking them against the primary");
+  say("5/6 waiting for both standbys to catch up, then verifying them against the primary");
   await waitForCatchUp(primary, standbys);
-  say(`   ${await statusLine()}`);
+  const statusUrls = [
+    "--capture-status-url",
+    (services[0] as RunningService).statusUrl,
+    "--apply-status-urls",
+    services
+      .slice(1)
+      .map((s) => s.statusUrl)
+      .join(","),
+  ];
+  const { output: status } = await runDiffrelay(["status", ...statusUrls], {
+    ...common,
+    DIFFRELAY_STATUS_STANDBYS: standbys.map((url, i) => `standby${i + 1}=${url}`).join(","),
+  });
+  for (const line of status.trimEnd().split("\n")) say(`   ${line}`);
   let allEqual = true;
-  for (const table of SAMPLE_TABLES) {
-    const expected = await tableDigest(primary, table);
-    for (const [i, url] of standbys.entries()) {
-      const equal = (await tableDigest(url, table)) === expected;
-      allEqual &&= equal;
-      say(
-        `   standby${i + 1} ${table.padEnd(10)} ${equal ? "equal" : "DIFFERENT"} (${expected.split(":")[0]} rows)`,
-      );
-    }
+  for (const [i, url] of standbys.entries()) {
+    const name = `standby${i + 1}`;
+    const verified = await runDiffrelay(
+      ["verify"],
+      { ...common, DIFFRELAY_STANDBY_NAME: name, DIFFRELAY_STANDBY_URL: url },
+      [0, 6],
+    );
+    const equal = verified.code === 0;
+    allEqual &&= equal;
+    say(`   verify ${name}: ${equal ? "an exact copy of the primary" : "DIFFERENT"}`);
+    if (!equal) say(verified.output);
   }
 
   say("6/6 bytes that crossed the interconnect for the pgbench load, per standby");

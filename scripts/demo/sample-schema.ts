@@ -1,13 +1,11 @@
-/** A small shop: keyed tables of several types, a PK-less log, and a partitioned table. */
+/** A small shop: keyed tables of several types and a log without a primary key. */
 export const SAMPLE_DDL = `
 CREATE TABLE accounts (
   id bigint PRIMARY KEY, owner text NOT NULL, balance numeric(14,2) NOT NULL, currency char(3) NOT NULL,
   opened timestamptz NOT NULL, tags text[], profile jsonb, note text, active boolean NOT NULL, version integer NOT NULL
 );
 CREATE TABLE audit_log (at timestamptz NOT NULL, account bigint, message text);
-CREATE TABLE orders (id bigint, placed date NOT NULL, account bigint, total numeric, PRIMARY KEY (id, placed))
-  PARTITION BY RANGE (placed);
-CREATE TABLE orders_2026 PARTITION OF orders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE orders (id bigserial PRIMARY KEY, placed date NOT NULL, account bigint, total numeric);
 `;
 
 export function sampleRows(accounts: number): string {
@@ -17,7 +15,8 @@ SELECT g, 'owner ' || g, (g % 1000) * 1.25, 'EUR', '2026-01-01'::timestamptz + g
        ARRAY['tag' || (g % 7), 'vip'], jsonb_build_object('tier', g % 3, 'since', 2020 + g % 6),
        repeat('n', 40), true, 1
   FROM generate_series(1, ${accounts}) g;
-INSERT INTO orders SELECT g, '2026-01-01'::date + (g % 300), g % ${accounts} + 1, g * 0.5 FROM generate_series(1, ${accounts}) g;
+INSERT INTO orders (placed, account, total)
+  SELECT '2026-01-01'::date + (g % 300), g % ${accounts} + 1, g * 0.5 FROM generate_series(1, ${accounts}) g;
 `;
 }
 
@@ -31,5 +30,3 @@ INSERT INTO audit_log VALUES (now(), :id, 'balance moved');
 END;
 `;
 }
-
-export const SAMPLE_TABLES = ["accounts", "audit_log", "orders"];
