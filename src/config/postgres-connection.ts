@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { ConnectionOptions } from "node:tls";
 import type pg from "pg";
 
 export interface PostgresTls {
@@ -6,17 +7,49 @@ export interface PostgresTls {
   insecure: boolean;
 }
 
+/** URL parameters through which pg-connection-string would build its own `ssl` object. */
+const URL_TLS_PARAMS = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey", "uselibpqcompat"];
+
 /**
  * A pg client configuration from a URL (which may carry sslmode) and the
  * optional TLS section, where a CA file turns on verified TLS.
+ *
+ * pg parses the connection string last and lets the `ssl` it derives from any
+ * sslmode/sslrootcert replace the one given beside it, so with
+ * `?sslmode=verify-full` in the URL a configured CA file used to be dropped
+ * silently (and the server certificate checked against the system CAs). When
+ * the TLS section is set, the TLS parameters are therefore taken out of the URL
+ * and folded into one `ssl` object: the CA file wins over `sslrootcert`,
+ * `sslcert`/`sslkey` (client certificates) are kept, `sslmode=verify-ca` keeps
+ * skipping the host-name check and `sslmode=no-verify` (or `insecure`) turns
+ * verification off. With a CA file, TLS is always used, whatever sslmode says.
  */
 export function postgresClientConfig(url: string, tls?: PostgresTls): pg.ClientConfig {
   const config: pg.ClientConfig = { connectionString: url, application_name: "diffrelay" };
-  if (tls?.caFile || tls?.insecure) {
-    config.ssl = {
-      rejectUnauthorized: !tls.insecure,
-      ...(tls.caFile ? { ca: readFileSync(tls.caFile, "utf8") } : {}),
-    };
+  if (!tls?.caFile && !tls?.insecure) return config;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Not a URL pg could parse either: let pg report it, with the TLS section as given.
+    config.ssl = tlsOptions(tls, null);
+    return config;
   }
+  config.ssl = tlsOptions(tls, parsed.searchParams);
+  for (const name of URL_TLS_PARAMS) parsed.searchParams.delete(name);
+  config.connectionString = parsed.toString();
   return config;
+}
+
+function tlsOptions(tls: PostgresTls, params: URLSearchParams | null): ConnectionOptions {
+  const mode = params?.get("sslmode");
+  const ssl: ConnectionOptions = { rejectUnauthorized: !tls.insecure && mode !== "no-verify" };
+  const rootCert = tls.caFile ?? params?.get("sslrootcert");
+  if (rootCert) ssl.ca = readFileSync(rootCert, "utf8");
+  const cert = params?.get("sslcert");
+  const key = params?.get("sslkey");
+  if (cert) ssl.cert = readFileSync(cert, "utf8");
+  if (key) ssl.key = readFileSync(key, "utf8");
+  if (mode === "verify-ca") ssl.checkServerIdentity = () => undefined;
+  return ssl;
 }
