@@ -105,7 +105,10 @@ export class CaptureService {
     });
     await producer.connect();
     logger.info({ topic: this.topics.data, schemas: this.topics.schemas }, "capture publishing");
-    const identity = { sourceId: computeSourceId(source.systemIdentifier, source.databaseName), epoch: 0 };
+    const identity = {
+      sourceId: computeSourceId(source.systemIdentifier, source.databaseName),
+      epoch: this.deps.config.epoch,
+    };
     const schemas = new SchemaPublisher(producer, this.topics.schemas, identity);
     try {
       while (!this.stopping) {

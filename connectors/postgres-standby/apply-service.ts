@@ -5,7 +5,7 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
-import type { SourceTopics } from "../../src/kafka/topic-names.js";
+import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
@@ -39,9 +39,16 @@ interface ApplyServiceDeps {
   kafka: Kafka;
   logger: Logger;
   metrics: ApplyMetrics;
+  /**
+   * Drain mode (promote): apply what the topic holds below this offset, then
+   * stop. The topic's old source is gone, so nothing more will come.
+   */
+  drainTo?: bigint;
 }
 
 const SCHEMA_WAIT_MS = 30_000;
+/** Also how long seed and promote wait for a stopped applier's group membership to end. */
+export const APPLIER_SESSION_TIMEOUT_MS = 10_000;
 
 /** Errors that mean the standby or the topic needs a person; reconnecting would only repeat them. */
 export function isFatalApplyError(err: unknown): boolean {
@@ -135,6 +142,10 @@ export class ApplyService {
       await this.waitForTopics(admin);
       const start = (await readPosition(client, topics.data, 0)) ?? (await this.initialPosition(admin));
       this.position = start;
+      if (this.deps.drainTo !== undefined && start.nextOffset >= this.deps.drainTo) {
+        this.stopping = true;
+        return;
+      }
       logger.info(
         {
           topic: topics.data,
@@ -170,10 +181,13 @@ export class ApplyService {
         },
       });
       consumer = kafka.consumer({
-        groupId: `diffrelay-apply-${standbyName}`,
+        groupId: applierGroupId(standbyName),
         maxWaitTimeInMs: 100,
         allowAutoTopicCreation: false,
         retry: { retries: 5 },
+        // A killed applier's membership must expire quickly: its restart waits for it.
+        sessionTimeout: APPLIER_SESSION_TIMEOUT_MS,
+        heartbeatInterval: 1000,
       });
       await consumer.connect();
       await consumer.subscribe({ topic: topics.data, fromBeginning: true });
@@ -192,6 +206,11 @@ export class ApplyService {
   private consume(consumer: Consumer, grouper: TransactionGrouper, start: ApplyPosition): Promise<void> {
     const { topics, metrics } = this.deps;
     return new Promise<void>((resolve, reject) => {
+      // A stop that came during start-up has no session to end yet: end this one at once.
+      if (this.stopping) {
+        resolve();
+        return;
+      }
       let failed = false;
       const fail = (err: unknown) => {
         if (failed) return;
@@ -203,7 +222,7 @@ export class ApplyService {
       consumer
         .run({
           autoCommit: false,
-          eachBatch: async ({ batch, isRunning, isStale }) => {
+          eachBatch: async ({ batch, isRunning, isStale, heartbeat }) => {
             if (failed) return;
             this.endOffset = BigInt(batch.highWatermark);
             try {
@@ -214,6 +233,15 @@ export class ApplyService {
                 const offset = BigInt(message.offset);
                 if (offset < grouper.current.nextOffset) continue;
                 await grouper.handleMessage(message.value, offset, i === messages.length - 1);
+                // Long batches (a huge transaction) must not cost the group membership.
+                await heartbeat();
+                if (this.deps.drainTo !== undefined && offset >= this.deps.drainTo - 1n) {
+                  await grouper.commitCompleted();
+                  this.position = { ...grouper.current };
+                  this.stopping = true;
+                  this.stopSession?.();
+                  return;
+                }
               }
               this.position = { ...grouper.current };
               this.lastProgressAt = Date.now();

@@ -93,6 +93,21 @@ export class TransactionGrouper {
     }
   }
 
+  /**
+   * Commits every complete transaction applied so far and drops a chunked one
+   * whose last chunk never came (its capture died before publishing it): used
+   * when draining a topic that will get no more messages.
+   */
+  async commitCompleted(): Promise<void> {
+    if (this.open) {
+      this.pendingChanges = [];
+      this.pendingPositions = [];
+      await this.client.query("ROLLBACK TO SAVEPOINT diffrelay_chunked");
+      this.open = null;
+    }
+    if (this.inTransaction) await this.commitGroup();
+  }
+
   /** Rolls back whatever is not committed; the next session starts from the stored position. */
   async abandon(): Promise<void> {
     if (this.inTransaction) await this.client.query("ROLLBACK").catch(() => undefined);

@@ -68,13 +68,6 @@ const seedSchema = z.object({
   rangeRows: z.number().int().min(1000).default(1_000_000),
 });
 
-const statusSchema = z.object({
-  /** Standbys `diffrelay status` reports, as name=url entries. */
-  standbys: z
-    .array(z.string().regex(/^[A-Za-z0-9_-]+=postgres(ql)?:\/\//, "name=postgres://..."))
-    .default([]),
-});
-
 export const configSchema = z.object({
   source: z.object({ url: postgresUrl, tls: tlsSchema.optional() }).optional(),
   kafka: kafkaSchema.optional(),
@@ -87,6 +80,12 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]")
     .optional(),
+  /**
+   * The source epoch: 0 for the first primary, one more after each promotion.
+   * From epoch 1 on, topic names end in `.e<epoch>`, so frames of an old
+   * primary and of its successor can never share a topic.
+   */
+  epoch: z.number().int().min(0).default(0),
   standby: z
     .object({
       name: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and -"),
@@ -98,7 +97,10 @@ export const configSchema = z.object({
   capture: captureSchema.default(captureSchema.parse({})),
   apply: applySchema.default(applySchema.parse({})),
   seed: seedSchema.default(seedSchema.parse({})),
-  status: statusSchema.default(statusSchema.parse({})),
+  /** Every standby of the deployment, as name=url entries: what status reports and promote re-points. */
+  standbys: z
+    .array(z.string().regex(/^[A-Za-z0-9_-]+=postgres(ql)?:\/\//, "name=postgres://..."))
+    .default([]),
   metrics: z
     .object({
       host: z.string().default("127.0.0.1"),

@@ -51,6 +51,6 @@ export function renderStatus(report: StatusReport): string {
       .trimEnd();
   lines.push(fmt(header));
   for (const r of rows) lines.push(fmt(r));
-  if (rows.length === 0) lines.push("(no standby given: --standby-url, or --status-standbys name=url,...)");
+  if (rows.length === 0) lines.push("(no standby given: --standby-url, or --standbys name=url,...)");
   return lines.join("\n");
 }

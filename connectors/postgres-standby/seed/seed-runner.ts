@@ -3,10 +3,11 @@ import type { Admin } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn } from "../../../src/change/lsn.js";
 import { partitionOffsets } from "../../../src/kafka/topic-admin.js";
-import type { SourceTopics } from "../../../src/kafka/topic-names.js";
+import { applierGroupId, type SourceTopics } from "../../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../../src/migrations/migration-runner.js";
 import { computeSourceId } from "../../../src/wire/envelope.js";
 import { identifySource, slotInfo } from "../../postgres-source/source-catalog.js";
+import { applierStillRunning } from "../applier-presence.js";
 import { writePosition } from "../position-store.js";
 import { type PublishedTable, publishedTables } from "./published-tables.js";
 import { createTablesFromSource } from "./schema-creator.js";
@@ -241,12 +242,10 @@ async function topicEnd(admin: Admin, topic: string): Promise<bigint> {
  * tell: an idle applier does not write, and a seed just run wrote it.
  */
 async function assertApplierStopped(admin: Admin, options: SeedOptions): Promise<void> {
-  const groupId = `diffrelay-apply-${options.standbyName}`;
-  const { groups } = await admin.describeGroups([groupId]);
-  const members = groups[0]?.members.length ?? 0;
+  const members = await applierStillRunning(admin, options.standbyName);
   if (members > 0) {
     throw new SeedRefusedError(
-      `an applier for standby "${options.standbyName}" is running (consumer group ${groupId} has ${members} member(s)); stop it before seeding (a killed one leaves the group after its session timeout)`,
+      `an applier for standby "${options.standbyName}" is running (consumer group ${applierGroupId(options.standbyName)} has ${members} member(s)); stop it before seeding`,
     );
   }
 }

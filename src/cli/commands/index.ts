@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
 import { captureCommand } from "./capture.js";
 import { migrateCommand } from "./migrate.js";
+import { promoteCommand } from "./promote.js";
 import { seedCommand } from "./seed.js";
 import { statusCommand } from "./status.js";
 import { verifyCommand } from "./verify.js";
@@ -13,4 +14,5 @@ export const COMMANDS: Record<string, Command> = {
   seed: seedCommand,
   verify: verifyCommand,
   status: statusCommand,
+  promote: promoteCommand,
 };

@@ -14,7 +14,7 @@ const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" &
 /**
  * diffrelay status: the source's slot lag and topic end, and each standby's
  * position and lag. Standbys come from --standby-url (with --standby-name) or
- * --status-standbys name=url,... ; last errors from the processes' /status
+ * --standbys name=url,... ; last errors from the processes' /status
  * URLs when given, else "unknown".
  */
 export const statusCommand: Command = {
@@ -28,7 +28,7 @@ export const statusCommand: Command = {
         config: postgresClientConfig(config.standby.url, config.standby.tls),
       });
     }
-    for (const entry of config.status.standbys) {
+    for (const entry of config.standbys) {
       const at = entry.indexOf("=");
       standbys.push({
         name: entry.slice(0, at),
@@ -37,7 +37,7 @@ export const statusCommand: Command = {
     }
     if (!config.source && standbys.length === 0) {
       throw new ConfigError(
-        "config: status needs --source-url and/or standbys (--standby-url or --status-standbys)",
+        "config: status needs --source-url and/or standbys (--standby-url or --standbys)",
       );
     }
     const logger = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, "diffrelay-status");

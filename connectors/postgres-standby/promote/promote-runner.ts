@@ -1,0 +1,202 @@
+import type { Kafka } from "kafkajs";
+import pg from "pg";
+import { formatLsn } from "../../../src/change/lsn.js";
+import type { DiffrelayConfig } from "../../../src/config/config-schema.js";
+import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { ensureSourceTopics, partitionOffsets } from "../../../src/kafka/topic-admin.js";
+import { applierGroupId, type SourceTopics } from "../../../src/kafka/topic-names.js";
+import type { Logger } from "../../../src/observability/logger.js";
+import { computeSourceId } from "../../../src/wire/envelope.js";
+import { identifySource } from "../../postgres-source/source-catalog.js";
+import { migrateSource } from "../../postgres-source/source-migrator.js";
+import { applierStillRunning } from "../applier-presence.js";
+import { createApplyMetrics } from "../apply-metrics.js";
+import { ApplyService } from "../apply-service.js";
+import { readPosition, writePosition } from "../position-store.js";
+import { fenceOldPrimary, type OldPrimaryState } from "./old-primary-fence.js";
+import { type AdvancedSequence, advanceOwnedSequences } from "./sequence-advancer.js";
+
+export interface StandbyTarget {
+  name: string;
+  url: string;
+}
+
+export interface PromoteOptions {
+  config: DiffrelayConfig;
+  kafka: Kafka;
+  logger: Logger;
+  promoted: StandbyTarget;
+  others: StandbyTarget[];
+  /** The old primary, when it is known; it may be gone. */
+  oldSourceUrl: string | undefined;
+  oldTopics: SourceTopics;
+  newTopics: SourceTopics;
+  newEpoch: number;
+  /** The capture's /status, for the last known slot lag when the old primary is gone. */
+  captureStatusUrl: string | undefined;
+}
+
+export interface PromoteReport {
+  oldPrimary: OldPrimaryState | { alive: "unknown" };
+  /** The last source transaction the promoted standby holds (commit LSN on the old primary). */
+  holdsSourceLsn: string;
+  oldTopicEndOffset: string;
+  sequencesAdvanced: AdvancedSequence[];
+  newTopic: string;
+  newEpoch: number;
+  repointed: string[];
+}
+
+/** A refusal that leaves everything as it was: nothing was changed. */
+export class PromoteRefusedError extends Error {
+  override readonly name = "PromoteRefusedError";
+}
+
+/**
+ * Failover or switchover to one standby, in the order that loses nothing the
+ * old capture acknowledged: stop the old stream, drain every standby to the end
+ * of the old topic, advance the promoted standby's sequences, make it a source
+ * (publication, slot, DDL capture) with a topic of the next epoch, and re-point
+ * the other standbys, which hold the same source position by construction.
+ */
+export async function promote(options: PromoteOptions): Promise<PromoteReport> {
+  const { config, kafka, logger } = options;
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    for (const standby of [options.promoted, ...options.others])
+      await assertApplierStopped(admin, standby.name);
+
+    const oldPrimary = options.oldSourceUrl
+      ? await fenceOldPrimary({
+          config: postgresClientConfig(options.oldSourceUrl, config.source?.tls),
+          slot: config.capture.slot,
+          timeoutMs: 60_000,
+          lastKnownSlotLag: () => lastKnownSlotLag(options.captureStatusUrl),
+        })
+      : ({ alive: "unknown" } as const);
+    logger.info({ oldPrimary }, "old stream stopped");
+
+    // Everything the old capture acknowledged is below this offset; nothing more will come.
+    const end = (await partitionOffsets(admin, options.oldTopics.data)).high;
+    for (const standby of [options.promoted, ...options.others]) {
+      await drain(options, standby, end);
+    }
+
+    const promoted = await withStandby(options.promoted.url, config, (c) =>
+      readPosition(c, options.oldTopics.data, 0),
+    );
+    if (!promoted)
+      throw new PromoteRefusedError(
+        `standby ${options.promoted.name} has no position on ${options.oldTopics.data}`,
+      );
+    for (const other of options.others) {
+      const position = await withStandby(other.url, config, (c) =>
+        readPosition(c, options.oldTopics.data, 0),
+      );
+      if (position?.lastCommitLsn !== promoted.lastCommitLsn) {
+        throw new PromoteRefusedError(
+          `standby ${other.name} holds source position ${position ? formatLsn(position.lastCommitLsn) : "none"}, not ${formatLsn(promoted.lastCommitLsn)} like ${options.promoted.name}: re-seed it from the new primary`,
+        );
+      }
+    }
+
+    const { sequencesAdvanced, sourceId } = await withStandby(
+      options.promoted.url,
+      config,
+      async (client) => {
+        const advanced = await advanceOwnedSequences(client);
+        // Its slot is created now, before anything but the drained changes was written to it.
+        await migrateSource(client, {
+          publicationName: config.capture.publication,
+          slotName: config.capture.slot,
+          tables: config.capture.tables,
+          schemas: config.capture.schemas,
+          identity: config.capture.identity,
+        });
+        const identity = await identifySource(client);
+        return {
+          sequencesAdvanced: advanced,
+          sourceId: computeSourceId(identity.systemIdentifier, identity.databaseName),
+        };
+      },
+    );
+    await ensureSourceTopics(admin, options.newTopics);
+
+    for (const other of options.others) {
+      await withStandby(other.url, config, async (client) => {
+        await client.query("BEGIN");
+        await writePosition(client, other.name, {
+          topic: options.newTopics.data,
+          partition: 0,
+          nextOffset: 0n,
+          lastCommitLsn: 0n,
+          lastCommitTimeMicros: null,
+          sourceId,
+          epoch: options.newEpoch,
+        });
+        await client.query("COMMIT");
+      });
+    }
+    return {
+      oldPrimary,
+      holdsSourceLsn: formatLsn(promoted.lastCommitLsn),
+      oldTopicEndOffset: end.toString(),
+      sequencesAdvanced,
+      newTopic: options.newTopics.data,
+      newEpoch: options.newEpoch,
+      repointed: options.others.map((o) => o.name),
+    };
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+async function assertApplierStopped(admin: import("kafkajs").Admin, standby: string): Promise<void> {
+  const members = await applierStillRunning(admin, standby);
+  if (members > 0) {
+    throw new PromoteRefusedError(
+      `the applier of standby ${standby} is running (consumer group ${applierGroupId(standby)} has ${members} member(s)); stop it: promote drains every standby itself`,
+    );
+  }
+}
+
+/** Applies, in this process, what the old topic still holds for this standby. */
+async function drain(options: PromoteOptions, standby: StandbyTarget, end: bigint): Promise<void> {
+  const service = new ApplyService({
+    config: options.config,
+    standbyName: standby.name,
+    standbyUrl: standby.url,
+    topics: options.oldTopics,
+    kafka: options.kafka,
+    logger: options.logger.child({ drain: standby.name }),
+    metrics: createApplyMetrics(standby.name),
+    drainTo: end,
+  });
+  await service.run();
+}
+
+async function withStandby<T>(
+  url: string,
+  config: DiffrelayConfig,
+  fn: (c: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client(postgresClientConfig(url, config.standby?.tls));
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function lastKnownSlotLag(statusUrl: string | undefined): Promise<number | null> {
+  if (!statusUrl) return null;
+  try {
+    const response = await fetch(statusUrl, { signal: AbortSignal.timeout(2000) });
+    const status = (await response.json()) as { slotLagBytes?: number };
+    return typeof status.slotLagBytes === "number" ? status.slotLagBytes : null;
+  } catch {
+    return null;
+  }
+}
