@@ -260,7 +260,7 @@ async function main(): Promise<void> {
   ];
   const { output: status } = await runDiffrelay(["status", ...statusUrls], {
     ...common,
-    DIFFRELAY_STATUS_STANDBYS: standbys.map((url, i) => `standby${i + 1}=${url}`).join(","),
+    DIFFRELAY_STANDBYS: standbys.map((url, i) => `standby${i + 1}=${url}`).join(","),
   });
   for (const line of status.trimEnd().split("\n")) say(`   ${line}`);
   let allEqual = true;

@@ -29,7 +29,7 @@ describe("status", () => {
       "--json",
       "--source-url",
       pipeline.source.url,
-      "--status-standbys",
+      "--standbys",
       `st1=${pipeline.standby("st1").db.url}`,
       "--brokers",
       pipeline.options.brokers.join(","),
