@@ -1,6 +1,6 @@
 import type { Admin, Consumer, Kafka } from "kafkajs";
 import pg from "pg";
-import { formatLsn } from "../../src/change/lsn.js";
+import { formatLsn, parseLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
@@ -47,6 +47,8 @@ interface ApplyServiceDeps {
 }
 
 const SCHEMA_WAIT_MS = 30_000;
+/** The longest a verify may hold the applier paused. */
+const PAUSE_LIMIT_MS = 10 * 60_000;
 /** Also how long seed and promote wait for a stopped applier's group membership to end. */
 export const APPLIER_SESSION_TIMEOUT_MS = 10_000;
 
@@ -73,6 +75,7 @@ export class ApplyService {
   private lastProgressAt = Date.now();
   private sessionLive = false;
   private stopSession: (() => void) | null = null;
+  private heartbeat: (() => Promise<void>) | null = null;
   private readonly backoff = new ReconnectBackoff();
 
   constructor(private readonly deps: ApplyServiceDeps) {}
@@ -176,6 +179,7 @@ export class ApplyService {
         maxPendingChanges: config.apply.maxRowsPerStatement * 4,
         apply: (c, changes, positions) => applier.applyChanges(c, changes, positions),
         metrics,
+        pause: (lastCommitLsn, next) => this.holdPause(client, lastCommitLsn, next),
         expectSource: (id) => {
           sourceId = id;
         },
@@ -191,7 +195,12 @@ export class ApplyService {
       });
       await consumer.connect();
       await consumer.subscribe({ topic: topics.data, fromBeginning: true });
-      await this.consume(consumer, grouper, start);
+      const stopWatching = this.watchPauseRequests(grouper);
+      try {
+        await this.consume(consumer, grouper, start);
+      } finally {
+        stopWatching();
+      }
     } finally {
       this.sessionLive = false;
       await grouper?.abandon();
@@ -223,6 +232,7 @@ export class ApplyService {
         .run({
           autoCommit: false,
           eachBatch: async ({ batch, isRunning, isStale, heartbeat }) => {
+            this.heartbeat = heartbeat;
             if (failed) return;
             this.endOffset = BigInt(batch.highWatermark);
             try {
@@ -263,6 +273,71 @@ export class ApplyService {
           consumer.seek({ topic: topics.data, partition: 0, offset: start.nextOffset.toString() });
         }, fail);
     });
+  }
+
+  /**
+   * Records where the standby stands and waits until verify lifts the pause,
+   * or moves its point past the transaction waiting here (verify pauses first
+   * at the source's current position, then exports its snapshot and moves the
+   * point to it, so that no transaction slips past before the request is seen).
+   */
+  private async holdPause(client: pg.Client, lastCommitLsn: bigint, next: bigint): Promise<bigint | null> {
+    const { topics, logger } = this.deps;
+    await client.query("UPDATE diffrelay.apply_pause SET paused_at_lsn = $2::pg_lsn WHERE topic = $1", [
+      topics.data,
+      formatLsn(lastCommitLsn),
+    ]);
+    logger.info({ lastCommitLsn: formatLsn(lastCommitLsn) }, "paused for verify");
+    const deadline = Date.now() + PAUSE_LIMIT_MS;
+    for (;;) {
+      await this.backoff.pause(50);
+      await this.heartbeat?.();
+      const row = (
+        await client.query<{ lsn: string }>(
+          "SELECT before_lsn::text AS lsn FROM diffrelay.apply_pause WHERE topic = $1",
+          [topics.data],
+        )
+      ).rows[0];
+      if (!row || this.stopping) return null;
+      const before = parseLsn(row.lsn);
+      if (before > next) {
+        logger.info({ pauseBefore: row.lsn }, "pause point moved");
+        return before;
+      }
+      if (Date.now() > deadline) {
+        // A verify that died must not stop replication for good.
+        await client.query("DELETE FROM diffrelay.apply_pause WHERE topic = $1", [topics.data]);
+        logger.warn("pause for verify held too long; resuming");
+        return null;
+      }
+    }
+  }
+
+  /** Follows diffrelay.apply_pause on a connection of its own while a session runs. */
+  private watchPauseRequests(grouper: TransactionGrouper): () => void {
+    const { topics, config } = this.deps;
+    const watcher = new pg.Client(postgresClientConfig(this.deps.standbyUrl, config.standby?.tls));
+    watcher.on("error", () => undefined);
+    let active = true;
+    const poll = async () => {
+      await watcher.connect();
+      while (active) {
+        const row = (
+          await watcher.query<{ lsn: string }>(
+            "SELECT before_lsn::text AS lsn FROM diffrelay.apply_pause WHERE topic = $1 AND paused_at_lsn IS NULL",
+            [topics.data],
+          )
+        ).rows[0];
+        grouper.pauseBefore = row ? parseLsn(row.lsn) : null;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    poll()
+      .catch(() => undefined)
+      .finally(() => watcher.end().catch(() => undefined));
+    return () => {
+      active = false;
+    };
   }
 
   private async refuseInterruptedSeed(client: pg.Client): Promise<void> {

@@ -23,6 +23,12 @@ export interface TransactionGrouperOptions {
   maxPendingChanges: number;
   apply: ChangeSink;
   metrics: ApplyMetrics;
+  /**
+   * Called before the first transaction at or after `pauseBefore` (commit LSN
+   * `next`), with the group committed; resolves when the pause is lifted, with
+   * the next pause point if verify moved it beyond `next` (diffrelay verify).
+   */
+  pause: (lastCommitLsn: Lsn, next: Lsn) => Promise<Lsn | null>;
   /** Resolves the source id this standby follows on first sight, when its position has none yet. */
   expectSource: (sourceId: bigint, epoch: number) => void;
 }
@@ -51,6 +57,8 @@ export class TransactionGrouper {
   private groupCommitTimes: bigint[] = [];
   private pendingChanges: Change[] = [];
   private pendingPositions: SourcePosition[] = [];
+  /** Set from diffrelay.apply_pause: stop before the first transaction at or after this LSN. */
+  pauseBefore: Lsn | null = null;
 
   constructor(private readonly options: TransactionGrouperOptions) {
     this.client = options.client;
@@ -142,6 +150,10 @@ export class TransactionGrouper {
       return;
     }
     if (header.chunk !== 0) throw this.outOfSequence(chunk, offset);
+    if (this.pauseBefore !== null && header.commitLsn >= this.pauseBefore) {
+      if (this.inTransaction) await this.commitGroup();
+      this.pauseBefore = await this.options.pause(this.position.lastCommitLsn, header.commitLsn);
+    }
     if (!this.inTransaction) {
       await this.client.query("BEGIN");
       this.inTransaction = true;

@@ -3,6 +3,8 @@ import type { Kafka } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn, parseLsn } from "../../../src/change/lsn.js";
 import { partitionOffsets } from "../../../src/kafka/topic-admin.js";
+import { loadMigrations, runMigrations } from "../../../src/migrations/migration-runner.js";
+import { SEQUENCES_PREFIX } from "../../postgres-source/logical-messages.js";
 import { identifySource, slotInfo } from "../../postgres-source/source-catalog.js";
 import { type PublishedTable, publishedTables } from "../seed/published-tables.js";
 import { createExportedSnapshot, type ExportedSnapshot, importSnapshot } from "../seed/snapshot-slot.js";
@@ -49,6 +51,9 @@ export interface VerifyReport {
 }
 
 /** The standby cannot be compared (no position, or no matching point found). */
+/** How long verify waits for a running applier to reach its first stop point. */
+const PAUSE_REACH_MS = 5000;
+
 export class VerifyUnableError extends Error {
   override name = "VerifyUnableError";
 }
@@ -93,11 +98,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
     try {
       for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
         const slotName = `diffrelay_verify_${process.pid}_${randomBytes(4).toString("hex")}`;
-        const snapshot = await createExportedSnapshot(
-          options.sourceConfig,
-          slotName,
-          identity.serverVersionNum,
-        );
+        const snapshot = await exportSnapshotWithPause(options, source, slotName, identity.serverVersionNum);
         try {
           const matched = await waitForMatch(snapshot, standby, source, follower, admin, options);
           log({
@@ -127,6 +128,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
           }
         } finally {
           await snapshot.close();
+          await liftPause(options);
         }
       }
     } finally {
@@ -145,6 +147,75 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
 interface Position {
   nextOffset: bigint;
   lastCommitLsn: Lsn;
+}
+
+/**
+ * Makes a running applier stand exactly at the snapshot, whatever the write
+ * load (migrations/standby/003_apply_pause.sql). It is first asked to stop at
+ * the source's current position, before the snapshot exists, so that no
+ * transaction after the snapshot can slip past while the request travels; once
+ * it has stopped (or a moment has passed: an idle or stopped applier never
+ * will), the snapshot is exported and the stop point moved to it. An empty
+ * sequence-position transaction committed after the snapshot guarantees a
+ * transaction to stop before even when nothing else is written. Without a
+ * running applier the standby is not moving and is matched as it is.
+ */
+async function exportSnapshotWithPause(
+  options: VerifyOptions,
+  source: pg.Client,
+  slotName: string,
+  serverVersionNum: number,
+): Promise<ExportedSnapshot> {
+  const current = (await source.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]
+    ?.lsn;
+  await withStandbyClient(options, async (c) => {
+    await runMigrations(c, loadMigrations("standby"));
+    await c.query(
+      `INSERT INTO diffrelay.apply_pause (topic, before_lsn) VALUES ($1, $2::pg_lsn)
+       ON CONFLICT (topic) DO UPDATE SET before_lsn = EXCLUDED.before_lsn, paused_at_lsn = NULL, requested_at = now()`,
+      [options.topic, current],
+    );
+    const deadline = Date.now() + PAUSE_REACH_MS;
+    while (Date.now() < deadline) {
+      const paused = await c.query(
+        "SELECT 1 FROM diffrelay.apply_pause WHERE topic = $1 AND paused_at_lsn IS NOT NULL",
+        [options.topic],
+      );
+      if (paused.rowCount) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  try {
+    const snapshot = await createExportedSnapshot(options.sourceConfig, slotName, serverVersionNum);
+    await source.query("SELECT pg_logical_emit_message(true, $1, '[]')", [SEQUENCES_PREFIX]);
+    await withStandbyClient(options, (c) =>
+      c.query(
+        "UPDATE diffrelay.apply_pause SET before_lsn = $2::pg_lsn, paused_at_lsn = NULL WHERE topic = $1",
+        [options.topic, formatLsn(snapshot.consistentPoint)],
+      ),
+    );
+    return snapshot;
+  } catch (err) {
+    await liftPause(options);
+    throw err;
+  }
+}
+
+async function liftPause(options: VerifyOptions): Promise<void> {
+  await withStandbyClient(options, (c) =>
+    c.query("DELETE FROM diffrelay.apply_pause WHERE topic = $1", [options.topic]),
+  );
+}
+
+async function withStandbyClient<T>(options: VerifyOptions, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(options.standbyConfig);
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 async function readPosition(client: pg.Client, topic: string): Promise<Position | null> {
