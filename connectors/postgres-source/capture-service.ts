@@ -164,6 +164,15 @@ export class CaptureService {
         schemas: config.capture.schemas,
         identity: config.capture.identity,
       });
+      const ddl = await client.query(
+        "SELECT 1 FROM pg_event_trigger WHERE evtname = 'diffrelay_capture_ddl'",
+      );
+      if (ddl.rowCount) logger.info("schema changes are captured (event trigger installed)");
+      else {
+        logger.warn(
+          "schema changes are NOT captured: installing the event trigger needs a superuser; apply DDL to the standbys by hand",
+        );
+      }
       for (const table of setup.tables) {
         logger.info(
           { table: table.name, identity: table.identity },

@@ -26,18 +26,24 @@ DECLARE
   wanted "char";
 BEGIN
   FOR r IN
-    SELECT DISTINCT c.oid, c.relreplident,
-           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
-           (c.oid = ANY (default_identity)
-            OR EXISTS (SELECT 1 FROM pg_partition_ancestors(c.oid) a WHERE a.relid = ANY (default_identity)))
+    -- Published tables by OID (pg_get_publication_tables), never by name: a
+    -- name-to-regclass cast may be evaluated on every relation of the view
+    -- pg_publication_tables, TOAST tables included, which a non-superuser may
+    -- not look up ("permission denied for schema pg_toast").
+    WITH published AS MATERIALIZED (
+      SELECT DISTINCT c.oid, c.relreplident
+        FROM pg_get_publication_tables(publication::text) gpt
+        -- pg_partition_tree lists nothing for a table outside any partition tree.
+        CROSS JOIN LATERAL (SELECT gpt.relid UNION SELECT relid FROM pg_partition_tree(gpt.relid)) tree
+        JOIN pg_class c ON c.oid = tree.relid
+       WHERE c.relkind IN ('r', 'p')
+    )
+    SELECT published.oid, published.relreplident,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = published.oid AND i.indisprimary) AS has_pk,
+           (published.oid = ANY (default_identity)
+            OR EXISTS (SELECT 1 FROM pg_partition_ancestors(published.oid) a WHERE a.relid = ANY (default_identity)))
              AS configured_default
-      FROM pg_publication_tables pt
-      CROSS JOIN LATERAL (SELECT format('%I.%I', pt.schemaname, pt.tablename)::regclass AS relid) published
-      -- pg_partition_tree lists nothing for a table outside any partition tree.
-      CROSS JOIN LATERAL (SELECT published.relid
-                          UNION SELECT relid FROM pg_partition_tree(published.relid)) tree
-      JOIN pg_class c ON c.oid = tree.relid
-     WHERE pt.pubname = publication
+      FROM published
   LOOP
     wanted := CASE WHEN r.configured_default AND r.has_pk THEN 'd' ELSE 'f' END;
     IF r.relreplident IS DISTINCT FROM wanted THEN

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../config/config-error.js";
 import { loadConfig } from "../config/config-loader.js";
 import { SETTINGS } from "../config/settings.js";
-import { redactError } from "../observability/redact.js";
+import { redact, redactError } from "../observability/redact.js";
 import { COMMANDS } from "./commands/index.js";
 import { EXIT, ExitError } from "./exit-codes.js";
 
@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run({ config, flags });
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(err.message);
+      console.error(redact(err.message));
       return EXIT.config;
     }
     if (err instanceof ExitError) {

@@ -1,5 +1,6 @@
 import { ConfigError } from "../config/config-error.js";
 import type { DiffrelayConfig } from "../config/config-schema.js";
+import { redact } from "../observability/redact.js";
 
 /**
  * The source database whose topic a command uses: named by the source URL, or
@@ -15,6 +16,6 @@ export function topicDatabase(config: DiffrelayConfig): string {
     );
   }
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
-  if (!name) throw new ConfigError(`config: ${url.replace(/:[^:@/]*@/, ":****@")} names no database`);
+  if (!name) throw new ConfigError(`config: ${redact(url)} names no database`);
   return name;
 }

@@ -110,10 +110,6 @@ beforeAll(async () => {
     await sql(db, `GRANT CREATE ON DATABASE ${db} TO ${r.name}`);
     await sql(db, `ALTER TABLE public.acct OWNER TO ${r.name}`);
     await sql(db, `GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO ${r.name}`);
-    // Workaround, not a real need: diffrelay.ensure_replica_identity() may evaluate
-    // pg_partition_ancestors() on TOAST relations before its join filters them out, which a
-    // non-superuser may not do ("permission denied for schema pg_toast"). See docs/security.md.
-    await sql(db, `GRANT USAGE ON SCHEMA pg_toast TO ${r.name}`);
   }
   // Apply: CREATE on the database (its diffrelay schema), DML on the replicated tables, setval on their
   // sequences, and SET on session_replication_role.
