@@ -37,6 +37,11 @@ export function createApplyMetrics(standby: string) {
       buckets: [1, 10, 100, 1000, 10000, 100000],
       registers,
     }),
+    deadLettered: new Counter({
+      name: "diffrelay_apply_dead_lettered_total",
+      help: "Messages that did not decode (or came from another source) sent to the dead-letter topic",
+      registers,
+    }),
     drift: new Counter({
       name: "diffrelay_apply_drift_total",
       help: "Drift found (with --on-drift log)",

@@ -12,6 +12,7 @@ import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { BadFrameError } from "./bad-frame-error.js";
+import { DeadLetterSender } from "./dead-letter-sender.js";
 import { ApplyError, DriftError, SchemaDriftError } from "./drift-error.js";
 import { type ApplyPosition, readPosition } from "./position-store.js";
 import { TransactionApplier } from "./transaction-applier.js";
@@ -138,6 +139,7 @@ export class ApplyService {
     let consumer: Consumer | null = null;
     let catalog: SchemaCatalog | null = null;
     let grouper: TransactionGrouper | null = null;
+    let deadLetters: DeadLetterSender | null = null;
     try {
       await runMigrations(client, loadMigrations("standby"));
       await this.refuseInterruptedSeed(client);
@@ -157,6 +159,9 @@ export class ApplyService {
         },
         "applying from the standby's position",
       );
+      if (config.apply.deadLetterTopic) {
+        deadLetters = await DeadLetterSender.open(kafka, admin, config.apply.deadLetterTopic, topics.data);
+      }
       let sourceId = start.sourceId ?? undefined;
       catalog = new SchemaCatalog(kafka, topics.schemas, () => sourceId);
       await catalog.start();
@@ -180,6 +185,7 @@ export class ApplyService {
         apply: (c, changes, positions) => applier.applyChanges(c, changes, positions),
         metrics,
         pause: (lastCommitLsn, next) => this.holdPause(client, lastCommitLsn, next),
+        deadLetter: deadLetters?.send.bind(deadLetters),
         expectSource: (id) => {
           sourceId = id;
         },
@@ -204,6 +210,7 @@ export class ApplyService {
     } finally {
       this.sessionLive = false;
       await grouper?.abandon();
+      await deadLetters?.close();
       await consumer?.disconnect().catch(() => undefined);
       await catalog?.stop().catch(() => undefined);
       await admin.disconnect().catch(() => undefined);

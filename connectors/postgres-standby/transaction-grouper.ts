@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { Change, TransactionChunk } from "../../src/change/change-model.js";
 import type { Lsn } from "../../src/change/lsn.js";
 import { formatLsn } from "../../src/change/lsn.js";
-import { decodeDataMessage } from "../../src/wire/data-message.js";
+import { type DecodedDataMessage, decodeDataMessage } from "../../src/wire/data-message.js";
 import { WireFormatError } from "../../src/wire/wire-format-error.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { BadFrameError } from "./bad-frame-error.js";
@@ -29,6 +29,11 @@ export interface TransactionGrouperOptions {
    * the next pause point if verify moved it beyond `next` (diffrelay verify).
    */
   pause: (lastCommitLsn: Lsn, next: Lsn) => Promise<Lsn | null>;
+  /**
+   * When set, a message that does not decode (or comes from another source)
+   * goes here, durably, and is stepped over instead of stopping the applier.
+   */
+  deadLetter?: (value: Buffer | null, offset: bigint, problem: string) => Promise<void>;
   /** Resolves the source id this standby follows on first sight, when its position has none yet. */
   expectSource: (sourceId: bigint, epoch: number) => void;
 }
@@ -71,9 +76,35 @@ export class TransactionGrouper {
 
   /** Handles one Kafka message; `lastOfBatch` lets a quiet topic commit at once. */
   async handleMessage(value: Buffer | null, offset: bigint, lastOfBatch: boolean): Promise<void> {
+    let decoded: DecodedDataMessage;
+    try {
+      decoded = this.decode(value, offset);
+    } catch (err) {
+      // Diverted only between transactions: inside a chunked one, skipping a piece would apply half of it.
+      if (!(err instanceof BadFrameError) || !this.options.deadLetter || this.open) throw err;
+      await this.options.deadLetter(value, offset, err.message);
+      this.options.metrics.deadLettered.inc();
+      if (!this.inTransaction) {
+        await this.client.query("BEGIN");
+        this.inTransaction = true;
+        this.groupStartedAt = Date.now();
+      }
+      this.position.nextOffset = offset + 1n;
+      if (lastOfBatch || this.groupIsFull()) await this.commitGroup();
+      return;
+    }
+    for (const chunk of decoded.chunks) await this.handleChunk(chunk, offset);
+    if (this.open === null) {
+      this.position.nextOffset = offset + 1n;
+      if (this.inTransaction && (lastOfBatch || this.groupIsFull())) await this.commitGroup();
+    }
+  }
+
+  /** Decodes a message and checks that it comes from the source this standby follows. */
+  private decode(value: Buffer | null, offset: bigint): DecodedDataMessage {
     const { topic, partition } = this.position;
     if (!value) throw new BadFrameError(topic, partition, offset.toString(), "empty message");
-    let decoded: ReturnType<typeof decodeDataMessage>;
+    let decoded: DecodedDataMessage;
     try {
       decoded = decodeDataMessage(value);
     } catch (err) {
@@ -94,11 +125,7 @@ export class TransactionGrouper {
         `it comes from source ${hex(envelope.sourceId)}, but this standby follows source ${hex(this.position.sourceId)}`,
       );
     }
-    for (const chunk of decoded.chunks) await this.handleChunk(chunk, offset);
-    if (this.open === null) {
-      this.position.nextOffset = offset + 1n;
-      if (this.inTransaction && (lastOfBatch || this.groupIsFull())) await this.commitGroup();
-    }
+    return decoded;
   }
 
   /**

@@ -59,6 +59,11 @@ const applySchema = z.object({
   maxGroupMs: z.number().int().min(0).default(20),
   maxRowsPerStatement: z.number().int().min(1).default(1000),
   onDrift: z.enum(["stop", "log"]).default("stop"),
+  /** When set, messages that do not decode go to this topic instead of stopping the applier. */
+  deadLetterTopic: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, "Kafka topic characters [A-Za-z0-9._-]")
+    .optional(),
 });
 
 const seedSchema = z.object({

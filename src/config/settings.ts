@@ -56,6 +56,7 @@ export const SETTINGS: readonly Setting[] = [
     "number",
   ),
   setting("apply.onDrift", "DIFFRELAY_ON_DRIFT", "on-drift"),
+  setting("apply.deadLetterTopic", "DIFFRELAY_DEAD_LETTER_TOPIC", "dead-letter-topic"),
   setting("seed.parallel", "DIFFRELAY_SEED_PARALLEL", "parallel", "number"),
   setting("seed.rangeRows", "DIFFRELAY_SEED_RANGE_ROWS", "seed-range-rows", "number"),
   setting("standbys", "DIFFRELAY_STANDBYS", "standbys", "list"),
