@@ -59,8 +59,9 @@ describe("fault: kill -9 of capture and appliers under load", () => {
       scenario.tally.add("kill -9 capture + applier at once");
       await Promise.all([scenario.restartCapture(), pipeline.startApplier("s2")]);
 
-      // A restarted applier rejoins its consumer group once the killed member's session expires (~30 s).
-      rounds.push({ round, recoveryMs: await scenario.recovered(150_000) });
+      // A restarted applier rejoins its consumer group once the killed member's session expires (~30 s;
+      // seen up to ~100 s on a busy shared stack).
+      rounds.push({ round, recoveryMs: await scenario.recovered(240_000) });
     }
     scenario.tally.notes.push(JSON.stringify(rounds));
     await scenario.finish("process-kill");
