@@ -277,7 +277,13 @@ export class ApplyService {
         .then(() => {
           this.sessionLive = true;
           // seek() takes effect once run() has started; it is where the standby says it is.
-          consumer.seek({ topic: topics.data, partition: 0, offset: start.nextOffset.toString() });
+          // It throws when the group join failed meanwhile (a broker restart): the CRASH
+          // event then ends this session too, and the next one starts from the standby's position.
+          try {
+            consumer.seek({ topic: topics.data, partition: 0, offset: start.nextOffset.toString() });
+          } catch (err) {
+            fail(err);
+          }
         }, fail);
     });
   }
