@@ -1,7 +1,6 @@
 // verify while the source keeps writing fast: the applier pauses at verify's snapshot
 // (diffrelay.apply_pause), so the first attempt finds the standby exactly there.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnDiffrelay } from "../support/child-process.js";
 import { ReplicationPipeline } from "../support/replication-pipeline.js";
 import { testServices, withClient } from "../support/services.js";
 
@@ -38,39 +37,10 @@ describe("verify under a write load", () => {
     );
     try {
       await new Promise((r) => setTimeout(r, 1000));
-      const p = spawnDiffrelay([
-        "verify",
-        "--source-url",
-        pipeline.source.url,
-        "--standby-url",
-        pipeline.standby("w1").db.url,
-        "--standby-name",
-        "w1",
-        "--brokers",
-        pipeline.options.brokers.join(","),
-        "--topic",
-        pipeline.topic,
-        "--slot",
-        pipeline.slot,
-        "--publication",
-        pipeline.publication,
-        "--json",
-        "--max-attempts",
-        "2",
-        "--attempt-timeout-seconds",
-        "20",
-      ]);
-      const exit = await p.exited;
-      expect(
-        exit.code,
-        `${p.output()}\napplier:\n${pipeline.standby("w1").applier.output().slice(-3000)}`,
-      ).toBe(0);
-      const report = JSON.parse(
-        p
-          .output()
-          .split("\n")
-          .find((l) => l.startsWith('{"standby"')) as string,
-      );
+      const { code, output, report } = await pipeline.verify("w1", {
+        extraArgs: ["--max-attempts", "2", "--attempt-timeout-seconds", "20"],
+      });
+      expect(code, `${output}\napplier:\n${pipeline.standby("w1").applier.output().slice(-3000)}`).toBe(0);
       expect(report.equal).toBe(true);
       expect(report.attempts).toBe(1);
       expect(pipeline.standby("w1").applier.output()).toMatch(/"paused for verify"/);

@@ -1,51 +1,10 @@
 // What every fault test proves at its end: each standby equals the primary (diffrelay verify exits 0, the
 // tables compare row for row), the PK-less load table holds exactly the transactions the load committed
 // (none missing, none doubled), and a tally of the faults injected, for the suite's report.
-import { spawnDiffrelay } from "./child-process.js";
 import type { ReplicationPipeline } from "./replication-pipeline.js";
 import { runSql } from "./services.js";
 import { compareTables, describeDifferences } from "./table-compare.js";
 import { WRITE_LOAD_TABLES, type WriteLoadResult } from "./write-load.js";
-
-export interface VerifyOutcome {
-  code: number | null;
-  output: string;
-  report: { equal?: boolean; tables?: { table: string; sourceRows: number }[] } | null;
-}
-
-/** Runs `diffrelay verify --json` for one standby (URLs direct to the servers, not through fault proxies). */
-export async function runVerify(
-  pipeline: ReplicationPipeline,
-  standbyName: string,
-  urls: { source: string; standby: string },
-): Promise<VerifyOutcome> {
-  const p = spawnDiffrelay([
-    "verify",
-    "--source-url",
-    urls.source,
-    "--standby-url",
-    urls.standby,
-    "--standby-name",
-    standbyName,
-    "--brokers",
-    pipeline.options.brokers.join(","),
-    "--topic",
-    pipeline.topic,
-    "--slot",
-    pipeline.slot,
-    "--publication",
-    pipeline.publication,
-    "--json",
-    "--attempt-timeout-seconds",
-    "60",
-  ]);
-  const exit = await p.exited;
-  const line = p
-    .output()
-    .split("\n")
-    .find((l) => l.startsWith('{"standby"'));
-  return { code: exit.code, output: p.output(), report: line ? JSON.parse(line) : null };
-}
 
 export interface StandbyCheck {
   standby: string;
@@ -88,7 +47,11 @@ export async function checkStandby(
   }
   if (counts.doubled !== "0")
     problems.push(`${standbyName}: ${counts.doubled} load_events rows applied twice`);
-  const verify = await runVerify(pipeline, standbyName, urls);
+  const verify = await pipeline.verify(standbyName, {
+    sourceUrl: urls.source,
+    standbyUrl: urls.standby,
+    extraArgs: ["--attempt-timeout-seconds", "60"],
+  });
   if (verify.code !== 0 || verify.report?.equal !== true) {
     problems.push(`${standbyName}: diffrelay verify exited ${verify.code}:\n${verify.output.slice(-3000)}`);
   }

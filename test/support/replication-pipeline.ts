@@ -37,6 +37,14 @@ export interface StandbyHandle {
 }
 
 export const MARKER_TABLE = "public.pipeline_marker";
+
+/** What `diffrelay verify --json` said: its exit code, its output, and its report line parsed. */
+export interface VerifyOutcome {
+  code: number | null;
+  output: string;
+  // biome-ignore lint/suspicious/noExplicitAny: the report is verify's JSON, checked field by field in tests.
+  report: any;
+}
 const MARKER_DDL = `CREATE TABLE ${MARKER_TABLE} (id bigint PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now());`;
 
 export class ReplicationPipeline {
@@ -184,6 +192,41 @@ export class ReplicationPipeline {
         await new Promise((r) => setTimeout(r, 50));
       }
     });
+  }
+
+  /**
+   * Runs `diffrelay verify --json` for one standby of this pipeline. The URLs default to the servers
+   * themselves (fault tests pass direct URLs when the processes go through proxies).
+   */
+  async verify(
+    name: string,
+    options: { sourceUrl?: string; standbyUrl?: string; extraArgs?: string[] } = {},
+  ): Promise<VerifyOutcome> {
+    const p = spawnDiffrelay([
+      "verify",
+      "--source-url",
+      options.sourceUrl ?? this.source.url,
+      "--standby-url",
+      options.standbyUrl ?? this.standby(name).db.url,
+      "--standby-name",
+      name,
+      "--brokers",
+      this.options.brokers.join(","),
+      "--topic",
+      this.topic,
+      "--slot",
+      this.slot,
+      "--publication",
+      this.publication,
+      "--json",
+      ...(options.extraArgs ?? []),
+    ]);
+    const exit = await p.exited;
+    const line = p
+      .output()
+      .split("\n")
+      .find((l) => l.startsWith('{"standby"'));
+    return { code: exit.code, output: p.output(), report: line ? JSON.parse(line) : null };
   }
 
   /** The standby's stored position (one row per topic partition; this pipeline has one). */
