@@ -1,6 +1,3 @@
-// What every scenario shares: the bench's own stack, SQL helpers, pgbench, and "runs" (a fresh
-// database on the primary and on both standbys, with diffrelay and/or a native subscription attached).
-import { spawn } from "node:child_process";
 import { appendFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,36 +73,6 @@ export async function openBenchStack(log: (m: string) => void): Promise<BenchSta
     kafkaPid: result.state.kafka?.pid,
     startedHere: !result.wasRunning,
   };
-}
-
-export interface PgbenchResult {
-  transactions: number;
-  tps: number;
-  stdout: string;
-}
-
-/** pgbench as a child process, so the event loop (and resource sampling) keeps running. */
-export function runPgbench(args: string[]): Promise<PgbenchResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("pgbench", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      if (code !== 0) return reject(new Error(`pgbench exited ${code}: ${stderr.slice(-2000)}`));
-      resolve({
-        transactions: Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1] ?? 0),
-        tps: Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? 0),
-        stdout,
-      });
-    });
-  });
 }
 
 /** The primary's clock, in epoch milliseconds: every timestamp the bench compares comes from this host. */

@@ -24,6 +24,7 @@ import {
   pgoutputBytes,
   walBytesBetween,
 } from "./measure/bandwidth.js";
+import { runPgbench } from "./measure/pgbench.js";
 import { freePort } from "./stack/free-port.js";
 import { DEFAULT_BASE_DIR, startStack } from "./stack/index.js";
 
@@ -121,25 +122,6 @@ function runDiffrelay(
       ok.includes(code ?? -1)
         ? resolve({ output, code: code ?? -1 })
         : reject(new Error(`diffrelay ${args[0]} exited ${code}:\n${output}`)),
-    );
-  });
-}
-
-/** Runs pgbench without blocking the event loop, so live status keeps printing. */
-function runPgbench(args: string[]): Promise<{ stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("pgbench", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) =>
-      code === 0 ? resolve({ stdout }) : reject(new Error(`pgbench failed: ${stderr}`)),
     );
   });
 }
@@ -243,9 +225,8 @@ async function main(): Promise<void> {
     primary,
   ]);
   clearInterval(ticker);
-  const txns = Number(/number of transactions actually processed: (\d+)/.exec(bench.stdout)?.[1] ?? 0);
-  const tps = /tps = ([\d.]+)/.exec(bench.stdout)?.[1] ?? "?";
-  say(`   pgbench committed ${txns} transactions (${tps} txn/s on the primary)`);
+  const txns = bench.transactions;
+  say(`   pgbench committed ${txns} transactions (${bench.tps.toFixed(0)} txn/s on the primary)`);
 
   say("5/6 waiting for both standbys to catch up, then verifying them against the primary");
   await waitForCatchUp(primary, standbys);

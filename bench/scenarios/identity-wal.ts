@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { currentWalLsnText, walBytesBetween } from "../../scripts/measure/bandwidth.js";
-import { accountsDdl, accountsInsert, type BenchContext, Run, runPgbench, sql } from "../context.js";
+import { runPgbench } from "../../scripts/measure/pgbench.js";
+import { accountsDdl, accountsInsert, type BenchContext, Run, sql } from "../context.js";
 
 const TABLE = "bench_scratch";
 

@@ -3,6 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runPgbench } from "../../scripts/measure/pgbench.js";
 import { BytesMeter, type PhaseBytes } from "../bytes-meter.js";
 import {
   accountsDdl,
@@ -11,7 +12,6 @@ import {
   dbNowMs,
   type PerSystem,
   Run,
-  runPgbench,
   type SystemName,
   sql,
   textBytesPerRow,
