@@ -173,7 +173,19 @@ export class CaptureService {
           "schema changes are NOT captured: installing the event trigger needs a superuser; apply DDL to the standbys by hand",
         );
       }
+      const askedDefault = new Set(
+        Object.entries(config.capture.identity)
+          .filter(([, mode]) => mode === "default")
+          .map(([name]) => (name.includes(".") ? name : `public.${name}`)),
+      );
       for (const table of setup.tables) {
+        if (askedDefault.has(table.name) && table.identity === "full") {
+          // Without a key, DEFAULT identity logs no old row: updates and deletes could not be applied.
+          logger.warn(
+            { table: table.name },
+            "configured for REPLICA IDENTITY DEFAULT, but the table has no primary key: kept FULL",
+          );
+        }
         logger.info(
           { table: table.name, identity: table.identity },
           table.identity === "full"

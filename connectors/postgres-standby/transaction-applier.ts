@@ -309,12 +309,17 @@ export class TransactionApplier {
         ? `change #${index}${describeKey(description.keyColumns, description.keys[0])}`
         : `${description.changeIndices.length} changes from #${index}`;
     const constraint = db.constraint ? ` (constraint ${JSON.stringify(db.constraint)})` : "";
+    // PostgreSQL does not name the column of a failed cast; a column whose type differs from the source's is the likely one.
+    const differing = table ? typeDifferences(segment, table.schema, table.table) : [];
+    const hint = differing.length
+      ? `; columns whose standby type differs from the source's: ${differing.map((d) => `${d.column} (source ${d.source}, standby ${d.standby})`).join(", ")}`
+      : "";
     return new ApplyError({
       schema: db.schema ?? table?.schema ?? null,
       table: db.table ?? table?.table ?? null,
-      column: db.column ?? null,
+      column: db.column ?? differing[0]?.column ?? null,
       code: db.code,
-      problem: `${description.kind} of ${changes} was rejected: ${db.message}${db.detail ? `; ${db.detail}` : ""}${constraint}`,
+      problem: `${description.kind} of ${changes} was rejected: ${db.message}${db.detail ? `; ${db.detail}` : ""}${constraint}${hint}`,
       position: segment.positionOf(index),
       cause: err,
     });
@@ -385,6 +390,24 @@ interface Segment {
   base: number;
   positionOf: (index: number) => SourcePosition;
   resolved: Map<string, ResolvedRelation>;
+}
+
+/** Columns of one table whose type on the standby is not the source's (modifiers aside). */
+function typeDifferences(
+  segment: Segment,
+  schema: string,
+  table: string,
+): { column: string; source: string; standby: string }[] {
+  const baseType = (name: string) => name.replace(/\(.*\)/, "").trim();
+  for (const { source, target } of segment.resolved.values()) {
+    if (target.schema !== schema || target.table !== table) continue;
+    return source.columns.flatMap((column) => {
+      const standby = target.columnsByName.get(column.name);
+      if (!standby || baseType(standby.typeName) === baseType(column.typeName)) return [];
+      return [{ column: column.name, source: column.typeName, standby: standby.typeName }];
+    });
+  }
+  return [];
 }
 
 function relationKey(ref: SchemaRef): string {
