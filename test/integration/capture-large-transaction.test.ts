@@ -6,64 +6,37 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLsn, parseLsn } from "../../src/change/lsn.js";
 import { decodeDataMessage } from "../../src/wire/data-message.js";
 import {
+  type CaptureFixture,
   metricsUrl,
   procCmdline,
   procMemoryBytes,
   scrapeMetrics,
-  startCapture,
-  stopCapture,
+  startCaptureFixture,
 } from "../support/capture-process.js";
-import type { DiffrelayProcess } from "../support/child-process.js";
-import {
-  createTestDatabase,
-  runSql,
-  type TestDatabase,
-  testServices,
-  uniqueName,
-  withClient,
-} from "../support/services.js";
-import { deleteTopics, TopicFollower } from "../support/topic-reader.js";
+import { withClient } from "../support/services.js";
 
 const ROWS = 1_000_000;
 const RSS_LIMIT_BYTES = 256 * 1024 * 1024;
 const MiB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
-let db: TestDatabase;
-let capture: DiffrelayProcess | undefined;
-let follower: TopicFollower | undefined;
-const slot = uniqueName("cap_big_slot");
-const publication = uniqueName("cap_big_pub");
-const topic = uniqueName("cap_big_topic");
+let fixture: CaptureFixture;
 
 beforeAll(async () => {
-  const services = testServices();
-  db = await createTestDatabase(services.sourceUrl, "cap_big");
-  await runSql(
-    db.url,
+  fixture = await startCaptureFixture(
+    "cap_big",
     "CREATE TABLE big (id bigint PRIMARY KEY, h text NOT NULL, n numeric, at timestamptz)",
   );
-  capture = await startCapture({
-    sourceUrl: db.url,
-    brokers: services.kafkaBrokers,
-    slot,
-    publication,
-    topic,
-  });
-  follower = await TopicFollower.start(services.kafkaBrokers, topic, "data");
 });
 
 afterAll(async () => {
-  await follower?.stop();
-  await stopCapture(capture);
-  await db?.drop();
-  await deleteTopics(testServices().kafkaBrokers, [topic, `${topic}.schemas`]);
+  await fixture?.stop();
 });
 
 describe("diffrelay capture: a million-row transaction", () => {
   it("publishes it whole, in chunks, with the capture's peak RSS under 256 MB", {
     timeout: 600_000,
   }, async () => {
-    const proc = capture as DiffrelayProcess;
+    const proc = fixture.capture;
     // The pid we measure is the capture itself: node running bin/diffrelay.js, not a shell around it.
     expect(basename(readlinkSync(`/proc/${proc.pid}/exe`))).toMatch(/^node/);
     expect(procCmdline(proc.pid).slice(1, 3)).toEqual([
@@ -73,7 +46,7 @@ describe("diffrelay capture: a million-row transaction", () => {
     const startRss = procMemoryBytes(proc.pid, "VmRSS");
 
     const t0 = Date.now();
-    const lsnBefore = await withClient(db.url, async (c) => {
+    const lsnBefore = await withClient(fixture.db.url, async (c) => {
       await c.query("BEGIN");
       await c.query(
         `INSERT INTO big SELECT g, md5(g::text), g * 1.25, '2024-01-01 00:00:00+00'::timestamptz + g * interval '1 ms'
@@ -94,7 +67,7 @@ describe("diffrelay capture: a million-row transaction", () => {
         // The process is gone; the final VmHWM read below reports that.
       }
     }, 100);
-    const reader = follower as TopicFollower;
+    const reader = fixture.follower;
     try {
       await reader.waitForCommitLsn(lsnBefore, 540_000);
     } finally {
@@ -139,7 +112,7 @@ describe("diffrelay capture: a million-row transaction", () => {
     // Spot-check the last row's exact values against the source's text (the capture formats in UTC).
     const last = reader.records[reader.records.length - 1];
     const lastInsert = last ? decodeDataMessage(last.value).chunks.at(-1)?.changes.at(-1) : undefined;
-    const sourceRow = await withClient(db.url, async (c) => {
+    const sourceRow = await withClient(fixture.db.url, async (c) => {
       await c.query("SET TimeZone = 'UTC'");
       const { rows } = await c.query<{ v: string[] }>(
         `SELECT ARRAY[id::text, h, n::text, at::text] AS v FROM big WHERE id = ${ROWS}`,
@@ -149,7 +122,7 @@ describe("diffrelay capture: a million-row transaction", () => {
     expect(lastInsert).toEqual(expect.objectContaining({ kind: "insert", values: sourceRow }));
 
     console.log(
-      `1,000,000-row transaction: committed in ${(committedMs / 1000).toFixed(1)} s, on the topic after ` +
+      `1,000,000-row transaction: committed in ${(committedMs / 1000).toFixed(1)} s, on the fixture.topic after ` +
         `${(streamedMs / 1000).toFixed(1)} s, ${nextChunk} chunks in ${reader.records.length} messages ` +
         `(largest ${maxMessageBytes} bytes); capture RSS ${MiB(startRss)} at start, sampled max ${MiB(maxRss)}, ` +
         `peak (VmHWM) ${MiB(peak)}; after it: V8 heap ${MiB(heapTotal)}, external ${MiB(external)}`,

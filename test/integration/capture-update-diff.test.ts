@@ -1,30 +1,15 @@
 // Acceptance: an UPDATE of one column of a wide row travels as the key plus that one column, nothing more.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseLsn } from "../../src/change/lsn.js";
-import { startCapture, stopCapture } from "../support/capture-process.js";
-import type { DiffrelayProcess } from "../support/child-process.js";
-import {
-  createTestDatabase,
-  runSql,
-  type TestDatabase,
-  testServices,
-  uniqueName,
-  withClient,
-} from "../support/services.js";
-import { deleteTopics, TopicFollower, transactionsOf } from "../support/topic-reader.js";
+import { type CaptureFixture, startCaptureFixture } from "../support/capture-process.js";
+import { runSql, withClient } from "../support/services.js";
+import { transactionsOf } from "../support/topic-reader.js";
 
-let db: TestDatabase;
-let capture: DiffrelayProcess | undefined;
-let follower: TopicFollower | undefined;
-const slot = uniqueName("cap_diff_slot");
-const publication = uniqueName("cap_diff_pub");
-const topic = uniqueName("cap_diff_topic");
+let fixture: CaptureFixture;
 
 beforeAll(async () => {
-  const services = testServices();
-  db = await createTestDatabase(services.sourceUrl, "cap_diff");
-  await runSql(
-    db.url,
+  fixture = await startCaptureFixture(
+    "cap_diff",
     `CREATE TABLE wide (
        id bigint PRIMARY KEY, c1 text, c2 text, c3 integer, c4 numeric, c5 timestamptz,
        c6 jsonb, c7 boolean, c8 text, c9 double precision);
@@ -33,33 +18,22 @@ beforeAll(async () => {
               jsonb_build_object('k', g, 'pad', repeat('x', 200)), g % 2 = 0, md5(g::text), g / 3.0
        FROM generate_series(1, 10) g`,
   );
-  capture = await startCapture({
-    sourceUrl: db.url,
-    brokers: services.kafkaBrokers,
-    slot,
-    publication,
-    topic,
-  });
-  follower = await TopicFollower.start(services.kafkaBrokers, topic, "data");
 });
 
 afterAll(async () => {
-  await follower?.stop();
-  await stopCapture(capture);
-  await db?.drop();
-  await deleteTopics(testServices().kafkaBrokers, [topic, `${topic}.schemas`]);
+  await fixture?.stop();
 });
 
 describe("diffrelay capture: update diffs", () => {
   it("sends the key and exactly the one changed column of a 10-column row", async () => {
-    const lsnBefore = await withClient(db.url, async (c) => {
+    const lsnBefore = await withClient(fixture.db.url, async (c) => {
       await c.query("BEGIN");
       await c.query("UPDATE wide SET c8 = 'changed' WHERE id = 7");
       const { rows } = await c.query<{ lsn: string }>("SELECT pg_current_wal_insert_lsn()::text AS lsn");
       await c.query("COMMIT");
       return parseLsn(rows[0]?.lsn as string);
     });
-    const reader = follower as TopicFollower;
+    const reader = fixture.follower;
     await reader.waitForCommitLsn(lsnBefore);
     await reader.waitForEnd();
     const records = reader.dataRecords();
@@ -79,7 +53,7 @@ describe("diffrelay capture: update diffs", () => {
     const message = records.find((r) => r.offset === tx?.offsets[0]);
     expect(message?.message.chunks).toHaveLength(1);
     const rowText = await runSql<{ bytes: number }>(
-      db.url,
+      fixture.db.url,
       "SELECT octet_length(wide::text)::int AS bytes FROM wide WHERE id = 7",
     );
     console.log(

@@ -1,7 +1,8 @@
 // Starts and stops `diffrelay capture` as a real child process for acceptance tests.
 import { readFileSync } from "node:fs";
 import { type DiffrelayProcess, spawnDiffrelay } from "./child-process.js";
-import { runSql } from "./services.js";
+import { createTestDatabase, runSql, type TestDatabase, testServices, uniqueName } from "./services.js";
+import { deleteTopics, TopicFollower } from "./topic-reader.js";
 
 export interface CaptureOptions {
   sourceUrl: string;
@@ -117,4 +118,49 @@ export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
     if (match?.[1] && match[2]) samples.set(match[1], Number(match[2]));
   }
   return samples;
+}
+
+/**
+ * A capture under test: a fresh source database with the given DDL, a capture process streaming it
+ * into fresh topics, and a follower reading the data topic. stop() undoes all of it.
+ */
+export interface CaptureFixture {
+  db: TestDatabase;
+  capture: DiffrelayProcess;
+  follower: TopicFollower;
+  slot: string;
+  publication: string;
+  topic: string;
+  stop(): Promise<void>;
+}
+
+export async function startCaptureFixture(prefix: string, ddl: string): Promise<CaptureFixture> {
+  const services = testServices();
+  const slot = uniqueName(`${prefix}_slot`);
+  const publication = uniqueName(`${prefix}_pub`);
+  const topic = uniqueName(`${prefix}_topic`);
+  const db = await createTestDatabase(services.sourceUrl, prefix);
+  let capture: DiffrelayProcess | undefined;
+  let follower: TopicFollower | undefined;
+  const stop = async () => {
+    await follower?.stop();
+    await stopCapture(capture);
+    await db.drop();
+    await deleteTopics(services.kafkaBrokers, [topic, `${topic}.schemas`]);
+  };
+  try {
+    await runSql(db.url, ddl);
+    capture = await startCapture({
+      sourceUrl: db.url,
+      brokers: services.kafkaBrokers,
+      slot,
+      publication,
+      topic,
+    });
+    follower = await TopicFollower.start(services.kafkaBrokers, topic, "data");
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { db, capture, follower, slot, publication, topic, stop };
 }
