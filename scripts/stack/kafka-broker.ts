@@ -52,6 +52,24 @@ export async function ensureKafkaJars(version: string, log: (m: string) => void)
 /** The broker's classpath wildcard; java expands it itself, so no shell is involved. */
 const classpath = (k: KafkaState) => join(k.libDir, "*");
 
+/** The broker logs to a file of the stack's, not to the console. */
+export function writeLog4jConfig(dir: string, logFile: string): void {
+  writeFileSync(
+    join(dir, "log4j2.properties"),
+    [
+      "status = warn",
+      "appender.file.type = File",
+      "appender.file.name = FILE",
+      `appender.file.fileName = ${logFile}`,
+      "appender.file.layout.type = PatternLayout",
+      "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+      "rootLogger.level = INFO",
+      "rootLogger.appenderRef.file.ref = FILE",
+      "",
+    ].join("\n"),
+  );
+}
+
 export async function initKafka(
   baseDir: string,
   version: string,
@@ -101,20 +119,7 @@ export async function initKafka(
       "",
     ].join("\n"),
   );
-  writeFileSync(
-    join(dir, "log4j2.properties"),
-    [
-      "status = warn",
-      "appender.file.type = File",
-      "appender.file.name = FILE",
-      `appender.file.fileName = ${logFile}`,
-      "appender.file.layout.type = PatternLayout",
-      "appender.file.layout.pattern = [%d] %p %m (%c)%n",
-      "rootLogger.level = INFO",
-      "rootLogger.appenderRef.file.ref = FILE",
-      "",
-    ].join("\n"),
-  );
+  writeLog4jConfig(dir, logFile);
   const k: KafkaState = {
     version,
     libDir,

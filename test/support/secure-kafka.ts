@@ -4,7 +4,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "nod
 import { join } from "node:path";
 import kafkajs from "kafkajs";
 import { freePort } from "../../scripts/stack/free-port.js";
-import { ensureKafkaJars } from "../../scripts/stack/kafka-broker.js";
+import { ensureKafkaJars, writeLog4jConfig } from "../../scripts/stack/kafka-broker.js";
 import { awaitReaped, isAlive, run, tail, terminate, waitUntil } from "../../scripts/stack/processes.js";
 import type { ServerCertificate } from "./tls-certs.js";
 
@@ -75,20 +75,7 @@ export async function startSecureKafka(
       "",
     ].join("\n"),
   );
-  writeFileSync(
-    join(dir, "log4j2.properties"),
-    [
-      "status = warn",
-      "appender.file.type = File",
-      "appender.file.name = FILE",
-      `appender.file.fileName = ${logFile}`,
-      "appender.file.layout.type = PatternLayout",
-      "appender.file.layout.pattern = [%d] %p %m (%c)%n",
-      "rootLogger.level = INFO",
-      "rootLogger.appenderRef.file.ref = FILE",
-      "",
-    ].join("\n"),
-  );
+  writeLog4jConfig(dir, logFile);
   let clusterId = randomBytes(16).toString("base64url");
   while (clusterId.startsWith("-")) clusterId = randomBytes(16).toString("base64url");
   const log4j = `-Dlog4j2.configurationFile=${join(dir, "log4j2.properties")}`;
