@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { Kafka, logLevel } from "kafkajs";
+import { Kafka, type KafkaConfig, logLevel } from "kafkajs";
 import { freePort, portIsFree } from "./free-port.js";
 import { awaitReaped, isAlive, run, tail, terminate, waitUntil } from "./processes.js";
 import { CACHE_DIR, type KafkaState, REPO_ROOT } from "./stack-state.js";
@@ -167,11 +167,15 @@ export function kafkaPid(k: KafkaState): number | undefined {
 
 /** Metadata through kafkajs, the client diffrelay uses, so "ready" means ready for our code. */
 export async function kafkaAnswers(k: KafkaState): Promise<boolean> {
+  return kafkaListsTopics({ clientId: "diffrelay-stack-probe", brokers: [`127.0.0.1:${k.port}`] });
+}
+
+/** One probe attempt with the given client settings (TLS, SASL…): lists topics, or throws. */
+export async function kafkaListsTopics(config: KafkaConfig): Promise<boolean> {
   const admin = new Kafka({
-    clientId: "diffrelay-stack-probe",
-    brokers: [`127.0.0.1:${k.port}`],
     logLevel: logLevel.NOTHING,
     connectionTimeout: 2_000,
+    ...config,
     retry: { retries: 0 },
   }).admin();
   try {

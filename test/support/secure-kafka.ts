@@ -2,13 +2,10 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import kafkajs from "kafkajs";
 import { freePort } from "../../scripts/stack/free-port.js";
-import { ensureKafkaJars, writeLog4jConfig } from "../../scripts/stack/kafka-broker.js";
+import { ensureKafkaJars, kafkaListsTopics, writeLog4jConfig } from "../../scripts/stack/kafka-broker.js";
 import { awaitReaped, isAlive, run, tail, terminate, waitUntil } from "../../scripts/stack/processes.js";
 import type { ServerCertificate } from "./tls-certs.js";
-
-const { Kafka, logLevel } = kafkajs;
 
 export const SECURE_KAFKA_USER = "diffrelay-client";
 
@@ -129,22 +126,13 @@ export async function startSecureKafka(
       90_000,
       async () => {
         if (!isAlive(pid)) throw new Error(`Kafka (pid ${pid}) exited`);
-        const admin = new Kafka({
+        return kafkaListsTopics({
           clientId: "secure-kafka-probe",
           brokers: [broker],
           ssl: { ca: [readFileSync(caFile, "utf8")] },
           sasl: { mechanism: "scram-sha-256", username: SECURE_KAFKA_USER, password },
-          logLevel: logLevel.NOTHING,
           connectionTimeout: 3_000,
-          retry: { retries: 0 },
-        }).admin();
-        try {
-          await admin.connect();
-          await admin.listTopics();
-          return true;
-        } finally {
-          await admin.disconnect().catch(() => undefined);
-        }
+        });
       },
       () => `${tail(join(dir, "kafka.out"), 15)}\n${tail(logFile)}`,
     );
