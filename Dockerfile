@@ -8,6 +8,8 @@ COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 COPY connectors ./connectors
+COPY operations ./operations
+COPY app ./app
 COPY migrations ./migrations
 RUN npm run build && npm prune --omit=dev
 

@@ -1,9 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  alignment,
-  differingBuckets,
-  diffRows,
-} from "../../../connectors/postgres-standby/verify/difference-finder.js";
+import { alignment, differingBuckets, diffRows } from "../../../operations/verify/difference-finder.js";
 
 describe("difference finder", () => {
   it("classifies keyed rows as changed, missing and extra", () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Consumer, Kafka } from "kafkajs";
-import { decodeDataMessage } from "../../../src/wire/data-message.js";
+import { decodeDataMessage } from "../../src/wire/data-message.js";
 
 /**
  * Reads the data topic from a starting offset and remembers, per offset, the

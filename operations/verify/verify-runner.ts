@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { Kafka } from "kafkajs";
 import pg from "pg";
-import { formatLsn, type Lsn, parseLsn } from "../../../src/change/lsn.js";
-import { partitionOffsets } from "../../../src/kafka/topic-admin.js";
-import { loadMigrations, runMigrations } from "../../../src/migrations/migration-runner.js";
-import { SEQUENCES_PREFIX } from "../../postgres-source/logical-messages.js";
-import { identifySource, slotInfo } from "../../postgres-source/source-catalog.js";
+import { SEQUENCES_PREFIX } from "../../connectors/postgres-source/logical-messages.js";
+import { identifySource, slotInfo } from "../../connectors/postgres-source/source-catalog.js";
+import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { partitionOffsets } from "../../src/kafka/topic-admin.js";
+import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import { type PublishedTable, publishedTables } from "../seed/published-tables.js";
 import { createExportedSnapshot, type ExportedSnapshot, importSnapshot } from "../seed/snapshot-slot.js";
 import { bucketRows, COMPARE_SESSION_SETTINGS, type HashedTable, hashBuckets } from "./chunk-hasher.js";

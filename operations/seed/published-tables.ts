@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { quoteIdent } from "../sql-identifier.js";
+import { quoteIdent } from "../../connectors/postgres-standby/sql-identifier.js";
 
 /** A table the source's publication carries, as seed and verify need it. */
 export interface PublishedTable {

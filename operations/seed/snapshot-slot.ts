@@ -1,5 +1,5 @@
 import pg from "pg";
-import { type Lsn, parseLsn } from "../../../src/change/lsn.js";
+import { type Lsn, parseLsn } from "../../src/change/lsn.js";
 
 /**
  * A temporary logical slot created with an exported snapshot. Every source

@@ -1,10 +1,10 @@
-import { ConfigError } from "../../config/config-error.js";
-import { postgresClientConfig } from "../../config/postgres-connection.js";
-import { createKafka } from "../../kafka/kafka-client.js";
-import { sourceTopics } from "../../kafka/topic-names.js";
-import { createLogger } from "../../observability/logger.js";
-import { collectStatus, type StatusOptions } from "../../status/status-collector.js";
-import { renderStatus } from "../../status/status-render.js";
+import { collectStatus, type StatusOptions } from "../../../operations/status/status-collector.js";
+import { renderStatus } from "../../../operations/status/status-render.js";
+import { ConfigError } from "../../../src/config/config-error.js";
+import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { createKafka } from "../../../src/kafka/kafka-client.js";
+import { sourceTopics } from "../../../src/kafka/topic-names.js";
+import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";

@@ -2,13 +2,13 @@ import {
   PromoteRefusedError,
   promote,
   type StandbyTarget,
-} from "../../../connectors/postgres-standby/promote/promote-runner.js";
-import { ConfigError } from "../../config/config-error.js";
-import { requireSetting } from "../../config/config-loader.js";
-import { createKafka } from "../../kafka/kafka-client.js";
-import { sourceTopics } from "../../kafka/topic-names.js";
-import { createLogger } from "../../observability/logger.js";
-import { redact } from "../../observability/redact.js";
+} from "../../../operations/promote/promote-runner.js";
+import { ConfigError } from "../../../src/config/config-error.js";
+import { requireSetting } from "../../../src/config/config-loader.js";
+import { createKafka } from "../../../src/kafka/kafka-client.js";
+import { sourceTopics } from "../../../src/kafka/topic-names.js";
+import { createLogger } from "../../../src/observability/logger.js";
+import { redact } from "../../../src/observability/redact.js";
 import type { Command } from "../command.js";
 import { EXIT, ExitError } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";

@@ -1,9 +1,9 @@
-import { runSeed, SeedRefusedError } from "../../../connectors/postgres-standby/seed/seed-runner.js";
-import { requireSetting } from "../../config/config-loader.js";
-import { postgresClientConfig } from "../../config/postgres-connection.js";
-import { createKafka } from "../../kafka/kafka-client.js";
-import { sourceTopics } from "../../kafka/topic-names.js";
-import { createLogger } from "../../observability/logger.js";
+import { runSeed, SeedRefusedError } from "../../../operations/seed/seed-runner.js";
+import { requireSetting } from "../../../src/config/config-loader.js";
+import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { createKafka } from "../../../src/kafka/kafka-client.js";
+import { sourceTopics } from "../../../src/kafka/topic-names.js";
+import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
 import { EXIT, ExitError } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";

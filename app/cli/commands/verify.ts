@@ -1,14 +1,10 @@
-import {
-  renderReport,
-  runVerify,
-  VerifyUnableError,
-} from "../../../connectors/postgres-standby/verify/verify-runner.js";
-import { ConfigError } from "../../config/config-error.js";
-import { requireSetting } from "../../config/config-loader.js";
-import { postgresClientConfig } from "../../config/postgres-connection.js";
-import { createKafka } from "../../kafka/kafka-client.js";
-import { sourceTopics } from "../../kafka/topic-names.js";
-import { createLogger } from "../../observability/logger.js";
+import { renderReport, runVerify, VerifyUnableError } from "../../../operations/verify/verify-runner.js";
+import { ConfigError } from "../../../src/config/config-error.js";
+import { requireSetting } from "../../../src/config/config-loader.js";
+import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { createKafka } from "../../../src/kafka/kafka-client.js";
+import { sourceTopics } from "../../../src/kafka/topic-names.js";
+import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
 import { EXIT, ExitError } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";

@@ -1,6 +1,6 @@
-import { ConfigError } from "../config/config-error.js";
-import type { DiffrelayConfig } from "../config/config-schema.js";
-import { redact } from "../observability/redact.js";
+import { ConfigError } from "../../src/config/config-error.js";
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
+import { redact } from "../../src/observability/redact.js";
 
 /**
  * The source database whose topic a command uses: named by the source URL, or

@@ -1,4 +1,4 @@
-import type { DiffrelayConfig } from "../config/config-schema.js";
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 
 export interface CommandContext {
   config: DiffrelayConfig;

@@ -1,8 +1,8 @@
 import type { Kafka } from "kafkajs";
 import pg from "pg";
 import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
-import { formatLsn } from "../change/lsn.js";
-import { partitionOffsets } from "../kafka/topic-admin.js";
+import { formatLsn } from "../../src/change/lsn.js";
+import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 
 /** What `diffrelay status` reports, for one source and its standbys. */
 export interface StatusReport {

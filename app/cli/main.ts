@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "../config/config-error.js";
-import { loadConfig } from "../config/config-loader.js";
-import { SETTINGS } from "../config/settings.js";
-import { redact, redactError } from "../observability/redact.js";
+import { ConfigError } from "../../src/config/config-error.js";
+import { loadConfig } from "../../src/config/config-loader.js";
+import { SETTINGS } from "../../src/config/settings.js";
+import { redact, redactError } from "../../src/observability/redact.js";
 import { COMMANDS } from "./commands/index.js";
 import { EXIT, ExitError } from "./exit-codes.js";
 

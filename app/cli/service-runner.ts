@@ -1,6 +1,6 @@
 import type { Registry } from "prom-client";
-import { startHealthServer } from "../observability/health-server.js";
-import type { Logger } from "../observability/logger.js";
+import { startHealthServer } from "../../src/observability/health-server.js";
+import type { Logger } from "../../src/observability/logger.js";
 import { EXIT, type ExitCode, ExitError } from "./exit-codes.js";
 
 export interface RunnableService {

@@ -6,10 +6,10 @@ import {
   DriftError,
   SchemaDriftError,
 } from "../../../connectors/postgres-standby/drift-error.js";
-import { requireSetting } from "../../config/config-loader.js";
-import { createKafka } from "../../kafka/kafka-client.js";
-import { sourceTopics } from "../../kafka/topic-names.js";
-import { createLogger } from "../../observability/logger.js";
+import { requireSetting } from "../../../src/config/config-loader.js";
+import { createKafka } from "../../../src/kafka/kafka-client.js";
+import { sourceTopics } from "../../../src/kafka/topic-names.js";
+import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { runService } from "../service-runner.js";

@@ -2,10 +2,10 @@ import { createCaptureMetrics } from "../../../connectors/postgres-source/captur
 import { CaptureService } from "../../../connectors/postgres-source/capture-service.js";
 import { SourceConfigurationError } from "../../../connectors/postgres-source/source-errors.js";
 import { SourceMigrationError } from "../../../connectors/postgres-source/source-migrator.js";
-import { requireSetting } from "../../config/config-loader.js";
-import { createKafka } from "../../kafka/kafka-client.js";
-import { sourceTopics } from "../../kafka/topic-names.js";
-import { createLogger } from "../../observability/logger.js";
+import { requireSetting } from "../../../src/config/config-loader.js";
+import { createKafka } from "../../../src/kafka/kafka-client.js";
+import { sourceTopics } from "../../../src/kafka/topic-names.js";
+import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 import { runService } from "../service-runner.js";

@@ -1,8 +1,8 @@
 import pg from "pg";
 import { migrateSource } from "../../../connectors/postgres-source/source-migrator.js";
-import { ConfigError } from "../../config/config-error.js";
-import { postgresClientConfig } from "../../config/postgres-connection.js";
-import { loadMigrations, runMigrations } from "../../migrations/migration-runner.js";
+import { ConfigError } from "../../../src/config/config-error.js";
+import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { loadMigrations, runMigrations } from "../../../src/migrations/migration-runner.js";
 import type { Command } from "../command.js";
 import { EXIT } from "../exit-codes.js";
 

@@ -1,6 +1,6 @@
 import pg from "pg";
-import { formatLsn, type Lsn, parseLsn } from "../../../src/change/lsn.js";
-import { HEARTBEAT_PREFIX } from "../../postgres-source/heartbeat.js";
+import { HEARTBEAT_PREFIX } from "../../connectors/postgres-source/heartbeat.js";
+import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 
 export type OldPrimaryState =
   | { alive: true; fencedAt: string }
