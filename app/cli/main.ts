@@ -2,9 +2,10 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../../src/config/config-error.js";
 import { loadConfig } from "../../src/config/config-loader.js";
 import { SETTINGS } from "../../src/config/settings.js";
-import { redact, redactError } from "../../src/observability/redact.js";
+import { errorPolicy } from "../../src/errors/error-policy.js";
+import { EXIT } from "../../src/errors/exit-codes.js";
+import { redactError } from "../../src/observability/redact.js";
 import { COMMANDS } from "./commands/index.js";
-import { EXIT, ExitError } from "./exit-codes.js";
 
 const USAGE = `usage: diffrelay <command> [options]
 
@@ -20,12 +21,12 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "help" || name === "--help" || name === "-h") {
     console.log(USAGE);
-    return name ? EXIT.ok : EXIT.usage;
+    return name ? EXIT.ok : EXIT.config;
   }
   const command = COMMANDS[name];
   if (!command) {
     console.error(`diffrelay: unknown command ${JSON.stringify(name)}\n\n${USAGE}`);
-    return EXIT.usage;
+    return EXIT.config;
   }
   try {
     const options: Record<string, { type: "string" | "boolean" }> = { config: { type: "string" } };
@@ -41,15 +42,9 @@ export async function main(argv: string[]): Promise<number> {
     const config = loadConfig({ flags, env: process.env });
     return await command.run({ config, flags });
   } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(redact(err.message));
-      return EXIT.config;
-    }
-    if (err instanceof ExitError) {
-      console.error(`diffrelay ${name}: ${redactError(err)}`);
-      return err.code;
-    }
-    console.error(`diffrelay ${name}: ${redactError(err)}`);
-    return EXIT.failure;
+    const { kind, exitCode } = errorPolicy(err);
+    // Configuration errors already name the setting and where it came from.
+    console.error(kind === "configuration" ? redactError(err) : `diffrelay ${name}: ${redactError(err)}`);
+    return exitCode;
   }
 }

@@ -1,7 +1,7 @@
 import type { Registry } from "prom-client";
+import { EXIT, type ExitCode } from "../../src/errors/exit-codes.js";
 import { startHealthServer } from "../../src/observability/health-server.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { EXIT, type ExitCode, ExitError } from "./exit-codes.js";
 
 export interface RunnableService {
   run(): Promise<void>;
@@ -16,8 +16,6 @@ export interface ServiceRunnerOptions {
   service: RunnableService;
   logger: Logger;
   metrics: { host: string; port: number; registry: Registry };
-  /** The exit code a fatal error stands for, when it is one operators script against. */
-  exitCodeOf: (err: unknown) => ExitCode | null;
 }
 
 /**
@@ -48,8 +46,7 @@ export async function runService(options: ServiceRunnerOptions): Promise<ExitCod
     return EXIT.ok;
   } catch (err) {
     logger.error({ err }, "stopped by an error");
-    const code = options.exitCodeOf(err);
-    if (code !== null) throw new ExitError(code, (err as Error).message, { cause: err });
+    // The CLI turns it into the exit code errorPolicy() gives its kind.
     throw err;
   } finally {
     process.off("SIGINT", onSignal);

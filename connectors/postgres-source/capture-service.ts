@@ -3,6 +3,7 @@ import pg from "pg";
 import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { errorPolicy } from "../../src/errors/error-policy.js";
 import { COMPRESSION } from "../../src/kafka/kafka-client.js";
 import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
 import { ensureSourceTopics } from "../../src/kafka/topic-admin.js";
@@ -15,7 +16,7 @@ import type { CaptureMetrics } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
 import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
 import { SequenceTracker } from "./sequence-tracker.js";
-import { isRetryable, SlotReader } from "./slot-reader.js";
+import { SlotReader } from "./slot-reader.js";
 import { SourceConfigurationError } from "./source-errors.js";
 
 const { Partitioners } = kafkajs;
@@ -116,7 +117,7 @@ export class CaptureService {
         try {
           await this.runSession(producer, schemas, identity);
         } catch (err) {
-          if (!isRetryable(err) && !this.slotMayBeFreed(err)) throw err;
+          if (!errorPolicy(err).retry && !this.slotMayBeFreed(err)) throw err;
           if (this.stopping) break;
           this.lastError = redactError(err);
           this.deps.metrics.reconnects.inc();
@@ -139,7 +140,7 @@ export class CaptureService {
    * (up to about 30 s) before calling the slot taken by someone else.
    */
   private slotMayBeFreed(err: unknown): boolean {
-    if (!(err instanceof SourceConfigurationError) || err.kind !== "slot_in_use") return false;
+    if (!(err instanceof SourceConfigurationError) || err.problem !== "slot_in_use") return false;
     this.slotBusyAttempts += 1;
     return this.slotBusyAttempts <= 6;
   }

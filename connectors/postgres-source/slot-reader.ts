@@ -2,8 +2,8 @@ import type pg from "pg";
 import { LogicalReplicationService } from "pg-logical-replication";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
-import { DiffrelayPgoutputPlugin, SourceEncodingError } from "./pgoutput/pgoutput-plugin.js";
-import { SourceConfigurationError, type SourceErrorKind } from "./source-errors.js";
+import { DiffrelayPgoutputPlugin } from "./pgoutput/pgoutput-plugin.js";
+import { SourceConfigurationError, type SourceProblem } from "./source-errors.js";
 
 export interface SlotReaderLogger {
   info(obj: object, msg: string): void;
@@ -31,11 +31,6 @@ export interface SlotReaderOptions {
   logger?: SlotReaderLogger;
 }
 
-/** Whether a reader failure may go away by reconnecting (with backoff) from the durable position. */
-export function isRetryable(error: unknown): boolean {
-  return !(error instanceof SourceConfigurationError || error instanceof SourceEncodingError);
-}
-
 interface PgError {
   code?: string;
   message: string;
@@ -45,8 +40,8 @@ interface PgError {
 export function classifySourceError(error: unknown, slotName: string, publicationName: string): unknown {
   if (!(error instanceof Error)) return error;
   const { code, message } = error as PgError;
-  const wrap = (kind: SourceErrorKind, text: string) =>
-    new SourceConfigurationError(kind, `${text} (PostgreSQL: ${message})`, { cause: error });
+  const wrap = (problem: SourceProblem, text: string) =>
+    new SourceConfigurationError(problem, `${text} (PostgreSQL: ${message})`, { cause: error });
   if (code === "55006" && /replication slot .* is active for PID/i.test(message)) {
     return wrap("slot_in_use", `replication slot "${slotName}" is in use by another process`);
   }

@@ -1,23 +1,24 @@
-export type SourceErrorKind =
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
+
+/** What is wrong with the source, for callers that treat one problem specially (a busy slot). */
+export type SourceProblem =
   | "slot_in_use"
   | "slot_missing"
   | "publication_missing"
   | "permission_denied"
   | "authentication_failed"
   | "wal_level"
-  | "encoding"
   | "not_capturable";
 
 /** A problem with the source's configuration that reconnecting will not fix. */
-export class SourceConfigurationError extends Error {
+export class SourceConfigurationError extends DiffrelayError {
   override name = "SourceConfigurationError";
-  readonly retryable = false;
 
   constructor(
-    readonly kind: SourceErrorKind,
+    readonly problem: SourceProblem,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super("setup", message, options);
   }
 }

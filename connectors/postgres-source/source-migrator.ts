@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { quoteIdentifier, quoteLiteral } from "./pgoutput/pgoutput-plugin.js";
 
 export interface SourceMigrationConfig {
@@ -30,9 +31,12 @@ export interface SourceMigrationResult {
 }
 
 /** Misconfiguration found while preparing the source; reconnecting will not fix it. */
-export class SourceMigrationError extends Error {
+export class SourceMigrationError extends DiffrelayError {
   override name = "SourceMigrationError";
-  readonly retryable = false;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("setup", message, options);
+  }
 }
 
 /** Serializes concurrent migrators (two captures starting at once) on one source. */

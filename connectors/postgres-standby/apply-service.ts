@@ -3,6 +3,7 @@ import pg from "pg";
 import { formatLsn, parseLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { errorPolicy } from "../../src/errors/error-policy.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
@@ -11,9 +12,8 @@ import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
-import { BadFrameError } from "./bad-frame-error.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
-import { ApplyError, DriftError, SchemaDriftError } from "./drift-error.js";
+import { SeedInterruptedError, TopicGapError } from "./position-errors.js";
 import { type ApplyPosition, readPosition } from "./position-store.js";
 import { TransactionApplier } from "./transaction-applier.js";
 import { TransactionGrouper } from "./transaction-grouper.js";
@@ -53,16 +53,6 @@ const KAFKA_OFFSET_COMMIT_INTERVAL_MS = 10_000;
 const PAUSE_LIMIT_MS = 10 * 60_000;
 /** Also how long seed and promote wait for a stopped applier's group membership to end. */
 export const APPLIER_SESSION_TIMEOUT_MS = 10_000;
-
-/** Errors that mean the standby or the topic needs a person; reconnecting would only repeat them. */
-export function isFatalApplyError(err: unknown): boolean {
-  return (
-    err instanceof DriftError ||
-    err instanceof SchemaDriftError ||
-    err instanceof ApplyError ||
-    err instanceof BadFrameError
-  );
-}
 
 /**
  * Follows the source's topic and applies it to one standby. The position is
@@ -114,7 +104,7 @@ export class ApplyService {
         await this.runSession();
       } catch (err) {
         this.lastError = redactError(err);
-        if (isFatalApplyError(err) || this.stopping) throw err;
+        if (!errorPolicy(err).retry || this.stopping) throw err;
         const retryInMs = this.backoff.next(Date.now() - startedAt);
         this.deps.logger.warn(
           { err, retryInMs },
@@ -366,15 +356,7 @@ export class ApplyService {
       topics.data,
     ]);
     if (seeding.rowCount === 0) return;
-    throw new ApplyError({
-      schema: null,
-      table: null,
-      column: null,
-      code: null,
-      problem: `a seed of this standby started at ${seeding.rows[0].started_at} did not finish; its tables are partly copied. Run diffrelay seed again`,
-      position: { commitLsn: 0n, topic: topics.data, partition: 0, offset: "0" },
-      cause: null,
-    });
+    throw new SeedInterruptedError(topics.data, String(seeding.rows[0].started_at));
   }
 
   /** The capture creates the topics; an applier started first waits for them quietly. */
@@ -398,17 +380,7 @@ export class ApplyService {
   private async initialPosition(admin: Admin): Promise<ApplyPosition> {
     const { topics } = this.deps;
     const offsets = await partitionOffsets(admin, topics.data);
-    if (offsets.low !== 0n) {
-      throw new ApplyError({
-        schema: null,
-        table: null,
-        column: null,
-        code: null,
-        problem: `the standby has no position and topic ${topics.data} no longer starts at offset 0 (earliest is ${offsets.low}); seed it with diffrelay seed`,
-        position: { commitLsn: 0n, topic: topics.data, partition: 0, offset: offsets.low.toString() },
-        cause: null,
-      });
-    }
+    if (offsets.low !== 0n) throw new TopicGapError(topics.data, 0, null, offsets.low);
     return {
       topic: topics.data,
       partition: 0,

@@ -1,9 +1,11 @@
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
+
 /**
  * A message on the topic that the applier must not apply: it does not decode,
  * has a format version this build does not know, or comes from another source.
  * Nothing after it is applied unless a dead-letter topic is configured.
  */
-export class BadFrameError extends Error {
+export class BadFrameError extends DiffrelayError {
   override readonly name = "BadFrameError";
 
   constructor(
@@ -13,6 +15,10 @@ export class BadFrameError extends Error {
     problem: string,
     options?: { cause?: unknown },
   ) {
-    super(`bad message at topic ${topic} partition ${partition} offset ${offset}: ${problem}`, options);
+    super(
+      "bad-frame",
+      `bad message at topic ${topic} partition ${partition} offset ${offset}: ${problem}`,
+      options,
+    );
   }
 }

@@ -1,4 +1,5 @@
 import { formatLsn } from "../../src/change/lsn.js";
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 
 /** Where the change being applied came from: the source commit and its Kafka message. */
 export interface SourcePosition {
@@ -27,7 +28,7 @@ export type DriftReason = "row-missing" | "row-exists";
  * The standby is not a copy of the source: a row the source changed or deleted
  * is not on the standby, or a row the source inserted already is.
  */
-export class DriftError extends Error {
+export class DriftError extends DiffrelayError {
   override readonly name = "DriftError";
   readonly reason: DriftReason;
   readonly change: "insert" | "update" | "delete";
@@ -57,6 +58,7 @@ export class DriftError extends Error {
         ? `a row with key ${describeKey(fields.key)} already exists, so the source's insert cannot be applied`
         : `no row with key ${describeKey(fields.key)} to ${fields.change}`;
     super(
+      "drift",
       `drift on ${JSON.stringify(fields.schema)}.${JSON.stringify(fields.table)}: ${what} (change #${fields.changeIndex}, ${describePosition(fields.position)}); the standby is not a copy of the source`,
     );
     this.reason = fields.reason;
@@ -76,7 +78,7 @@ export class DriftError extends Error {
  * The standby's table definition cannot hold what the source sends: the table
  * or a column is missing, or the key differs. The standby is not a copy.
  */
-export class SchemaDriftError extends Error {
+export class SchemaDriftError extends DiffrelayError {
   override readonly name = "SchemaDriftError";
   readonly schema: string;
   readonly table: string;
@@ -98,6 +100,7 @@ export class SchemaDriftError extends Error {
         : `${JSON.stringify(fields.schema)}.${JSON.stringify(fields.table)} column ${JSON.stringify(fields.column)}`;
     const at = fields.position === undefined ? "" : ` (${describePosition(fields.position)})`;
     super(
+      "drift",
       `schema drift on the standby, ${where}: ${fields.problem}; the standby is not a copy of the source${at}`,
     );
     this.schema = fields.schema;
@@ -119,7 +122,7 @@ export class SchemaDriftError extends Error {
  * rejected a value, a schema mismatch, a constraint. `cause` holds the original
  * error (a pg DatabaseError carries SQLSTATE, detail, constraint).
  */
-export class ApplyError extends Error {
+export class ApplyError extends DiffrelayError {
   override readonly name = "ApplyError";
   readonly schema: string | null;
   readonly table: string | null;
@@ -146,9 +149,13 @@ export class ApplyError extends Error {
         : ` on ${JSON.stringify(fields.schema)}.${JSON.stringify(fields.table)}`;
     const column = fields.column === null ? "" : ` column ${JSON.stringify(fields.column)}`;
     const code = fields.code === null ? "" : ` [SQLSTATE ${fields.code}]`;
-    super(`apply failed${table}${column}: ${fields.problem}${code} (${describePosition(fields.position)})`, {
-      cause: fields.cause,
-    });
+    super(
+      "drift",
+      `apply failed${table}${column}: ${fields.problem}${code} (${describePosition(fields.position)})`,
+      {
+        cause: fields.cause,
+      },
+    );
     this.schema = fields.schema;
     this.table = fields.table;
     this.column = fields.column;

@@ -9,6 +9,7 @@ import { readPosition, writePosition } from "../../connectors/postgres-standby/p
 import { formatLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
@@ -48,8 +49,12 @@ export interface PromoteReport {
 }
 
 /** A refusal that leaves everything as it was: nothing was changed. */
-export class PromoteRefusedError extends Error {
+export class PromoteRefusedError extends DiffrelayError {
   override readonly name = "PromoteRefusedError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("setup", message, options);
+  }
 }
 
 /**

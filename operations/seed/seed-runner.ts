@@ -5,6 +5,7 @@ import { identifySource, slotInfo } from "../../connectors/postgres-source/sourc
 import { applierStillRunning } from "../../connectors/postgres-standby/applier-presence.js";
 import { writePosition } from "../../connectors/postgres-standby/position-store.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
@@ -22,8 +23,12 @@ import {
 } from "./table-copier.js";
 
 /** Why seeding cannot start (maps to exit code 3, "setup"). */
-export class SeedRefusedError extends Error {
+export class SeedRefusedError extends DiffrelayError {
   override name = "SeedRefusedError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("setup", message, options);
+  }
 }
 
 export interface SeedOptions {

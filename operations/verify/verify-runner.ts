@@ -4,6 +4,7 @@ import pg from "pg";
 import { SEQUENCES_PREFIX } from "../../connectors/postgres-source/logical-messages.js";
 import { identifySource, slotInfo } from "../../connectors/postgres-source/source-catalog.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import { type PublishedTable, publishedTables } from "../seed/published-tables.js";
@@ -54,8 +55,12 @@ export interface VerifyReport {
 /** How long verify waits for a running applier to reach its first stop point. */
 const PAUSE_REACH_MS = 5000;
 
-export class VerifyUnableError extends Error {
+export class VerifyUnableError extends DiffrelayError {
   override name = "VerifyUnableError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("incomplete", message, options);
+  }
 }
 
 /**

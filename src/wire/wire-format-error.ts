@@ -1,3 +1,5 @@
+import { DiffrelayError } from "../errors/diffrelay-error.js";
+
 /**
  * Why a message was refused. Consumers branch on this (e.g. an unsupported
  * version means "upgrade me", everything else means "corrupt or foreign
@@ -25,7 +27,7 @@ export type WireFormatErrorReason =
   /** A schema message whose stored version is not the hash of its content. */
   | "schema-version-mismatch";
 
-export class WireFormatError extends Error {
+export class WireFormatError extends DiffrelayError {
   override readonly name = "WireFormatError";
 
   constructor(
@@ -34,6 +36,6 @@ export class WireFormatError extends Error {
     readonly offset: number,
     detail: string,
   ) {
-    super(`${detail} (at byte ${offset})`);
+    super("bad-frame", `${detail} (at byte ${offset})`);
   }
 }

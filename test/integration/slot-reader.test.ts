@@ -207,7 +207,7 @@ describe("SlotReader against PostgreSQL", () => {
         (error: unknown) => error,
       );
       expect(failure).toBeInstanceOf(SourceConfigurationError);
-      expect(failure).toMatchObject({ kind: "slot_in_use", retryable: false });
+      expect(failure).toMatchObject({ problem: "slot_in_use", kind: "setup" });
       expect(String((failure as Error).message)).toMatch(/is in use by another process.*active for PID/);
     } finally {
       await holder.reader.stop();
@@ -223,6 +223,6 @@ describe("SlotReader against PostgreSQL", () => {
       isIdle: () => false,
       onMessage: async () => undefined,
     });
-    await expect(reader.start()).rejects.toMatchObject({ kind: "slot_missing", retryable: false });
+    await expect(reader.start()).rejects.toMatchObject({ problem: "slot_missing", kind: "setup" });
   });
 });

@@ -1,17 +1,10 @@
 import { createApplyMetrics } from "../../../connectors/postgres-standby/apply-metrics.js";
 import { ApplyService } from "../../../connectors/postgres-standby/apply-service.js";
-import { BadFrameError } from "../../../connectors/postgres-standby/bad-frame-error.js";
-import {
-  ApplyError,
-  DriftError,
-  SchemaDriftError,
-} from "../../../connectors/postgres-standby/drift-error.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
-import { EXIT } from "../exit-codes.js";
 import { runService } from "../service-runner.js";
 import { topicDatabase } from "../topic-database.js";
 
@@ -36,11 +29,6 @@ export const applyCommand: Command = {
       service,
       logger,
       metrics: { ...config.metrics, registry: metrics.registry },
-      exitCodeOf: (err) => {
-        if (err instanceof DriftError || err instanceof SchemaDriftError || err instanceof ApplyError)
-          return EXIT.drift;
-        return err instanceof BadFrameError ? EXIT.badFrame : null;
-      },
     });
   },
 };

@@ -1,13 +1,10 @@
 import { createCaptureMetrics } from "../../../connectors/postgres-source/capture-metrics.js";
 import { CaptureService } from "../../../connectors/postgres-source/capture-service.js";
-import { SourceConfigurationError } from "../../../connectors/postgres-source/source-errors.js";
-import { SourceMigrationError } from "../../../connectors/postgres-source/source-migrator.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
-import { EXIT } from "../exit-codes.js";
 import { runService } from "../service-runner.js";
 import { topicDatabase } from "../topic-database.js";
 
@@ -29,8 +26,6 @@ export const captureCommand: Command = {
       service,
       logger,
       metrics: { ...config.metrics, registry: metrics.registry },
-      exitCodeOf: (err) =>
-        err instanceof SourceConfigurationError || err instanceof SourceMigrationError ? EXIT.setup : null,
     });
   },
 };

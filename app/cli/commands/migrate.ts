@@ -2,9 +2,9 @@ import pg from "pg";
 import { migrateSource } from "../../../connectors/postgres-source/source-migrator.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { EXIT } from "../../../src/errors/exit-codes.js";
 import { loadMigrations, runMigrations } from "../../../src/migrations/migration-runner.js";
 import type { Command } from "../command.js";
-import { EXIT } from "../exit-codes.js";
 
 export const migrateCommand: Command = {
   summary: "apply the versioned setup to the source (publication, slot, identity) and/or the standby",

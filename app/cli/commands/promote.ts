@@ -1,16 +1,12 @@
-import {
-  PromoteRefusedError,
-  promote,
-  type StandbyTarget,
-} from "../../../operations/promote/promote-runner.js";
+import { promote, type StandbyTarget } from "../../../operations/promote/promote-runner.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
+import { EXIT } from "../../../src/errors/exit-codes.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { redact } from "../../../src/observability/redact.js";
 import type { Command } from "../command.js";
-import { EXIT, ExitError } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";
 
 /**
@@ -37,53 +33,48 @@ export const promoteCommand: Command = {
       throw new ConfigError("config: promote needs --topic or a database in --standby-url");
     const logger = createLogger(config.logLevel, "diffrelay-promote");
     const newEpoch = config.epoch + 1;
-    try {
-      const report = await promote({
-        config,
-        kafka: createKafka(kafkaSettings, logger),
-        logger,
-        promoted: { name, url },
-        others,
-        oldSourceUrl: config.source?.url,
-        oldTopics: sourceTopics(config, database),
-        newTopics: sourceTopics({ ...config, epoch: newEpoch }, database),
-        newEpoch,
-        captureStatusUrl:
-          typeof flags["capture-status-url"] === "string" ? flags["capture-status-url"] : undefined,
-      });
-      if (flags.json) {
-        console.log(JSON.stringify(report));
-        return EXIT.ok;
-      }
-      const old = report.oldPrimary;
-      console.log(
-        `promoted ${name}: it holds every source transaction up to commit LSN ${report.holdsSourceLsn}`,
-      );
-      if (old.alive === true)
-        console.log(`old primary fenced (read-only) at ${old.fencedAt}; nothing it committed is lost`);
-      else if (old.alive === false) {
-        console.log(
-          `old primary unreachable (${old.reason}); what its capture had not acknowledged may be lost: last known slot lag ${old.lastKnownSlotLagBytes ?? "unknown"} bytes`,
-        );
-      } else console.log("old primary not given (--source-url): not fenced");
-      for (const s of report.sequencesAdvanced)
-        console.log(`sequence ${s.sequence} advanced from ${s.from} to ${s.to}`);
-      console.log(
-        `re-pointed: ${report.repointed.join(", ") || "none"}; new topic ${report.newTopic} (epoch ${report.newEpoch})`,
-      );
-      console.log("next, start:");
-      console.log(
-        `  diffrelay capture --source-url ${redact(url)} --epoch ${report.newEpoch}${config.topic ? ` --topic ${config.topic}` : ""}`,
-      );
-      for (const o of others) {
-        console.log(
-          `  diffrelay apply --standby-name ${o.name} --standby-url ${redact(o.url)} --epoch ${report.newEpoch}${config.topic ? ` --topic ${config.topic}` : ` --source-url ${redact(url)}`}`,
-        );
-      }
+    const report = await promote({
+      config,
+      kafka: createKafka(kafkaSettings, logger),
+      logger,
+      promoted: { name, url },
+      others,
+      oldSourceUrl: config.source?.url,
+      oldTopics: sourceTopics(config, database),
+      newTopics: sourceTopics({ ...config, epoch: newEpoch }, database),
+      newEpoch,
+      captureStatusUrl:
+        typeof flags["capture-status-url"] === "string" ? flags["capture-status-url"] : undefined,
+    });
+    if (flags.json) {
+      console.log(JSON.stringify(report));
       return EXIT.ok;
-    } catch (err) {
-      if (err instanceof PromoteRefusedError) throw new ExitError(EXIT.setup, err.message, { cause: err });
-      throw err;
     }
+    const old = report.oldPrimary;
+    console.log(
+      `promoted ${name}: it holds every source transaction up to commit LSN ${report.holdsSourceLsn}`,
+    );
+    if (old.alive === true)
+      console.log(`old primary fenced (read-only) at ${old.fencedAt}; nothing it committed is lost`);
+    else if (old.alive === false) {
+      console.log(
+        `old primary unreachable (${old.reason}); what its capture had not acknowledged may be lost: last known slot lag ${old.lastKnownSlotLagBytes ?? "unknown"} bytes`,
+      );
+    } else console.log("old primary not given (--source-url): not fenced");
+    for (const s of report.sequencesAdvanced)
+      console.log(`sequence ${s.sequence} advanced from ${s.from} to ${s.to}`);
+    console.log(
+      `re-pointed: ${report.repointed.join(", ") || "none"}; new topic ${report.newTopic} (epoch ${report.newEpoch})`,
+    );
+    console.log("next, start:");
+    console.log(
+      `  diffrelay capture --source-url ${redact(url)} --epoch ${report.newEpoch}${config.topic ? ` --topic ${config.topic}` : ""}`,
+    );
+    for (const o of others) {
+      console.log(
+        `  diffrelay apply --standby-name ${o.name} --standby-url ${redact(o.url)} --epoch ${report.newEpoch}${config.topic ? ` --topic ${config.topic}` : ` --source-url ${redact(url)}`}`,
+      );
+    }
+    return EXIT.ok;
   },
 };

@@ -1,11 +1,11 @@
-import { runSeed, SeedRefusedError } from "../../../operations/seed/seed-runner.js";
+import { runSeed } from "../../../operations/seed/seed-runner.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { EXIT } from "../../../src/errors/exit-codes.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
-import { EXIT, ExitError } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";
 
 /**
@@ -48,9 +48,6 @@ export const seedCommand: Command = {
         }),
       );
       return EXIT.ok;
-    } catch (err) {
-      if (err instanceof SeedRefusedError) throw new ExitError(EXIT.setup, err.message, { cause: err });
-      throw err;
     } finally {
       await admin.disconnect().catch(() => undefined);
     }

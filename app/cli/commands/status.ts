@@ -2,11 +2,11 @@ import { collectStatus, type StatusOptions } from "../../../operations/status/st
 import { renderStatus } from "../../../operations/status/status-render.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { EXIT } from "../../../src/errors/exit-codes.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
-import { EXIT } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";
 
 const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" && v !== "" ? v : null);

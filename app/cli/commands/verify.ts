@@ -1,12 +1,12 @@
-import { renderReport, runVerify, VerifyUnableError } from "../../../operations/verify/verify-runner.js";
+import { renderReport, runVerify } from "../../../operations/verify/verify-runner.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { EXIT } from "../../../src/errors/exit-codes.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
-import { EXIT, ExitError } from "../exit-codes.js";
 import { topicDatabase } from "../topic-database.js";
 
 function positiveInt(value: string | boolean | undefined, flag: string, fallback: number): number {
@@ -38,26 +38,20 @@ export const verifyCommand: Command = {
     const kafkaSettings = requireSetting(config.kafka, "kafka.brokers");
     const logger = createLogger(config.logLevel, "diffrelay-verify").child({ standby: standbyName });
     const json = flags.json === true;
-    try {
-      const report = await runVerify({
-        sourceConfig: postgresClientConfig(source.url, source.tls),
-        standbyConfig: postgresClientConfig(standbyUrl, config.standby?.tls),
-        kafka: createKafka(kafkaSettings, logger),
-        topic: sourceTopics(config, topicDatabase(config)).data,
-        publication: config.capture.publication,
-        captureSlot: config.capture.slot,
-        maxAttempts: positiveInt(flags["max-attempts"], "max-attempts", 30),
-        attemptTimeoutMs:
-          positiveInt(flags["attempt-timeout-seconds"], "attempt-timeout-seconds", 120) * 1000,
-        chunkRows: positiveInt(flags["chunk-rows"], "chunk-rows", 10_000),
-        maxReportedRows: 100,
-        log: (fields) => logger.info(fields, String(fields.event ?? "verify")),
-      });
-      console.log(json ? JSON.stringify({ standby: standbyName, ...report }) : renderReport(report));
-      return report.equal ? EXIT.ok : EXIT.different;
-    } catch (err) {
-      if (err instanceof VerifyUnableError) throw new ExitError(EXIT.failure, err.message, { cause: err });
-      throw err;
-    }
+    const report = await runVerify({
+      sourceConfig: postgresClientConfig(source.url, source.tls),
+      standbyConfig: postgresClientConfig(standbyUrl, config.standby?.tls),
+      kafka: createKafka(kafkaSettings, logger),
+      topic: sourceTopics(config, topicDatabase(config)).data,
+      publication: config.capture.publication,
+      captureSlot: config.capture.slot,
+      maxAttempts: positiveInt(flags["max-attempts"], "max-attempts", 30),
+      attemptTimeoutMs: positiveInt(flags["attempt-timeout-seconds"], "attempt-timeout-seconds", 120) * 1000,
+      chunkRows: positiveInt(flags["chunk-rows"], "chunk-rows", 10_000),
+      maxReportedRows: 100,
+      log: (fields) => logger.info(fields, String(fields.event ?? "verify")),
+    });
+    console.log(json ? JSON.stringify({ standby: standbyName, ...report }) : renderReport(report));
+    return report.equal ? EXIT.ok : EXIT.different;
   },
 };

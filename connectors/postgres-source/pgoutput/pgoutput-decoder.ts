@@ -1,5 +1,6 @@
 import type { Lsn } from "../../../src/change/lsn.js";
 import type { ReplicaIdentity } from "../../../src/change/relation-schema.js";
+import { DiffrelayError } from "../../../src/errors/diffrelay-error.js";
 
 /**
  * Decoder for pgoutput protocol version 1 ("Logical Replication Message
@@ -111,8 +112,12 @@ export type PgoutputMessage =
   | TruncateMessage
   | LogicalMessage;
 
-export class PgoutputDecodeError extends Error {
+export class PgoutputDecodeError extends DiffrelayError {
   override name = "PgoutputDecodeError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("bad-frame", message, options);
+  }
 }
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01 00:00:00 UTC. */

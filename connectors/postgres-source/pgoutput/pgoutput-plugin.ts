@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { LogicalReplicationService } from "pg-logical-replication";
+import { DiffrelayError } from "../../../src/errors/diffrelay-error.js";
 import { decodePgoutput, type PgoutputMessage } from "./pgoutput-decoder.js";
 
 /** The plugin shape `LogicalReplicationService.subscribe` accepts (its base class is not exported). */
@@ -20,9 +21,12 @@ export interface PgoutputPluginOptions {
   onDecodeError(error: unknown): void;
 }
 
-export class SourceEncodingError extends Error {
+export class SourceEncodingError extends DiffrelayError {
   override name = "SourceEncodingError";
-  readonly retryable = false;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("setup", message, options);
+  }
 }
 
 export function quoteIdentifier(name: string): string {

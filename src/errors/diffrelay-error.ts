@@ -1,0 +1,32 @@
+/**
+ * What an error means for the process that meets it. Every diffrelay error
+ * names its kind; errorPolicy() (error-policy.ts) turns the kind into
+ * retry-or-stop and an exit code, in one place, for every connector and command.
+ */
+export type ErrorKind =
+  /** A reconnect may cure it (a server restarted, a connection dropped): retry with backoff. */
+  | "transient"
+  /** Invalid settings or usage, found before anything connected. */
+  | "configuration"
+  /** A server is set up in a way that retrying cannot fix (wal_level, privileges, slot in use, a refused operation). */
+  | "setup"
+  /** The standby is not a copy of the source: a row or a table definition differs, or the standby refused a change. */
+  | "drift"
+  /** A seed of the standby started and never finished: its tables are partly copied. */
+  | "seed-interrupted"
+  /** The standby's next message is no longer in the topic (retention, deleted records, a recreated topic). */
+  | "topic-gap"
+  /** A message (on the topic, or from the source's replication stream) does not decode or is not ours. */
+  | "bad-frame"
+  /** An operation could not reach a result this time (verify found no comparable point); running it again may. */
+  | "incomplete";
+
+export class DiffrelayError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,17 @@
+/** Exit codes operators script against (also listed in docs/operations.md). */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  /** Invalid configuration or usage: nothing was connected to. */
+  config: 2,
+  /** The source, standby or topic is set up in a way retrying cannot fix (wal_level, permissions, slot in use). */
+  setup: 3,
+  /** The standby is not, or may no longer be, a copy of the source (drift, an interrupted seed, a topic gap). */
+  drift: 4,
+  /** A message on the topic does not decode, or belongs to another source. */
+  badFrame: 5,
+  /** verify found differences. */
+  different: 6,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
