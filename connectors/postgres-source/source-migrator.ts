@@ -3,7 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
-import { quoteIdentifier, quoteLiteral } from "./pgoutput/pgoutput-plugin.js";
+import { quoteIdent, quoteLiteral, quoteQualified } from "../../src/sql/quote.js";
 
 export interface SourceMigrationConfig {
   publicationName: string;
@@ -188,7 +188,7 @@ async function resolveTables(client: pg.ClientBase, names: string[]): Promise<Re
   }
   return found.rows.map((row, index) => {
     const p = parsed[index] as { schema: string; table: string };
-    return { oid: Number(row.oid), sql: `${quoteIdentifier(p.schema)}.${quoteIdentifier(p.table)}` };
+    return { oid: Number(row.oid), sql: quoteQualified(p.schema, p.table) };
   });
 }
 
@@ -198,11 +198,11 @@ function publicationPlaceholders(
 ): Map<string, string> {
   const objects: string[] = [];
   if ((config.schemas?.length ?? 0) > 0) {
-    objects.push(`TABLES IN SCHEMA ${(config.schemas ?? []).map(quoteIdentifier).join(", ")}`);
+    objects.push(`TABLES IN SCHEMA ${(config.schemas ?? []).map(quoteIdent).join(", ")}`);
   }
   if (tables.length > 0) objects.push(`TABLE ${tables.map((t) => t.sql).join(", ")}`);
   const allTables = objects.length === 0;
-  const publication = quoteIdentifier(config.publicationName);
+  const publication = quoteIdent(config.publicationName);
   return new Map([
     ["publication_ident", publication],
     ["publication_literal", quoteLiteral(config.publicationName)],

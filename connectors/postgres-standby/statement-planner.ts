@@ -7,8 +7,8 @@ import type {
   UpdateChange,
 } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { quoteIdent, quoteQualified } from "../../src/sql/quote.js";
 import { SchemaDriftError } from "./drift-error.js";
-import { quoteIdent, quoteQualified } from "./sql-identifier.js";
 import type { TargetColumn, TargetTable } from "./standby-catalog.js";
 
 export interface ResolvedRelation {

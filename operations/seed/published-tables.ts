@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { quoteIdent } from "../../connectors/postgres-standby/sql-identifier.js";
+import { quoteQualified } from "../../src/sql/quote.js";
 
 /** A table the source's publication carries, as seed and verify need it. */
 export interface PublishedTable {
@@ -81,7 +81,7 @@ export async function publishedTables(client: pg.ClientBase, publication: string
     result.push({
       schema: t.nspname,
       name: t.relname,
-      qualified: `${quoteIdent(t.nspname)}.${quoteIdent(t.relname)}`,
+      qualified: quoteQualified(t.nspname, t.relname),
       relkind: t.relkind,
       columns: columns.map((c) => ({
         name: c.attname,

@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { redact } from "../../src/observability/redact.js";
+import { quoteIdent, quoteQualified } from "../../src/sql/quote.js";
 
 /**
  * `seed --create-schema`: the missing tables' definitions come from
@@ -42,10 +44,7 @@ function run(command: string, args: string[], input: string | null): Promise<str
     child.once("error", reject);
     child.once("close", (code) => {
       if (code === 0) resolve(out);
-      else
-        reject(
-          new Error(`${command} exited with ${code}: ${err.trim().replace(/:\/\/[^@\s]*@/g, "://****@")}`),
-        );
+      else reject(new Error(`${command} exited with ${code}: ${redact(err.trim())}`));
     });
     child.stdin.end(input ?? "");
   });
@@ -63,14 +62,13 @@ export async function createTablesFromSource(
   sourceMajor: number,
 ): Promise<void> {
   if (tables.length === 0) return;
-  const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
   const args = ["--schema-only", "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions"];
   // pg_dump's -t takes a pattern: quoting each part makes it match exactly that name.
-  for (const t of tables) args.push("-t", `${quote(t.schema)}.${quote(t.name)}`);
+  for (const t of tables) args.push("-t", quoteQualified(t.schema, t.name));
   args.push("-d", sourceUrl);
   const ddl = await run(pgBinary("pg_dump", sourceMajor), args, null);
   const schemas = [...new Set(tables.map((t) => t.schema))]
-    .map((s) => `CREATE SCHEMA IF NOT EXISTS ${quote(s)};`)
+    .map((s) => `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(s)};`)
     .join("\n");
   await run(
     pgBinary("psql", sourceMajor),

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { quoteLiteral } from "../../src/sql/quote.js";
 
 /**
  * A temporary logical slot created with an exported snapshot. Every source
@@ -49,5 +50,5 @@ export async function createExportedSnapshot(
 export async function importSnapshot(client: pg.ClientBase, snapshotName: string): Promise<void> {
   await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   // The name comes from the server, but it is quoted anyway: it is spliced into SQL text.
-  await client.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replaceAll("'", "''")}'`);
+  await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshotName)}`);
 }

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { quoteIdent } from "../../connectors/postgres-standby/sql-identifier.js";
+import { quoteIdent } from "../../src/sql/quote.js";
 import { pipeCopy } from "./copy-stream.js";
 import type { PublishedTable } from "./published-tables.js";
 import type { SeedProgress } from "./seed-progress.js";

@@ -3,6 +3,7 @@ import pg from "pg";
 import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
+import { redactError } from "../../src/observability/redact.js";
 
 /** What `diffrelay status` reports, for one source and its standbys. */
 export interface StatusReport {
@@ -46,9 +47,6 @@ export interface StatusOptions {
   /** Each applier's /status URL, if known; matched to standbys by the `standby` field it reports. */
   applyStatusUrls: string[];
 }
-
-const describe = (err: unknown) =>
-  (err instanceof Error ? err.message : String(err)).replace(/:\/\/[^@\s]*@/g, "://****@");
 
 async function withClient<T>(config: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ ...config, connectionTimeoutMillis: 5000 });
@@ -109,7 +107,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
         slot.confirmedFlushLsn === null ? null : formatLsn(slot.confirmedFlushLsn);
       report.source.slotLagBytes = slot.lagBytes === null ? null : Number(slot.lagBytes);
     } catch (err) {
-      sourceProblems.push(`source: ${describe(err)}`);
+      sourceProblems.push(`source: ${redactError(err)}`);
     }
   }
   let end: bigint | null = null;
@@ -120,7 +118,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
       end = (await partitionOffsets(admin, options.topic)).high;
       report.source.topicEndOffset = end.toString();
     } catch (err) {
-      sourceProblems.push(`topic: ${describe(err)}`);
+      sourceProblems.push(`topic: ${redactError(err)}`);
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
@@ -169,7 +167,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
         status.error =
           (err as { code?: string }).code === "42P01"
             ? "no diffrelay schema (not seeded or never applied)"
-            : describe(err);
+            : redactError(err);
       }
       return status;
     }),

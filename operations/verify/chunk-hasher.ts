@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { quoteIdent } from "../../connectors/postgres-standby/sql-identifier.js";
+import { quoteIdent } from "../../src/sql/quote.js";
 import type { BucketHash, KeyedRow } from "./difference-finder.js";
 
 /**

@@ -16,11 +16,6 @@ export function redact(text: string): string {
     .replace(JSON_SECRET, '$1"****"');
 }
 
-/** A URL for display: host, port and database, never the password. */
-export function describeUrl(url: string): string {
-  return redact(url);
-}
-
 export function redactError(err: unknown): string {
   if (err instanceof Error) return redact(err.message);
   return redact(String(err));

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { LogicalReplicationService } from "pg-logical-replication";
 import { DiffrelayError } from "../../../src/errors/diffrelay-error.js";
+import { quoteIdent, quoteLiteral } from "../../../src/sql/quote.js";
 import { decodePgoutput, type PgoutputMessage } from "./pgoutput-decoder.js";
 
 /** The plugin shape `LogicalReplicationService.subscribe` accepts (its base class is not exported). */
@@ -27,14 +28,6 @@ export class SourceEncodingError extends DiffrelayError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("setup", message, options);
   }
-}
-
-export function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-export function quoteLiteral(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
 }
 
 /**
@@ -80,9 +73,9 @@ export class DiffrelayPgoutputPlugin implements ReplicationPlugin {
     }
     // Each name is quoted as an identifier inside the option's string literal, because
     // pgoutput splits publication_names like an identifier list (case folding, commas).
-    const publications = this.options.publicationNames.map(quoteIdentifier).join(",");
+    const publications = this.options.publicationNames.map(quoteIdent).join(",");
     const sql =
-      `START_REPLICATION SLOT ${quoteIdentifier(slotName)} LOGICAL ${lastLsn} ` +
+      `START_REPLICATION SLOT ${quoteIdent(slotName)} LOGICAL ${lastLsn} ` +
       `(proto_version '1', publication_names ${quoteLiteral(publications)}, messages 'true')`;
     this.connection = (client as unknown as { connection: CopyConnection }).connection;
     return client.query(sql);

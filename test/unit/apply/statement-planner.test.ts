@@ -1,12 +1,12 @@
 import { describe, expect, test } from "vitest";
 import { SchemaDriftError } from "../../../connectors/postgres-standby/drift-error.js";
-import { quoteIdent, quoteQualified } from "../../../connectors/postgres-standby/sql-identifier.js";
 import {
   foldUpdates,
   planChangeByChange,
   planStatements,
 } from "../../../connectors/postgres-standby/statement-planner.js";
 import type { UpdateChange } from "../../../src/change/change-model.js";
+import { quoteIdent, quoteQualified } from "../../../src/sql/quote.js";
 import { insert, remove, resolver, table, update } from "./fixtures.js";
 
 const T = "pg_catalog.text";

@@ -14,3 +14,10 @@ export function quoteIdent(name: string): string {
 export function quoteQualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
+
+/** A string literal for statements that cannot take a parameter (replication commands, DDL, DO blocks). */
+export function quoteLiteral(value: string): string {
+  if (value.includes("\u0000"))
+    throw new Error(`an SQL literal cannot contain NUL: ${JSON.stringify(value)}`);
+  return `'${value.replaceAll("'", "''")}'`;
+}
