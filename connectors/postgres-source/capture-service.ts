@@ -21,7 +21,7 @@ import { SourceConfigurationError } from "./source-errors.js";
 
 const { Partitioners } = kafkajs;
 
-import { assertCapturable, identifySource, loadRelationSchema } from "./source-catalog.js";
+import { loadRelationSchema } from "./source-catalog.js";
 import { migrateSource } from "./source-migrator.js";
 
 export interface CaptureStatus {
@@ -156,8 +156,6 @@ export class CaptureService {
     const client = new pg.Client(postgresClientConfig(config.source.url, config.source.tls));
     await client.connect();
     try {
-      const source = await identifySource(client);
-      assertCapturable(source);
       const setup = await migrateSource(client, {
         publicationName: config.capture.publication,
         slotName: config.capture.slot,
@@ -194,7 +192,7 @@ export class CaptureService {
             : "updates carry every streamed column (REPLICA IDENTITY DEFAULT)",
         );
       }
-      return source;
+      return setup.source;
     } finally {
       await client.end();
     }

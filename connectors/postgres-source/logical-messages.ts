@@ -1,7 +1,7 @@
 import type { Change, SequencePosition } from "../../src/change/change-model.js";
 import type { LogicalMessage } from "./pgoutput/pgoutput-decoder.js";
 
-/** Written by the source's event triggers (migrations/source/002_ddl_capture.sql). */
+/** Written by the source's event triggers (migrations/source/003_ddl_capture.sql). */
 export const DDL_PREFIX = "diffrelay.ddl";
 /** Written by the capture's sequence tracker. */
 export const SEQUENCES_PREFIX = "diffrelay.sequences";

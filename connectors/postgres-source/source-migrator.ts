@@ -1,9 +1,8 @@
-import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import type pg from "pg";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
+import { loadMigrations, runMigrations, withMigrationLock } from "../../src/migrations/migration-runner.js";
 import { quoteIdent, quoteLiteral, quoteQualified } from "../../src/sql/quote.js";
+import { assertCapturable, identifySource, type SourceIdentity } from "./source-catalog.js";
 
 export interface SourceMigrationConfig {
   publicationName: string;
@@ -14,7 +13,7 @@ export interface SourceMigrationConfig {
   schemas?: string[];
   /** Per table ("schema.table" or "table"): "default" keeps DEFAULT identity when the table has a primary key. */
   identity?: Record<string, "full" | "default">;
-  /** Where the migration files are; defaults to the repository's migrations/source. */
+  /** Where the migration files are; defaults to the package's migrations/source. */
   migrationsDir?: string;
 }
 
@@ -28,6 +27,8 @@ export interface SourceMigrationResult {
   /** Versions recorded in diffrelay.schema_migrations by this run. */
   applied: string[];
   tables: TableIdentity[];
+  /** The source as checked before anything was changed: capturable (wal_level, encoding, version). */
+  source: SourceIdentity;
 }
 
 /** Misconfiguration found while preparing the source; reconnecting will not fix it. */
@@ -39,14 +40,6 @@ export class SourceMigrationError extends DiffrelayError {
   }
 }
 
-/** Serializes concurrent migrators (two captures starting at once) on one source. */
-const MIGRATION_LOCK_KEY = 0x64696666; // "diff"
-
-/** Marks a file re-run every time, because it states configuration-dependent setup idempotently. */
-const ENSURE_MARKER = /^--\s*diffrelay:ensure\s*$/m;
-
-const DOLLAR_TAG = "$diffrelay$";
-
 /**
  * Sets up the source for capture: the diffrelay schema, the publication, the
  * pgoutput slot and replica identities. Safe to run at every capture start.
@@ -55,51 +48,21 @@ export async function migrateSource(
   client: pg.ClientBase,
   config: SourceMigrationConfig,
 ): Promise<SourceMigrationResult> {
-  await checkPrerequisites(client, config);
-  await client.query("SELECT pg_catalog.pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+  const source = await checkPrerequisites(client, config);
   // diffrelay's own DDL (and its REPLICA IDENTITY changes) is setup, not schema to replicate.
   await client.query("SET diffrelay.capture_ddl = off");
   try {
-    const tables = await resolveTables(client, config.tables ?? []);
-    const placeholders = publicationPlaceholders(config, tables);
-    await explain(
-      () =>
-        client.query(
-          `CREATE SCHEMA IF NOT EXISTS diffrelay;
-           CREATE TABLE IF NOT EXISTS diffrelay.schema_migrations (
-             version text PRIMARY KEY,
-             applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()
-           )`,
-        ),
-      "create the diffrelay schema",
-    );
-    const recorded = new Set(
-      (await client.query<{ version: string }>("SELECT version FROM diffrelay.schema_migrations")).rows.map(
-        (row) => row.version,
-      ),
-    );
-    const applied: string[] = [];
-    for (const file of await migrationFiles(config.migrationsDir)) {
-      const text = await readFile(file.path, "utf8");
-      if (recorded.has(file.version) && !ENSURE_MARKER.test(text)) continue;
-      await explain(
-        () => client.query(fillPlaceholders(text, placeholders, file.name)),
-        `apply ${file.name}`,
+    return await withMigrationLock(client, async () => {
+      const tables = await resolveTables(client, config.tables ?? []);
+      const migrations = loadMigrations("source", config.migrationsDir);
+      const applied = await explain(
+        () => runMigrations(client, migrations, publicationPlaceholders(config, tables)),
+        "apply the source migrations",
       );
-      const inserted = await client.query(
-        "INSERT INTO diffrelay.schema_migrations (version) VALUES ($1) ON CONFLICT (version) DO NOTHING",
-        [file.version],
-      );
-      if (inserted.rowCount === 1) applied.push(file.version);
-    }
-    return { applied, tables: await ensureReplicaIdentity(client, config) };
-  } catch (error) {
-    // A failed file can leave its explicit transaction open and aborted, which would refuse the unlock.
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
+      return { applied, tables: await ensureReplicaIdentity(client, config), source };
+    });
   } finally {
     await client.query("RESET diffrelay.capture_ddl");
-    await client.query("SELECT pg_catalog.pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
   }
 }
 
@@ -127,24 +90,18 @@ export async function ensureReplicaIdentity(
   return result.rows.map((row) => ({ name: row.table_name, identity: row.identity }));
 }
 
-async function checkPrerequisites(client: pg.ClientBase, config: SourceMigrationConfig): Promise<void> {
-  const settings = (
-    await client.query<{ wal_level: string; version: number }>(
-      `SELECT pg_catalog.current_setting('wal_level') AS wal_level,
-              pg_catalog.current_setting('server_version_num')::int AS version`,
-    )
-  ).rows[0];
-  if (!settings) throw new Error("the source returned no settings row");
-  if (settings.wal_level !== "logical") {
-    throw new SourceMigrationError(
-      `source wal_level is ${settings.wal_level}; set wal_level = logical and restart PostgreSQL`,
-    );
-  }
-  if ((config.schemas?.length ?? 0) > 0 && settings.version < 150000) {
+async function checkPrerequisites(
+  client: pg.ClientBase,
+  config: SourceMigrationConfig,
+): Promise<SourceIdentity> {
+  const source = await identifySource(client);
+  assertCapturable(source);
+  if ((config.schemas?.length ?? 0) > 0 && source.serverVersionNum < 150000) {
     throw new SourceMigrationError(
       "publishing whole schemas needs PostgreSQL 15 or later; list the tables instead",
     );
   }
+  return source;
 }
 
 interface ResolvedTable {
@@ -215,42 +172,6 @@ function publicationPlaceholders(
       allTables ? "NULL;" : `ALTER PUBLICATION ${publication} SET ${objects.join(", ")};`,
     ],
   ]);
-}
-
-function fillPlaceholders(text: string, values: Map<string, string>, fileName: string): string {
-  return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
-    const value = values.get(key);
-    if (value === undefined) throw new Error(`${fileName}: unknown placeholder {{${key}}}`);
-    // Values land inside $diffrelay$-quoted DO bodies, which this tag would close early.
-    if (value.includes(DOLLAR_TAG)) {
-      throw new SourceMigrationError(`configured name for {{${key}}} may not contain ${DOLLAR_TAG}`);
-    }
-    return value;
-  });
-}
-
-interface MigrationFile {
-  version: string;
-  name: string;
-  path: string;
-}
-
-function defaultMigrationsDir(): string {
-  // This module runs from connectors/postgres-source/ (tsx) or dist/connectors/postgres-source/ (built).
-  for (const relative of ["../../migrations/source/", "../../../migrations/source/"]) {
-    const dir = fileURLToPath(new URL(relative, import.meta.url));
-    if (existsSync(dir)) return dir;
-  }
-  throw new Error("migrations/source not found next to the diffrelay installation");
-}
-
-async function migrationFiles(dir = defaultMigrationsDir()): Promise<MigrationFile[]> {
-  const files: MigrationFile[] = [];
-  for (const name of (await readdir(dir)).sort()) {
-    const match = /^(\d+)_[\w-]+\.sql$/.exec(name);
-    if (match) files.push({ version: match[1] as string, name, path: `${dir.replace(/\/?$/, "/")}${name}` });
-  }
-  return files;
 }
 
 /** Turns PostgreSQL's permission and prerequisite errors into messages that say what to fix. */

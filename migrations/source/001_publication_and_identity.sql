@@ -1,14 +1,14 @@
 -- diffrelay:ensure
 -- Re-run at every capture start: it states the setup the configuration asks for
 -- and changes nothing once that setup is in place. Placeholders are filled by
--- source-migrator.ts with quoted identifiers and literals.
+-- source-migrator.ts with quoted identifiers and literals. The migration runner
+-- runs it in one transaction with its record.
 --
 -- publish_via_partition_root is false on purpose: with true, PostgreSQL does not
 -- publish a TRUNCATE of a single partition at all (checked on PG15), so an exact
 -- standby would keep rows the source removed. Standbys have the same partitions
 -- (DDL is replicated), so changes are applied to the partition they came from.
 
-BEGIN;
 
 CREATE SCHEMA IF NOT EXISTS diffrelay;
 
@@ -73,29 +73,6 @@ BEGIN
     IF existing.pubviaroot THEN
       ALTER PUBLICATION {{publication_ident}} SET (publish_via_partition_root = false);
     END IF;
-  END IF;
-END
-$diffrelay$;
-
-COMMIT;
-
--- The slot comes after the publication has committed: pgoutput looks the
--- publication up with the snapshot of the WAL it decodes, so a slot older than
--- its publication fails with "publication does not exist". Slot creation must
--- also be the first thing its transaction does.
-DO $diffrelay$
-DECLARE
-  existing record;
-BEGIN
-  SELECT plugin, database, slot_type INTO existing
-    FROM pg_catalog.pg_replication_slots WHERE slot_name = {{slot_literal}};
-  IF NOT FOUND THEN
-    PERFORM pg_catalog.pg_create_logical_replication_slot({{slot_literal}}, 'pgoutput');
-  ELSIF existing.slot_type <> 'logical' OR existing.plugin <> 'pgoutput'
-        OR existing.database <> pg_catalog.current_database() THEN
-    RAISE EXCEPTION 'replication slot % exists but is not a pgoutput logical slot of database %',
-      {{slot_literal}}, pg_catalog.current_database()
-      USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
 END
 $diffrelay$;
