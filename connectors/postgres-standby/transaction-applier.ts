@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { ClientBase, QueryResult } from "pg";
 import type { Change, ColumnValue, DdlChange } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
 import type { PlannedStatement, ResolvedRelation } from "./planning/planned-statement.js";
 import { planChangeByChange, planStatements } from "./planning/statement-planner.js";
@@ -18,6 +19,7 @@ export interface TransactionApplierOptions {
   onDriftLogged?: (drift: DriftError) => void;
   /** Shared definitions of the standby's tables; one per standby database. */
   catalog?: StandbyCatalog;
+  metrics?: Pick<ApplyMetrics, "batchFallbacks">;
 }
 
 const SAVEPOINT = "diffrelay_batch";
@@ -226,6 +228,7 @@ export class TransactionApplier {
     await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
     this.fallbacks += 1;
+    this.options.metrics?.batchFallbacks.inc();
     const indices = statements.flatMap((statement) => statement.description.changeIndices);
     const first = Math.min(...indices);
     const last = Math.max(...indices);
