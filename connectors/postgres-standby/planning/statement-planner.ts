@@ -125,19 +125,9 @@ function planRun(
     case "update":
       return { statements: planUpdates(table, ofKind(run, "update"), group, maxRows), nextGroup: group + 1 };
     case "insert":
-      return planChunks(ofKind(run, "insert"), group, maxRows, (chunk, chunkGroup) => {
-        const [only] = chunk;
-        return chunk.length === 1 && only !== undefined
-          ? singleInsert(table, only.change, only.index, chunkGroup)
-          : batchedInsert(table, chunk, chunkGroup);
-      });
+      return planChunks(table, ofKind(run, "insert"), group, maxRows, singleInsert, batchedInsert);
     case "delete":
-      return planChunks(ofKind(run, "delete"), group, maxRows, (chunk, chunkGroup) => {
-        const [only] = chunk;
-        return chunk.length === 1 && only !== undefined
-          ? singleDelete(table, only.change, only.index, chunkGroup)
-          : batchedDelete(table, chunk, chunkGroup);
-      });
+      return planChunks(table, ofKind(run, "delete"), group, maxRows, singleDelete, batchedDelete);
   }
 }
 
@@ -158,14 +148,24 @@ function planUpdates(
   return batchedUpdates(mapping, folded, group, maxRows);
 }
 
-/** Inserts and deletes keep source order within and across chunks, so each chunk can fall back on its own. */
-function planChunks<T>(
-  items: T[],
+/**
+ * Inserts and deletes keep source order within and across chunks, so each
+ * chunk can fall back on its own. A chunk of one needs no savepoint.
+ */
+function planChunks<C>(
+  mapping: TableMapping,
+  items: IndexedChange<C>[],
   group: number,
   maxRows: number,
-  plan: (chunk: T[], group: number) => PlannedStatement,
+  single: (mapping: TableMapping, change: C, index: number, group: number) => PlannedStatement,
+  batched: (mapping: TableMapping, changes: IndexedChange<C>[], group: number) => PlannedStatement,
 ): { statements: PlannedStatement[]; nextGroup: number } {
-  const statements = chunks(items, maxRows).map((chunk, offset) => plan(chunk, group + offset));
+  const statements = chunks(items, maxRows).map((chunk, offset) => {
+    const [only] = chunk;
+    return chunk.length === 1 && only !== undefined
+      ? single(mapping, only.change, only.index, group + offset)
+      : batched(mapping, chunk, group + offset);
+  });
   return { statements, nextGroup: group + statements.length };
 }
 
