@@ -42,6 +42,11 @@ export function createApplyMetrics(standby: string) {
       help: "Messages that did not decode (or came from another source) sent to the dead-letter topic",
       registers,
     }),
+    batchFallbacks: new Counter({
+      name: "diffrelay_apply_batch_fallbacks_total",
+      help: "Batched statement groups rolled back to their savepoint and applied again one statement per change",
+      registers,
+    }),
     drift: new Counter({
       name: "diffrelay_apply_drift_total",
       help: "Drift found (with --on-drift log)",

@@ -160,6 +160,7 @@ export class ApplyService {
         schemas: (ref) => (catalog as SchemaCatalog).get(ref, SCHEMA_WAIT_MS),
         maxRowsPerStatement: config.apply.maxRowsPerStatement,
         onDrift: config.apply.onDrift,
+        metrics,
         onDriftLogged: (drift) => {
           metrics.drift.inc();
           logger.error({ err: drift }, "drift (continuing because on-drift is log)");

@@ -2,15 +2,12 @@ import { createHash } from "node:crypto";
 import type { ClientBase, QueryResult } from "pg";
 import type { Change, ColumnValue, DdlChange } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
+import type { PlannedStatement, ResolvedRelation } from "./planning/planned-statement.js";
+import { planChangeByChange, planStatements } from "./planning/statement-planner.js";
+import { TableMappings } from "./planning/table-mapping.js";
 import { StandbyCatalog } from "./standby-catalog.js";
-import {
-  checkRelation,
-  type PlannedStatement,
-  planChangeByChange,
-  planStatements,
-  type ResolvedRelation,
-} from "./statement-planner.js";
 
 export interface TransactionApplierOptions {
   /** The source's definition of a relation version (from the schema topic). */
@@ -22,6 +19,7 @@ export interface TransactionApplierOptions {
   onDriftLogged?: (drift: DriftError) => void;
   /** Shared definitions of the standby's tables; one per standby database. */
   catalog?: StandbyCatalog;
+  metrics?: Pick<ApplyMetrics, "batchFallbacks">;
 }
 
 const SAVEPOINT = "diffrelay_batch";
@@ -70,6 +68,7 @@ export class TransactionApplier {
     TransactionApplierOptions;
   private readonly preparedSessions = new WeakSet<ClientBase>();
   private readonly statementNames = new Map<string, string>();
+  private readonly tableMappings = new TableMappings();
   /** Transaction id of the last applied DDL until it is known to have committed. */
   private ddlXid: string | null = null;
   private drifts = 0;
@@ -152,6 +151,7 @@ export class TransactionApplier {
     await this.resolveRelations(segment);
     const statements = planStatements(segment.changes, (ref) => resolvedRelation(segment, ref), {
       maxRowsPerStatement: this.options.maxRowsPerStatement,
+      mappings: this.tableMappings,
     });
     let next = 0;
     while (next < statements.length) {
@@ -189,7 +189,8 @@ export class TransactionApplier {
         try {
           const source = await this.options.schemas(ref);
           const target = await this.catalog.loadTargetTable(segment.client, source.schema, source.table);
-          checkRelation(source, target);
+          // Mapping is the drift check: it fails here, before any statement of the segment runs.
+          this.tableMappings.of(source, target);
           segment.resolved.set(id, { source, target });
         } catch (err) {
           if (err instanceof SchemaDriftError) throw err.at(segment.positionOf(segment.base + index));
@@ -227,12 +228,14 @@ export class TransactionApplier {
     await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
     this.fallbacks += 1;
+    this.options.metrics?.batchFallbacks.inc();
     const indices = statements.flatMap((statement) => statement.description.changeIndices);
     const first = Math.min(...indices);
     const last = Math.max(...indices);
     const exact = planChangeByChange(
       segment.changes.slice(first, last + 1),
       (ref) => resolvedRelation(segment, ref),
+      this.tableMappings,
       first,
       0,
     );

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createApplyMetrics } from "../../connectors/postgres-standby/apply-metrics.js";
 import {
   ApplyError,
   DriftError,
@@ -235,6 +236,26 @@ describe("TransactionApplier against PostgreSQL", () => {
       { id: 2, code: "a" },
     ]);
     expect(applier.fallbackCount).toBe(fallbacks + 1);
+
+    const metrics = createApplyMetrics("standby-under-test");
+    const metered = newApplier({ metrics });
+    await metered.prepareSession(client);
+    const counted = () => metrics.registry.getSingleMetricAsString("diffrelay_apply_batch_fallbacks_total");
+    await apply([upd(swap, ["1"], [1], ["c"]), upd(swap, ["2"], [1], ["d"])], metered);
+    expect(await counted()).toContain(
+      'diffrelay_apply_batch_fallbacks_total{standby="standby-under-test"} 0',
+    );
+    await apply(
+      [upd(swap, ["1"], [1], ["tmp"]), upd(swap, ["2"], [1], ["c"]), upd(swap, ["1"], [1], ["d"])],
+      metered,
+    );
+    expect(await rows("SELECT id, code FROM swap ORDER BY id")).toEqual([
+      { id: 1, code: "d" },
+      { id: 2, code: "c" },
+    ]);
+    expect(await counted()).toContain(
+      'diffrelay_apply_batch_fallbacks_total{standby="standby-under-test"} 1',
+    );
   });
 
   test("drift raises DriftError naming table, key, commit LSN and offset", async () => {

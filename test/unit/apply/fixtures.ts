@@ -1,5 +1,5 @@
+import type { ResolvedRelation } from "../../../connectors/postgres-standby/planning/planned-statement.js";
 import type { TargetColumn, TargetTable } from "../../../connectors/postgres-standby/standby-catalog.js";
-import type { ResolvedRelation } from "../../../connectors/postgres-standby/statement-planner.js";
 import type { Change, ColumnValue } from "../../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../../src/change/relation-schema.js";
 

@@ -1,13 +1,14 @@
 import { describe, expect, test } from "vitest";
-import { SchemaDriftError } from "../../../connectors/postgres-standby/drift-error.js";
+import { SchemaDriftError } from "../../../../connectors/postgres-standby/drift-error.js";
 import {
-  foldUpdates,
   planChangeByChange,
   planStatements,
-} from "../../../connectors/postgres-standby/statement-planner.js";
-import type { UpdateChange } from "../../../src/change/change-model.js";
-import { quoteIdent, quoteQualified } from "../../../src/sql/quote.js";
-import { insert, remove, resolver, table, update } from "./fixtures.js";
+} from "../../../../connectors/postgres-standby/planning/statement-planner.js";
+import { TableMappings } from "../../../../connectors/postgres-standby/planning/table-mapping.js";
+import { foldUpdates } from "../../../../connectors/postgres-standby/planning/update-folding.js";
+import type { UpdateChange } from "../../../../src/change/change-model.js";
+import { quoteIdent, quoteQualified } from "../../../../src/sql/quote.js";
+import { insert, remove, resolver, table, update } from "../fixtures.js";
 
 const T = "pg_catalog.text";
 const accounts = table(
@@ -22,7 +23,7 @@ const accounts = table(
   ["id"],
 );
 const resolve = resolver(accounts);
-const options = { maxRowsPerStatement: 100 };
+const options = { maxRowsPerStatement: 100, mappings: new TableMappings() };
 
 describe("quoting", () => {
   test("every identifier is quoted, embedded quotes doubled", () => {
@@ -95,7 +96,7 @@ describe("batched statements", () => {
 
   test("runs are split at maxRowsPerStatement; a lone change gets a single-row statement", () => {
     const changes = ["1", "2", "3"].map((id) => insert(accounts.ref, [id, "n", "0"]));
-    const plan = planStatements(changes, resolve, { maxRowsPerStatement: 2 });
+    const plan = planStatements(changes, resolve, { ...options, maxRowsPerStatement: 2 });
     expect(plan.map((s) => [s.expectedRows, s.batched, s.group, s.description.changeIndices])).toEqual([
       [2, true, 0, [0, 1]],
       [1, false, 1, [2]],
@@ -298,7 +299,7 @@ describe("tables without primary key", () => {
     );
     expect(plan).toHaveLength(1);
     expect(plan[0]).toMatchObject({ batched: true, expectedRows: 2 });
-    const single = planChangeByChange([insert(bag.ref, ["1", "{}"])], resolver(bag), 0, 0);
+    const single = planChangeByChange([insert(bag.ref, ["1", "{}"])], resolver(bag), options.mappings, 0, 0);
     expect(single[0]?.sql).toBe(
       `INSERT INTO "public"."bag" ("n", "j") VALUES ($1::${T}::numeric, $2::${T}::json)`,
     );

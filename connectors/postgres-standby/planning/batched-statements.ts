@@ -1,0 +1,160 @@
+import type { ColumnValue, DeleteChange, InsertChange } from "../../../src/change/change-model.js";
+import { quoteIdent } from "../../../src/sql/quote.js";
+import type { IndexedChange, PlannedStatement, StatementDescription } from "./planned-statement.js";
+import {
+  cachedSql,
+  describe,
+  insertColumns,
+  insertKey,
+  setList,
+  TEXT,
+  updateWrites,
+  valueAt,
+} from "./statement-parts.js";
+import { columnAt, type TableMapping } from "./table-mapping.js";
+import { changedColumnsOf, type FoldedRow } from "./update-folding.js";
+
+export function chunks<T>(items: T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let start = 0; start < items.length; start += size) result.push(items.slice(start, start + size));
+  return result;
+}
+
+/** Parallel arrays, one per column, from rows of `width` values. */
+export function columnArrays(rows: ColumnValue[][], width: number): ColumnValue[][] {
+  return Array.from({ length: width }, (_, column) => rows.map((row) => valueAt(row, column)));
+}
+
+/**
+ * Rows from parallel text arrays. ROWS FROM spells out what multi-argument
+ * unnest means; that shorthand only exists for the unqualified name.
+ */
+function unnest(aliases: string[]): string {
+  const arrays = aliases.map((_, position) => `pg_catalog.unnest($${position + 1}::${TEXT}[])`).join(", ");
+  return `ROWS FROM (${arrays}) AS u(${aliases.join(", ")})`;
+}
+
+function keyJoin(mapping: TableMapping): string {
+  return mapping.source.keyColumns
+    .map((sourceIndex, position) => {
+      const column = columnAt(mapping.columns, sourceIndex);
+      return `t.${quoteIdent(column.name)} = u.k${position + 1}::${column.castType}`;
+    })
+    .join(" AND ");
+}
+
+function keyAliases(mapping: TableMapping): string[] {
+  return mapping.source.keyColumns.map((_, position) => `k${position + 1}`);
+}
+
+function batch(
+  sql: string,
+  params: ColumnValue[][],
+  rows: number,
+  description: StatementDescription,
+  group: number,
+): PlannedStatement {
+  return { sql, params, expectedRows: rows, description, batched: true, group, prepare: true };
+}
+
+export function batchedInsert(
+  mapping: TableMapping,
+  changes: IndexedChange<InsertChange>[],
+  group: number,
+): PlannedStatement {
+  const sql = cachedSql(mapping, "insert-n", () => {
+    const aliases = mapping.written.map((_, position) => `v${position + 1}`);
+    const select = mapping.written
+      .map(
+        (sourceIndex, position) => `u.v${position + 1}::${columnAt(mapping.columns, sourceIndex).castType}`,
+      )
+      .join(", ");
+    return `${insertColumns(mapping)} SELECT ${select} FROM ${unnest(aliases)}`;
+  });
+  const rows = changes.map(({ change }) =>
+    mapping.written.map((sourceIndex) => valueAt(change.values, sourceIndex)),
+  );
+  const description = describe(
+    mapping,
+    "insert",
+    changes.map(({ change }) => insertKey(mapping, change)),
+    changes.map(({ index }) => index),
+  );
+  return batch(sql, columnArrays(rows, mapping.written.length), changes.length, description, group);
+}
+
+export function batchedDelete(
+  mapping: TableMapping,
+  changes: IndexedChange<DeleteChange>[],
+  group: number,
+): PlannedStatement {
+  const sql = cachedSql(
+    mapping,
+    "delete-n",
+    () =>
+      `DELETE FROM ${mapping.qualified} AS t USING ${unnest(keyAliases(mapping))} WHERE ${keyJoin(mapping)}`,
+  );
+  const keys = changes.map(({ change }) => change.key);
+  const description = describe(
+    mapping,
+    "delete",
+    keys,
+    changes.map(({ index }) => index),
+  );
+  const params = columnArrays(keys, mapping.source.keyColumns.length);
+  return batch(sql, params, changes.length, description, group);
+}
+
+/** Folded rows by the columns their statement writes: one statement text each. */
+function rowsByWrites(mapping: TableMapping, rows: FoldedRow[]): { writes: number[]; rows: FoldedRow[] }[] {
+  const bySet = new Map<string, { writes: number[]; rows: FoldedRow[] }>();
+  for (const row of rows) {
+    const writes = updateWrites(mapping, changedColumnsOf(row));
+    const id = writes.join(",");
+    let set = bySet.get(id);
+    if (set === undefined) {
+      set = { writes, rows: [] };
+      bySet.set(id, set);
+    }
+    set.rows.push(row);
+  }
+  return [...bySet.values()];
+}
+
+function batchedUpdateSql(mapping: TableMapping, writes: number[]): string {
+  return cachedSql(mapping, `update-n:${writes.join(",")}`, () => {
+    const aliases = [...keyAliases(mapping), ...writes.map((_, position) => `v${position + 1}`)];
+    const set = setList(
+      mapping,
+      writes,
+      (position) => `u.v${position + 1}::${columnAt(mapping.columns, writes[position] ?? 0).castType}`,
+    );
+    return `UPDATE ${mapping.qualified} AS t SET ${set} FROM ${unnest(aliases)} WHERE ${keyJoin(mapping)}`;
+  });
+}
+
+/** Updates of rows folded by foldUpdates, at most `maxRows` rows a statement; all in one group. */
+export function batchedUpdates(
+  mapping: TableMapping,
+  folded: FoldedRow[],
+  group: number,
+  maxRows: number,
+): PlannedStatement[] {
+  return rowsByWrites(mapping, folded).flatMap(({ writes, rows }) => {
+    const sql = batchedUpdateSql(mapping, writes);
+    return chunks(rows, maxRows).map((chunk) => {
+      const tuples = chunk.map((row) => [
+        ...row.key,
+        ...writes.map((index) => row.values.get(index) ?? null),
+      ]);
+      const description = describe(
+        mapping,
+        "update",
+        chunk.flatMap((row) => row.changeIndices.map(() => row.key)),
+        chunk.flatMap((row) => row.changeIndices),
+      );
+      const params = columnArrays(tuples, mapping.source.keyColumns.length + writes.length);
+      return batch(sql, params, chunk.length, description, group);
+    });
+  });
+}

@@ -1,0 +1,78 @@
+import type { ColumnValue, InsertChange } from "../../../src/change/change-model.js";
+import { quoteIdent } from "../../../src/sql/quote.js";
+import type { TargetColumn } from "../standby-catalog.js";
+import type { StatementDescription } from "./planned-statement.js";
+import { columnAt, type TableMapping } from "./table-mapping.js";
+
+export const TEXT = "pg_catalog.text";
+
+export function valueAt(values: ColumnValue[], index: number): ColumnValue {
+  const value = values[index];
+  if (value === undefined)
+    throw new Error(`value index ${index} is outside the change's ${values.length} values`);
+  return value;
+}
+
+export function cachedSql(mapping: TableMapping, shape: string, build: () => string): string {
+  let sql = mapping.sql.get(shape);
+  if (sql === undefined) {
+    sql = build();
+    mapping.sql.set(shape, sql);
+  }
+  return sql;
+}
+
+/** `$n` as the column's type: text in, parsed by the standby type's own input function. */
+export function scalar(n: number, column: TargetColumn): string {
+  return `$${n}::${TEXT}::${column.castType}`;
+}
+
+/** Source column indexes an UPDATE writes: its changed columns the standby does not generate. */
+export function updateWrites(mapping: TableMapping, changedColumns: number[]): number[] {
+  return changedColumns.filter((index) => !columnAt(mapping.columns, index).generated);
+}
+
+/**
+ * The SET list of an UPDATE. An UPDATE whose every changed column is generated
+ * on the standby still rewrites the row, as the source did, and still proves
+ * that the row exists: it assigns a column to itself, one that UPDATE may set
+ * (an identity ALWAYS column "can only be updated to DEFAULT") where there is one.
+ */
+export function setList(
+  mapping: TableMapping,
+  writes: number[],
+  valueExpr: (position: number) => string,
+): string {
+  if (writes.length === 0) {
+    const settable = mapping.written.find((index) => !columnAt(mapping.columns, index).identityAlways);
+    const self = quoteIdent(columnAt(mapping.columns, settable ?? mapping.written[0] ?? 0).name);
+    return `${self} = t.${self}`;
+  }
+  return writes
+    .map((index, position) => `${quoteIdent(columnAt(mapping.columns, index).name)} = ${valueExpr(position)}`)
+    .join(", ");
+}
+
+export function insertColumns(mapping: TableMapping): string {
+  const names = mapping.written.map((index) => quoteIdent(columnAt(mapping.columns, index).name)).join(", ");
+  return `INSERT INTO ${mapping.qualified} (${names})${mapping.overriding ? " OVERRIDING SYSTEM VALUE" : ""}`;
+}
+
+export function insertKey(mapping: TableMapping, change: InsertChange): ColumnValue[] {
+  return mapping.source.keyColumns.map((index) => valueAt(change.values, index));
+}
+
+export function describe(
+  mapping: TableMapping,
+  kind: "insert" | "update" | "delete",
+  keys: ColumnValue[][],
+  changeIndices: number[],
+): StatementDescription {
+  return {
+    kind,
+    tables: [{ schema: mapping.target.schema, table: mapping.target.table }],
+    keyColumns: mapping.keyNames,
+    keys,
+    changeIndices,
+  };
+}

@@ -1,0 +1,56 @@
+import { describe, expect, test } from "vitest";
+import {
+  changedColumnsOf,
+  foldUpdates,
+  mergedUpdate,
+} from "../../../../connectors/postgres-standby/planning/update-folding.js";
+import type { UpdateChange } from "../../../../src/change/change-model.js";
+import { update } from "../fixtures.js";
+
+const ref = { relationId: 1, version: 1 };
+const upd = (key: string[], columns: number[], values: (string | null)[], index: number) => ({
+  change: update(ref, key, columns, values) as UpdateChange,
+  index,
+});
+
+describe("update folding", () => {
+  test("rows keep the order of their first update; a composite key is one row", () => {
+    const folded = foldUpdates([
+      upd(["b", "1"], [2], ["x"], 0),
+      upd(["a", "1"], [2], ["y"], 1),
+      upd(["b", "1"], [3], [null], 2),
+      upd(["b", "2"], [2], ["z"], 3),
+    ]);
+    expect(folded.map((row) => [row.key, row.changeIndices])).toEqual([
+      [
+        ["b", "1"],
+        [0, 2],
+      ],
+      [["a", "1"], [1]],
+      [["b", "2"], [3]],
+    ]);
+    expect(folded[0]?.values).toEqual(
+      new Map([
+        [2, "x"],
+        [3, null],
+      ]),
+    );
+  });
+
+  test("a folded row's columns come out in source order, as one update with its values", () => {
+    const [row] = foldUpdates([upd(["1"], [3, 1], ["c", "a"], 4), upd(["1"], [2, 3], ["b", "C"], 5)]);
+    if (row === undefined) throw new Error("no row");
+    expect(changedColumnsOf(row)).toEqual([1, 2, 3]);
+    expect(mergedUpdate(ref, row)).toEqual({
+      kind: "update",
+      relation: ref,
+      key: ["1"],
+      changedColumns: [1, 2, 3],
+      values: ["a", "b", "C"],
+    });
+  });
+
+  test("an update with fewer values than changed columns is refused", () => {
+    expect(() => foldUpdates([upd(["1"], [1, 2], ["a"], 0)])).toThrow(/outside the change's 1 values/);
+  });
+});
