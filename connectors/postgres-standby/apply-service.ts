@@ -226,9 +226,9 @@ export class ApplyService {
     return start;
   }
 
-  /** Dead letters, schemas, applier, pause gate, grouper and consumer, each recorded in the session as it opens. */
+  /** Dead letters, schemas and applier, pause gate, grouper, consumer: each recorded in the session as it opens. */
   private async buildPipeline(session: Session, start: ApplyPosition): Promise<Pipeline> {
-    const { config, kafka, logger, metrics, topics, standbyName } = this.deps;
+    const { config, kafka, metrics, topics, standbyName } = this.deps;
     const { client, admin } = session;
     if (config.apply.deadLetterTopic) {
       session.deadLetters = await DeadLetterSender.open(
@@ -238,30 +238,11 @@ export class ApplyService {
         topics.data,
       );
     }
-    let sourceId = start.sourceId ?? undefined;
-    const catalog = new SchemaCatalog(kafka, topics.schemas, () => sourceId);
-    session.catalog = catalog;
-    await catalog.start();
-    const applier = new TransactionApplier({
-      schemas: (ref) => catalog.get(ref, SCHEMA_WAIT_MS),
-      maxRowsPerStatement: config.apply.maxRowsPerStatement,
-      onDrift: config.apply.onDrift,
-      onDriftLogged: (drift) => {
-        metrics.drift.inc();
-        logger.error({ err: drift }, "drift (continuing because on-drift is log)");
-      },
-    });
-    await applier.prepareSession(client);
-    const gate = new PauseGate({
-      record: standbyPauseRecord(client, topics.data),
-      wait: (ms) => this.backoff.pause(ms),
-      heartbeat: async () => {
-        await this.heartbeat?.();
-      },
-      stopping: () => this.stopping,
-      logger,
-    });
     const deadLetters = session.deadLetters;
+    // Unknown until the first message when the standby's position has none.
+    let sourceId = start.sourceId ?? undefined;
+    const applier = await this.startApplier(session, () => sourceId);
+    const gate = this.pauseGate(client);
     const grouper = new TransactionGrouper({
       transaction: new PgStandbyTransaction(client, standbyName),
       position: start,
@@ -277,6 +258,45 @@ export class ApplyService {
       },
     });
     session.grouper = grouper;
+    return { grouper, gate, consumer: await this.subscribe(session) };
+  }
+
+  /** The schema catalog (definitions from `sourceId` only) and the applier that reads it. */
+  private async startApplier(
+    session: Session,
+    sourceId: () => bigint | undefined,
+  ): Promise<TransactionApplier> {
+    const { config, kafka, logger, metrics, topics } = this.deps;
+    const catalog = new SchemaCatalog(kafka, topics.schemas, sourceId);
+    session.catalog = catalog;
+    await catalog.start();
+    const applier = new TransactionApplier({
+      schemas: (ref) => catalog.get(ref, SCHEMA_WAIT_MS),
+      maxRowsPerStatement: config.apply.maxRowsPerStatement,
+      onDrift: config.apply.onDrift,
+      onDriftLogged: (drift) => {
+        metrics.drift.inc();
+        logger.error({ err: drift }, "drift (continuing because on-drift is log)");
+      },
+    });
+    await applier.prepareSession(session.client);
+    return applier;
+  }
+
+  private pauseGate(client: pg.Client): PauseGate {
+    return new PauseGate({
+      record: standbyPauseRecord(client, this.deps.topics.data),
+      wait: (ms) => this.backoff.pause(ms),
+      heartbeat: async () => {
+        await this.heartbeat?.();
+      },
+      stopping: () => this.stopping,
+      logger: this.deps.logger,
+    });
+  }
+
+  private async subscribe(session: Session): Promise<Consumer> {
+    const { kafka, topics, standbyName } = this.deps;
     const consumer = kafka.consumer({
       groupId: applierGroupId(standbyName),
       maxWaitTimeInMs: 100,
@@ -289,7 +309,7 @@ export class ApplyService {
     session.consumer = consumer;
     await consumer.connect();
     await consumer.subscribe({ topic: topics.data, fromBeginning: true });
-    return { grouper, gate, consumer };
+    return consumer;
   }
 
   /** Runs the consumer until stop(), the drain's end or a failure, which rejects. */
