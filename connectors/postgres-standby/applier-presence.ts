@@ -3,11 +3,31 @@ import { applierGroupId } from "../../src/kafka/topic-names.js";
 import { APPLIER_SESSION_TIMEOUT_MS } from "./apply-service.js";
 
 /**
- * Whether a standby's applier is running, judged by its consumer group's
- * members. A killed applier stays a member until its session times out, so a
- * member is given that long (plus a margin) to go before the answer is "running".
+ * Throws `refuse(why)` while the applier of `standbyName` runs, for operations
+ * that change what it reads or writes (seed, promote); `refuse` gives the
+ * caller's own error, so the caller keeps its exit code.
+ *
+ * Its Kafka consumer group (diffrelay-apply-<standby name>) has members
+ * exactly while it runs. A killed applier stays a member until its session
+ * times out, so a member is given that long (plus a margin) to go: the answer
+ * is "running" a little longer than needed, never shorter. The position row's
+ * updated_at cannot tell: an idle applier does not write, and a seed just run
+ * wrote it.
  */
-export async function applierStillRunning(admin: Admin, standbyName: string): Promise<number> {
+export async function assertApplierStopped(
+  admin: Admin,
+  standbyName: string,
+  refuse: (why: string) => Error,
+): Promise<void> {
+  const members = await groupMembersAfterTimeout(admin, standbyName);
+  if (members > 0) {
+    throw refuse(
+      `the applier of standby "${standbyName}" is running (consumer group ${applierGroupId(standbyName)} has ${members} member(s))`,
+    );
+  }
+}
+
+async function groupMembersAfterTimeout(admin: Admin, standbyName: string): Promise<number> {
   const groupId = applierGroupId(standbyName);
   const deadline = Date.now() + APPLIER_SESSION_TIMEOUT_MS + 5000;
   for (;;) {

@@ -1,6 +1,11 @@
 import type pg from "pg";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 
+/**
+ * Every statement on diffrelay's own standby tables (migrations/standby/):
+ * the applier's position, verify's pause request, and the seed marker.
+ */
+
 export interface ApplyPosition {
   topic: string;
   partition: number;
@@ -13,7 +18,7 @@ export interface ApplyPosition {
 
 /** The standby's own record of what it has applied (migrations/standby/001_apply_position.sql). */
 export async function readPosition(
-  client: pg.Client,
+  client: pg.ClientBase,
   topic: string,
   partition: number,
 ): Promise<ApplyPosition | null> {
@@ -45,7 +50,7 @@ export async function readPosition(
 
 /** Written inside the transaction that applied the changes it covers, never on its own. */
 export async function writePosition(
-  client: pg.Client,
+  client: pg.ClientBase,
   standbyName: string,
   position: ApplyPosition,
 ): Promise<void> {
@@ -69,4 +74,103 @@ export async function writePosition(
       standbyName,
     ],
   });
+}
+
+/**
+ * Before a seed replaces the standby's tables: the old position must not stay
+ * next to half-copied tables, and an applier must not start on them from the
+ * topic's beginning (migrations/standby/002_seed_in_progress.sql).
+ */
+export async function markSeedStarted(client: pg.ClientBase, topic: string): Promise<void> {
+  await client.query("BEGIN");
+  await client.query("DELETE FROM diffrelay.apply_position WHERE topic = $1 AND partition = 0", [topic]);
+  await client.query(
+    "INSERT INTO diffrelay.seed_in_progress (topic) VALUES ($1) ON CONFLICT (topic) DO UPDATE SET started_at = now()",
+    [topic],
+  );
+  await client.query("COMMIT");
+}
+
+/** The seeded position and the end of the seed, as one transaction. */
+export async function markSeedFinished(
+  client: pg.ClientBase,
+  standbyName: string,
+  position: ApplyPosition,
+): Promise<void> {
+  await client.query("BEGIN");
+  await writePosition(client, standbyName, position);
+  await client.query("DELETE FROM diffrelay.seed_in_progress WHERE topic = $1", [position.topic]);
+  await client.query("COMMIT");
+}
+
+/** When a seed that has not finished started, or null when none is under way. */
+export async function seedInProgress(client: pg.ClientBase, topic: string): Promise<Date | null> {
+  const { rows } = await client.query<{ started_at: Date }>(
+    "SELECT started_at FROM diffrelay.seed_in_progress WHERE topic = $1",
+    [topic],
+  );
+  return rows[0]?.started_at ?? null;
+}
+
+/*
+ * Verify's pause (migrations/standby/003_apply_pause.sql): verify requests a
+ * stop before an LSN, the applier records where it stopped, verify may move
+ * the point, and whoever ends the pause deletes the row.
+ */
+
+/** Verify: stop before the first source transaction at or after `before`. */
+export async function requestPause(client: pg.ClientBase, topic: string, before: Lsn): Promise<void> {
+  await client.query(
+    `INSERT INTO diffrelay.apply_pause (topic, before_lsn) VALUES ($1, $2::pg_lsn)
+     ON CONFLICT (topic) DO UPDATE SET before_lsn = EXCLUDED.before_lsn, paused_at_lsn = NULL, requested_at = now()`,
+    [topic, formatLsn(before)],
+  );
+}
+
+/** Verify: whether the applier has stopped for the request. */
+export async function pauseReached(client: pg.ClientBase, topic: string): Promise<boolean> {
+  const paused = await client.query(
+    "SELECT 1 FROM diffrelay.apply_pause WHERE topic = $1 AND paused_at_lsn IS NOT NULL",
+    [topic],
+  );
+  return (paused.rowCount ?? 0) > 0;
+}
+
+/** Verify: the same request with a new stop point, which the applier has not stopped for yet. */
+export async function movePausePoint(client: pg.ClientBase, topic: string, before: Lsn): Promise<void> {
+  await client.query(
+    "UPDATE diffrelay.apply_pause SET before_lsn = $2::pg_lsn, paused_at_lsn = NULL WHERE topic = $1",
+    [topic, formatLsn(before)],
+  );
+}
+
+/** Verify when done, or the applier when a pause was held too long. */
+export async function liftPause(client: pg.ClientBase, topic: string): Promise<void> {
+  await client.query("DELETE FROM diffrelay.apply_pause WHERE topic = $1", [topic]);
+}
+
+/** Applier: the stop point of a request it has not stopped for yet, or null. */
+export async function readPauseRequest(client: pg.ClientBase, topic: string): Promise<Lsn | null> {
+  const { rows } = await client.query<{ lsn: string }>(
+    "SELECT before_lsn::text AS lsn FROM diffrelay.apply_pause WHERE topic = $1 AND paused_at_lsn IS NULL",
+    [topic],
+  );
+  return rows[0] ? parseLsn(rows[0].lsn) : null;
+}
+
+/** Applier, while paused: the request's stop point whether or not it stopped for it, or null once lifted. */
+export async function readPausePoint(client: pg.ClientBase, topic: string): Promise<Lsn | null> {
+  const { rows } = await client.query<{ lsn: string }>(
+    "SELECT before_lsn::text AS lsn FROM diffrelay.apply_pause WHERE topic = $1",
+    [topic],
+  );
+  return rows[0] ? parseLsn(rows[0].lsn) : null;
+}
+
+/** Applier: where it stopped (its last applied commit LSN), for verify to see. */
+export async function markPausedAt(client: pg.ClientBase, topic: string, at: Lsn): Promise<void> {
+  await client.query("UPDATE diffrelay.apply_pause SET paused_at_lsn = $2::pg_lsn WHERE topic = $1", [
+    topic,
+    formatLsn(at),
+  ]);
 }

@@ -1,34 +1,33 @@
-import type pg from "pg";
 import type { Change, TransactionChunk } from "../../src/change/change-model.js";
 import type { Lsn } from "../../src/change/lsn.js";
 import { formatLsn } from "../../src/change/lsn.js";
-import { type DecodedDataMessage, decodeDataMessage } from "../../src/wire/data-message.js";
-import { WireFormatError } from "../../src/wire/wire-format-error.js";
+import type { Envelope } from "../../src/wire/envelope.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { BadFrameError } from "./bad-frame-error.js";
 import type { SourcePosition } from "./drift-error.js";
-import { type ApplyPosition, writePosition } from "./position-store.js";
+import type { Frame } from "./frame-decoder.js";
+import type { PauseGate } from "./pause-gate.js";
+import type { ApplyPosition } from "./position-store.js";
+import type { StandbyTransaction } from "./standby-transaction.js";
 import { orderByTable } from "./table-order.js";
 
-/** Applies a list of changes inside the caller's standby transaction. */
-export type ChangeSink = (client: pg.Client, changes: Change[], positions: SourcePosition[]) => Promise<void>;
+/** Applies a list of changes inside the grouper's standby transaction. */
+export type ChangeSink = (changes: Change[], positions: SourcePosition[]) => Promise<void>;
 
 export interface TransactionGrouperOptions {
-  client: pg.Client;
-  standbyName: string;
+  transaction: StandbyTransaction;
   position: ApplyPosition;
   maxRowsPerTransaction: number;
   maxGroupMs: number;
   /** Changes buffered before they are handed to the sink (bounds memory on huge transactions). */
   maxPendingChanges: number;
   apply: ChangeSink;
-  metrics: ApplyMetrics;
-  /**
-   * Called before the first transaction at or after `pauseBefore` (commit LSN
-   * `next`), with the group committed; resolves when the pause is lifted, with
-   * the next pause point if verify moved it beyond `next` (diffrelay verify).
-   */
-  pause: (lastCommitLsn: Lsn, next: Lsn) => Promise<Lsn | null>;
+  metrics: Pick<
+    ApplyMetrics,
+    "deadLettered" | "duplicatesSkipped" | "lagSeconds" | "transactions" | "rows" | "groupRows"
+  >;
+  /** Verify's pause: asked before each new source transaction, held with the group committed. */
+  pauseGate: Pick<PauseGate, "mustPauseBefore" | "hold">;
   /**
    * When set, a message that does not decode (or comes from another source)
    * goes here, durably, and is stepped over instead of stopping the applier.
@@ -36,6 +35,7 @@ export interface TransactionGrouperOptions {
   deadLetter?: (value: Buffer | null, offset: bigint, problem: string) => Promise<void>;
   /** Resolves the source id this standby follows on first sight, when its position has none yet. */
   expectSource: (sourceId: bigint, epoch: number) => void;
+  now?: () => number;
 }
 
 interface OpenChunkedTransaction {
@@ -44,7 +44,7 @@ interface OpenChunkedTransaction {
 }
 
 /**
- * Turns the topic's messages into standby transactions. Each source
+ * Turns the topic's decoded messages into standby transactions. Each source
  * transaction is applied whole and once: duplicates (commit LSN not above the
  * last applied one) are skipped; a chunked transaction stays inside one
  * standby transaction, under a savepoint, so that a capture restart that
@@ -53,7 +53,8 @@ interface OpenChunkedTransaction {
  * position commits with them.
  */
 export class TransactionGrouper {
-  private readonly client: pg.Client;
+  private readonly tx: StandbyTransaction;
+  private readonly now: () => number;
   private position: ApplyPosition;
   private inTransaction = false;
   private open: OpenChunkedTransaction | null = null;
@@ -62,11 +63,10 @@ export class TransactionGrouper {
   private groupCommitTimes: bigint[] = [];
   private pendingChanges: Change[] = [];
   private pendingPositions: SourcePosition[] = [];
-  /** Set from diffrelay.apply_pause: stop before the first transaction at or after this LSN. */
-  pauseBefore: Lsn | null = null;
 
   constructor(private readonly options: TransactionGrouperOptions) {
-    this.client = options.client;
+    this.tx = options.transaction;
+    this.now = options.now ?? Date.now;
     this.position = { ...options.position };
   }
 
@@ -74,58 +74,18 @@ export class TransactionGrouper {
     return this.position;
   }
 
-  /** Handles one Kafka message; `lastOfBatch` lets a quiet topic commit at once. */
-  async handleMessage(value: Buffer | null, offset: bigint, lastOfBatch: boolean): Promise<void> {
-    let decoded: DecodedDataMessage;
-    try {
-      decoded = this.decode(value, offset);
-    } catch (err) {
-      // Diverted only between transactions: inside a chunked one, skipping a piece would apply half of it.
-      if (!(err instanceof BadFrameError) || !this.options.deadLetter || this.open) throw err;
-      await this.options.deadLetter(value, offset, err.message);
-      this.options.metrics.deadLettered.inc();
-      if (!this.inTransaction) {
-        await this.client.query("BEGIN");
-        this.inTransaction = true;
-        this.groupStartedAt = Date.now();
-      }
-      this.position.nextOffset = offset + 1n;
-      if (lastOfBatch || this.groupIsFull()) await this.commitGroup();
+  /** Handles one message of the topic; `lastOfBatch` lets a quiet topic commit at once. */
+  async handleFrame(frame: Frame, lastOfBatch: boolean): Promise<void> {
+    if (frame.kind === "bad") {
+      await this.stepOver(frame, lastOfBatch);
       return;
     }
-    for (const chunk of decoded.chunks) await this.handleChunk(chunk, offset);
+    this.followSource(frame.message.envelope);
+    for (const chunk of frame.message.chunks) await this.handleChunk(chunk, frame.offset);
     if (this.open === null) {
-      this.position.nextOffset = offset + 1n;
+      this.position.nextOffset = frame.offset + 1n;
       if (this.inTransaction && (lastOfBatch || this.groupIsFull())) await this.commitGroup();
     }
-  }
-
-  /** Decodes a message and checks that it comes from the source this standby follows. */
-  private decode(value: Buffer | null, offset: bigint): DecodedDataMessage {
-    const { topic, partition } = this.position;
-    if (!value) throw new BadFrameError(topic, partition, offset.toString(), "empty message");
-    let decoded: DecodedDataMessage;
-    try {
-      decoded = decodeDataMessage(value);
-    } catch (err) {
-      const problem =
-        err instanceof WireFormatError ? err.message : `does not decode: ${(err as Error).message}`;
-      throw new BadFrameError(topic, partition, offset.toString(), problem, { cause: err });
-    }
-    const { envelope } = decoded;
-    if (this.position.sourceId === null) {
-      this.options.expectSource(envelope.sourceId, envelope.epoch);
-      this.position.sourceId = envelope.sourceId;
-      this.position.epoch = envelope.epoch;
-    } else if (envelope.sourceId !== this.position.sourceId) {
-      throw new BadFrameError(
-        topic,
-        partition,
-        offset.toString(),
-        `it comes from source ${hex(envelope.sourceId)}, but this standby follows source ${hex(this.position.sourceId)}`,
-      );
-    }
-    return decoded;
   }
 
   /**
@@ -137,7 +97,7 @@ export class TransactionGrouper {
     if (this.open) {
       this.pendingChanges = [];
       this.pendingPositions = [];
-      await this.client.query("ROLLBACK TO SAVEPOINT diffrelay_chunked");
+      await this.tx.rollbackToSavepoint();
       this.open = null;
     }
     if (this.inTransaction) await this.commitGroup();
@@ -145,15 +105,41 @@ export class TransactionGrouper {
 
   /** Rolls back whatever is not committed; the next session starts from the stored position. */
   async abandon(): Promise<void> {
-    if (this.inTransaction) await this.client.query("ROLLBACK").catch(() => undefined);
+    // The session's connection is closed next, which rolls back just the same: a failed ROLLBACK loses nothing.
+    if (this.inTransaction) await this.tx.rollback().catch(() => undefined);
     this.inTransaction = false;
+  }
+
+  private async stepOver(frame: Frame & { kind: "bad" }, lastOfBatch: boolean): Promise<void> {
+    // Diverted only between transactions: inside a chunked one, skipping a piece would apply half of it.
+    if (!this.options.deadLetter || this.open) throw frame.error;
+    await this.options.deadLetter(frame.value, frame.offset, frame.error.message);
+    this.options.metrics.deadLettered.inc();
+    await this.beginGroup();
+    this.position.nextOffset = frame.offset + 1n;
+    if (lastOfBatch || this.groupIsFull()) await this.commitGroup();
+  }
+
+  /** The frame decoder checked the source against this position; a position without one takes it now. */
+  private followSource(envelope: Envelope): void {
+    if (this.position.sourceId !== null) return;
+    this.options.expectSource(envelope.sourceId, envelope.epoch);
+    this.position.sourceId = envelope.sourceId;
+    this.position.epoch = envelope.epoch;
   }
 
   private groupIsFull(): boolean {
     return (
       this.groupRows >= this.options.maxRowsPerTransaction ||
-      Date.now() - this.groupStartedAt >= this.options.maxGroupMs
+      this.now() - this.groupStartedAt >= this.options.maxGroupMs
     );
+  }
+
+  private async beginGroup(): Promise<void> {
+    if (this.inTransaction) return;
+    await this.tx.begin();
+    this.inTransaction = true;
+    this.groupStartedAt = this.now();
   }
 
   private async handleChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
@@ -163,32 +149,26 @@ export class TransactionGrouper {
         await this.applyChunk(chunk, offset);
         return;
       }
-      if (header.chunk === 0) {
-        // The capture restarted inside this transaction and sends it again from the start.
-        await this.flushPending();
-        await this.client.query("ROLLBACK TO SAVEPOINT diffrelay_chunked");
-        this.open = null;
-      } else {
-        throw this.outOfSequence(chunk, offset);
-      }
+      if (header.chunk !== 0) throw this.outOfSequence(chunk, offset);
+      // The capture restarted inside this transaction and sends it again from the start.
+      await this.flushPending();
+      await this.tx.rollbackToSavepoint();
+      this.open = null;
     }
     if (header.commitLsn <= this.position.lastCommitLsn) {
       if (header.chunk === 0) this.options.metrics.duplicatesSkipped.inc();
       return;
     }
     if (header.chunk !== 0) throw this.outOfSequence(chunk, offset);
-    if (this.pauseBefore !== null && header.commitLsn >= this.pauseBefore) {
+    const gate = this.options.pauseGate;
+    if (gate.mustPauseBefore(header.commitLsn)) {
       if (this.inTransaction) await this.commitGroup();
-      this.pauseBefore = await this.options.pause(this.position.lastCommitLsn, header.commitLsn);
+      await gate.hold(this.position.lastCommitLsn, header.commitLsn);
     }
-    if (!this.inTransaction) {
-      await this.client.query("BEGIN");
-      this.inTransaction = true;
-      this.groupStartedAt = Date.now();
-    }
+    await this.beginGroup();
     if (!header.finalChunk) {
       await this.flushPending();
-      await this.client.query("SAVEPOINT diffrelay_chunked");
+      await this.tx.savepoint();
       this.open = { commitLsn: header.commitLsn, nextChunk: 0 };
     }
     await this.applyChunk(chunk, offset);
@@ -212,7 +192,7 @@ export class TransactionGrouper {
     if (header.finalChunk) {
       if (this.open) {
         await this.flushPending();
-        await this.client.query("RELEASE SAVEPOINT diffrelay_chunked");
+        await this.tx.releaseSavepoint();
         this.open = null;
       }
       this.position.lastCommitLsn = header.commitLsn;
@@ -228,16 +208,15 @@ export class TransactionGrouper {
     const positions = order.map((i) => this.pendingPositions[i] as SourcePosition);
     this.pendingChanges = [];
     this.pendingPositions = [];
-    await this.options.apply(this.client, changes, positions);
+    await this.options.apply(changes, positions);
   }
 
   private async commitGroup(): Promise<void> {
     await this.flushPending();
-    await writePosition(this.client, this.options.standbyName, this.position);
-    await this.client.query("COMMIT");
+    await this.tx.commit(this.position);
     this.inTransaction = false;
     const { metrics } = this.options;
-    const nowMicros = BigInt(Date.now()) * 1000n;
+    const nowMicros = BigInt(this.now()) * 1000n;
     for (const commitTime of this.groupCommitTimes)
       metrics.lagSeconds.observe(Number(nowMicros - commitTime) / 1e6);
     metrics.transactions.inc(this.groupCommitTimes.length);
@@ -258,8 +237,4 @@ export class TransactionGrouper {
       `chunk ${chunk.header.chunk} of transaction ${formatLsn(chunk.header.commitLsn)} arrived where ${expected} was expected`,
     );
   }
-}
-
-function hex(id: bigint): string {
-  return id.toString(16).padStart(16, "0");
 }

@@ -2,7 +2,7 @@ import type { Kafka } from "kafkajs";
 import pg from "pg";
 import { identifySource } from "../../connectors/postgres-source/source-catalog.js";
 import { migrateSource } from "../../connectors/postgres-source/source-migrator.js";
-import { applierStillRunning } from "../../connectors/postgres-standby/applier-presence.js";
+import { assertApplierStopped } from "../../connectors/postgres-standby/applier-presence.js";
 import { createApplyMetrics } from "../../connectors/postgres-standby/apply-metrics.js";
 import { ApplyService } from "../../connectors/postgres-standby/apply-service.js";
 import { readPosition, writePosition } from "../../connectors/postgres-standby/position-store.js";
@@ -11,7 +11,7 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
-import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
+import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { fenceOldPrimary, type OldPrimaryState } from "./old-primary-fence.js";
@@ -69,8 +69,13 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    for (const standby of [options.promoted, ...options.others])
-      await assertApplierStopped(admin, standby.name);
+    for (const standby of [options.promoted, ...options.others]) {
+      await assertApplierStopped(
+        admin,
+        standby.name,
+        (running) => new PromoteRefusedError(`${running}; stop it: promote drains every standby itself`),
+      );
+    }
 
     const oldPrimary = options.oldSourceUrl
       ? await fenceOldPrimary({
@@ -154,15 +159,6 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
     };
   } finally {
     await admin.disconnect().catch(() => undefined);
-  }
-}
-
-async function assertApplierStopped(admin: import("kafkajs").Admin, standby: string): Promise<void> {
-  const members = await applierStillRunning(admin, standby);
-  if (members > 0) {
-    throw new PromoteRefusedError(
-      `the applier of standby ${standby} is running (consumer group ${applierGroupId(standby)} has ${members} member(s)); stop it: promote drains every standby itself`,
-    );
   }
 }
 

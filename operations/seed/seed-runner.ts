@@ -2,12 +2,12 @@ import { randomBytes } from "node:crypto";
 import type { Admin } from "kafkajs";
 import pg from "pg";
 import { identifySource, slotInfo } from "../../connectors/postgres-source/source-catalog.js";
-import { applierStillRunning } from "../../connectors/postgres-standby/applier-presence.js";
-import { writePosition } from "../../connectors/postgres-standby/position-store.js";
+import { assertApplierStopped } from "../../connectors/postgres-standby/applier-presence.js";
+import { markSeedFinished, markSeedStarted } from "../../connectors/postgres-standby/position-store.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
-import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
+import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type PublishedTable, publishedTables } from "./published-tables.js";
@@ -75,22 +75,17 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       );
     }
     await runMigrations(standby, loadMigrations("standby"));
-    await assertApplierStopped(options.admin, options);
+    // It overwrites the position row in every transaction and writes into the tables being copied.
+    await assertApplierStopped(
+      options.admin,
+      options.standbyName,
+      (running) => new SeedRefusedError(`${running}; stop it before seeding`),
+    );
 
     // Read BEFORE the snapshot exists: see seedPosition.
     const nextOffset = await topicEnd(options.admin, options.topics.data);
 
-    // An interrupted seed must not leave the old position next to half-copied tables,
-    // nor let an applier start on them from the topic's beginning.
-    await standby.query("BEGIN");
-    await standby.query("DELETE FROM diffrelay.apply_position WHERE topic = $1 AND partition = 0", [
-      options.topics.data,
-    ]);
-    await standby.query(
-      "INSERT INTO diffrelay.seed_in_progress (topic) VALUES ($1) ON CONFLICT (topic) DO UPDATE SET started_at = now()",
-      [options.topics.data],
-    );
-    await standby.query("COMMIT");
+    await markSeedStarted(standby, options.topics.data);
 
     const slotName = `diffrelay_seed_${process.pid}_${randomBytes(4).toString("hex")}`;
     snapshot = await createExportedSnapshot(options.sourceConfig, slotName, identity.serverVersionNum);
@@ -176,8 +171,7 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       );
     }
     const position = seedPosition(snapshot.consistentPoint, nextOffset);
-    await standby.query("BEGIN");
-    await writePosition(standby, options.standbyName, {
+    await markSeedFinished(standby, options.standbyName, {
       topic: options.topics.data,
       partition: 0,
       nextOffset: position.nextOffset,
@@ -187,8 +181,6 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       sourceId: computeSourceId(identity.systemIdentifier, identity.databaseName),
       epoch: 0,
     });
-    await standby.query("DELETE FROM diffrelay.seed_in_progress WHERE topic = $1", [options.topics.data]);
-    await standby.query("COMMIT");
     return {
       consistentPoint: formatLsn(snapshot.consistentPoint),
       lastCommitLsn: formatLsn(position.lastCommitLsn),
@@ -236,23 +228,6 @@ async function topicEnd(admin: Admin, topic: string): Promise<bigint> {
   const topics = new Set(await admin.listTopics());
   if (!topics.has(topic)) return 0n;
   return (await partitionOffsets(admin, topic)).high;
-}
-
-/**
- * The applier overwrites the position row in every transaction and writes into
- * the tables being copied, so it must be stopped. Its Kafka consumer group
- * (diffrelay-apply-<standby name>) has members exactly while it runs (a killed
- * applier stays a member until its session times out, so seed refuses a little
- * longer than needed, never shorter). The position row's updated_at cannot
- * tell: an idle applier does not write, and a seed just run wrote it.
- */
-async function assertApplierStopped(admin: Admin, options: SeedOptions): Promise<void> {
-  const members = await applierStillRunning(admin, options.standbyName);
-  if (members > 0) {
-    throw new SeedRefusedError(
-      `an applier for standby "${options.standbyName}" is running (consumer group ${applierGroupId(options.standbyName)} has ${members} member(s)); stop it before seeding`,
-    );
-  }
 }
 
 interface StandbyTableInfo {

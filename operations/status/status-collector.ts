@@ -1,6 +1,7 @@
 import type { Kafka } from "kafkajs";
 import pg from "pg";
 import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
+import { readPosition } from "../../connectors/postgres-standby/position-store.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { redactError } from "../../src/observability/redact.js";
@@ -140,28 +141,22 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
         error: null,
       };
       try {
-        const { rows } = await withClient(s.config, (c) =>
-          c.query<{ next_offset: string; last_commit_lsn: string; commit_ms: number | null }>(
-            `SELECT next_offset::text, last_commit_lsn::text,
-                    (extract(epoch FROM last_commit_time) * 1000)::float8 AS commit_ms
-               FROM diffrelay.apply_position WHERE topic = $1 AND partition = 0`,
-            [options.topic],
-          ),
-        );
-        const row = rows[0];
-        if (!row) {
+        const position = await withClient(s.config, (c) => readPosition(c, options.topic, 0));
+        if (!position) {
           status.error = "no position for this topic (not seeded or never applied)";
           return status;
         }
-        const next = BigInt(row.next_offset);
-        status.nextOffset = row.next_offset;
-        status.lastCommitLsn = row.last_commit_lsn;
-        status.lastCommitTime = row.commit_ms === null ? null : new Date(row.commit_ms).toISOString();
+        const next = position.nextOffset;
+        const commitMs =
+          position.lastCommitTimeMicros === null ? null : Number(position.lastCommitTimeMicros) / 1000;
+        status.nextOffset = next.toString();
+        status.lastCommitLsn = formatLsn(position.lastCommitLsn);
+        status.lastCommitTime = commitMs === null ? null : new Date(commitMs).toISOString();
         if (end !== null) {
           const lag = end > next ? Number(end - next) : 0;
           status.offsetLag = lag;
           status.timeLagSeconds =
-            lag === 0 ? 0 : row.commit_ms === null ? null : Math.max(0, (nowMs - row.commit_ms) / 1000);
+            lag === 0 ? 0 : commitMs === null ? null : Math.max(0, (nowMs - commitMs) / 1000);
         }
       } catch (err) {
         status.error =

@@ -3,6 +3,13 @@ import type { Kafka } from "kafkajs";
 import pg from "pg";
 import { SEQUENCES_PREFIX } from "../../connectors/postgres-source/logical-messages.js";
 import { identifySource, slotInfo } from "../../connectors/postgres-source/source-catalog.js";
+import {
+  liftPause,
+  movePausePoint,
+  pauseReached,
+  readPosition,
+  requestPause,
+} from "../../connectors/postgres-standby/position-store.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
@@ -51,10 +58,10 @@ export interface VerifyReport {
   tables: TableReport[];
 }
 
-/** The standby cannot be compared (no position, or no matching point found). */
 /** How long verify waits for a running applier to reach its first stop point. */
 const PAUSE_REACH_MS = 5000;
 
+/** The standby cannot be compared (no position, or no matching point found). */
 export class VerifyUnableError extends DiffrelayError {
   override name = "VerifyUnableError";
 
@@ -90,7 +97,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
   let follower: TopicFollower | null = null;
   try {
     const identity = await identifySource(source);
-    const initial = await readPosition(standby, options.topic);
+    const initial = await standbyPosition(standby, options.topic);
     if (!initial) {
       throw new VerifyUnableError(
         `the standby has no position for topic ${options.topic}: seed it (diffrelay seed) and start its applier first`,
@@ -133,7 +140,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
           }
         } finally {
           await snapshot.close();
-          await liftPause(options);
+          await endPause(options);
         }
       }
     } finally {
@@ -172,44 +179,29 @@ async function exportSnapshotWithPause(
   serverVersionNum: number,
 ): Promise<ExportedSnapshot> {
   const current = (await source.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]
-    ?.lsn;
+    ?.lsn as string;
   await withStandbyClient(options, async (c) => {
     await runMigrations(c, loadMigrations("standby"));
-    await c.query(
-      `INSERT INTO diffrelay.apply_pause (topic, before_lsn) VALUES ($1, $2::pg_lsn)
-       ON CONFLICT (topic) DO UPDATE SET before_lsn = EXCLUDED.before_lsn, paused_at_lsn = NULL, requested_at = now()`,
-      [options.topic, current],
-    );
+    await requestPause(c, options.topic, parseLsn(current));
     const deadline = Date.now() + PAUSE_REACH_MS;
     while (Date.now() < deadline) {
-      const paused = await c.query(
-        "SELECT 1 FROM diffrelay.apply_pause WHERE topic = $1 AND paused_at_lsn IS NOT NULL",
-        [options.topic],
-      );
-      if (paused.rowCount) break;
+      if (await pauseReached(c, options.topic)) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   });
   try {
     const snapshot = await createExportedSnapshot(options.sourceConfig, slotName, serverVersionNum);
     await source.query("SELECT pg_logical_emit_message(true, $1, '[]')", [SEQUENCES_PREFIX]);
-    await withStandbyClient(options, (c) =>
-      c.query(
-        "UPDATE diffrelay.apply_pause SET before_lsn = $2::pg_lsn, paused_at_lsn = NULL WHERE topic = $1",
-        [options.topic, formatLsn(snapshot.consistentPoint)],
-      ),
-    );
+    await withStandbyClient(options, (c) => movePausePoint(c, options.topic, snapshot.consistentPoint));
     return snapshot;
   } catch (err) {
-    await liftPause(options);
+    await endPause(options);
     throw err;
   }
 }
 
-async function liftPause(options: VerifyOptions): Promise<void> {
-  await withStandbyClient(options, (c) =>
-    c.query("DELETE FROM diffrelay.apply_pause WHERE topic = $1", [options.topic]),
-  );
+async function endPause(options: VerifyOptions): Promise<void> {
+  await withStandbyClient(options, (c) => liftPause(c, options.topic));
 }
 
 async function withStandbyClient<T>(options: VerifyOptions, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -223,19 +215,12 @@ async function withStandbyClient<T>(options: VerifyOptions, fn: (c: pg.Client) =
   }
 }
 
-async function readPosition(client: pg.Client, topic: string): Promise<Position | null> {
-  const { rows } = await client
-    .query<{ next_offset: string; last_commit_lsn: string }>(
-      "SELECT next_offset::text, last_commit_lsn::text FROM diffrelay.apply_position WHERE topic = $1 AND partition = 0",
-      [topic],
-    )
-    .catch((err: { code?: string }) => {
-      // No diffrelay schema: the standby was never seeded or applied to.
-      if (err.code === "42P01" || err.code === "3F000") return { rows: [] };
-      throw err;
-    });
-  const row = rows[0];
-  return row ? { nextOffset: BigInt(row.next_offset), lastCommitLsn: parseLsn(row.last_commit_lsn) } : null;
+async function standbyPosition(client: pg.Client, topic: string): Promise<Position | null> {
+  return readPosition(client, topic, 0).catch((err: { code?: string }) => {
+    // No diffrelay schema: the standby was never seeded or applied to.
+    if (err.code === "42P01" || err.code === "3F000") return null;
+    throw err;
+  });
 }
 
 /**
@@ -256,7 +241,7 @@ async function waitForMatch(
   for (;;) {
     for (const s of COMPARE_SESSION_SETTINGS) await standby.query(s);
     await standby.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const position = await readPosition(standby, options.topic);
+    const position = await standbyPosition(standby, options.topic);
     if (!position) throw new VerifyUnableError(`the standby's position for ${options.topic} disappeared`);
     follower.forget(position.nextOffset);
     let state = alignment(position.lastCommitLsn, c, follower.commitLsnsFrom(position.nextOffset));

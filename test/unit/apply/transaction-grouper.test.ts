@@ -1,0 +1,225 @@
+import { describe, expect, test } from "vitest";
+import { createApplyMetrics } from "../../../connectors/postgres-standby/apply-metrics.js";
+import { BadFrameError } from "../../../connectors/postgres-standby/bad-frame-error.js";
+import { PauseGate } from "../../../connectors/postgres-standby/pause-gate.js";
+import type { ApplyPosition } from "../../../connectors/postgres-standby/position-store.js";
+import {
+  TransactionGrouper,
+  type TransactionGrouperOptions,
+} from "../../../connectors/postgres-standby/transaction-grouper.js";
+import type { Lsn } from "../../../src/change/lsn.js";
+import { badFrame, chunk, FakePauseRecord, FakeStandby, frame, position, SOURCE_ID } from "./apply-fakes.js";
+
+const noPause = { mustPauseBefore: () => false, hold: async () => undefined };
+
+function grouperOn(fields: Partial<TransactionGrouperOptions> & { start?: ApplyPosition } = {}) {
+  const standby = new FakeStandby();
+  const metrics = createApplyMetrics("unit");
+  const clock = { now: 0 };
+  const grouper = new TransactionGrouper({
+    transaction: standby,
+    position: fields.start ?? position(),
+    maxRowsPerTransaction: 1000,
+    maxGroupMs: 1000,
+    maxPendingChanges: 100,
+    apply: standby.apply,
+    metrics,
+    pauseGate: noPause,
+    expectSource: () => undefined,
+    now: () => clock.now,
+    ...fields,
+  });
+  return { grouper, standby, metrics, clock };
+}
+
+async function count(metric: { get(): Promise<{ values: { value: number }[] }> }): Promise<number> {
+  return (await metric.get()).values[0]?.value ?? 0;
+}
+
+describe("transaction grouper", () => {
+  test("groups transactions into one standby transaction and commits the position with them", async () => {
+    const { grouper, standby, metrics } = grouperOn();
+    await grouper.handleFrame(frame(0, chunk(10n, [1]), chunk(20n, [2])), false);
+    await grouper.handleFrame(frame(1, chunk(30n, [3])), true);
+    expect(standby.log).toEqual(["BEGIN", "apply 1,2,3", "COMMIT next=2 lsn=30"]);
+    expect(standby.committedRows).toEqual(["1", "2", "3"]);
+    expect(standby.lastCommitted).toMatchObject({ nextOffset: 2n, lastCommitLsn: 30n });
+    expect(await count(metrics.transactions)).toBe(3);
+    expect(await count(metrics.rows)).toBe(3);
+  });
+
+  test("skips transactions at or below the last applied commit LSN", async () => {
+    const { grouper, standby, metrics } = grouperOn({
+      start: position({ nextOffset: 5n, lastCommitLsn: 20n }),
+    });
+    await grouper.handleFrame(frame(5, chunk(10n, [1]), chunk(20n, [2]), chunk(30n, [3])), true);
+    expect(standby.committedRows).toEqual(["3"]);
+    expect(standby.lastCommitted).toMatchObject({ nextOffset: 6n, lastCommitLsn: 30n });
+    expect(await count(metrics.duplicatesSkipped)).toBe(2);
+  });
+
+  test("a message of duplicates only moves the offset, without a standby transaction", async () => {
+    const { grouper, standby } = grouperOn({ start: position({ lastCommitLsn: 20n }) });
+    await grouper.handleFrame(frame(0, chunk(20n, [1])), true);
+    expect(standby.log).toEqual([]);
+    expect(grouper.current.nextOffset).toBe(1n);
+  });
+
+  test("a chunked transaction commits whole, under a savepoint, with the offset after its last chunk", async () => {
+    const { grouper, standby } = grouperOn();
+    await grouper.handleFrame(frame(0, chunk(50n, [1, 2], { finalChunk: false })), true);
+    expect(grouper.current.nextOffset).toBe(0n);
+    expect(standby.committedPositions).toEqual([]);
+    await grouper.handleFrame(frame(1, chunk(50n, [3], { chunk: 1 })), true);
+    expect(standby.log).toEqual([
+      "BEGIN",
+      "SAVEPOINT",
+      "apply 1,2,3",
+      "RELEASE SAVEPOINT",
+      "COMMIT next=2 lsn=50",
+    ]);
+    expect(standby.committedRows).toEqual(["1", "2", "3"]);
+  });
+
+  test("chunk 0 arriving again (a capture restart) starts the transaction over", async () => {
+    const { grouper, standby } = grouperOn({ maxPendingChanges: 1 });
+    await grouper.handleFrame(frame(0, chunk(50n, [1, 2], { finalChunk: false })), true);
+    await grouper.handleFrame(frame(1, chunk(50n, [1, 2], { finalChunk: false })), true);
+    await grouper.handleFrame(frame(2, chunk(50n, [3], { chunk: 1 })), true);
+    expect(standby.log).toContain("ROLLBACK TO SAVEPOINT");
+    expect(standby.committedRows).toEqual(["1", "2", "3"]);
+    expect(standby.lastCommitted).toMatchObject({ nextOffset: 3n, lastCommitLsn: 50n });
+  });
+
+  test("a chunk out of sequence is a bad frame", async () => {
+    const open = grouperOn();
+    await open.grouper.handleFrame(frame(0, chunk(50n, [1], { finalChunk: false })), true);
+    await expect(open.grouper.handleFrame(frame(1, chunk(50n, [2], { chunk: 2 })), true)).rejects.toThrow(
+      /chunk 2 of transaction 0\/32 arrived where chunk 1 of 0\/32 was expected/,
+    );
+    const fresh = grouperOn();
+    await expect(fresh.grouper.handleFrame(frame(0, chunk(60n, [1], { chunk: 1 })), true)).rejects.toThrow(
+      BadFrameError,
+    );
+  });
+
+  test("a bad frame stops the applier without a dead-letter topic", async () => {
+    const { grouper } = grouperOn();
+    await expect(grouper.handleFrame(badFrame(0), true)).rejects.toThrow(BadFrameError);
+  });
+
+  test("with a dead-letter topic, a bad frame between transactions is sent there and stepped over", async () => {
+    const sent: bigint[] = [];
+    const { grouper, standby, metrics } = grouperOn({
+      deadLetter: async (_value, offset) => {
+        sent.push(offset);
+      },
+    });
+    await grouper.handleFrame(frame(0, chunk(10n, [1])), false);
+    await grouper.handleFrame(badFrame(1), true);
+    expect(sent).toEqual([1n]);
+    expect(standby.lastCommitted).toMatchObject({ nextOffset: 2n, lastCommitLsn: 10n });
+    expect(await count(metrics.deadLettered)).toBe(1);
+  });
+
+  test("a bad frame inside a chunked transaction is never stepped over", async () => {
+    const sent: bigint[] = [];
+    const { grouper } = grouperOn({
+      deadLetter: async (_value, offset) => {
+        sent.push(offset);
+      },
+    });
+    await grouper.handleFrame(frame(0, chunk(50n, [1], { finalChunk: false })), true);
+    await expect(grouper.handleFrame(badFrame(1), true)).rejects.toThrow(BadFrameError);
+    expect(sent).toEqual([]);
+  });
+
+  test("a group ends when it holds enough rows", async () => {
+    const { grouper, standby } = grouperOn({ maxRowsPerTransaction: 3 });
+    await grouper.handleFrame(frame(0, chunk(10n, [1, 2])), false);
+    expect(standby.committedPositions).toEqual([]);
+    await grouper.handleFrame(frame(1, chunk(20n, [3, 4])), false);
+    await grouper.handleFrame(frame(2, chunk(30n, [5])), false);
+    expect(standby.committedPositions.map((p) => p.nextOffset)).toEqual([2n]);
+  });
+
+  test("a group ends when it has been open long enough", async () => {
+    const { grouper, standby, clock } = grouperOn({ maxGroupMs: 100 });
+    await grouper.handleFrame(frame(0, chunk(10n, [1])), false);
+    clock.now += 99;
+    await grouper.handleFrame(frame(1, chunk(20n, [2])), false);
+    expect(standby.committedPositions).toEqual([]);
+    clock.now += 1;
+    await grouper.handleFrame(frame(2, chunk(30n, [3])), false);
+    expect(standby.committedPositions.map((p) => p.nextOffset)).toEqual([3n]);
+  });
+
+  test("verify's pause: the group before the pause point commits, the gate holds, then the next transaction runs", async () => {
+    const standby = new FakeStandby();
+    const record = new FakePauseRecord([100n, null], standby.log);
+    const gate = new PauseGate({
+      record,
+      wait: async () => undefined,
+      heartbeat: async () => undefined,
+      stopping: () => false,
+      logger: { info: () => undefined, warn: () => undefined },
+    });
+    const { grouper } = grouperOn({ transaction: standby, apply: standby.apply, pauseGate: gate });
+    gate.requestSeen(100n);
+    await grouper.handleFrame(frame(0, chunk(90n, [1])), false);
+    await grouper.handleFrame(frame(1, chunk(100n, [2])), true);
+    expect(standby.log).toEqual([
+      "BEGIN",
+      "apply 1",
+      "COMMIT next=1 lsn=90",
+      "paused at 90",
+      "BEGIN",
+      "apply 2",
+      "COMMIT next=2 lsn=100",
+    ]);
+    expect(gate.state).toEqual({ kind: "running" });
+  });
+
+  test("duplicates never meet the pause: only a transaction to apply waits", async () => {
+    const holds: Lsn[] = [];
+    const { grouper } = grouperOn({
+      start: position({ lastCommitLsn: 100n }),
+      pauseGate: {
+        mustPauseBefore: (lsn) => lsn >= 50n,
+        hold: async (_at, waiting) => {
+          holds.push(waiting);
+        },
+      },
+    });
+    await grouper.handleFrame(frame(0, chunk(60n, [1]), chunk(110n, [2])), true);
+    expect(holds).toEqual([110n]);
+  });
+
+  test("a position without a source takes the first message's, and commits it", async () => {
+    const adopted: bigint[] = [];
+    const { grouper, standby } = grouperOn({
+      start: position({ sourceId: null, epoch: 0 }),
+      expectSource: (id) => adopted.push(id),
+    });
+    await grouper.handleFrame(frame(0, chunk(10n, [1])), true);
+    expect(adopted).toEqual([SOURCE_ID]);
+    expect(standby.lastCommitted?.sourceId).toBe(SOURCE_ID);
+  });
+
+  test("draining commits complete transactions and drops one whose last chunk never came", async () => {
+    const { grouper, standby } = grouperOn();
+    await grouper.handleFrame(frame(0, chunk(10n, [1])), false);
+    await grouper.handleFrame(frame(1, chunk(20n, [2], { finalChunk: false })), false);
+    await grouper.commitCompleted();
+    expect(standby.committedRows).toEqual(["1"]);
+    expect(standby.lastCommitted).toMatchObject({ nextOffset: 1n, lastCommitLsn: 10n });
+  });
+
+  test("abandon rolls back what is not committed", async () => {
+    const { grouper, standby } = grouperOn();
+    await grouper.handleFrame(frame(0, chunk(10n, [1])), false);
+    await grouper.abandon();
+    expect(standby.log.at(-1)).toBe("ROLLBACK");
+    expect(standby.committedRows).toEqual([]);
+  });
+});
