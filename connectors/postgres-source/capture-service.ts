@@ -98,14 +98,18 @@ export class CaptureService {
     const { logger } = this.deps;
     const source = await this.prepareSource();
     this.topics = this.deps.topics;
+    const topic = this.topics.data;
     const admin = this.deps.kafka.admin();
     await admin.connect();
     try {
       await ensureSourceTopics(admin, this.topics);
-      // Known before the first produce, so a restarted capture shows where the topic ends at once.
-      const { high } = await partitionOffsets(admin, this.topics.data);
-      this.deps.metrics.topicEndOffset.set({ topic: this.topics.data }, Number(high));
-      this.deps.metrics.messagesPublished.inc({ topic: this.topics.data }, 0);
+      // Known before the first produce, so a restarted capture shows where the topic ends at once. Only
+      // for the metric: a topic created a moment ago may have no leader yet, and the first ack sets it too.
+      await partitionOffsets(admin, this.topics.data).then(
+        ({ high }) => this.deps.metrics.topicEndOffset.set({ topic }, Number(high)),
+        (err) => logger.debug({ err }, "topic end offset not known yet"),
+      );
+      this.deps.metrics.messagesPublished.inc({ topic }, 0);
     } finally {
       await admin.disconnect();
     }
