@@ -5,14 +5,15 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { COMPRESSION } from "../../src/kafka/kafka-client.js";
+import type { ProduceAck } from "../../src/kafka/ordered-publisher.js";
 import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
-import { ensureSourceTopics } from "../../src/kafka/topic-admin.js";
+import { ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
-import type { CaptureMetrics } from "./capture-metrics.js";
+import { type CaptureMetrics, recordSlotState } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
 import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
 import { SequenceTracker } from "./sequence-tracker.js";
@@ -64,7 +65,12 @@ export class CaptureService {
   private slotBusyAttempts = 0;
   private readonly sequences = new SequenceTracker();
 
-  constructor(private readonly deps: CaptureServiceDeps) {}
+  /** pgoutput bytes of the current reader already added to the metric. */
+  private pgoutputBytesCounted = 0;
+
+  constructor(private readonly deps: CaptureServiceDeps) {
+    deps.metrics.reportHealthFrom(() => this.isFlowing());
+  }
 
   status(): CaptureStatus {
     return {
@@ -91,10 +97,18 @@ export class CaptureService {
     const { logger } = this.deps;
     const source = await this.prepareSource();
     this.topics = this.deps.topics;
+    const topic = this.topics.data;
     const admin = this.deps.kafka.admin();
     await admin.connect();
     try {
       await ensureSourceTopics(admin, this.topics);
+      // Known before the first produce, so a restarted capture shows where the topic ends at once. Only
+      // for the metric: a topic created a moment ago may have no leader yet, and the first ack sets it too.
+      await partitionOffsets(admin, this.topics.data).then(
+        ({ high }) => this.deps.metrics.topicEndOffset.set({ topic }, Number(high)),
+        (err) => logger.debug({ err }, "topic end offset not known yet"),
+      );
+      this.deps.metrics.messagesPublished.inc({ topic }, 0);
     } finally {
       await admin.disconnect();
     }
@@ -117,6 +131,7 @@ export class CaptureService {
         try {
           await this.runSession(producer, schemas, identity);
         } catch (err) {
+          this.deps.metrics.errors.inc({ kind: errorPolicy(err).kind });
           if (!errorPolicy(err).retry && !this.slotMayBeFreed(err)) throw err;
           if (this.stopping) break;
           this.lastError = redactError(err);
@@ -219,7 +234,7 @@ export class CaptureService {
       lingerMs: config.capture.lingerMs,
       schemas,
       loadRelation: (message) => loadRelationSchema(catalogClient, message.relationId, message),
-      onDurable: (completed, bytes) => this.onDurable(completed, bytes),
+      onDurable: (completed, bytes, acked) => this.onDurable(completed, bytes, acked),
     });
     const reader = new SlotReader({
       connection: postgresClientConfig(config.source.url, config.source.tls),
@@ -239,7 +254,24 @@ export class CaptureService {
       logger,
     });
     this.reader = reader;
+    this.pgoutputBytesCounted = 0;
+    const readSlotState = () =>
+      catalogClient
+        .query<{ wal_status: string | null; safe_wal_size: string | null }>(
+          "SELECT wal_status, safe_wal_size::text FROM pg_replication_slots WHERE slot_name = $1",
+          [config.capture.slot],
+        )
+        .then((r) => {
+          const row = r.rows[0];
+          recordSlotState(
+            metrics,
+            row ? { walStatus: row.wal_status, safeWalSize: row.safe_wal_size } : null,
+          );
+        });
+    const warnSlotState = (err: unknown) => logger.warn({ err }, "reading the slot's WAL status failed");
+    readSlotState().catch(warnSlotState);
     const heartbeat = setInterval(() => {
+      this.countPgoutputBytes();
       this.serverWalEnd = maxLsn(reader.lastServerWalEnd, this.serverWalEnd);
       this.confirmed = reader.confirmedLsn;
       metrics.slotLagBytes.set(
@@ -247,7 +279,8 @@ export class CaptureService {
       );
       emitHeartbeat(catalogClient)
         .then(() => this.sequences.publishChanged(catalogClient))
-        .catch((err) => logger.warn({ err }, "heartbeat or sequence positions failed"));
+        .then(readSlotState)
+        .catch((err) => logger.warn({ err }, "heartbeat, sequence positions or slot state failed"));
     }, config.capture.heartbeatIntervalMs);
     this.sessionLive = true;
     try {
@@ -255,15 +288,27 @@ export class CaptureService {
     } finally {
       this.sessionLive = false;
       clearInterval(heartbeat);
+      this.countPgoutputBytes();
       await session.close();
       await catalogClient.end().catch(() => undefined);
       this.reader = null;
     }
   }
 
-  private onDurable(completed: CompletedTransaction[], bytes: number): void {
+  /** Adds what the reader received since the last call (a running sum; a counter per message costs more). */
+  private countPgoutputBytes(): void {
+    const received = this.reader?.receivedBytes ?? this.pgoutputBytesCounted;
+    this.deps.metrics.pgoutputBytes.inc(received - this.pgoutputBytesCounted);
+    this.pgoutputBytesCounted = received;
+  }
+
+  private onDurable(completed: CompletedTransaction[], bytes: number, acked: ProduceAck): void {
     const { metrics } = this.deps;
+    const topic = this.topics?.data ?? "";
     metrics.bytesPublished.inc(bytes);
+    this.countPgoutputBytes();
+    if (acked.messages > 0) metrics.messagesPublished.inc({ topic }, acked.messages);
+    if (acked.endOffset !== null) metrics.topicEndOffset.set({ topic }, Number(acked.endOffset));
     const last = completed[completed.length - 1];
     if (!last) return;
     let rows = 0;

@@ -2,7 +2,7 @@ import type { CompressionTypes, Producer } from "kafkajs";
 import type { Change, TransactionHeader } from "../../src/change/change-model.js";
 import type { Lsn } from "../../src/change/lsn.js";
 import type { RelationSchema } from "../../src/change/relation-schema.js";
-import { OrderedPublisher } from "../../src/kafka/ordered-publisher.js";
+import { OrderedPublisher, type ProduceAck } from "../../src/kafka/ordered-publisher.js";
 import type { SchemaPublisher } from "../../src/kafka/schema-topic.js";
 import { DataMessageBuilder } from "../../src/wire/data-message.js";
 import { toMessageChange } from "./logical-messages.js";
@@ -31,7 +31,7 @@ export interface CaptureSessionOptions {
   /** Reads a relation's definition from the source catalog when pgoutput announces it. */
   loadRelation: (message: Extract<PgoutputMessage, { tag: "relation" }>) => Promise<RelationSchema>;
   /** Called in commit order once transactions are durable in Kafka. */
-  onDurable: (completed: CompletedTransaction[], bytes: number) => void;
+  onDurable: (completed: CompletedTransaction[], bytes: number, acked: ProduceAck) => void;
 }
 
 const DIFFRELAY_SCHEMA = "diffrelay";
@@ -66,7 +66,7 @@ export class CaptureSession {
       compression: options.compression,
       maxRequestBytes: Math.max(options.maxMessageBytes, 1024 * 1024),
       maxPendingBytes: options.maxPendingBytes,
-      onDurable: (receipts, bytes) => options.onDurable(receipts.flat(), bytes),
+      onDurable: (receipts, bytes, acked) => options.onDurable(receipts.flat(), bytes, acked),
       onIdle: () => this.flush(),
     });
   }

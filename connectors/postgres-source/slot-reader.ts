@@ -145,6 +145,11 @@ export class SlotReader {
     return this.received;
   }
 
+  /** Bytes of pgoutput messages this reader has received. */
+  get receivedBytes(): number {
+    return this.plugin.parsedBytes;
+  }
+
   /** The server's WAL end from its latest keepalive; with confirmedLsn, gives the slot's lag. */
   get lastServerWalEnd(): Lsn {
     return this.serverWalEnd;

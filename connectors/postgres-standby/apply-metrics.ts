@@ -1,14 +1,43 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { ERROR_KINDS } from "../../src/errors/diffrelay-error.js";
+import type { ApplyPosition } from "./position-store.js";
 
 export type ApplyMetrics = ReturnType<typeof createApplyMetrics>;
 
 export function createApplyMetrics(standby: string) {
   const registry = new Registry();
   registry.setDefaultLabels({ standby });
-  collectDefaultMetrics({ register: registry, prefix: "diffrelay_apply_process_" });
+  collectDefaultMetrics({ register: registry, prefix: "diffrelay_apply_" });
   const registers = [registry];
+  let flowing: () => boolean = () => false;
+  const errors = new Counter({
+    name: "diffrelay_apply_errors_total",
+    help: "Failures that ended an apply session (resumed) or the applier (fatal), by kind",
+    labelNames: ["kind"],
+    registers,
+  });
+  for (const kind of ERROR_KINDS) errors.inc({ kind }, 0);
+  const lastCommitTimestamp = new Gauge({
+    name: "diffrelay_apply_last_commit_timestamp_seconds",
+    help: "Source commit time of the last transaction applied to the standby (Unix time; NaN until known)",
+    registers,
+  });
+  // Unset, an unlabelled gauge reads 0, which would say "last commit in 1970".
+  lastCommitTimestamp.set(Number.NaN);
   return {
     registry,
+    /** The applier's own view of whether changes flow; read at every scrape. */
+    reportHealthFrom(probe: () => boolean): void {
+      flowing = probe;
+    },
+    healthy: new Gauge({
+      name: "diffrelay_apply_healthy",
+      help: "1 while a session is consuming and the position moves (or the topic is caught up), else 0; what /healthz reports",
+      registers,
+      collect() {
+        this.set(flowing() ? 1 : 0);
+      },
+    }),
     transactions: new Counter({
       name: "diffrelay_apply_transactions_total",
       help: "Source transactions applied",
@@ -27,10 +56,17 @@ export function createApplyMetrics(standby: string) {
       registers,
     }),
     offsetLag: new Gauge({
-      name: "diffrelay_apply_offset_lag",
+      name: "diffrelay_apply_offset_lag_messages",
       help: "Topic end offset minus next offset",
       registers,
     }),
+    nextOffset: new Gauge({
+      name: "diffrelay_apply_next_offset",
+      help: "The standby's position in the topic: offset of the next message to apply",
+      labelNames: ["topic"],
+      registers,
+    }),
+    lastCommitTimestamp,
     groupRows: new Histogram({
       name: "diffrelay_apply_group_rows",
       help: "Rows per standby transaction",
@@ -52,5 +88,18 @@ export function createApplyMetrics(standby: string) {
       help: "Drift found (with --on-drift log)",
       registers,
     }),
+    reconnects: new Counter({
+      name: "diffrelay_apply_reconnects_total",
+      help: "Apply sessions restarted from the standby's position after a failure",
+      registers,
+    }),
+    errors,
   };
+}
+
+/** Where the standby stands, for the "not advancing" alert and the dashboard. */
+export function recordPosition(metrics: ApplyMetrics, position: ApplyPosition): void {
+  metrics.nextOffset.set({ topic: position.topic }, Number(position.nextOffset));
+  if (position.lastCommitTimeMicros !== null)
+    metrics.lastCommitTimestamp.set(Number(position.lastCommitTimeMicros) / 1e6);
 }

@@ -12,7 +12,7 @@ import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import { applyBatch } from "./apply-batch.js";
-import type { ApplyMetrics } from "./apply-metrics.js";
+import { type ApplyMetrics, recordPosition } from "./apply-metrics.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
 import { PauseGate, type PauseRecord } from "./pause-gate.js";
 import { SeedInterruptedError, TopicGapError } from "./position-errors.js";
@@ -124,7 +124,9 @@ export class ApplyService {
   private heartbeat: (() => Promise<void>) | null = null;
   private readonly backoff = new ReconnectBackoff();
 
-  constructor(private readonly deps: ApplyServiceDeps) {}
+  constructor(private readonly deps: ApplyServiceDeps) {
+    deps.metrics.reportHealthFrom(() => this.isFlowing());
+  }
 
   status(): ApplyStatus {
     const p = this.position;
@@ -158,7 +160,10 @@ export class ApplyService {
         await this.runSession();
       } catch (err) {
         this.lastError = redactError(err);
-        if (!errorPolicy(err).retry || this.stopping) throw err;
+        const { kind, retry } = errorPolicy(err);
+        this.deps.metrics.errors.inc({ kind });
+        if (!retry || this.stopping) throw err;
+        this.deps.metrics.reconnects.inc();
         const retryInMs = this.backoff.next(Date.now() - startedAt);
         this.deps.logger.warn(
           { err, retryInMs },
@@ -211,6 +216,7 @@ export class ApplyService {
     await this.waitForTopics(admin);
     const start = (await readPosition(client, topics.data, 0)) ?? (await this.initialPosition(admin));
     this.position = start;
+    recordPosition(this.deps.metrics, start);
     if (this.deps.drainTo !== undefined && start.nextOffset >= this.deps.drainTo) {
       this.stopping = true;
       return null;
@@ -363,6 +369,7 @@ export class ApplyService {
       }
       this.lastProgressAt = Date.now();
       this.deps.metrics.offsetLag.set(Number(this.endOffset - grouper.current.nextOffset));
+      recordPosition(this.deps.metrics, grouper.current);
       commitOffsets(grouper.current.nextOffset);
     } catch (err) {
       end.fail(err);

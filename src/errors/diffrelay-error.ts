@@ -21,6 +21,18 @@ export type ErrorKind =
   /** An operation could not reach a result this time (verify found no comparable point); running it again may. */
   | "incomplete";
 
+/** Every kind, e.g. to give a metric's `kind` label a series per kind from the start. */
+export const ERROR_KINDS: readonly ErrorKind[] = [
+  "transient",
+  "configuration",
+  "setup",
+  "drift",
+  "seed-interrupted",
+  "topic-gap",
+  "bad-frame",
+  "incomplete",
+];
+
 export class DiffrelayError extends Error {
   constructor(
     readonly kind: ErrorKind,

@@ -8,6 +8,14 @@ export interface OutgoingMessage<T> {
   receipt: T;
 }
 
+/** What Kafka acknowledged for one produce request. */
+export interface ProduceAck {
+  /** Messages written (receipt-only entries send none). */
+  messages: number;
+  /** The partition's end offset right after them, when Kafka reported the batch's base offset. */
+  endOffset: bigint | null;
+}
+
 export interface OrderedPublisherOptions<T> {
   producer: Producer;
   topic: string;
@@ -17,7 +25,7 @@ export interface OrderedPublisherOptions<T> {
   /** Bytes queued or in flight before waitForCapacity() blocks the caller. */
   maxPendingBytes: number;
   /** Called in message order, after acks from all in-sync replicas. */
-  onDurable: (receipts: T[], bytes: number) => void;
+  onDurable: (receipts: T[], bytes: number, acked: ProduceAck) => void;
   /** Called when nothing is queued or in flight: the moment to seal the next message. */
   onIdle: () => void;
 }
@@ -105,14 +113,17 @@ export class OrderedPublisher<T> {
   private async send(batch: OutgoingMessage<T>[]): Promise<void> {
     const bytes = batch.reduce((sum, m) => sum + sizeOf(m), 0);
     const messages = batch.flatMap((m) => (m.value ? [{ value: m.value }] : []));
+    let endOffset: bigint | null = null;
     try {
       if (messages.length > 0) {
-        await this.options.producer.send({
+        const written = await this.options.producer.send({
           topic: this.options.topic,
           acks: -1,
           compression: this.options.compression,
           messages,
         });
+        const base = written[0]?.baseOffset;
+        if (base !== undefined && base !== "-1") endOffset = BigInt(base) + BigInt(messages.length);
       }
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
@@ -123,6 +134,7 @@ export class OrderedPublisher<T> {
     this.options.onDurable(
       batch.map((m) => m.receipt),
       bytes,
+      { messages: messages.length, endOffset },
     );
     this.wakeWaiters();
   }

@@ -77,8 +77,8 @@ describe("diffrelay capture: a million-row transaction", () => {
     const peak = procMemoryBytes(proc.pid, "VmHWM");
     // For the record: how much of the resident memory is the V8 heap right after the transaction.
     const metrics = await scrapeMetrics(metricsUrl(proc));
-    const heapTotal = metrics.get("diffrelay_capture_process_nodejs_heap_size_total_bytes") ?? Number.NaN;
-    const external = metrics.get("diffrelay_capture_process_nodejs_external_memory_bytes") ?? Number.NaN;
+    const heapTotal = metrics.get("diffrelay_capture_nodejs_heap_size_total_bytes") ?? Number.NaN;
+    const external = metrics.get("diffrelay_capture_nodejs_external_memory_bytes") ?? Number.NaN;
     await reader.waitForEnd();
 
     // One message at a time, so the test itself never holds a million decoded rows.

@@ -39,6 +39,8 @@ export class DiffrelayPgoutputPlugin implements ReplicationPlugin {
   readonly options: PgoutputPluginOptions;
   /** Messages decoded since construction, in receipt order. */
   parsedCount = 0;
+  /** Bytes of the pgoutput messages handed to parse(): what logical replication itself ships. */
+  parsedBytes = 0;
   /** The replication connection, once START_REPLICATION was issued on it. */
   connection: CopyConnection | null = null;
 
@@ -52,6 +54,7 @@ export class DiffrelayPgoutputPlugin implements ReplicationPlugin {
   }
 
   parse(buffer: Buffer): PgoutputMessage | null {
+    this.parsedBytes += buffer.length;
     try {
       const message = decodePgoutput(buffer);
       this.parsedCount++;
