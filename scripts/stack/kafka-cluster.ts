@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { freePort } from "./free-port.js";
 import {
   brokerProperties,
   DEFAULT_KAFKA_VERSION,
@@ -15,7 +16,6 @@ import {
   stopBroker,
   writeLog4jConfig,
 } from "./kafka-broker.js";
-import { freePort } from "./free-port.js";
 import { run } from "./processes.js";
 import { DEFAULT_BASE_DIR, type KafkaState } from "./stack-state.js";
 

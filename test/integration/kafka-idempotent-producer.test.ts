@@ -97,7 +97,10 @@ async function readAll(cluster: KafkaClusterFixture, topic: string): Promise<str
     await Promise.race([
       done,
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`read ${values.length} of ${end} messages of ${topic}`)), 60_000);
+        timer = setTimeout(
+          () => reject(new Error(`read ${values.length} of ${end} messages of ${topic}`)),
+          60_000,
+        );
       }),
     ]);
     clearTimeout(timer);
@@ -113,7 +116,8 @@ function sequenceProblems(values: string[], expected: number): string[] {
   const seen = new Map<string, number>();
   for (const v of values) seen.set(v, (seen.get(v) ?? 0) + 1);
   const doubled = [...seen].filter(([, n]) => n > 1).map(([v]) => v);
-  if (doubled.length) problems.push(`${doubled.length} values appear more than once (e.g. ${doubled.slice(0, 5)})`);
+  if (doubled.length)
+    problems.push(`${doubled.length} values appear more than once (e.g. ${doubled.slice(0, 5)})`);
   const missing = [];
   for (let i = 0; i < expected; i++) if (!seen.has(String(i))) missing.push(i);
   if (missing.length) problems.push(`${missing.length} values are missing (e.g. ${missing.slice(0, 5)})`);
@@ -168,7 +172,9 @@ describe("kafka: a retried produce does not duplicate (3 brokers, kafkajs 2.2.4 
 
   it("control: without idempotence, a produce retried after a stalled follower appends the batch again", async () => {
     const { values, retries } = await stalledFollowerRun(false);
-    console.log(`non-idempotent, stalled follower: ${values.length} messages for 30 sent, ${retries} retries`);
+    console.log(
+      `non-idempotent, stalled follower: ${values.length} messages for 30 sent, ${retries} retries`,
+    );
     expect(retries).toBeGreaterThan(0);
     expect(values.length).toBeGreaterThan(30);
   }, 120_000);
@@ -176,7 +182,7 @@ describe("kafka: a retried produce does not duplicate (3 brokers, kafkajs 2.2.4 
   it("idempotent: the same retries leave each message once, in order", async () => {
     // Each attempt must be exact; at least one must really have been retried (a stall that the leader did
     // not wait for, e.g. a follower already out of the ISR, proves nothing, so it is tried again).
-    const attempts = [];
+    const attempts: { retries: number; problems: string[]; count: number }[] = [];
     for (let i = 0; i < 3 && !attempts.some((a) => a.retries > 0); i++) {
       const { values, retries } = await stalledFollowerRun(true);
       console.log(`idempotent, stalled follower: ${values.length} messages for 30 sent, ${retries} retries`);
@@ -202,7 +208,7 @@ describe("kafka: a retried produce does not duplicate (3 brokers, kafkajs 2.2.4 
     })().catch((err) => {
       sendError = err;
     });
-    const crashes = [];
+    const crashes: { node: number; restartMs: number }[] = [];
     try {
       for (let i = 0; i < 3; i++) {
         const before = sent;

@@ -87,7 +87,9 @@ export class KafkaClusterFixture {
         // metadata can fail while a node is restarting; the deadline bounds it.
       }
       if (Date.now() > deadline) {
-        throw new Error(`${topic} partition 0 not fully in sync after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+        throw new Error(
+          `${topic} partition 0 not fully in sync after ${timeoutMs} ms: ${JSON.stringify(last)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -4,6 +4,7 @@ import { SourceConfigurationError } from "../../../connectors/postgres-source/so
 import { SourceMigrationError } from "../../../connectors/postgres-source/source-migrator.js";
 import { requireSetting } from "../../config/config-loader.js";
 import { createKafka } from "../../kafka/kafka-client.js";
+import { TopicDurabilityError } from "../../kafka/topic-admin.js";
 import { sourceTopics } from "../../kafka/topic-names.js";
 import { createLogger } from "../../observability/logger.js";
 import type { Command } from "../command.js";
@@ -30,7 +31,11 @@ export const captureCommand: Command = {
       logger,
       metrics: { ...config.metrics, registry: metrics.registry },
       exitCodeOf: (err) =>
-        err instanceof SourceConfigurationError || err instanceof SourceMigrationError ? EXIT.setup : null,
+        err instanceof SourceConfigurationError ||
+        err instanceof SourceMigrationError ||
+        err instanceof TopicDurabilityError
+          ? EXIT.setup
+          : null,
     });
   },
 };
