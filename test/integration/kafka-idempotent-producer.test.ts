@@ -24,10 +24,13 @@ async function connectProducer(cluster: KafkaClusterFixture, idempotent: boolean
   const kafka = new Kafka({
     clientId: uniqueName("idem_test"),
     brokers: cluster.brokers,
-    // The capture's client settings (src/kafka/kafka-client.ts).
+    // The capture's client settings (src/kafka/kafka-client.ts), but a longer retry budget: on a loaded
+    // 2-core machine a failover (fence the dead node, elect a leader) measured over the capture's ~20 s, and
+    // this test is about what retries write, not how long they last. The capture itself ends its session
+    // when its budget runs out and resumes with a new producer (test/fault/kafka-leader-kill.test.ts).
     connectionTimeout: 5000,
     requestTimeout: 30000,
-    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5000 },
+    retry: { initialRetryTime: 200, retries: 20, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
     logCreator: () => (entry) => {
       if (entry.namespace === "Producer" && entry.level === logLevel.ERROR) retries++;
