@@ -7,7 +7,7 @@ import { errorPolicy } from "../../src/errors/error-policy.js";
 import { COMPRESSION } from "../../src/kafka/kafka-client.js";
 import type { ProduceAck } from "../../src/kafka/ordered-publisher.js";
 import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
-import { ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
+import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
@@ -101,7 +101,10 @@ export class CaptureService {
     const admin = this.deps.kafka.admin();
     await admin.connect();
     try {
-      await ensureSourceTopics(admin, this.topics);
+      const shortfalls = await ensureSourceTopics(admin, this.topics, this.deps.config.kafka ?? {});
+      for (const shortfall of shortfalls) {
+        logger.warn({ topic: shortfall.topic, ...shortfall.actual }, describeShortfall(shortfall));
+      }
       // Known before the first produce, so a restarted capture shows where the topic ends at once. Only
       // for the metric: a topic created a moment ago may have no leader yet, and the first ack sets it too.
       await partitionOffsets(admin, this.topics.data).then(
@@ -112,40 +115,49 @@ export class CaptureService {
     } finally {
       await admin.disconnect();
     }
-    const producer = this.deps.kafka.producer({
-      maxInFlightRequests: 1,
-      idempotent: false,
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
-    await producer.connect();
     logger.info({ topic: this.topics.data, schemas: this.topics.schemas }, "capture publishing");
     const identity = {
       sourceId: computeSourceId(source.systemIdentifier, source.databaseName),
       epoch: this.deps.config.epoch,
     };
-    const schemas = new SchemaPublisher(producer, this.topics.schemas, identity);
-    try {
-      while (!this.stopping) {
-        const startedAt = Date.now();
-        try {
-          await this.runSession(producer, schemas, identity);
-        } catch (err) {
-          this.deps.metrics.errors.inc({ kind: errorPolicy(err).kind });
-          if (!errorPolicy(err).retry && !this.slotMayBeFreed(err)) throw err;
-          if (this.stopping) break;
-          this.lastError = redactError(err);
-          this.deps.metrics.reconnects.inc();
-          const retryInMs = this.backoff.next(Date.now() - startedAt);
-          logger.warn(
-            { err, retryInMs },
-            "capture session ended; reconnecting from the slot's durable position",
-          );
-          await this.backoff.pause(retryInMs);
-        }
+    while (!this.stopping) {
+      const startedAt = Date.now();
+      // A fresh producer (so a fresh producer id) per session: after a failed send kafkajs hands the
+      // batch's sequence numbers out again, and if the broker had appended that batch after all, the next
+      // batch with the same numbers would be refused as out of sequence or, worse, acknowledged as a
+      // duplicate without being written. A new id starts a new sequence; the resent transactions are
+      // duplicates by commit LSN, which the applier skips.
+      const producer = this.deps.kafka.producer({
+        // Idempotent: a produce that kafkajs retries after the broker appended it is not written twice
+        // (measured against Kafka 4.1 with leader kills: test/integration/kafka-idempotent-producer.test.ts).
+        // Kafka requires acks=-1 (the publisher's) and at most 5 requests in flight; one keeps order simple.
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
+      try {
+        await producer.connect();
+        await this.runSession(
+          producer,
+          new SchemaPublisher(producer, this.topics.schemas, identity),
+          identity,
+        );
+      } catch (err) {
+        this.deps.metrics.errors.inc({ kind: errorPolicy(err).kind });
+        if (!errorPolicy(err).retry && !this.slotMayBeFreed(err)) throw err;
+        if (this.stopping) break;
+        this.lastError = redactError(err);
+        this.deps.metrics.reconnects.inc();
+        const retryInMs = this.backoff.next(Date.now() - startedAt);
+        logger.warn(
+          { err, retryInMs },
+          "capture session ended; reconnecting from the slot's durable position",
+        );
+        await this.backoff.pause(retryInMs);
+      } finally {
+        await producer.disconnect().catch(() => undefined);
       }
-    } finally {
-      await producer.disconnect().catch(() => undefined);
     }
   }
 

@@ -10,7 +10,7 @@ import { formatLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
-import { ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
+import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
@@ -131,7 +131,9 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
         };
       },
     );
-    await ensureSourceTopics(admin, options.newTopics);
+    for (const shortfall of await ensureSourceTopics(admin, options.newTopics, options.config.kafka ?? {})) {
+      options.logger.warn({ topic: shortfall.topic, ...shortfall.actual }, describeShortfall(shortfall));
+    }
 
     for (const other of options.others) {
       await withStandby(other.url, config, async (client) => {

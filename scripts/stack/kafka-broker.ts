@@ -70,6 +70,56 @@ export function writeLog4jConfig(dir: string, logFile: string): void {
   );
 }
 
+export interface BrokerPropertiesOptions {
+  nodeId: number;
+  port: number;
+  controllerPort: number;
+  dataDir: string;
+  /** The quorum line: bootstrap servers for one standalone node, static voters for a cluster. */
+  quorum: string;
+  /** Replication factor of Kafka's own topics (offsets, transactions, share state): at most the node count. */
+  internalReplicas: number;
+}
+
+/** server.properties of one combined broker+controller node of the dev/test stack. */
+export function brokerProperties(o: BrokerPropertiesOptions): string {
+  const internalMinIsr = Math.max(1, o.internalReplicas - 1);
+  return [
+    "# KRaft combined mode: a dev/test node for diffrelay",
+    "process.roles=broker,controller",
+    `node.id=${o.nodeId}`,
+    o.quorum,
+    `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}`,
+    "controller.listener.names=CONTROLLER",
+    "inter.broker.listener.name=PLAINTEXT",
+    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    `log.dirs=${o.dataDir}`,
+    // diffrelay creates its topics explicitly; an auto-created topic would hide a missing create.
+    "auto.create.topics.enable=false",
+    "num.partitions=1",
+    // Left at 1 even on a cluster: a topic created without an explicit replication factor shows up as RF 1.
+    "default.replication.factor=1",
+    `offsets.topic.replication.factor=${o.internalReplicas}`,
+    // Fewer offsets partitions than the default 50 so the first consumer group forms quickly on 2 cores.
+    "offsets.topic.num.partitions=8",
+    `transaction.state.log.replication.factor=${o.internalReplicas}`,
+    `transaction.state.log.min.isr=${internalMinIsr}`,
+    `share.coordinator.state.topic.replication.factor=${o.internalReplicas}`,
+    `share.coordinator.state.topic.min.isr=${internalMinIsr}`,
+    "group.initial.rebalance.delay.ms=0",
+    // After a kill -9 the restarted broker cannot re-register until its old session expires (default 9 s);
+    // fault tests crash it on purpose, so a shorter session keeps restarts quick (and, on a cluster, fences a
+    // dead leader sooner).
+    "broker.heartbeat.interval.ms=1000",
+    "broker.session.timeout.ms=4000",
+    // Whole source transactions can be large frames.
+    "message.max.bytes=4194304",
+    "replica.fetch.max.bytes=4194304",
+    "",
+  ].join("\n");
+}
+
 export async function initKafka(
   baseDir: string,
   version: string,
@@ -86,38 +136,14 @@ export async function initKafka(
   mkdirSync(join(baseDir, "logs"), { recursive: true });
   writeFileSync(
     join(dir, "server.properties"),
-    [
-      "# KRaft combined mode, one node: the dev/test broker for diffrelay",
-      "process.roles=broker,controller",
-      "node.id=1",
-      `controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
-      "controller.listener.names=CONTROLLER",
-      "inter.broker.listener.name=PLAINTEXT",
-      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-      `log.dirs=${join(dir, "data")}`,
-      // diffrelay creates its topics explicitly; an auto-created topic would hide a missing create.
-      "auto.create.topics.enable=false",
-      "num.partitions=1",
-      "default.replication.factor=1",
-      "offsets.topic.replication.factor=1",
-      // Fewer offsets partitions than the default 50 so the first consumer group forms quickly on 2 cores.
-      "offsets.topic.num.partitions=8",
-      "transaction.state.log.replication.factor=1",
-      "transaction.state.log.min.isr=1",
-      "share.coordinator.state.topic.replication.factor=1",
-      "share.coordinator.state.topic.min.isr=1",
-      "group.initial.rebalance.delay.ms=0",
-      // After a kill -9 the restarted broker cannot re-register until its old session expires (default 9 s);
-      // fault tests crash it on purpose, so a shorter session keeps restarts quick.
-      "broker.heartbeat.interval.ms=1000",
-      "broker.session.timeout.ms=4000",
-      // Whole source transactions can be large frames.
-      "message.max.bytes=4194304",
-      "replica.fetch.max.bytes=4194304",
-      "",
-    ].join("\n"),
+    brokerProperties({
+      nodeId: 1,
+      port,
+      controllerPort,
+      dataDir: join(dir, "data"),
+      quorum: `controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}`,
+      internalReplicas: 1,
+    }),
   );
   writeLog4jConfig(dir, logFile);
   const k: KafkaState = {
@@ -201,7 +227,7 @@ export async function startBroker(k: KafkaState): Promise<number> {
     const child = spawn(
       "java",
       [
-        "-Xmx512m",
+        `-Xmx${k.heapMb ?? 512}m`,
         "-Xms128m",
         "-XX:+UseG1GC",
         "-Djava.awt.headless=true",

@@ -27,6 +27,8 @@ export interface KafkaState {
   controllerPort: number;
   clusterId: string;
   logFile: string;
+  /** JVM heap (-Xmx) in MiB; 512 unless set (the nodes of a 3-broker cluster use less). */
+  heapMb?: number;
   pid?: number;
 }
 

@@ -20,6 +20,15 @@ const kafkaSchema = z.object({
       password: z.string(),
     })
     .optional(),
+  /**
+   * Replication factor of the topics diffrelay creates. Unset: min(3, brokers in the cluster), so that
+   * acks=all means copies on several brokers wherever there are several.
+   */
+  replicationFactor: z.number().int().min(1).max(32).optional(),
+  /** min.insync.replicas of those topics. Unset: replication factor - 1 (at least 1). */
+  minInsyncReplicas: z.number().int().min(1).max(32).optional(),
+  /** An existing topic below the configured durability stops the capture (exit 3) instead of a warning. */
+  requireDurability: z.boolean().default(false),
 });
 
 const captureSchema = z.object({

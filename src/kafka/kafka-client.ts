@@ -32,6 +32,9 @@ export function createKafka(settings: KafkaSettings, logger: Logger): kafkajs.Ka
       const { message, ...rest } = entry.log;
       const fields = { kafka: entry.namespace, ...rest };
       const text = redact(String(message));
+      // kafkajs warns whenever an idempotent producer has bounded retries. Bounded is deliberate: a send that
+      // still fails ends the capture session, which resumes from the slot with a new producer id.
+      if (text.startsWith("Limiting retries for the idempotent producer")) return logger.debug(fields, text);
       if (entry.level <= logLevel.ERROR) logger.error(fields, text);
       else if (entry.level === logLevel.WARN) logger.warn(fields, text);
       else logger.debug(fields, text);

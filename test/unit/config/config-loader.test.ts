@@ -35,6 +35,23 @@ describe("loadConfig", () => {
     );
   });
 
+  it("reads the topic durability settings from flags, environment and file", () => {
+    const config = loadConfig({
+      flags: { brokers: "k:9092", "kafka-replication-factor": "3", "kafka-require-durability": true },
+      env: { DIFFRELAY_KAFKA_MIN_INSYNC_REPLICAS: "2" },
+    });
+    expect(config.kafka?.replicationFactor).toBe(3);
+    expect(config.kafka?.minInsyncReplicas).toBe(2);
+    expect(config.kafka?.requireDurability).toBe(true);
+    const defaults = loadConfig({ flags: { config: yamlFile("kafka:\n  brokers: [k:9092]\n") }, env: {} });
+    expect(defaults.kafka?.replicationFactor).toBeUndefined();
+    expect(defaults.kafka?.minInsyncReplicas).toBeUndefined();
+    expect(defaults.kafka?.requireDurability).toBe(false);
+    expect(() =>
+      loadConfig({ flags: { brokers: "k:9092", "kafka-replication-factor": "0" }, env: {} }),
+    ).toThrow(/kafka\.replicationFactor/);
+  });
+
   it("rejects a number that is not one, naming the flag", () => {
     expect(() => loadConfig({ flags: { "linger-ms": "soon" }, env: {} })).toThrow(
       /capture\.lingerMs \(from --linger-ms\) is "soon"; expected a number/,
