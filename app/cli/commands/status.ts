@@ -7,6 +7,7 @@ import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
+import { KAFKA_CONNECTION, SOURCE_CONNECTION, STANDBY_CONNECTION, TOPIC_NAME } from "../setting-groups.js";
 import { topicDatabase } from "../topic-database.js";
 
 const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" && v !== "" ? v : null);
@@ -19,7 +20,29 @@ const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" &
  */
 export const statusCommand: Command = {
   summary: "show the source's slot lag and each standby's position and lag (--json, --watch)",
-  flags: { json: "boolean", watch: "boolean", "capture-status-url": "string", "apply-status-urls": "string" },
+  settings: [
+    ...SOURCE_CONNECTION,
+    ...STANDBY_CONNECTION,
+    "standbys",
+    ...KAFKA_CONNECTION,
+    ...TOPIC_NAME,
+    "capture.slot",
+    "logLevel",
+  ],
+  flags: {
+    json: { type: "boolean", description: "print the report as one JSON document" },
+    watch: { type: "boolean", description: "redraw every second until interrupted (on a terminal)" },
+    "capture-status-url": {
+      type: "string",
+      value: "url",
+      description: "the capture's /status URL, for its last error",
+    },
+    "apply-status-urls": {
+      type: "string",
+      value: "url,...",
+      description: "the appliers' /status URLs, for their last errors",
+    },
+  },
   async run({ config, flags }) {
     const standbys: StatusOptions["standbys"] = [];
     if (config.standby?.url) {
