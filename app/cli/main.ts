@@ -1,4 +1,3 @@
-import { ConfigError } from "../../src/config/config-error.js";
 import { loadConfig, requireSetting } from "../../src/config/config-loader.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { EXIT } from "../../src/errors/exit-codes.js";

@@ -8,6 +8,7 @@ import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
 import { KAFKA_CONNECTION, SOURCE_CONNECTION, STANDBY_CONNECTION, TOPIC_NAME } from "../setting-groups.js";
+import { standbyTargets } from "../standby-targets.js";
 import { topicDatabase } from "../topic-database.js";
 
 const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" && v !== "" ? v : null);
@@ -44,20 +45,7 @@ export const statusCommand: Command = {
     },
   },
   async run({ config, flags }) {
-    const standbys: StatusOptions["standbys"] = [];
-    if (config.standby?.url) {
-      standbys.push({
-        name: config.standby.name ?? "standby",
-        config: postgresClientConfig(config.standby.url, config.standby.tls),
-      });
-    }
-    for (const entry of config.standbys) {
-      const at = entry.indexOf("=");
-      standbys.push({
-        name: entry.slice(0, at),
-        config: postgresClientConfig(entry.slice(at + 1), config.standby?.tls),
-      });
-    }
+    const standbys: StatusOptions["standbys"] = standbyTargets(config);
     if (!config.source && standbys.length === 0) {
       throw new ConfigError(
         "config: status needs --source-url and/or standbys (--standby-url or --standbys)",
