@@ -263,8 +263,9 @@ export function missingAcls(needs: AclNeed[], resources: DescribeAclResource[]):
     (need.operation === AclOperationTypes.DESCRIBE && IMPLIES_DESCRIBE.has(operation));
   return needs.filter((need) => {
     const acls = resources.filter((r) => matches(need, r)).flatMap((r) => r.acls);
-    if (acls.some((a) => a.permissionType === AclPermissionTypes.DENY && covers(need, a.operation)))
-      return true;
+    // Implication works for ALLOW only: denying Read does not deny Describe.
+    const denies = (operation: number) => operation === AclOperationTypes.ALL || operation === need.operation;
+    if (acls.some((a) => a.permissionType === AclPermissionTypes.DENY && denies(a.operation))) return true;
     return !acls.some((a) => a.permissionType === AclPermissionTypes.ALLOW && covers(need, a.operation));
   });
 }
