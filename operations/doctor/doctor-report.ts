@@ -1,3 +1,5 @@
+import pg from "pg";
+
 export type CheckStatus = "ok" | "warn" | "fail";
 
 /** One line of doctor's report. */
@@ -34,6 +36,32 @@ export class CheckList {
     } catch (err) {
       this.add(check, "fail", `could not check: ${(err as Error).message}`);
     }
+  }
+}
+
+/**
+ * Connects as the configured role and runs `body`; a refused connection is the
+ * area's one failing check (nothing else can be checked), not an exception.
+ */
+export async function withConnection(
+  checks: CheckList,
+  config: pg.ClientConfig,
+  fix: string,
+  body: (client: pg.Client) => Promise<void>,
+): Promise<boolean> {
+  const client = new pg.Client({ ...config, connectionTimeoutMillis: 10_000 });
+  try {
+    await client.connect();
+  } catch (err) {
+    checks.add("connect", "fail", `cannot connect: ${(err as Error).message}`, fix);
+    await client.end().catch(() => undefined);
+    return false;
+  }
+  try {
+    await body(client);
+    return true;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 

@@ -3,7 +3,7 @@ import type { RelationMessage } from "../../connectors/postgres-source/pgoutput/
 import { loadRelationSchema } from "../../connectors/postgres-source/source-catalog.js";
 import { parseTableName } from "../../connectors/postgres-source/source-migrator.js";
 import type { RelationSchema, ReplicaIdentity } from "../../src/change/relation-schema.js";
-import { CheckList, formatBytes } from "./doctor-report.js";
+import { CheckList, formatBytes, withConnection } from "./doctor-report.js";
 
 export interface SourceCheckOptions {
   config: pg.ClientConfig;
@@ -25,30 +25,16 @@ const IDENTITY: Record<string, ReplicaIdentity> = { d: "default", f: "full", i: 
 /** Checks one source against what the capture needs, as the configured capture role. */
 export async function checkSource(options: SourceCheckOptions): Promise<SourceFindings> {
   const checks = new CheckList("source");
-  const client = new pg.Client({ ...options.config, connectionTimeoutMillis: 10_000 });
-  try {
-    await client.connect();
-  } catch (err) {
-    checks.add(
-      "connect",
-      "fail",
-      `cannot connect: ${(err as Error).message}`,
-      "check source.url and pg_hba.conf",
-    );
-    return { checks, tables: null };
-  }
-  try {
+  let tables: RelationSchema[] | null = null;
+  await withConnection(checks, options.config, "check source.url and pg_hba.conf", async (client) => {
     const role = await checkServer(client, checks);
     await checkSlots(client, checks, options.slot);
     await checks.run("replication connection", () => checkReplicationConnection(options.config, checks));
-    let tables: RelationSchema[] | null = null;
     await checks.run("tables", async () => {
       tables = await checkTables(client, checks, options, role);
     });
-    return { checks, tables };
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
+  return { checks, tables };
 }
 
 interface RoleFacts {

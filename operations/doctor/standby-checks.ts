@@ -1,4 +1,4 @@
-import pg from "pg";
+import type pg from "pg";
 import { SchemaDriftError } from "../../connectors/postgres-standby/drift-error.js";
 import { TableMappings } from "../../connectors/postgres-standby/planning/table-mapping.js";
 import { readPosition } from "../../connectors/postgres-standby/position-store.js";
@@ -9,7 +9,7 @@ import {
 } from "../../connectors/postgres-standby/standby-catalog.js";
 import type { RelationSchema } from "../../src/change/relation-schema.js";
 import type { TopicOffsets } from "../../src/kafka/topic-admin.js";
-import { CheckList } from "./doctor-report.js";
+import { CheckList, withConnection } from "./doctor-report.js";
 
 export interface StandbyCheckOptions {
   name: string;
@@ -26,27 +26,13 @@ const TABLE_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"];
 /** Checks one standby as the configured apply role: privileges, table definitions, position. */
 export async function checkStandby(options: StandbyCheckOptions): Promise<CheckList> {
   const checks = new CheckList(`standby ${options.name}`);
-  const client = new pg.Client({ ...options.config, connectionTimeoutMillis: 10_000 });
-  try {
-    await client.connect();
-  } catch (err) {
-    checks.add(
-      "connect",
-      "fail",
-      `cannot connect: ${(err as Error).message}`,
-      "check the standby's URL and pg_hba.conf",
-    );
-    return checks;
-  }
-  try {
+  await withConnection(checks, options.config, "check the standby's URL and pg_hba.conf", async (client) => {
     await checks.run("apply role", () => checkRole(client, checks));
     if (options.tables === null)
       checks.add("tables", "warn", "not compared: the source's tables are unknown", "give --source-url");
     else await checks.run("tables", () => checkTables(client, checks, options.tables ?? []));
     await checks.run("position", () => checkPosition(client, checks, options));
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
   return checks;
 }
 

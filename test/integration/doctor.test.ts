@@ -2,13 +2,10 @@
 // breakage fails with its own line (a standby missing a table, an apply role without SET on
 // session_replication_role, a data topic with 2 partitions, a standby position below the topic's earliest
 // offset, a source with wal_level replica).
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import kafkajs from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPostgres, startStack, stopPostgres, stopStack } from "../../scripts/stack/index.js";
 import { spawnDiffrelay } from "../support/child-process.js";
+import { withReplicaWalSource } from "../support/replica-wal-source.js";
 import { ReplicationPipeline, stopProcess } from "../support/replication-pipeline.js";
 import { runSql, testServices, uniqueName } from "../support/services.js";
 import { deleteTopics } from "../support/topic-reader.js";
@@ -191,13 +188,7 @@ describe("diffrelay doctor", () => {
   });
 
   it("fails a source whose wal_level is not logical", async () => {
-    const baseDir = mkdtempSync(join(tmpdir(), "diffrelay-stack-doctor-"));
-    try {
-      const up = await startStack({ baseDir, clusters: ["primary"], kafka: false, log: () => undefined });
-      const url = up.env.DIFFRELAY_SOURCE_URL as string;
-      await runSql(url, "ALTER SYSTEM SET wal_level = replica");
-      await stopPostgres("primary", "fast", { baseDir });
-      await startPostgres("primary", { baseDir });
+    await withReplicaWalSource(async (url) => {
       const broken = await doctor(["--source-url", url, "--topic", uniqueName("doctor_wal")]);
       expect(broken.code, broken.output).toBe(EXIT_SETUP);
       expect(failLines(broken.output)).toContainEqual(
@@ -205,8 +196,6 @@ describe("diffrelay doctor", () => {
           /^fail .*source +wal_level: replica: logical decoding needs logical; fix: ALTER SYSTEM SET wal_level = logical/,
         ),
       );
-    } finally {
-      await stopStack({ baseDir, purge: true });
-    }
+    });
   });
 });
