@@ -1,27 +1,43 @@
-import { parseArgs } from "node:util";
-import { ConfigError } from "../../src/config/config-error.js";
-import { loadConfig } from "../../src/config/config-loader.js";
-import { SETTINGS } from "../../src/config/settings.js";
+import { loadConfig, requireSetting } from "../../src/config/config-loader.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { EXIT } from "../../src/errors/exit-codes.js";
 import { redactError } from "../../src/observability/redact.js";
+import { parseCommandLine } from "./arguments.js";
 import { COMMANDS } from "./commands/index.js";
+import { bashCompletion, zshCompletion } from "./completion.js";
+import { commandHelp, rootUsage } from "./help.js";
+import { diffrelayVersion } from "./version.js";
 
-const USAGE = `usage: diffrelay <command> [options]
-
-commands:
-${Object.entries(COMMANDS)
-  .map(([name, command]) => `  ${name.padEnd(10)} ${command.summary}`)
-  .join("\n")}
-
-Every setting can come from --config FILE (YAML), an environment variable, or a flag;
-flags win over the environment, which wins over the file. See docs/operations.md.`;
+const USAGE = rootUsage(COMMANDS);
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "help" || name === "--help" || name === "-h") {
+    const about = name === "help" ? rest[0] : undefined;
+    if (about !== undefined) {
+      const command = COMMANDS[about];
+      if (!command) {
+        console.error(`diffrelay help: unknown command ${JSON.stringify(about)}\n\n${USAGE}`);
+        return EXIT.config;
+      }
+      console.log(commandHelp(about, command));
+      return EXIT.ok;
+    }
     console.log(USAGE);
     return name ? EXIT.ok : EXIT.config;
+  }
+  if (name === "--version" || name === "-V") {
+    console.log(diffrelayVersion());
+    return EXIT.ok;
+  }
+  if (name === "completion") {
+    const shell = rest.length === 1 ? rest[0] : undefined;
+    if (shell !== "bash" && shell !== "zsh") {
+      console.error("usage: diffrelay completion bash|zsh");
+      return EXIT.config;
+    }
+    process.stdout.write(shell === "bash" ? bashCompletion(COMMANDS) : zshCompletion(COMMANDS));
+    return EXIT.ok;
   }
   const command = COMMANDS[name];
   if (!command) {
@@ -29,17 +45,14 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.config;
   }
   try {
-    const options: Record<string, { type: "string" | "boolean" }> = { config: { type: "string" } };
-    for (const s of SETTINGS) options[s.flag] = { type: s.kind === "boolean" ? "boolean" : "string" };
-    for (const [flag, type] of Object.entries(command.flags ?? {})) options[flag] = { type };
-    let parsed: ReturnType<typeof parseArgs>;
-    try {
-      parsed = parseArgs({ args: rest, options, allowPositionals: false, strict: true });
-    } catch (err) {
-      throw new ConfigError(`diffrelay ${name}: ${(err as Error).message}`);
+    const line = parseCommandLine(name, command, rest, COMMANDS);
+    if (line.help) {
+      console.log(commandHelp(name, command));
+      return EXIT.ok;
     }
-    const flags = parsed.values as Record<string, string | boolean | undefined>;
+    const flags = line.flags;
     const config = loadConfig({ flags, env: process.env });
+    for (const path of command.required ?? []) requireSetting(settingValue(config, path), path);
     return await command.run({ config, flags });
   } catch (err) {
     const { kind, exitCode } = errorPolicy(err);
@@ -47,4 +60,13 @@ export async function main(argv: string[]): Promise<number> {
     console.error(kind === "configuration" ? redactError(err) : `diffrelay ${name}: ${redactError(err)}`);
     return exitCode;
   }
+}
+
+function settingValue(config: object, path: string): unknown {
+  let node: unknown = config;
+  for (const part of path.split(".")) {
+    if (node === null || typeof node !== "object") return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
 }

@@ -1,4 +1,5 @@
 import type { ClientBase } from "pg";
+import type { RelationSchema } from "../../src/change/relation-schema.js";
 import { SchemaDriftError } from "./drift-error.js";
 
 export interface TargetColumn {
@@ -172,4 +173,29 @@ export class StandbyCatalog {
   invalidateAll(): void {
     this.tables.clear();
   }
+}
+
+export interface ColumnTypeDifference {
+  column: string;
+  source: string;
+  standby: string;
+}
+
+/**
+ * Columns whose type on the standby is not the source's, modifiers aside
+ * (varchar(3) against varchar(5) is a value problem, not a definition one).
+ * The applier names them when the standby rejects a value; doctor reports them
+ * before anything is applied.
+ */
+export function columnTypeDifferences(source: RelationSchema, target: TargetTable): ColumnTypeDifference[] {
+  const baseType = (name: string) => name.replace(/\(.*\)/, "").trim();
+  return source.columns.flatMap((column) => {
+    const standby = target.columnsByName.get(column.name);
+    if (!standby) return [];
+    const type = baseType(column.typeName);
+    // The source qualifies types outside pg_catalog; the standby's typeName
+    // follows its search_path, its castType does not.
+    if (type === baseType(standby.typeName) || type === standby.castType) return [];
+    return [{ column: column.name, source: column.typeName, standby: standby.typeName }];
+  });
 }

@@ -7,7 +7,7 @@ import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from ".
 import type { PlannedStatement, ResolvedRelation } from "./planning/planned-statement.js";
 import { planChangeByChange, planStatements } from "./planning/statement-planner.js";
 import { TableMappings } from "./planning/table-mapping.js";
-import { StandbyCatalog } from "./standby-catalog.js";
+import { type ColumnTypeDifference, columnTypeDifferences, StandbyCatalog } from "./standby-catalog.js";
 
 export interface TransactionApplierOptions {
   /** The source's definition of a relation version (from the schema topic). */
@@ -396,19 +396,9 @@ interface Segment {
 }
 
 /** Columns of one table whose type on the standby is not the source's (modifiers aside). */
-function typeDifferences(
-  segment: Segment,
-  schema: string,
-  table: string,
-): { column: string; source: string; standby: string }[] {
-  const baseType = (name: string) => name.replace(/\(.*\)/, "").trim();
+function typeDifferences(segment: Segment, schema: string, table: string): ColumnTypeDifference[] {
   for (const { source, target } of segment.resolved.values()) {
-    if (target.schema !== schema || target.table !== table) continue;
-    return source.columns.flatMap((column) => {
-      const standby = target.columnsByName.get(column.name);
-      if (!standby || baseType(standby.typeName) === baseType(column.typeName)) return [];
-      return [{ column: column.name, source: column.typeName, standby: standby.typeName }];
-    });
+    if (target.schema === schema && target.table === table) return columnTypeDifferences(source, target);
   }
   return [];
 }

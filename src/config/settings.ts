@@ -1,7 +1,11 @@
 /**
  * Every configuration key that can be set outside the YAML file, with its
- * environment variable and its flag. Operators script against these names, so
- * they are listed once, here, and documented in docs/operations.md.
+ * environment variable, its flag and what it means. Operators script against
+ * these names, so they are listed once, here: the loader reads them, each
+ * command's --help and the shell completions are generated from them, and
+ * docs/operations.md lists them. Defaults and allowed values come from the zod
+ * schema (setting-schema.ts), never from here. Which command reads which
+ * setting is declared by the command (app/cli/commands/).
  */
 export type SettingKind = "string" | "number" | "boolean" | "list";
 
@@ -11,74 +15,261 @@ export interface Setting {
   env: string;
   flag: string;
   kind: SettingKind;
+  /** One line for --help: what the setting means, not its default. */
+  description: string;
 }
 
-function setting(path: string, env: string, flag: string, kind: SettingKind = "string"): Setting {
-  return { path, env, flag, kind };
+function setting(path: string, env: string, flag: string, kind: SettingKind, description: string): Setting {
+  return { path, env, flag, kind, description };
 }
 
 export const SETTINGS: readonly Setting[] = [
-  setting("source.url", "DIFFRELAY_SOURCE_URL", "source-url"),
-  setting("source.tls.caFile", "DIFFRELAY_SOURCE_TLS_CA_FILE", "source-tls-ca-file"),
-  setting("kafka.brokers", "DIFFRELAY_KAFKA_BROKERS", "brokers", "list"),
-  setting("kafka.clientId", "DIFFRELAY_KAFKA_CLIENT_ID", "kafka-client-id"),
-  setting("kafka.tls.enabled", "DIFFRELAY_KAFKA_TLS", "kafka-tls", "boolean"),
-  setting("kafka.tls.caFile", "DIFFRELAY_KAFKA_TLS_CA_FILE", "kafka-tls-ca-file"),
-  setting("kafka.sasl.mechanism", "DIFFRELAY_KAFKA_SASL_MECHANISM", "kafka-sasl-mechanism"),
-  setting("kafka.sasl.username", "DIFFRELAY_KAFKA_SASL_USERNAME", "kafka-sasl-username"),
-  setting("kafka.sasl.password", "DIFFRELAY_KAFKA_SASL_PASSWORD", "kafka-sasl-password"),
+  setting(
+    "source.url",
+    "DIFFRELAY_SOURCE_URL",
+    "source-url",
+    "string",
+    "the primary's URL, postgres://user:pw@host:5432/db (apply reads only its database, for the topic name)",
+  ),
+  setting(
+    "source.tls.caFile",
+    "DIFFRELAY_SOURCE_TLS_CA_FILE",
+    "source-tls-ca-file",
+    "string",
+    "PEM CA bundle the source's server certificate must chain to",
+  ),
+  setting(
+    "kafka.brokers",
+    "DIFFRELAY_KAFKA_BROKERS",
+    "brokers",
+    "list",
+    "Kafka bootstrap brokers, host:port,...",
+  ),
+  setting(
+    "kafka.clientId",
+    "DIFFRELAY_KAFKA_CLIENT_ID",
+    "kafka-client-id",
+    "string",
+    "Kafka client id, shown in broker logs and quotas",
+  ),
+  setting("kafka.tls.enabled", "DIFFRELAY_KAFKA_TLS", "kafka-tls", "boolean", "connect to Kafka over TLS"),
+  setting(
+    "kafka.tls.caFile",
+    "DIFFRELAY_KAFKA_TLS_CA_FILE",
+    "kafka-tls-ca-file",
+    "string",
+    "PEM CA bundle the brokers' certificates must chain to",
+  ),
+  setting(
+    "kafka.sasl.mechanism",
+    "DIFFRELAY_KAFKA_SASL_MECHANISM",
+    "kafka-sasl-mechanism",
+    "string",
+    "SASL mechanism",
+  ),
+  setting(
+    "kafka.sasl.username",
+    "DIFFRELAY_KAFKA_SASL_USERNAME",
+    "kafka-sasl-username",
+    "string",
+    "SASL user name",
+  ),
+  setting(
+    "kafka.sasl.password",
+    "DIFFRELAY_KAFKA_SASL_PASSWORD",
+    "kafka-sasl-password",
+    "string",
+    "SASL password (prefer the environment variable: flags show in ps)",
+  ),
   setting(
     "kafka.replicationFactor",
     "DIFFRELAY_KAFKA_REPLICATION_FACTOR",
     "kafka-replication-factor",
     "number",
+    "replication factor of the topics the capture creates (unset: min(3, brokers))",
   ),
   setting(
     "kafka.minInsyncReplicas",
     "DIFFRELAY_KAFKA_MIN_INSYNC_REPLICAS",
     "kafka-min-insync-replicas",
     "number",
+    "min.insync.replicas of the topics the capture creates (unset: replication factor - 1, at least 1)",
   ),
   setting(
     "kafka.requireDurability",
     "DIFFRELAY_KAFKA_REQUIRE_DURABILITY",
     "kafka-require-durability",
     "boolean",
+    "refuse to start (exit 3) when an existing topic's replication factor or min ISR is below the above",
   ),
-  setting("topicPrefix", "DIFFRELAY_TOPIC_PREFIX", "topic-prefix"),
-  setting("topic", "DIFFRELAY_TOPIC", "topic"),
-  setting("epoch", "DIFFRELAY_EPOCH", "epoch", "number"),
-  setting("standby.name", "DIFFRELAY_STANDBY_NAME", "standby-name"),
-  setting("standby.url", "DIFFRELAY_STANDBY_URL", "standby-url"),
-  setting("standby.tls.caFile", "DIFFRELAY_STANDBY_TLS_CA_FILE", "standby-tls-ca-file"),
-  setting("capture.publication", "DIFFRELAY_PUBLICATION", "publication"),
-  setting("capture.slot", "DIFFRELAY_SLOT", "slot"),
-  setting("capture.tables", "DIFFRELAY_TABLES", "tables", "list"),
-  setting("capture.schemas", "DIFFRELAY_SCHEMAS", "schemas", "list"),
-  setting("capture.compression", "DIFFRELAY_COMPRESSION", "compression"),
-  setting("capture.maxMessageBytes", "DIFFRELAY_MAX_MESSAGE_BYTES", "max-message-bytes", "number"),
-  setting("capture.lingerMs", "DIFFRELAY_LINGER_MS", "linger-ms", "number"),
-  setting("capture.maxPendingBytes", "DIFFRELAY_MAX_PENDING_BYTES", "max-pending-bytes", "number"),
+  setting(
+    "topicPrefix",
+    "DIFFRELAY_TOPIC_PREFIX",
+    "topic-prefix",
+    "string",
+    "data topic is <prefix>.<source database> unless --topic is set",
+  ),
+  setting(
+    "topic",
+    "DIFFRELAY_TOPIC",
+    "topic",
+    "string",
+    "the data topic's name, instead of <prefix>.<database>",
+  ),
+  setting(
+    "epoch",
+    "DIFFRELAY_EPOCH",
+    "epoch",
+    "number",
+    "source epoch, one more after each promote; from 1 on topics end in .e<epoch>",
+  ),
+  setting(
+    "standby.name",
+    "DIFFRELAY_STANDBY_NAME",
+    "standby-name",
+    "string",
+    "the standby's name: its consumer group, metrics label and position owner",
+  ),
+  setting(
+    "standby.url",
+    "DIFFRELAY_STANDBY_URL",
+    "standby-url",
+    "string",
+    "the standby's connection URL, as the apply role",
+  ),
+  setting(
+    "standby.tls.caFile",
+    "DIFFRELAY_STANDBY_TLS_CA_FILE",
+    "standby-tls-ca-file",
+    "string",
+    "PEM CA bundle the standby's server certificate must chain to",
+  ),
+  setting(
+    "capture.publication",
+    "DIFFRELAY_PUBLICATION",
+    "publication",
+    "string",
+    "publication the capture reads (created if missing)",
+  ),
+  setting(
+    "capture.slot",
+    "DIFFRELAY_SLOT",
+    "slot",
+    "string",
+    "logical replication slot the capture streams (created if missing)",
+  ),
+  setting(
+    "capture.tables",
+    "DIFFRELAY_TABLES",
+    "tables",
+    "list",
+    "tables to publish, schema.table,...; none (and no --schemas) means all tables",
+  ),
+  setting(
+    "capture.schemas",
+    "DIFFRELAY_SCHEMAS",
+    "schemas",
+    "list",
+    "schemas to publish every table of (PostgreSQL 15+, superuser)",
+  ),
+  setting("capture.compression", "DIFFRELAY_COMPRESSION", "compression", "string", "Kafka batch compression"),
+  setting(
+    "capture.maxMessageBytes",
+    "DIFFRELAY_MAX_MESSAGE_BYTES",
+    "max-message-bytes",
+    "number",
+    "a Kafka message is closed at this size; larger transactions are chunked",
+  ),
+  setting(
+    "capture.lingerMs",
+    "DIFFRELAY_LINGER_MS",
+    "linger-ms",
+    "number",
+    "how long frames may wait for more frames before they are sent",
+  ),
+  setting(
+    "capture.maxPendingBytes",
+    "DIFFRELAY_MAX_PENDING_BYTES",
+    "max-pending-bytes",
+    "number",
+    "frames waiting for Kafka before the replication socket is paused",
+  ),
   setting(
     "capture.heartbeatIntervalMs",
     "DIFFRELAY_HEARTBEAT_INTERVAL_MS",
     "heartbeat-interval-ms",
     "number",
+    "interval of heartbeats and sequence positions on the topic",
   ),
-  setting("apply.maxRowsPerTransaction", "DIFFRELAY_APPLY_MAX_ROWS", "apply-max-rows", "number"),
-  setting("apply.maxGroupMs", "DIFFRELAY_APPLY_MAX_GROUP_MS", "apply-max-group-ms", "number"),
+  setting(
+    "apply.maxRowsPerTransaction",
+    "DIFFRELAY_APPLY_MAX_ROWS",
+    "apply-max-rows",
+    "number",
+    "rows at most in one standby transaction grouping source transactions",
+  ),
+  setting(
+    "apply.maxGroupMs",
+    "DIFFRELAY_APPLY_MAX_GROUP_MS",
+    "apply-max-group-ms",
+    "number",
+    "how long such a group may stay open",
+  ),
   setting(
     "apply.maxRowsPerStatement",
     "DIFFRELAY_APPLY_MAX_ROWS_PER_STATEMENT",
     "apply-max-rows-per-statement",
     "number",
+    "rows at most in one batched statement",
   ),
-  setting("apply.onDrift", "DIFFRELAY_ON_DRIFT", "on-drift"),
-  setting("apply.deadLetterTopic", "DIFFRELAY_DEAD_LETTER_TOPIC", "dead-letter-topic"),
-  setting("seed.parallel", "DIFFRELAY_SEED_PARALLEL", "parallel", "number"),
-  setting("seed.rangeRows", "DIFFRELAY_SEED_RANGE_ROWS", "seed-range-rows", "number"),
-  setting("standbys", "DIFFRELAY_STANDBYS", "standbys", "list"),
-  setting("metrics.host", "DIFFRELAY_METRICS_HOST", "metrics-host"),
-  setting("metrics.port", "DIFFRELAY_METRICS_PORT", "metrics-port", "number"),
-  setting("logLevel", "DIFFRELAY_LOG_LEVEL", "log-level"),
+  setting(
+    "apply.onDrift",
+    "DIFFRELAY_ON_DRIFT",
+    "on-drift",
+    "string",
+    "on drift (the standby is not a copy): stop, or log and go on",
+  ),
+  setting(
+    "apply.deadLetterTopic",
+    "DIFFRELAY_DEAD_LETTER_TOPIC",
+    "dead-letter-topic",
+    "string",
+    "send messages that do not decode here instead of stopping",
+  ),
+  setting(
+    "seed.parallel",
+    "DIFFRELAY_SEED_PARALLEL",
+    "parallel",
+    "number",
+    "tables (or ranges of large tables) copied at once",
+  ),
+  setting(
+    "seed.rangeRows",
+    "DIFFRELAY_SEED_RANGE_ROWS",
+    "seed-range-rows",
+    "number",
+    "tables estimated above this many rows are copied in ctid ranges of this size",
+  ),
+  setting(
+    "standbys",
+    "DIFFRELAY_STANDBYS",
+    "standbys",
+    "list",
+    "every standby of the deployment, name=url,...",
+  ),
+  setting(
+    "metrics.host",
+    "DIFFRELAY_METRICS_HOST",
+    "metrics-host",
+    "string",
+    "address of the /metrics, /healthz and /status server",
+  ),
+  setting(
+    "metrics.port",
+    "DIFFRELAY_METRICS_PORT",
+    "metrics-port",
+    "number",
+    "port of that server; 0 picks a free one (logged at start)",
+  ),
+  setting("logLevel", "DIFFRELAY_LOG_LEVEL", "log-level", "string", "log level"),
 ];

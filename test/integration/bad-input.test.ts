@@ -7,8 +7,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { startPostgres, startStack, stopPostgres, stopStack } from "../../scripts/stack/index.js";
 import { spawnDiffrelay } from "../support/child-process.js";
+import { withReplicaWalSource } from "../support/replica-wal-source.js";
 import { ReplicationPipeline, tail } from "../support/replication-pipeline.js";
 import { runSql, testServices } from "../support/services.js";
 
@@ -24,13 +24,7 @@ describe("bad input", () => {
   });
 
   it("refuses a source whose wal_level is not logical, naming the setting, with exit 3", async () => {
-    const baseDir = mkdtempSync(join(tmpdir(), "diffrelay-stack-wal-"));
-    try {
-      const up = await startStack({ baseDir, clusters: ["primary"], kafka: false, log: () => undefined });
-      const url = up.env.DIFFRELAY_SOURCE_URL as string;
-      await runSql(url, "ALTER SYSTEM SET wal_level = replica");
-      await stopPostgres("primary", "fast", { baseDir });
-      await startPostgres("primary", { baseDir });
+    await withReplicaWalSource(async (url) => {
       const capture = spawnDiffrelay(
         ["capture", "--source-url", url, "--brokers", testServices().kafkaBrokers.join(",")],
         {},
@@ -38,9 +32,7 @@ describe("bad input", () => {
       const exit = await capture.exited;
       expect(exit.code, capture.output()).toBe(EXIT_SETUP);
       expect(capture.output()).toMatch(/wal_level is replica; set wal_level = logical/);
-    } finally {
-      await stopStack({ baseDir, purge: true });
-    }
+    });
   });
 
   it("keeps FULL identity, and says so, for a key-less table configured for DEFAULT; it still replicates", async () => {

@@ -27,4 +27,18 @@ describe("diffrelay CLI configuration errors", () => {
     await child.exited;
     expect(child.output()).not.toContain("sup3rsecret");
   });
+
+  it("answers --help, -h and --version, and refuses a flag the command does not read", async () => {
+    for (const flag of ["--help", "-h"]) {
+      const help = spawnDiffrelay(["seed", flag], {});
+      expect((await help.exited).code).toBe(0);
+      expect(help.output()).toMatch(/--parallel <n>\s+DIFFRELAY_SEED_PARALLEL\s+4/);
+    }
+    const version = spawnDiffrelay(["--version"], {});
+    expect((await version.exited).code).toBe(0);
+    expect(version.output().trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const unused = spawnDiffrelay(["seed", "--metrics-port", "9"], {});
+    expect((await unused.exited).code).toBe(2);
+    expect(unused.output()).toMatch(/--metrics-port is not used by seed; it is used by capture, apply/);
+  });
 });

@@ -6,10 +6,25 @@ import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
 import { runService } from "../service-runner.js";
+import { KAFKA_CONNECTION, METRICS_SERVER, STANDBY_CONNECTION, TOPIC_NAME } from "../setting-groups.js";
 import { topicDatabase } from "../topic-database.js";
 
 export const applyCommand: Command = {
   summary: "consume the source's topic and apply it to one standby, exactly once",
+  settings: [
+    ...STANDBY_CONNECTION,
+    "source.url",
+    ...KAFKA_CONNECTION,
+    ...TOPIC_NAME,
+    "apply.maxRowsPerTransaction",
+    "apply.maxGroupMs",
+    "apply.maxRowsPerStatement",
+    "apply.onDrift",
+    "apply.deadLetterTopic",
+    ...METRICS_SERVER,
+    "logLevel",
+  ],
+  required: ["standby.name", "standby.url", "kafka.brokers"],
   async run({ config }) {
     const standbyName = requireSetting(config.standby?.name, "standby.name");
     const standbyUrl = requireSetting(config.standby?.url, "standby.url");

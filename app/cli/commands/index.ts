@@ -1,6 +1,7 @@
 import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
 import { captureCommand } from "./capture.js";
+import { doctorCommand } from "./doctor.js";
 import { migrateCommand } from "./migrate.js";
 import { promoteCommand } from "./promote.js";
 import { seedCommand } from "./seed.js";
@@ -15,4 +16,5 @@ export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   status: statusCommand,
   promote: promoteCommand,
+  doctor: doctorCommand,
 };

@@ -5,9 +5,11 @@ import { postgresClientConfig } from "../../../src/config/postgres-connection.js
 import { EXIT } from "../../../src/errors/exit-codes.js";
 import { loadMigrations, runMigrations } from "../../../src/migrations/migration-runner.js";
 import type { Command } from "../command.js";
+import { PUBLICATION, PUBLISHED_TABLES, SOURCE_CONNECTION } from "../setting-groups.js";
 
 export const migrateCommand: Command = {
   summary: "apply the versioned setup to the source (publication, slot, identity) and/or the standby",
+  settings: [...SOURCE_CONNECTION, ...PUBLICATION, ...PUBLISHED_TABLES, "standby.url", "standby.tls.caFile"],
   async run({ config }) {
     if (!config.source && !config.standby?.url) {
       throw new ConfigError("config: migrate needs source.url (--source-url) or standby.url (--standby-url)");

@@ -7,6 +7,15 @@ import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { redact } from "../../../src/observability/redact.js";
 import type { Command } from "../command.js";
+import {
+  KAFKA_CONNECTION,
+  KAFKA_DURABILITY,
+  PUBLICATION,
+  PUBLISHED_TABLES,
+  SOURCE_CONNECTION,
+  STANDBY_CONNECTION,
+  TOPIC_NAME,
+} from "../setting-groups.js";
 import { topicDatabase } from "../topic-database.js";
 
 /**
@@ -17,7 +26,27 @@ import { topicDatabase } from "../topic-database.js";
 export const promoteCommand: Command = {
   summary:
     "fail over (or switch over) to a standby: drain, advance sequences, make it the source, re-point the others",
-  flags: { "capture-status-url": "string", json: "boolean" },
+  settings: [
+    ...SOURCE_CONNECTION,
+    ...STANDBY_CONNECTION,
+    "standbys",
+    ...KAFKA_CONNECTION,
+    ...KAFKA_DURABILITY,
+    ...TOPIC_NAME,
+    ...PUBLICATION,
+    ...PUBLISHED_TABLES,
+    "logLevel",
+  ],
+  required: ["standby.name", "standby.url", "kafka.brokers"],
+  flags: {
+    "capture-status-url": {
+      type: "string",
+      value: "url",
+      description:
+        "the capture's /status URL, for the old primary's last known slot lag when it is unreachable",
+    },
+    json: { type: "boolean", description: "print the report as one JSON document" },
+  },
   async run({ config, flags }) {
     const name = requireSetting(config.standby?.name, "standby.name");
     const url = requireSetting(config.standby?.url, "standby.url");

@@ -6,6 +6,13 @@ import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
+import {
+  KAFKA_CONNECTION,
+  PUBLICATION,
+  SOURCE_CONNECTION,
+  STANDBY_CONNECTION,
+  TOPIC_NAME,
+} from "../setting-groups.js";
 import { topicDatabase } from "../topic-database.js";
 
 /**
@@ -16,7 +23,24 @@ import { topicDatabase } from "../topic-database.js";
  */
 export const seedCommand: Command = {
   summary: "copy the published tables to a standby from one snapshot and record its exact position",
-  flags: { "create-schema": "boolean" },
+  settings: [
+    ...SOURCE_CONNECTION,
+    ...STANDBY_CONNECTION,
+    ...KAFKA_CONNECTION,
+    ...TOPIC_NAME,
+    ...PUBLICATION,
+    "seed.parallel",
+    "seed.rangeRows",
+    "logLevel",
+  ],
+  required: ["source.url", "standby.name", "standby.url", "kafka.brokers"],
+  flags: {
+    "create-schema": {
+      type: "boolean",
+      description:
+        "create tables missing on the standby from the primary's definitions (pg_dump --schema-only)",
+    },
+  },
   async run({ config, flags }) {
     const source = requireSetting(config.source, "source.url");
     const standbyName = requireSetting(config.standby?.name, "standby.name");

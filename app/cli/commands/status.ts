@@ -7,6 +7,8 @@ import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Command } from "../command.js";
+import { KAFKA_CONNECTION, SOURCE_CONNECTION, STANDBY_CONNECTION, TOPIC_NAME } from "../setting-groups.js";
+import { standbyTargets } from "../standby-targets.js";
 import { topicDatabase } from "../topic-database.js";
 
 const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" && v !== "" ? v : null);
@@ -19,22 +21,31 @@ const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" &
  */
 export const statusCommand: Command = {
   summary: "show the source's slot lag and each standby's position and lag (--json, --watch)",
-  flags: { json: "boolean", watch: "boolean", "capture-status-url": "string", "apply-status-urls": "string" },
+  settings: [
+    ...SOURCE_CONNECTION,
+    ...STANDBY_CONNECTION,
+    "standbys",
+    ...KAFKA_CONNECTION,
+    ...TOPIC_NAME,
+    "capture.slot",
+    "logLevel",
+  ],
+  flags: {
+    json: { type: "boolean", description: "print the report as one JSON document" },
+    watch: { type: "boolean", description: "redraw every second until interrupted (on a terminal)" },
+    "capture-status-url": {
+      type: "string",
+      value: "url",
+      description: "the capture's /status URL, for its last error",
+    },
+    "apply-status-urls": {
+      type: "string",
+      value: "url,...",
+      description: "the appliers' /status URLs, for their last errors",
+    },
+  },
   async run({ config, flags }) {
-    const standbys: StatusOptions["standbys"] = [];
-    if (config.standby?.url) {
-      standbys.push({
-        name: config.standby.name ?? "standby",
-        config: postgresClientConfig(config.standby.url, config.standby.tls),
-      });
-    }
-    for (const entry of config.standbys) {
-      const at = entry.indexOf("=");
-      standbys.push({
-        name: entry.slice(0, at),
-        config: postgresClientConfig(entry.slice(at + 1), config.standby?.tls),
-      });
-    }
+    const standbys: StatusOptions["standbys"] = standbyTargets(config);
     if (!config.source && standbys.length === 0) {
       throw new ConfigError(
         "config: status needs --source-url and/or standbys (--standby-url or --standbys)",
