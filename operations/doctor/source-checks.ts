@@ -1,7 +1,9 @@
 import pg from "pg";
-import type { RelationMessage } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
-import { loadRelationSchema } from "../../connectors/postgres-source/source-catalog.js";
-import { parseTableName } from "../../connectors/postgres-source/source-migrator.js";
+import {
+  loadRelationSchema,
+  parseTableName,
+  type RelationMessage,
+} from "../../connectors/postgres-source/index.js";
 import type { RelationSchema, ReplicaIdentity } from "../../src/change/relation-schema.js";
 import { CheckList, formatBytes, withConnection } from "./doctor-report.js";
 

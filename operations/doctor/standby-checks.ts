@@ -1,12 +1,12 @@
 import type pg from "pg";
-import { SchemaDriftError } from "../../connectors/postgres-standby/drift-error.js";
-import { TableMappings } from "../../connectors/postgres-standby/planning/table-mapping.js";
-import { readPosition } from "../../connectors/postgres-standby/position-store.js";
 import {
   columnTypeDifferences,
+  readPosition,
   readTargetTable,
+  SchemaDriftError,
+  TableMappings,
   type TargetTable,
-} from "../../connectors/postgres-standby/standby-catalog.js";
+} from "../../connectors/postgres-standby/index.js";
 import type { RelationSchema } from "../../src/change/relation-schema.js";
 import type { TopicOffsets } from "../../src/kafka/topic-admin.js";
 import { CheckList, withConnection } from "./doctor-report.js";

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { HEARTBEAT_PREFIX } from "../../connectors/postgres-source/heartbeat.js";
+import { HEARTBEAT_PREFIX } from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 
 export type OldPrimaryState =

@@ -1,11 +1,13 @@
 import type { Kafka } from "kafkajs";
 import pg from "pg";
-import { identifySource } from "../../connectors/postgres-source/source-catalog.js";
-import { migrateSource } from "../../connectors/postgres-source/source-migrator.js";
-import { assertApplierStopped } from "../../connectors/postgres-standby/applier-presence.js";
-import { createApplyMetrics } from "../../connectors/postgres-standby/apply-metrics.js";
-import { ApplyService } from "../../connectors/postgres-standby/apply-service.js";
-import { readPosition, writePosition } from "../../connectors/postgres-standby/position-store.js";
+import { identifySource, migrateSource } from "../../connectors/postgres-source/index.js";
+import {
+  ApplyService,
+  assertApplierStopped,
+  createApplyMetrics,
+  readPosition,
+  writePosition,
+} from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";

@@ -1,9 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Admin } from "kafkajs";
 import pg from "pg";
-import { identifySource, slotInfo } from "../../connectors/postgres-source/source-catalog.js";
-import { assertApplierStopped } from "../../connectors/postgres-standby/applier-presence.js";
-import { markSeedFinished, markSeedStarted } from "../../connectors/postgres-standby/position-store.js";
+import { identifySource, slotInfo } from "../../connectors/postgres-source/index.js";
+import {
+  assertApplierStopped,
+  markSeedFinished,
+  markSeedStarted,
+} from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";

@@ -1,7 +1,7 @@
 import type { Kafka } from "kafkajs";
 import pg from "pg";
-import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
-import { readPosition } from "../../connectors/postgres-standby/position-store.js";
+import { slotInfo } from "../../connectors/postgres-source/index.js";
+import { readPosition } from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { redactError } from "../../src/observability/redact.js";

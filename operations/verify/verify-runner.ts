@@ -1,15 +1,14 @@
 import { randomBytes } from "node:crypto";
 import type { Kafka } from "kafkajs";
 import pg from "pg";
-import { SEQUENCES_PREFIX } from "../../connectors/postgres-source/logical-messages.js";
-import { identifySource, slotInfo } from "../../connectors/postgres-source/source-catalog.js";
+import { identifySource, SEQUENCES_PREFIX, slotInfo } from "../../connectors/postgres-source/index.js";
 import {
   liftPause,
   movePausePoint,
   pauseReached,
   readPosition,
   requestPause,
-} from "../../connectors/postgres-standby/position-store.js";
+} from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";

@@ -1,5 +1,4 @@
-import { createApplyMetrics } from "../../../connectors/postgres-standby/apply-metrics.js";
-import { ApplyService } from "../../../connectors/postgres-standby/apply-service.js";
+import { ApplyService, createApplyMetrics } from "../../../connectors/postgres-standby/index.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";

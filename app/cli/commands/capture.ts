@@ -1,5 +1,4 @@
-import { createCaptureMetrics } from "../../../connectors/postgres-source/capture-metrics.js";
-import { CaptureService } from "../../../connectors/postgres-source/capture-service.js";
+import { CaptureService, createCaptureMetrics } from "../../../connectors/postgres-source/index.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { migrateSource } from "../../../connectors/postgres-source/source-migrator.js";
+import { migrateSource } from "../../../connectors/postgres-source/index.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
 import { EXIT } from "../../../src/errors/exit-codes.js";

@@ -1,0 +1,11 @@
+/**
+ * The postgres-source connector's public interface: what operations/ and app/ may use.
+ * Everything else in this folder is the connector's own; test/unit/architecture/layering.test.ts checks the rule.
+ */
+export { createCaptureMetrics } from "./capture-metrics.js";
+export { CaptureService } from "./capture-service.js";
+export { HEARTBEAT_PREFIX } from "./heartbeat.js";
+export { SEQUENCES_PREFIX } from "./logical-messages.js";
+export type { RelationMessage } from "./pgoutput/pgoutput-decoder.js";
+export { identifySource, loadRelationSchema, slotInfo } from "./source-catalog.js";
+export { migrateSource, parseTableName } from "./source-migrator.js";
