@@ -1,5 +1,5 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import { ERROR_KINDS } from "../../src/errors/diffrelay-error.js";
+import { Counter, Gauge } from "prom-client";
+import { createProcessMetrics } from "../../src/observability/process-metrics.js";
 
 export type CaptureMetrics = ReturnType<typeof createCaptureMetrics>;
 
@@ -7,17 +7,13 @@ export type CaptureMetrics = ReturnType<typeof createCaptureMetrics>;
 export const WAL_STATUSES = ["reserved", "extended", "unreserved", "lost"] as const;
 
 export function createCaptureMetrics() {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "diffrelay_capture_" });
-  const registers = [registry];
-  let flowing: () => boolean = () => false;
-  const errors = new Counter({
-    name: "diffrelay_capture_errors_total",
-    help: "Failures that ended a capture session (reconnected) or the capture (fatal), by kind",
-    labelNames: ["kind"],
-    registers,
+  const base = createProcessMetrics({
+    process: "capture",
+    healthyHelp:
+      "1 while a replication session is connected and the slot moves (or nothing waits), else 0; what /healthz reports",
+    errorsHelp: "Failures that ended a capture session (reconnected) or the capture (fatal), by kind",
   });
-  for (const kind of ERROR_KINDS) errors.inc({ kind }, 0);
+  const { registers, ...shared } = base;
   const slotSafeWalSizeBytes = new Gauge({
     name: "diffrelay_capture_slot_safe_wal_size_bytes",
     help: "pg_replication_slots.safe_wal_size: WAL that may still be written before the slot risks invalidation (+Inf without max_slot_wal_keep_size, 0 once lost, NaN until read)",
@@ -26,19 +22,7 @@ export function createCaptureMetrics() {
   // Unset, an unlabelled gauge reads 0: "about to be invalidated" before the slot was even looked at.
   slotSafeWalSizeBytes.set(Number.NaN);
   return {
-    registry,
-    /** The capture's own view of whether changes flow; read at every scrape. */
-    reportHealthFrom(probe: () => boolean): void {
-      flowing = probe;
-    },
-    healthy: new Gauge({
-      name: "diffrelay_capture_healthy",
-      help: "1 while a replication session is connected and the slot moves (or nothing waits), else 0; what /healthz reports",
-      registers,
-      collect() {
-        this.set(flowing() ? 1 : 0);
-      },
-    }),
+    ...shared,
     transactions: new Counter({
       name: "diffrelay_capture_transactions_total",
       help: "Source transactions captured and acknowledged by Kafka",
@@ -94,7 +78,6 @@ export function createCaptureMetrics() {
       help: "Capture sessions restarted",
       registers,
     }),
-    errors,
   };
 }
 

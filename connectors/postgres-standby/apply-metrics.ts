@@ -1,22 +1,18 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { ERROR_KINDS } from "../../src/errors/diffrelay-error.js";
+import { Counter, Gauge, Histogram } from "prom-client";
+import { createProcessMetrics } from "../../src/observability/process-metrics.js";
 import type { ApplyPosition } from "./position-store.js";
 
 export type ApplyMetrics = ReturnType<typeof createApplyMetrics>;
 
 export function createApplyMetrics(standby: string) {
-  const registry = new Registry();
-  registry.setDefaultLabels({ standby });
-  collectDefaultMetrics({ register: registry, prefix: "diffrelay_apply_" });
-  const registers = [registry];
-  let flowing: () => boolean = () => false;
-  const errors = new Counter({
-    name: "diffrelay_apply_errors_total",
-    help: "Failures that ended an apply session (resumed) or the applier (fatal), by kind",
-    labelNames: ["kind"],
-    registers,
+  const base = createProcessMetrics({
+    process: "apply",
+    defaultLabels: { standby },
+    healthyHelp:
+      "1 while a session is consuming and the position moves (or the topic is caught up), else 0; what /healthz reports",
+    errorsHelp: "Failures that ended an apply session (resumed) or the applier (fatal), by kind",
   });
-  for (const kind of ERROR_KINDS) errors.inc({ kind }, 0);
+  const { registers, ...shared } = base;
   const lastCommitTimestamp = new Gauge({
     name: "diffrelay_apply_last_commit_timestamp_seconds",
     help: "Source commit time of the last transaction applied to the standby (Unix time; NaN until known)",
@@ -25,19 +21,7 @@ export function createApplyMetrics(standby: string) {
   // Unset, an unlabelled gauge reads 0, which would say "last commit in 1970".
   lastCommitTimestamp.set(Number.NaN);
   return {
-    registry,
-    /** The applier's own view of whether changes flow; read at every scrape. */
-    reportHealthFrom(probe: () => boolean): void {
-      flowing = probe;
-    },
-    healthy: new Gauge({
-      name: "diffrelay_apply_healthy",
-      help: "1 while a session is consuming and the position moves (or the topic is caught up), else 0; what /healthz reports",
-      registers,
-      collect() {
-        this.set(flowing() ? 1 : 0);
-      },
-    }),
+    ...shared,
     transactions: new Counter({
       name: "diffrelay_apply_transactions_total",
       help: "Source transactions applied",
@@ -93,7 +77,6 @@ export function createApplyMetrics(standby: string) {
       help: "Apply sessions restarted from the standby's position after a failure",
       registers,
     }),
-    errors,
   };
 }
 

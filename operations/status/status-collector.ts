@@ -1,8 +1,9 @@
 import type { Kafka } from "kafkajs";
-import pg from "pg";
+import type pg from "pg";
 import { slotInfo } from "../../connectors/postgres-source/index.js";
 import { readPosition } from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
+import { withPgClient } from "../../src/config/postgres-connection.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { redactError } from "../../src/observability/redact.js";
 
@@ -49,16 +50,9 @@ export interface StatusOptions {
   applyStatusUrls: string[];
 }
 
-async function withClient<T>(config: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ ...config, connectionTimeoutMillis: 5000 });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+/** Status is a quick look: a server that does not answer within 5 s is reported, not waited for. */
+const withClient = <T>(config: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>) =>
+  withPgClient({ ...config, connectionTimeoutMillis: 5000 }, fn);
 
 async function fetchStatus(url: string): Promise<Record<string, unknown> | null> {
   try {

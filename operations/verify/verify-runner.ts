@@ -10,6 +10,7 @@ import {
   requestPause,
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { withPgClient } from "../../src/config/postgres-connection.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
@@ -203,15 +204,8 @@ async function endPause(options: VerifyOptions): Promise<void> {
   await withStandbyClient(options, (c) => liftPause(c, options.topic));
 }
 
-async function withStandbyClient<T>(options: VerifyOptions, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(options.standbyConfig);
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+function withStandbyClient<T>(options: VerifyOptions, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  return withPgClient(options.standbyConfig, fn);
 }
 
 async function standbyPosition(client: pg.Client, topic: string): Promise<Position | null> {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
-import type pg from "pg";
+import pg from "pg";
 
 export interface PostgresTls {
   caFile?: string | undefined;
@@ -52,4 +52,23 @@ function tlsOptions(tls: PostgresTls, params: URLSearchParams | null): Connectio
   if (key) ssl.key = readFileSync(key, "utf8");
   if (mode === "verify-ca") ssl.checkServerIdentity = () => undefined;
   return ssl;
+}
+
+/**
+ * Runs `fn` on a fresh connection and closes it. An idle client's socket error
+ * is dropped because the query that meets the broken connection rejects with it.
+ */
+export async function withPgClient<T>(
+  config: pg.ClientConfig,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client(config);
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    // The work is done (or failed with its own error); a failing close loses nothing.
+    await client.end().catch(() => undefined);
+  }
 }
