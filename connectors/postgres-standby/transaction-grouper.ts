@@ -149,6 +149,10 @@ export class TransactionGrouper {
         await this.applyChunk(chunk, offset);
         return;
       }
+      if (this.isRepeatedContinuation(chunk)) {
+        this.options.metrics.duplicatesSkipped.inc();
+        return;
+      }
       if (header.chunk !== 0) throw this.outOfSequence(chunk, offset);
       // The capture restarted inside this transaction and sends it again from the start.
       await this.flushPending();
@@ -172,6 +176,21 @@ export class TransactionGrouper {
       this.open = { commitLsn: header.commitLsn, nextChunk: 0 };
     }
     await this.applyChunk(chunk, offset);
+  }
+
+  /**
+   * A produce that was retried after the broker had appended it puts the same
+   * message in the topic twice. Within the open transaction, a chunk it already
+   * applied comes again; and a message that ended the previous transaction
+   * brings that transaction's last chunk again. Both are the same bytes as what
+   * was applied, so they are skipped. (A capture restart always resends from
+   * chunk 0, which starts the open transaction over instead.)
+   */
+  private isRepeatedContinuation({ header }: TransactionChunk): boolean {
+    const open = this.open;
+    if (open === null || header.chunk === 0) return false;
+    if (header.commitLsn === open.commitLsn) return header.chunk < open.nextChunk;
+    return header.commitLsn <= this.position.lastCommitLsn;
   }
 
   private async applyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {

@@ -91,6 +91,29 @@ describe("transaction grouper", () => {
     expect(standby.lastCommitted).toMatchObject({ nextOffset: 3n, lastCommitLsn: 50n });
   });
 
+  test("a chunk appended twice by a retried produce is skipped as a duplicate, not out of sequence", async () => {
+    const { grouper, standby, metrics } = grouperOn();
+    await grouper.handleFrame(frame(0, chunk(50n, [1], { finalChunk: false })), true);
+    await grouper.handleFrame(frame(1, chunk(50n, [2], { chunk: 1, finalChunk: false })), true);
+    await grouper.handleFrame(frame(2, chunk(50n, [2], { chunk: 1, finalChunk: false })), true);
+    await grouper.handleFrame(frame(3, chunk(50n, [3], { chunk: 2 })), true);
+    expect(standby.committedRows).toEqual(["1", "2", "3"]);
+    expect(standby.lastCommitted).toMatchObject({ nextOffset: 4n, lastCommitLsn: 50n });
+    expect(await count(metrics.duplicatesSkipped)).toBe(1);
+  });
+
+  test("a message appended twice that ends one transaction and starts the next is applied once", async () => {
+    const { grouper, standby } = grouperOn();
+    await grouper.handleFrame(frame(0, chunk(50n, [1], { finalChunk: false })), true);
+    // The same message twice: the last chunk of 50, then the first chunk of 60.
+    const twice = () => frame(1, chunk(50n, [2], { chunk: 1 }), chunk(60n, [3], { finalChunk: false }));
+    await grouper.handleFrame(twice(), true);
+    await grouper.handleFrame({ ...twice(), offset: 2n }, true);
+    await grouper.handleFrame(frame(3, chunk(60n, [4], { chunk: 1 })), true);
+    expect(standby.committedRows).toEqual(["1", "2", "3", "4"]);
+    expect(standby.lastCommitted).toMatchObject({ nextOffset: 4n, lastCommitLsn: 60n });
+  });
+
   test("a chunk out of sequence is a bad frame", async () => {
     const open = grouperOn();
     await open.grouper.handleFrame(frame(0, chunk(50n, [1], { finalChunk: false })), true);
