@@ -5,7 +5,7 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { COMPRESSION } from "../../src/kafka/kafka-client.js";
-import type { ProduceAck } from "../../src/kafka/ordered-publisher.js";
+import { kafkaTopicSink, type ProduceAck } from "../../src/kafka/ordered-publisher.js";
 import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
 import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
@@ -236,9 +236,7 @@ export class CaptureService {
     await catalogClient.connect();
     catalogClient.on("error", () => undefined);
     const session = new CaptureSession({
-      producer,
-      topic: topics.data,
-      compression: COMPRESSION[config.capture.compression],
+      sink: kafkaTopicSink(producer, topics.data, COMPRESSION[config.capture.compression]),
       sourceId: identity.sourceId,
       epoch: identity.epoch,
       maxMessageBytes: config.capture.maxMessageBytes,
@@ -247,6 +245,9 @@ export class CaptureService {
       schemas,
       loadRelation: (message) => loadRelationSchema(catalogClient, message.relationId, message),
       onDurable: (completed, bytes, acked) => this.onDurable(completed, bytes, acked),
+      // A failed send ends the stream at once, quiet slot or not; the service then reconnects from the
+      // slot. (Sends start only once the reader below delivers messages, so it exists by then.)
+      onFailure: (error) => reader.abort(error),
     });
     const reader = new SlotReader({
       connection: postgresClientConfig(config.source.url, config.source.tls),
@@ -255,7 +256,6 @@ export class CaptureService {
       isIdle: () => session.isIdle(),
       onMessage: async (_walStart, message) => {
         this.slotBusyAttempts = 0;
-        session.checkHealth();
         if (message.tag === "message" && !message.transactional && message.prefix === HEARTBEAT_PREFIX) {
           // Everything before the heartbeat has been received; if all of it is durable, so is this point.
           if (session.isIdle()) reader.confirm(message.lsn);

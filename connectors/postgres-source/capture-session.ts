@@ -1,9 +1,13 @@
-import type { CompressionTypes, Producer } from "kafkajs";
 import type { Change, TransactionHeader } from "../../src/change/change-model.js";
-import type { Lsn } from "../../src/change/lsn.js";
+import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import type { RelationSchema } from "../../src/change/relation-schema.js";
-import { OrderedPublisher, type ProduceAck } from "../../src/kafka/ordered-publisher.js";
-import type { SchemaPublisher } from "../../src/kafka/schema-topic.js";
+import {
+  type MessageSink,
+  OrderedPublisher,
+  type ProduceAck,
+  PublishError,
+} from "../../src/kafka/ordered-publisher.js";
+import type { SchemaSink } from "../../src/kafka/schema-topic.js";
 import { DataMessageBuilder } from "../../src/wire/data-message.js";
 import { toMessageChange } from "./logical-messages.js";
 import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
@@ -19,19 +23,33 @@ export interface CompletedTransaction {
 }
 
 export interface CaptureSessionOptions {
-  producer: Producer;
-  topic: string;
-  compression: CompressionTypes;
+  /** The data topic. */
+  sink: MessageSink;
   sourceId: bigint;
   epoch: number;
   maxMessageBytes: number;
   maxPendingBytes: number;
   lingerMs: number;
-  schemas: SchemaPublisher;
+  schemas: SchemaSink;
   /** Reads a relation's definition from the source catalog when pgoutput announces it. */
   loadRelation: (message: Extract<PgoutputMessage, { tag: "relation" }>) => Promise<RelationSchema>;
   /** Called in commit order once transactions are durable in Kafka. */
   onDurable: (completed: CompletedTransaction[], bytes: number, acked: ProduceAck) => void;
+  /**
+   * Called once, at once, when Kafka did not take a message: the session is
+   * over (every later handle() rejects), nothing after the last onDurable will
+   * be acknowledged, and the replication stream must end with this error so
+   * that a new session resends from the slot.
+   */
+  onFailure: (error: Error) => void;
+}
+
+/** What one sealed message confirms once durable, and where it starts (for errors). */
+interface MessageReceipt {
+  /** Commit LSN of the first transaction (or chunk of one) in the message. */
+  firstCommitLsn: Lsn;
+  /** Transactions whose final chunk is in this message. */
+  completed: CompletedTransaction[];
 }
 
 const DIFFRELAY_SCHEMA = "diffrelay";
@@ -50,28 +68,38 @@ interface OpenTransaction {
  */
 export class CaptureSession {
   private readonly builder: DataMessageBuilder;
-  private readonly publisher: OrderedPublisher<CompletedTransaction[]>;
+  private readonly publisher: OrderedPublisher<MessageReceipt>;
   private readonly relations = new Map<number, KnownRelation>();
   private readonly ignored = new Set<number>();
   private open: OpenTransaction | null = null;
   private completedInMessage: CompletedTransaction[] = [];
+  /** Commit LSN of the first transaction (or chunk) in the message being built. */
+  private firstInMessage: Lsn | null = null;
   private flushAtCommit = false;
   private lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: CaptureSessionOptions) {
     this.builder = new DataMessageBuilder({ sourceId: options.sourceId, epoch: options.epoch });
-    this.publisher = new OrderedPublisher<CompletedTransaction[]>({
-      producer: options.producer,
-      topic: options.topic,
-      compression: options.compression,
+    this.publisher = new OrderedPublisher<MessageReceipt>({
+      sink: options.sink,
       maxRequestBytes: Math.max(options.maxMessageBytes, 1024 * 1024),
       maxPendingBytes: options.maxPendingBytes,
-      onDurable: (receipts, bytes, acked) => options.onDurable(receipts.flat(), bytes, acked),
+      onDurable: (receipts, bytes, acked) =>
+        options.onDurable(
+          receipts.flatMap((r) => r.completed),
+          bytes,
+          acked,
+        ),
       onIdle: () => this.flush(),
+      onFailure: (error, unacknowledged) => this.fail(error, unacknowledged),
     });
   }
 
-  /** Nothing received is waiting to become durable: the slot may move to the server's position. */
+  /**
+   * Nothing received is waiting to become durable: the slot may move to the
+   * server's position. Never true once the session has failed, because what it
+   * received since the last acknowledgement is lost with it.
+   */
   isIdle(): boolean {
     return (
       this.open === null &&
@@ -81,12 +109,9 @@ export class CaptureSession {
     );
   }
 
-  /** Surfaces a Kafka failure to the replication loop, which restarts from the slot. */
-  checkHealth(): void {
-    this.publisher.throwIfFailed();
-  }
-
   async handle(message: PgoutputMessage): Promise<void> {
+    // A failed session takes nothing more: it could never confirm it.
+    this.publisher.throwIfFailed();
     switch (message.tag) {
       case "begin":
         this.open = {
@@ -152,6 +177,7 @@ export class CaptureSession {
     const open = this.open;
     if (!open) throw new Error(`pgoutput sent a ${change.kind} outside a transaction`);
     if (!open.begun) {
+      this.firstInMessage ??= open.header.commitLsn;
       this.builder.beginTransaction(open.header);
       open.begun = true;
     }
@@ -161,6 +187,7 @@ export class CaptureSession {
       // Cut the transaction here: this chunk goes out, the next message continues it.
       this.seal();
       open.header = { ...open.header, chunk: open.header.chunk + 1 };
+      this.firstInMessage = open.header.commitLsn;
       this.builder.beginTransaction(open.header);
       await this.publisher.waitForCapacity();
     }
@@ -170,6 +197,8 @@ export class CaptureSession {
     const open = this.open;
     if (!open) throw new Error("pgoutput sent Commit without Begin");
     this.open = null;
+    // A transaction without changes still belongs to this message, as a receipt.
+    this.firstInMessage ??= open.header.commitLsn;
     if (open.begun) this.builder.markFinalChunk();
     this.completedInMessage.push({
       commitLsn: open.header.commitLsn,
@@ -203,13 +232,34 @@ export class CaptureSession {
 
   private seal(): void {
     const completed = this.completedInMessage;
+    const firstCommitLsn = this.firstInMessage;
+    if (firstCommitLsn === null) throw new Error("sealing a message that holds no transaction");
     this.completedInMessage = [];
+    this.firstInMessage = null;
     if (this.builder.isEmpty()) {
       // Transactions without published changes: durable as soon as all before them are.
-      this.publisher.publishReceiptOnly(completed);
+      this.publisher.publishReceiptOnly({ firstCommitLsn, completed });
       return;
     }
-    this.publisher.publish({ value: this.builder.finish(), receipt: completed });
+    this.publisher.publish({ value: this.builder.finish(), receipt: { firstCommitLsn, completed } });
+  }
+
+  private fail(error: PublishError, unacknowledged: MessageReceipt[]): void {
+    // A failed publisher takes no more messages: the linger timer must not try to seal one.
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    const first = unacknowledged[0]?.firstCommitLsn;
+    const where =
+      first === undefined
+        ? ""
+        : `; the first transaction not acknowledged commits at LSN ${formatLsn(first)}, and the slot stays before it`;
+    this.options.onFailure(
+      new PublishError(
+        `${error.message}${where}. The capture reconnects from the slot and sends it again once Kafka answers; ` +
+          "if this repeats, check the brokers and the topic",
+        { cause: error },
+      ),
+    );
   }
 
   async close(): Promise<void> {

@@ -195,6 +195,17 @@ export class SlotReader {
   }
 
   /**
+   * Ends the stream with this error, as a rejected onMessage would: start()
+   * rejects with it, and nothing after the last confirm() is acknowledged. For
+   * a sink that fails on its own, between messages (a produce that failed
+   * after its retries), so that a quiet slot does not wait for the next
+   * message to notice.
+   */
+  abort(error: unknown): void {
+    this.fail(error);
+  }
+
+  /**
    * Everything up to `lsn` (a Commit's endLsn) is durable downstream. The slot's
    * confirmed_flush_lsn becomes exactly this position: PostgreSQL skips a
    * transaction whose commit record starts before it, and the next commit

@@ -1,5 +1,38 @@
 import type { CompressionTypes, Producer } from "kafkajs";
 
+/**
+ * Where sealed messages go. One send() is one produce request: it resolves
+ * once every message in it is acknowledged by all in-sync replicas, in the
+ * order given, and rejects otherwise (after the client's own retries).
+ */
+export interface MessageSink {
+  /** Names the destination in errors: the topic. */
+  readonly name: string;
+  /** Resolves with the partition's end offset right after these messages, or null when Kafka did not say. */
+  send(values: Buffer[]): Promise<bigint | null>;
+}
+
+/** A single-partition topic as a sink: acks from all in-sync replicas, the topic's compression. */
+export function kafkaTopicSink(
+  producer: Producer,
+  topic: string,
+  compression: CompressionTypes,
+): MessageSink {
+  return {
+    name: `topic "${topic}"`,
+    send: async (values) => {
+      const written = await producer.send({
+        topic,
+        acks: -1,
+        compression,
+        messages: values.map((value) => ({ value })),
+      });
+      const base = written[0]?.baseOffset;
+      return base !== undefined && base !== "-1" ? BigInt(base) + BigInt(values.length) : null;
+    },
+  };
+}
+
 /** A sealed Kafka message and what its durability confirms. */
 export interface OutgoingMessage<T> {
   /** null: nothing to send, but the receipt is still handed back in order. */
@@ -17,9 +50,7 @@ export interface ProduceAck {
 }
 
 export interface OrderedPublisherOptions<T> {
-  producer: Producer;
-  topic: string;
-  compression: CompressionTypes;
+  sink: MessageSink;
   /** Upper bound of one produce request; a single larger message still goes alone. */
   maxRequestBytes: number;
   /** Bytes queued or in flight before waitForCapacity() blocks the caller. */
@@ -28,6 +59,16 @@ export interface OrderedPublisherOptions<T> {
   onDurable: (receipts: T[], bytes: number, acked: ProduceAck) => void;
   /** Called when nothing is queued or in flight: the moment to seal the next message. */
   onIdle: () => void;
+  /**
+   * Called once, as soon as a send fails, with the receipts that will now never
+   * be handed back (the failed request's and everything queued behind it).
+   */
+  onFailure: (error: PublishError, unacknowledged: T[]) => void;
+}
+
+/** A produce request that failed after the client's retries; the publisher that sent it has stopped. */
+export class PublishError extends Error {
+  override name = "PublishError";
 }
 
 /**
@@ -36,24 +77,24 @@ export interface OrderedPublisherOptions<T> {
  * while a request is out, new messages queue up and leave together in the next
  * one, which is what batches small transactions under load.
  *
- * A failed send fails the publisher for good: the caller restarts from the
- * slot's durable position, and the consumer drops duplicates by commit LSN.
+ * A failed send fails the publisher for good, and says so at once through
+ * onFailure rather than waiting for the next publish: the caller restarts from
+ * the slot's durable position, and the consumer drops duplicates by commit LSN.
+ * A failed publisher is never idle, so nothing that asks "is everything
+ * received durable?" can take its silence for a yes.
  */
 export class OrderedPublisher<T> {
   private queue: OutgoingMessage<T>[] = [];
   private pendingBytes = 0;
   private inFlight: Promise<void> | null = null;
-  private failure: Error | null = null;
+  private failure: PublishError | null = null;
   private capacityWaiters: Array<() => void> = [];
 
   constructor(private readonly options: OrderedPublisherOptions<T>) {}
 
-  get pending(): number {
-    return this.pendingBytes;
-  }
-
+  /** Nothing queued, nothing in flight, and no failure: everything published has been acknowledged. */
   get idle(): boolean {
-    return this.queue.length === 0 && this.inFlight === null;
+    return this.failure === null && this.queue.length === 0 && this.inFlight === null;
   }
 
   publish(message: OutgoingMessage<T>): void {
@@ -76,15 +117,6 @@ export class OrderedPublisher<T> {
     this.throwIfFailed();
   }
 
-  /** Resolves once everything published so far is durable. */
-  async drain(): Promise<void> {
-    while (!this.idle) {
-      this.throwIfFailed();
-      await this.inFlight;
-    }
-    this.throwIfFailed();
-  }
-
   throwIfFailed(): void {
     if (this.failure) throw this.failure;
   }
@@ -95,7 +127,7 @@ export class OrderedPublisher<T> {
     this.inFlight = this.send(batch).finally(() => {
       this.inFlight = null;
       this.pump();
-      if (this.idle && !this.failure) this.options.onIdle();
+      if (this.idle) this.options.onIdle();
     });
   }
 
@@ -112,31 +144,34 @@ export class OrderedPublisher<T> {
 
   private async send(batch: OutgoingMessage<T>[]): Promise<void> {
     const bytes = batch.reduce((sum, m) => sum + sizeOf(m), 0);
-    const messages = batch.flatMap((m) => (m.value ? [{ value: m.value }] : []));
+    const values = batch.flatMap((m) => (m.value ? [m.value] : []));
     let endOffset: bigint | null = null;
     try {
-      if (messages.length > 0) {
-        const written = await this.options.producer.send({
-          topic: this.options.topic,
-          acks: -1,
-          compression: this.options.compression,
-          messages,
-        });
-        const base = written[0]?.baseOffset;
-        if (base !== undefined && base !== "-1") endOffset = BigInt(base) + BigInt(messages.length);
-      }
+      if (values.length > 0) endOffset = await this.options.sink.send(values);
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
-      this.wakeWaiters();
+      this.fail(err, batch, values.length, bytes);
       return;
     }
     this.pendingBytes -= bytes;
     this.options.onDurable(
       batch.map((m) => m.receipt),
       bytes,
-      { messages: messages.length, endOffset },
+      { messages: values.length, endOffset },
     );
     this.wakeWaiters();
+  }
+
+  private fail(cause: unknown, batch: OutgoingMessage<T>[], messages: number, bytes: number): void {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    this.failure = new PublishError(
+      `Kafka did not acknowledge a produce request to ${this.options.sink.name} ` +
+        `(${messages} messages, ${bytes} bytes) after the client's retries: ${reason}`,
+      { cause },
+    );
+    const unacknowledged = [...batch, ...this.queue].map((m) => m.receipt);
+    this.queue = [];
+    this.wakeWaiters();
+    this.options.onFailure(this.failure, unacknowledged);
   }
 
   private wakeWaiters(): void {

@@ -7,13 +7,18 @@ export interface SourceIdentity {
   epoch: number;
 }
 
+/** Makes a relation definition available to consumers before any data message refers to it. */
+export interface SchemaSink {
+  ensure(schema: RelationSchema): Promise<SchemaRef>;
+}
+
 /**
  * Publishes relation definitions to the compacted schema topic. A definition
  * is sent, and acknowledged, before the first data message that refers to it;
  * the same definition always has the same key and value, so a restart that
  * sends it again changes nothing.
  */
-export class SchemaPublisher {
+export class SchemaPublisher implements SchemaSink {
   private readonly published = new Set<string>();
 
   constructor(
@@ -85,10 +90,6 @@ export class SchemaCatalog {
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
     this.consumer = null;
-  }
-
-  lookup(ref: SchemaRef): RelationSchema | undefined {
-    return this.schemas.get(keyOf(ref));
   }
 
   async get(ref: SchemaRef, timeoutMs: number): Promise<RelationSchema> {

@@ -189,6 +189,30 @@ describe("SlotReader against PostgreSQL", () => {
     }
   });
 
+  it("confirms no keepalive while the sink holds something undurable, and abort() ends the stream with its error", async () => {
+    const start = await confirmedFlush();
+    const { reader, running } = recordingReader({ startLsn: start ?? undefined, idle: () => false });
+    const rejected = running.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await runSql(db.url, "INSERT INTO unpublished (v) SELECT 'x' FROM generate_series(1, 100)");
+    const written = parseLsn(
+      (await runSql<{ lsn: string }>(db.url, "SELECT pg_current_wal_insert_lsn()::text AS lsn")).rows[0]
+        ?.lsn ?? "",
+    );
+    await waitFor("a keepalive past the unpublished write", () =>
+      reader.lastServerWalEnd >= written ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 600)); // three status intervals
+    expect(await confirmedFlush()).toBe(start);
+
+    const failure = new Error("the sink failed between messages");
+    reader.abort(failure);
+    expect(await rejected).toBe(failure);
+    expect(await confirmedFlush()).toBe(start);
+  });
+
   it("refuses a slot another process is reading, as a non-retryable error", async () => {
     const holder = recordingReader();
     try {
