@@ -84,7 +84,6 @@ export class SlotReader {
   private readonly statusIntervalMs: number;
 
   private confirmed: Lsn;
-  private received = 0n;
   private serverWalEnd = 0n;
   private processedCount = 0;
   private inTransaction = false;
@@ -138,11 +137,6 @@ export class SlotReader {
   /** The highest position acknowledged to PostgreSQL as durable. */
   get confirmedLsn(): Lsn {
     return this.confirmed;
-  }
-
-  /** WAL start of the latest message delivered to onMessage. */
-  get lastReceivedLsn(): Lsn {
-    return this.received;
   }
 
   /** Bytes of pgoutput messages this reader has received. */
@@ -227,9 +221,7 @@ export class SlotReader {
   private async handleData(lsn: string, msg: PgoutputMessage | null): Promise<void> {
     if (this.failure !== null || msg === null) return;
     try {
-      const walStart = parseLsn(lsn);
-      if (walStart > this.received) this.received = walStart;
-      await this.options.onMessage(walStart, msg);
+      await this.options.onMessage(parseLsn(lsn), msg);
       if (msg.tag === "begin") this.inTransaction = true;
       else if (msg.tag === "commit") this.inTransaction = false;
       this.processedCount++;

@@ -150,13 +150,6 @@ export async function loadRelationSchema(
   };
 }
 
-export async function currentWalLsn(client: pg.ClientBase): Promise<Lsn> {
-  const result = await client.query<{ lsn: string }>("SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn");
-  const lsn = result.rows[0]?.lsn;
-  if (lsn === undefined) throw new Error("pg_current_wal_lsn() returned no row");
-  return parseLsn(lsn);
-}
-
 export interface SlotInfo {
   exists: boolean;
   active: boolean;

@@ -166,10 +166,6 @@ export class StandbyCatalog {
     return loading;
   }
 
-  invalidate(schema: string, table: string): void {
-    this.tables.delete(JSON.stringify([schema, table]));
-  }
-
   invalidateAll(): void {
     this.tables.clear();
   }

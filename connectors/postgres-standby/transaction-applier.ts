@@ -17,8 +17,6 @@ export interface TransactionApplierOptions {
   /** "stop" (default) throws DriftError; "log" counts it, reports it to onDriftLogged and goes on. */
   onDrift?: "stop" | "log";
   onDriftLogged?: (drift: DriftError) => void;
-  /** Shared definitions of the standby's tables; one per standby database. */
-  catalog?: StandbyCatalog;
   metrics?: Pick<ApplyMetrics, "batchFallbacks">;
 }
 
@@ -63,7 +61,8 @@ function databaseError(err: unknown): DatabaseErrorLike | null {
  * data and the position commit together.
  */
 export class TransactionApplier {
-  readonly catalog: StandbyCatalog;
+  /** Definitions of the standby's tables, read once and dropped whenever DDL may have changed them. */
+  private readonly catalog = new StandbyCatalog();
   private readonly options: Required<Pick<TransactionApplierOptions, "maxRowsPerStatement" | "onDrift">> &
     TransactionApplierOptions;
   private readonly preparedSessions = new WeakSet<ClientBase>();
@@ -76,7 +75,6 @@ export class TransactionApplier {
 
   constructor(options: TransactionApplierOptions) {
     this.options = { maxRowsPerStatement: 1000, onDrift: "stop", ...options };
-    this.catalog = options.catalog ?? new StandbyCatalog();
   }
 
   /** Drifts counted under onDrift "log". */

@@ -96,8 +96,3 @@ export async function publishedTables(client: pg.ClientBase, publication: string
   }
   return result;
 }
-
-/** The table as `"schema"."name"` for messages (unquoted when that reads the same). */
-export function displayName(table: Pick<PublishedTable, "schema" | "name">): string {
-  return `${table.schema}.${table.name}`;
-}
