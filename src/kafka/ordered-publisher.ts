@@ -1,4 +1,5 @@
 import type { CompressionTypes, Producer } from "kafkajs";
+import { DiffrelayError } from "../errors/diffrelay-error.js";
 
 /**
  * Where sealed messages go. One send() is one produce request: it resolves
@@ -66,9 +67,17 @@ export interface OrderedPublisherOptions<T> {
   onFailure: (error: PublishError, unacknowledged: T[]) => void;
 }
 
-/** A produce request that failed after the client's retries; the publisher that sent it has stopped. */
-export class PublishError extends Error {
+/**
+ * A produce request that failed after the client's retries; the publisher that
+ * sent it has stopped. Transient: nothing it carried was confirmed, so a new
+ * session from the slot sends it again.
+ */
+export class PublishError extends DiffrelayError {
   override name = "PublishError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("transient", message, options);
+  }
 }
 
 /**
