@@ -262,8 +262,10 @@ export class CaptureSession {
     );
   }
 
+  /** Stops sealing and waits for the publisher's request in flight: see OrderedPublisher.close(). */
   async close(): Promise<void> {
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.lingerTimer = null;
+    await this.publisher.close();
   }
 }

@@ -98,15 +98,30 @@ export class OrderedPublisher<T> {
   private inFlight: Promise<void> | null = null;
   private failure: PublishError | null = null;
   private capacityWaiters: Array<() => void> = [];
+  private closed = false;
 
   constructor(private readonly options: OrderedPublisherOptions<T>) {}
 
   /** Nothing queued, nothing in flight, and no failure: everything published has been acknowledged. */
   get idle(): boolean {
-    return this.failure === null && this.queue.length === 0 && this.inFlight === null;
+    return !this.closed && this.failure === null && this.queue.length === 0 && this.inFlight === null;
+  }
+
+  /**
+   * Ends this publisher: what is queued is never sent (it was not acknowledged,
+   * so the slot still holds it), and this resolves only once the request in
+   * flight has settled. The next session's producer then cannot publish while
+   * a request of this one may still be appended, so two sessions never interleave.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.queue = [];
+    this.wakeWaiters();
+    await this.inFlight;
   }
 
   publish(message: OutgoingMessage<T>): void {
+    if (this.closed) throw new Error(`publisher for ${this.options.sink.name} is closed`);
     this.throwIfFailed();
     this.queue.push(message);
     this.pendingBytes += sizeOf(message);
@@ -119,7 +134,7 @@ export class OrderedPublisher<T> {
 
   /** Resolves when there is room for more; this is how Kafka's pace reaches the replication socket. */
   async waitForCapacity(): Promise<void> {
-    while (this.pendingBytes >= this.options.maxPendingBytes) {
+    while (this.pendingBytes >= this.options.maxPendingBytes && !this.closed) {
       this.throwIfFailed();
       await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
     }
@@ -131,7 +146,7 @@ export class OrderedPublisher<T> {
   }
 
   private pump(): void {
-    if (this.inFlight || this.failure || this.queue.length === 0) return;
+    if (this.inFlight || this.failure || this.closed || this.queue.length === 0) return;
     const batch = this.takeBatch();
     this.inFlight = this.send(batch).finally(() => {
       this.inFlight = null;

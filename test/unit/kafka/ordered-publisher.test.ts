@@ -25,6 +25,26 @@ function publisher(options: { maxRequestBytes?: number; maxPendingBytes?: number
 }
 
 describe("OrderedPublisher", () => {
+  it("close() sends nothing more and resolves only once the request in flight has settled", async () => {
+    const { p, sink, durable } = publisher({ maxRequestBytes: 1 });
+    p.publish({ value: bytes("a"), receipt: "A" });
+    p.publish({ value: bytes("b"), receipt: "B" });
+    let closed = false;
+    const closing = p.close().then(() => {
+      closed = true;
+    });
+    await settle();
+    // A new session must not publish while this request may still be appended.
+    expect(closed).toBe(false);
+    sink.outstanding().ack();
+    await closing;
+    await settle();
+    expect(sink.requests.map((r) => r.values.map(String))).toEqual([["a"]]);
+    expect(durable.map((d) => d.receipts)).toEqual([["A"]]);
+    expect(p.idle).toBe(false);
+    expect(() => p.publish({ value: bytes("c"), receipt: "C" })).toThrow(/closed/);
+  });
+
   it("hands receipts back in publish order once Kafka acknowledges", async () => {
     const { p, sink, durable } = publisher();
     p.publish({ value: bytes("a"), receipt: "A" });
