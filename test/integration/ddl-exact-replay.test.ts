@@ -1,0 +1,124 @@
+// Schema changes that PostgreSQL will not replay as the source ran them: a new enum value used by a
+// later transaction of the same standby group, statements that refuse a transaction block, defaults
+// the standby would evaluate again; and tables whose key is GENERATED ALWAYS AS IDENTITY under
+// DEFAULT replica identity, where a plain UPDATE of the key is refused.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ReplicationPipeline, stopProcess } from "../support/replication-pipeline.js";
+import { runSql, testServices } from "../support/services.js";
+import { compareTables, describeDifferences } from "../support/table-compare.js";
+
+let pipeline: ReplicationPipeline;
+
+const TABLES = ["public.ids", "public.tagged", "public.moods", "public.stamped", "public.parts"];
+
+beforeAll(async () => {
+  const services = testServices();
+  const config = join(mkdtempSync(join(tmpdir(), "diffrelay-ddl-")), "capture.yaml");
+  writeFileSync(config, "capture:\n  identity:\n    public.ids: default\n    public.tagged: default\n");
+  pipeline = await ReplicationPipeline.start({
+    sourceServerUrl: services.sourceUrl,
+    standbys: [{ name: "x1", serverUrl: services.standbyUrls[0] as string }],
+    brokers: services.kafkaBrokers,
+    prefix: "ddl_exact",
+    ddl: `
+      CREATE TABLE ids (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text);
+      CREATE TABLE tagged (code text PRIMARY KEY, n bigint GENERATED ALWAYS AS IDENTITY, note text);
+      CREATE TYPE mood AS ENUM ('sad');
+      CREATE TABLE moods (id int PRIMARY KEY, m mood);
+      CREATE TABLE stamped (id int PRIMARY KEY, note text);
+      CREATE TABLE parts (id int, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+      CREATE TABLE parts_2024 PARTITION OF parts FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+      CREATE TABLE parts_2025 PARTITION OF parts FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+    `,
+    captureArgs: ["--config", config, "--heartbeat-interval-ms", "300"],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await pipeline?.stop();
+});
+
+async function expectEqual(tables: string[]): Promise<void> {
+  await pipeline.waitForCatchUp(undefined, 40_000);
+  const comparisons = await compareTables(pipeline.source.url, pipeline.standby("x1").db.url, tables);
+  expect(describeDifferences(comparisons)).toEqual([]);
+}
+
+/** Runs `writes` on the source while the applier is down, so that it meets them in one batch and one group. */
+async function whileApplierStopped(writes: string[]): Promise<void> {
+  await stopProcess(pipeline.standby("x1").applier);
+  for (const sql of writes) await runSql(pipeline.source.url, sql);
+  await pipeline.startApplier("x1");
+}
+
+describe("DDL replays exactly, or stops the applier", () => {
+  it("replicates inserts, updates, key changes and deletes of GENERATED ALWAYS identity columns under DEFAULT identity", async () => {
+    await runSql(
+      pipeline.source.url,
+      "INSERT INTO ids (note) SELECT 'n' || g FROM generate_series(1, 20) g; INSERT INTO tagged (code, note) SELECT 'c' || g, 'n' FROM generate_series(1, 20) g",
+    );
+    await runSql(pipeline.source.url, "UPDATE ids SET note = 'changed' WHERE id <= 10");
+    await runSql(pipeline.source.url, "UPDATE tagged SET note = 'changed' WHERE code IN ('c1', 'c2', 'c3')");
+    // A new key from the identity's sequence: the standby cannot SET it, only re-insert the row with it.
+    await runSql(pipeline.source.url, "UPDATE ids SET id = DEFAULT, note = 'moved' WHERE id IN (3, 4)");
+    await runSql(pipeline.source.url, "UPDATE tagged SET n = DEFAULT WHERE code = 'c5'");
+    await runSql(pipeline.source.url, "UPDATE tagged SET code = 'renamed' WHERE code = 'c6'");
+    await runSql(pipeline.source.url, "DELETE FROM ids WHERE id = 5; DELETE FROM tagged WHERE code = 'c7'");
+    await expectEqual(["public.ids", "public.tagged"]);
+    expect(pipeline.standby("x1").applier.output()).not.toMatch(/"level":"(error|warn)"/);
+  });
+
+  it("commits a new enum value before a later transaction of the same group uses it", async () => {
+    await whileApplierStopped([
+      "INSERT INTO moods VALUES (1, 'sad')",
+      "ALTER TYPE mood ADD VALUE 'happy'",
+      "INSERT INTO moods VALUES (2, 'happy')",
+      "UPDATE moods SET m = 'happy' WHERE id = 1",
+    ]);
+    await expectEqual(["public.moods"]);
+  });
+
+  it("replays CONCURRENTLY statements outside a transaction block, in order", async () => {
+    await whileApplierStopped([
+      "INSERT INTO stamped SELECT g, 'row ' || g FROM generate_series(1, 50) g",
+      "CREATE INDEX CONCURRENTLY stamped_note ON stamped (note)",
+      "INSERT INTO stamped VALUES (51, 'after the index')",
+      "CREATE INDEX CONCURRENTLY ON stamped (id, note)",
+      "DROP INDEX CONCURRENTLY stamped_note",
+      "INSERT INTO parts VALUES (1, '2024-05-01'), (2, '2025-05-01')",
+      "ALTER TABLE parts DETACH PARTITION parts_2024 CONCURRENTLY",
+      "INSERT INTO parts VALUES (3, '2025-06-01')",
+    ]);
+    await expectEqual(["public.stamped", "public.parts", "public.parts_2024"]);
+    const indexes = await runSql<{ name: string; valid: boolean }>(
+      pipeline.standby("x1").db.url,
+      "SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'stamped'::regclass ORDER BY 1",
+    );
+    expect(indexes.rows).toEqual([
+      { name: "stamped_id_note_idx", valid: true },
+      { name: "stamped_pkey", valid: true },
+    ]);
+    const attached = await runSql(
+      pipeline.standby("x1").db.url,
+      "SELECT 1 FROM pg_inherits WHERE inhrelid = 'parts_2024'::regclass",
+    );
+    expect(attached.rowCount).toBe(0);
+    expect(pipeline.standby("x1").applier.output()).not.toMatch(/"level":"error"/);
+  });
+
+  it("gives existing rows the source's values of a column added with a volatile default or as identity", async () => {
+    await runSql(pipeline.source.url, "INSERT INTO stamped SELECT g, 'old' FROM generate_series(100, 400) g");
+    await runSql(pipeline.source.url, "ALTER TABLE stamped ADD COLUMN at timestamptz DEFAULT clock_timestamp()");
+    await runSql(pipeline.source.url, "ALTER TABLE stamped ADD COLUMN u double precision DEFAULT random()");
+    await runSql(pipeline.source.url, "ALTER TABLE stamped ADD COLUMN serial_no bigserial");
+    await runSql(
+      pipeline.source.url,
+      "ALTER TABLE stamped ADD COLUMN ident bigint GENERATED ALWAYS AS IDENTITY (START WITH 1000 INCREMENT BY 7)",
+    );
+    await runSql(pipeline.source.url, "INSERT INTO stamped (id, note) VALUES (401, 'new')");
+    await expectEqual(TABLES);
+  });
+});
