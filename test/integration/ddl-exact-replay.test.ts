@@ -98,6 +98,38 @@ describe("DDL replays exactly, or stops the applier", () => {
       "ALTER TABLE stamped ADD COLUMN ident bigint GENERATED ALWAYS AS IDENTITY (START WITH 1000 INCREMENT BY 7)",
     );
     await runSql(pipeline.source.url, "INSERT INTO stamped (id, note) VALUES (401, 'new')");
+    // A constant default is stored once, not per row: nothing to send again.
+    await runSql(pipeline.source.url, "ALTER TABLE stamped ADD COLUMN plain int DEFAULT 7");
     await expectEqual(TABLES);
+    const identity = await runSql<{ relreplident: string }>(
+      pipeline.source.url,
+      "SELECT relreplident FROM pg_class WHERE oid = 'stamped'::regclass",
+    );
+    expect(identity.rows[0]?.relreplident).toBe("f");
+    expect(pipeline.capture.output()).not.toMatch(/"level":"(error|warn)"/);
+  });
+
+  it("refuses, on the source, a volatile default on a table without primary key, naming the way that replicates", async () => {
+    await runSql(pipeline.source.url, "CREATE TABLE bare (a int)");
+    await runSql(pipeline.source.url, "INSERT INTO bare VALUES (1), (2)");
+    await expect(
+      runSql(pipeline.source.url, "ALTER TABLE bare ADD COLUMN at timestamptz DEFAULT clock_timestamp()"),
+    ).rejects.toThrow(/bare has no primary key/);
+    await runSql(pipeline.source.url, "ALTER TABLE bare ADD COLUMN at timestamptz");
+    await runSql(pipeline.source.url, "UPDATE bare SET at = clock_timestamp()");
+    await runSql(pipeline.source.url, "ALTER TABLE bare ALTER COLUMN at SET DEFAULT clock_timestamp()");
+    await expectEqual([...TABLES, "public.bare"]);
+  });
+
+  // Last: it stops the applier.
+  it("stops the applier with exit 4, naming the statement, its position and the fix, when the standby refuses DDL", async () => {
+    await runSql(pipeline.standby("x1").db.url, "CREATE TABLE made_on_the_standby (id int)");
+    await runSql(pipeline.source.url, "CREATE TABLE made_on_the_standby (id int PRIMARY KEY)");
+    const exit = await pipeline.standby("x1").applier.exited;
+    const output = pipeline.standby("x1").applier.output();
+    expect(exit.code, output).toBe(4);
+    expect(output).toMatch(
+      /DDL \\?"CREATE TABLE made_on_the_standby \(id int PRIMARY KEY\)\\?" failed: relation \\?"made_on_the_standby\\?" already exists.*re-seed this standby \(diffrelay seed\).*\[SQLSTATE 42P07\] \(source commit [0-9A-F]+\/[0-9A-F]+, topic/,
+    );
   });
 });
