@@ -85,6 +85,36 @@ describe("DDL replays exactly, or stops the applier", () => {
     expect(pipeline.standby("x1").applier.output()).not.toMatch(/"level":"error"/);
   });
 
+  it("replays CONCURRENTLY statements again safely after a crash between the statement and the position", async () => {
+    const standby = pipeline.standby("x1").db.url;
+    await runSql(pipeline.source.url, "CREATE INDEX stamped_again ON stamped (note)");
+    await pipeline.waitForCatchUp();
+    const before = await runSql<{ next_offset: string; last_commit_lsn: string }>(
+      standby,
+      "SELECT next_offset::text, last_commit_lsn::text FROM diffrelay.apply_position",
+    );
+    await runSql(pipeline.source.url, "DROP INDEX CONCURRENTLY stamped_again");
+    await runSql(pipeline.source.url, "ALTER TABLE parts DETACH PARTITION parts_2025 CONCURRENTLY");
+    const deadline = Date.now() + 30_000;
+    while (
+      (await runSql(standby, "SELECT 1 FROM pg_inherits WHERE inhrelid = 'parts_2025'::regclass")).rowCount
+    ) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // As if the applier died after each statement ran and before its position committed.
+    await stopProcess(pipeline.standby("x1").applier);
+    await runSql(standby, "UPDATE diffrelay.apply_position SET next_offset = $1, last_commit_lsn = $2", [
+      before.rows[0]?.next_offset,
+      before.rows[0]?.last_commit_lsn,
+    ]);
+    await pipeline.startApplier("x1");
+    await expectEqual(["public.stamped", "public.parts", "public.parts_2025"]);
+    const left = await runSql(standby, "SELECT 1 FROM pg_class WHERE relname = 'stamped_again'");
+    expect(left.rowCount).toBe(0);
+    expect(pipeline.standby("x1").applier.output()).not.toMatch(/"level":"error"/);
+  });
+
   it("gives existing rows the source's values of a column added with a volatile default or as identity", async () => {
     await runSql(pipeline.source.url, "INSERT INTO stamped SELECT g, 'old' FROM generate_series(100, 400) g");
     await runSql(
