@@ -4,8 +4,8 @@ import type { Change, ColumnValue, DdlChange } from "../../src/change/change-mod
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
-import type { PlannedStatement, ResolvedRelation } from "./planning/planned-statement.js";
 import { ddlReplay } from "./planning/ddl-replay.js";
+import type { PlannedStatement, ResolvedRelation } from "./planning/planned-statement.js";
 import { planChangeByChange, planStatements } from "./planning/statement-planner.js";
 import { TableMappings } from "./planning/table-mapping.js";
 import { type ColumnTypeDifference, columnTypeDifferences, StandbyCatalog } from "./standby-catalog.js";

@@ -54,7 +54,12 @@ BEGIN
     SELECT DISTINCT c.oid::regclass
       FROM pg_catalog.unnest(pg_catalog.string_to_array(pending, ',')) AS p(oid)
       JOIN pg_catalog.pg_class AS c ON p.oid <> '' AND c.oid = p.oid::oid
+     -- diffrelay.recopy is a setting anyone may SET: only a table whose pg_class
+     -- row this transaction rewrote (so whose owner ran the statement) is taken.
+     -- A visible row whose xmin is still in progress is this transaction's own;
+     -- txid_current() - age(xmin) is that xmin with its epoch.
      WHERE c.relkind IN ('r', 'p')
+       AND pg_catalog.txid_status(pg_catalog.txid_current() - pg_catalog.age(c.xmin)) = 'in progress'
        AND c.relnamespace <> 'diffrelay'::regnamespace
        AND (EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE puballtables)
             OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel AS r WHERE r.prrelid = c.oid))

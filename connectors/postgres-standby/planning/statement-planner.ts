@@ -3,8 +3,8 @@ import type { SchemaRef } from "../../../src/change/relation-schema.js";
 import { batchedDelete, batchedInsert, batchedUpdates, chunks } from "./batched-statements.js";
 import { ddl, sequence, truncate } from "./non-row-statements.js";
 import type { IndexedChange, PlannedStatement, ResolveRelation } from "./planned-statement.js";
-import { updateWrites, writesIdentityAlways } from "./statement-parts.js";
 import { singleDelete, singleInsert, singleUpdate } from "./single-row-statements.js";
+import { updateWrites, writesIdentityAlways } from "./statement-parts.js";
 import type { TableMapping, TableMappings } from "./table-mapping.js";
 import { foldUpdates, mergedUpdate } from "./update-folding.js";
 
