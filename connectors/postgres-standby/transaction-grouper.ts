@@ -211,12 +211,7 @@ export class TransactionGrouper {
 
   private async applyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
     const { header } = chunk;
-    const source: SourcePosition = {
-      commitLsn: header.commitLsn,
-      topic: this.position.topic,
-      partition: this.position.partition,
-      offset: offset.toString(),
-    };
+    const source = this.sourceOf(chunk, offset);
     for (const change of chunk.changes) {
       this.pendingChanges.push(change);
       this.pendingPositions.push(source);
@@ -231,9 +226,7 @@ export class TransactionGrouper {
         await this.tx.releaseSavepoint();
         this.open = null;
       }
-      this.position.lastCommitLsn = header.commitLsn;
-      this.position.lastCommitTimeMicros = header.commitTimeMicros;
-      this.groupCommitTimes.push(header.commitTimeMicros);
+      this.markApplied(chunk);
       if (this.commitAfterTransaction) {
         // Mid-message is fine: the next offset stays at this message, and its
         // transactions up to here are skipped as duplicates on a restart.
@@ -251,12 +244,7 @@ export class TransactionGrouper {
    */
   private async applyAlone(chunk: TransactionChunk, offset: bigint): Promise<void> {
     const { header } = chunk;
-    const source: SourcePosition = {
-      commitLsn: header.commitLsn,
-      topic: this.position.topic,
-      partition: this.position.partition,
-      offset: offset.toString(),
-    };
+    const source = this.sourceOf(chunk, offset);
     if (this.inTransaction) await this.commitGroup();
     const others = chunk.changes.filter((change) => change.kind !== "ddl");
     if (!header.finalChunk || others.length > 0) {
@@ -275,11 +263,21 @@ export class TransactionGrouper {
     }
     for (const change of chunk.changes) await this.options.applyAlone(change as DdlChange, source);
     await this.beginGroup();
+    this.markApplied(chunk);
+    this.groupRows += chunk.changes.length;
+    await this.commitGroup();
+  }
+
+  private sourceOf(chunk: TransactionChunk, offset: bigint): SourcePosition {
+    const { topic, partition } = this.position;
+    return { commitLsn: chunk.header.commitLsn, topic, partition, offset: offset.toString() };
+  }
+
+  /** The position moves past the source transaction; it commits with the group. */
+  private markApplied({ header }: TransactionChunk): void {
     this.position.lastCommitLsn = header.commitLsn;
     this.position.lastCommitTimeMicros = header.commitTimeMicros;
     this.groupCommitTimes.push(header.commitTimeMicros);
-    this.groupRows += chunk.changes.length;
-    await this.commitGroup();
   }
 
   private async flushPending(): Promise<void> {
