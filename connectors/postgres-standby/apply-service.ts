@@ -256,6 +256,7 @@ export class ApplyService {
       maxGroupMs: config.apply.maxGroupMs,
       maxPendingChanges: config.apply.maxRowsPerStatement * 4,
       apply: (changes, positions) => applier.applyChanges(client, changes, positions),
+      applyAlone: (change, position) => applier.applyOutsideTransaction(client, change, position),
       metrics,
       pauseGate: gate,
       deadLetter: deadLetters?.send.bind(deadLetters),

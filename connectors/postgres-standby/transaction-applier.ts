@@ -4,6 +4,7 @@ import type { Change, ColumnValue, DdlChange } from "../../src/change/change-mod
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
+import { ddlReplay } from "./planning/ddl-replay.js";
 import type { PlannedStatement, ResolvedRelation } from "./planning/planned-statement.js";
 import { planChangeByChange, planStatements } from "./planning/statement-planner.js";
 import { TableMappings } from "./planning/table-mapping.js";
@@ -337,7 +338,7 @@ export class TransactionApplier {
       );
       await client.query("SELECT pg_catalog.set_config('search_path', $1, true)", [change.searchPath]);
       // The command may hold several statements; only the simple protocol runs those.
-      await client.query(change.command);
+      await client.query(ddlReplay(change.command).sql);
       await client.query("SELECT pg_catalog.set_config('search_path', $1, true)", [
         saved.rows[0]?.path ?? "",
       ]);
@@ -346,22 +347,76 @@ export class TransactionApplier {
       );
       this.ddlXid = xid.rows[0]?.xid ?? null;
     } catch (err) {
-      const db = databaseError(err);
-      if (db === null || TRANSIENT_CLASSES.has(db.code.slice(0, 2))) throw err;
-      const command = change.command.length > 200 ? `${change.command.slice(0, 200)}…` : change.command;
-      throw new ApplyError({
-        schema: db.schema ?? null,
-        table: db.table ?? null,
-        column: db.column ?? null,
-        code: db.code,
-        problem: `DDL ${JSON.stringify(command)} failed: ${db.message}${db.detail ? ` (${db.detail})` : ""}`,
-        position,
-        cause: err,
-      });
+      throw ddlError(err, change, position);
     } finally {
       this.catalog.invalidateAll();
     }
   }
+
+  /**
+   * Runs a command that refuses a transaction block (planning/ddl-replay.ts),
+   * on a connection with no transaction open: it commits by itself, so the
+   * search_path is set for the session and put back after.
+   */
+  async applyOutsideTransaction(
+    client: ClientBase,
+    change: DdlChange,
+    position: SourcePosition,
+  ): Promise<void> {
+    const replay = ddlReplay(change.command);
+    const saved = await client.query<{ path: string }>(
+      "SELECT pg_catalog.current_setting('search_path') AS path",
+    );
+    try {
+      await client.query("SELECT pg_catalog.set_config('search_path', $1, false)", [change.searchPath]);
+      const sql =
+        replay.kind === "alone" && replay.detach ? await detachStep(client, replay.detach) : replay.sql;
+      if (sql !== null) await client.query(sql);
+    } catch (err) {
+      throw ddlError(err, change, position);
+    } finally {
+      this.catalog.invalidateAll();
+      await client.query("SELECT pg_catalog.set_config('search_path', $1, false)", [
+        saved.rows[0]?.path ?? "",
+      ]);
+    }
+  }
+}
+
+/**
+ * What is left of `ALTER TABLE parent DETACH PARTITION part CONCURRENTLY` on
+ * the standby: a replay after a crash may find it done (nothing to run) or
+ * interrupted between its two transactions (detach pending: FINALIZE).
+ */
+async function detachStep(
+  client: ClientBase,
+  detach: { parent: string; partition: string },
+): Promise<string | null> {
+  const { rows } = await client.query<{ pending: boolean }>(
+    `SELECT i.inhdetachpending AS pending FROM pg_catalog.pg_inherits AS i
+      WHERE i.inhrelid = pg_catalog.to_regclass($1) AND i.inhparent = pg_catalog.to_regclass($2)`,
+    [detach.partition, detach.parent],
+  );
+  const row = rows[0];
+  if (row === undefined) return null;
+  const finish = row.pending ? "FINALIZE" : "CONCURRENTLY";
+  return `ALTER TABLE ${detach.parent} DETACH PARTITION ${detach.partition} ${finish}`;
+}
+
+/** A DDL command the standby refused: the applier stops (drift), naming the command and its source position. */
+function ddlError(err: unknown, change: DdlChange, position: SourcePosition): unknown {
+  const db = databaseError(err);
+  if (db === null || TRANSIENT_CLASSES.has(db.code.slice(0, 2))) return err;
+  const command = change.command.length > 200 ? `${change.command.slice(0, 200)}…` : change.command;
+  return new ApplyError({
+    schema: db.schema ?? null,
+    table: db.table ?? null,
+    column: db.column ?? null,
+    code: db.code,
+    problem: `DDL ${JSON.stringify(command)} failed: ${db.message}${db.detail ? ` (${db.detail})` : ""}; the standby's schema is not the source's at this point: re-seed this standby (diffrelay seed), or make the standby accept the command as the source did (undo a change made there by hand) and restart the applier`,
+    position,
+    cause: err,
+  });
 }
 
 function describeKey(columns: string[], key: ColumnValue[] | undefined): string {

@@ -1,18 +1,22 @@
-import type { Change, TransactionChunk } from "../../src/change/change-model.js";
+import type { Change, DdlChange, TransactionChunk } from "../../src/change/change-model.js";
 import type { Lsn } from "../../src/change/lsn.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import type { Envelope } from "../../src/wire/envelope.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { BadFrameError } from "./bad-frame-error.js";
-import type { SourcePosition } from "./drift-error.js";
+import { ApplyError, type SourcePosition } from "./drift-error.js";
 import type { Frame } from "./frame-decoder.js";
 import type { PauseGate } from "./pause-gate.js";
+import { ddlReplay } from "./planning/ddl-replay.js";
 import type { ApplyPosition } from "./position-store.js";
 import type { StandbyTransaction } from "./standby-transaction.js";
 import { orderByTable } from "./table-order.js";
 
 /** Applies a list of changes inside the grouper's standby transaction. */
 export type ChangeSink = (changes: Change[], positions: SourcePosition[]) => Promise<void>;
+
+/** Runs one DDL command on the standby connection outside any transaction block. */
+export type AloneDdlSink = (change: DdlChange, position: SourcePosition) => Promise<void>;
 
 export interface TransactionGrouperOptions {
   transaction: StandbyTransaction;
@@ -22,6 +26,8 @@ export interface TransactionGrouperOptions {
   /** Changes buffered before they are handed to the sink (bounds memory on huge transactions). */
   maxPendingChanges: number;
   apply: ChangeSink;
+  /** For DDL that cannot run in a transaction block (planning/ddl-replay.ts). */
+  applyAlone: AloneDdlSink;
   metrics: Pick<
     ApplyMetrics,
     "deadLettered" | "duplicatesSkipped" | "lagSeconds" | "transactions" | "rows" | "groupRows"
@@ -36,6 +42,10 @@ export interface TransactionGrouperOptions {
   /** Resolves the source id this standby follows on first sight, when its position has none yet. */
   expectSource: (sourceId: bigint, epoch: number) => void;
   now?: () => number;
+}
+
+function replayOf(change: Change): ReturnType<typeof ddlReplay>["kind"] | null {
+  return change.kind === "ddl" ? ddlReplay(change.command).kind : null;
 }
 
 interface OpenChunkedTransaction {
@@ -63,6 +73,8 @@ export class TransactionGrouper {
   private groupCommitTimes: bigint[] = [];
   private pendingChanges: Change[] = [];
   private pendingPositions: SourcePosition[] = [];
+  /** The source transaction being applied added an enum value: its group must commit before the next one. */
+  private commitAfterTransaction = false;
 
   constructor(private readonly options: TransactionGrouperOptions) {
     this.tx = options.transaction;
@@ -169,6 +181,10 @@ export class TransactionGrouper {
       if (this.inTransaction) await this.commitGroup();
       await gate.hold(this.position.lastCommitLsn, header.commitLsn);
     }
+    if (chunk.changes.some((change) => replayOf(change) === "alone")) {
+      await this.applyAlone(chunk, offset);
+      return;
+    }
     await this.beginGroup();
     if (!header.finalChunk) {
       await this.flushPending();
@@ -195,15 +211,11 @@ export class TransactionGrouper {
 
   private async applyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
     const { header } = chunk;
-    const source: SourcePosition = {
-      commitLsn: header.commitLsn,
-      topic: this.position.topic,
-      partition: this.position.partition,
-      offset: offset.toString(),
-    };
+    const source = this.sourceOf(chunk, offset);
     for (const change of chunk.changes) {
       this.pendingChanges.push(change);
       this.pendingPositions.push(source);
+      if (replayOf(change) === "commit-after") this.commitAfterTransaction = true;
     }
     this.groupRows += chunk.changes.length;
     if (this.pendingChanges.length >= this.options.maxPendingChanges) await this.flushPending();
@@ -214,10 +226,58 @@ export class TransactionGrouper {
         await this.tx.releaseSavepoint();
         this.open = null;
       }
-      this.position.lastCommitLsn = header.commitLsn;
-      this.position.lastCommitTimeMicros = header.commitTimeMicros;
-      this.groupCommitTimes.push(header.commitTimeMicros);
+      this.markApplied(chunk);
+      if (this.commitAfterTransaction) {
+        // Mid-message is fine: the next offset stays at this message, and its
+        // transactions up to here are skipped as duplicates on a restart.
+        this.commitAfterTransaction = false;
+        await this.commitGroup();
+      }
     }
+  }
+
+  /**
+   * A source transaction holding DDL that refuses a transaction block: the
+   * group before it commits, the commands run alone, then the position moves
+   * past the transaction in a transaction of its own. A crash between the two
+   * replays the commands, which ddlReplay made safe to repeat.
+   */
+  private async applyAlone(chunk: TransactionChunk, offset: bigint): Promise<void> {
+    const { header } = chunk;
+    const source = this.sourceOf(chunk, offset);
+    if (this.inTransaction) await this.commitGroup();
+    const others = chunk.changes.filter((change) => change.kind !== "ddl");
+    if (!header.finalChunk || others.length > 0) {
+      // PostgreSQL runs these statements in no transaction block on the source either, so this
+      // is not a transaction the source can produce; applying part of it alone would split it.
+      throw new ApplyError({
+        schema: null,
+        table: null,
+        column: null,
+        code: null,
+        problem:
+          "a source transaction holds a statement that cannot run in a transaction block together with other changes; apply the transaction's changes on the standby by hand, then re-seed it (diffrelay seed) or move its position past this commit",
+        position: source,
+        cause: null,
+      });
+    }
+    for (const change of chunk.changes) await this.options.applyAlone(change as DdlChange, source);
+    await this.beginGroup();
+    this.markApplied(chunk);
+    this.groupRows += chunk.changes.length;
+    await this.commitGroup();
+  }
+
+  private sourceOf(chunk: TransactionChunk, offset: bigint): SourcePosition {
+    const { topic, partition } = this.position;
+    return { commitLsn: chunk.header.commitLsn, topic, partition, offset: offset.toString() };
+  }
+
+  /** The position moves past the source transaction; it commits with the group. */
+  private markApplied({ header }: TransactionChunk): void {
+    this.position.lastCommitLsn = header.commitLsn;
+    this.position.lastCommitTimeMicros = header.commitTimeMicros;
+    this.groupCommitTimes.push(header.commitTimeMicros);
   }
 
   private async flushPending(): Promise<void> {

@@ -108,7 +108,7 @@ async function checkServer(client: pg.Client, checks: CheckList): Promise<RoleFa
       "DDL capture",
       "warn",
       `${s.role} is not a superuser, so the event triggers cannot be installed: schema changes are not replicated`,
-      "apply every schema change to each standby yourself before the source's, or install migrations/source/002_ddl_capture.sql once as a superuser",
+      "apply every schema change to each standby yourself before the source's, or install migrations/source/003_ddl_capture.sql and 004_rewrite_recopy.sql once as a superuser",
     );
   return { name: s.role, superuser: s.superuser };
 }

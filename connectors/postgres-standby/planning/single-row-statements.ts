@@ -16,6 +16,7 @@ import {
   TEXT,
   updateWrites,
   valueAt,
+  writesIdentityAlways,
 } from "./statement-parts.js";
 import { columnAt, type TableMapping } from "./table-mapping.js";
 
@@ -119,6 +120,8 @@ export function singleUpdate(
     );
   const keys = changeIndices.map(() => change.key);
   const description = describe(mapping, "update", keys, changeIndices);
+  if (writesIdentityAlways(mapping, writes))
+    return movedRow(mapping, change, writes, newValues, description, group);
   if (mapping.source.hasPrimaryKey) {
     const sql = cachedSql(
       mapping,
@@ -132,6 +135,44 @@ export function singleUpdate(
     return `${victim(mapping, match.sql)}UPDATE ${mapping.qualified} AS t SET ${set(match.params.length)} FROM victim WHERE ${VICTIM_ROW}`;
   });
   return oneRow(sql, [...match.params, ...newValues], description, group);
+}
+
+/**
+ * An update that gives an identity ALWAYS column the source's value: UPDATE
+ * cannot, INSERT can (OVERRIDING SYSTEM VALUE). The row is deleted and
+ * inserted again in one statement, its unchanged columns (unchanged TOASTed
+ * values included, which the stream does not carry) taken from the deleted
+ * row. Triggers and foreign keys do not fire under the applier's replica
+ * role, so nothing else sees a delete. Zero rows inserted means the row was
+ * missing, reported as drift like any update's.
+ */
+function movedRow(
+  mapping: TableMapping,
+  change: UpdateChange,
+  writes: number[],
+  newValues: ColumnValue[],
+  description: StatementDescription,
+  group: number,
+): PlannedStatement {
+  const keyed = mapping.source.hasPrimaryKey;
+  const match = keyed ? null : rowMatch(mapping, change.key, 1);
+  const matchParams = keyed ? [...change.key] : (match?.params ?? []);
+  const shape = `move:${keyed ? "key" : nullPattern(change.key)}:${writes.join(",")}`;
+  const sql = cachedSql(mapping, shape, () => {
+    const from = keyed
+      ? `DELETE FROM ${mapping.qualified} AS t WHERE ${keyWhere(mapping, 0)}`
+      : `DELETE FROM ${mapping.qualified} AS t USING victim WHERE ${VICTIM_ROW}`;
+    const select = mapping.written.map((sourceIndex) => {
+      const column = columnAt(mapping.columns, sourceIndex);
+      const position = writes.indexOf(sourceIndex);
+      return position < 0
+        ? `old.${quoteIdent(column.name)}`
+        : scalar(matchParams.length + position + 1, column);
+    });
+    const victimCte = keyed ? "WITH " : `${victim(mapping, match?.sql ?? "").slice(0, -1)}, `;
+    return `${victimCte}old AS (${from} RETURNING t.*) ${insertColumns(mapping)} SELECT ${select.join(", ")} FROM old`;
+  });
+  return oneRow(sql, [...matchParams, ...newValues], description, group);
 }
 
 export function singleDelete(

@@ -33,6 +33,15 @@ export function updateWrites(mapping: TableMapping, changedColumns: number[]): n
 }
 
 /**
+ * Whether an UPDATE would have to SET an identity ALWAYS column, which
+ * PostgreSQL refuses ("can only be updated to DEFAULT") and which has no
+ * OVERRIDING clause: such an update moves the row instead (singleUpdate).
+ */
+export function writesIdentityAlways(mapping: TableMapping, writes: number[]): boolean {
+  return writes.some((index) => columnAt(mapping.columns, index).identityAlways);
+}
+
+/**
  * The SET list of an UPDATE. An UPDATE whose every changed column is generated
  * on the standby still rewrites the row, as the source did, and still proves
  * that the row exists: it assigns a column to itself, one that UPDATE may set

@@ -4,6 +4,7 @@ import { batchedDelete, batchedInsert, batchedUpdates, chunks } from "./batched-
 import { ddl, sequence, truncate } from "./non-row-statements.js";
 import type { IndexedChange, PlannedStatement, ResolveRelation } from "./planned-statement.js";
 import { singleDelete, singleInsert, singleUpdate } from "./single-row-statements.js";
+import { updateWrites, writesIdentityAlways } from "./statement-parts.js";
 import type { TableMapping, TableMappings } from "./table-mapping.js";
 import { foldUpdates, mergedUpdate } from "./update-folding.js";
 
@@ -34,7 +35,8 @@ function keyChangeOf(mapping: TableMapping, change: UpdateChange): boolean {
 /**
  * The changes that may share a statement with their neighbours: inserts,
  * updates that leave the key alone, deletes; updates and deletes only by a
- * primary key, since a table without one needs one statement per row.
+ * primary key, since a table without one needs one statement per row. An
+ * update that writes an identity ALWAYS column moves its row, one at a time.
  */
 function batchable(change: Change, index: number, mapping: MapRelation): Batchable | null {
   switch (change.kind) {
@@ -43,6 +45,7 @@ function batchable(change: Change, index: number, mapping: MapRelation): Batchab
     case "update": {
       const table = mapping(change.relation);
       if (!table.source.hasPrimaryKey || keyChangeOf(table, change)) return null;
+      if (writesIdentityAlways(table, updateWrites(table, change.changedColumns))) return null;
       return { kind: "update", change, index };
     }
     case "delete":

@@ -3,7 +3,7 @@ import type { Frame } from "../../../connectors/postgres-standby/frame-decoder.j
 import type { PauseRecord } from "../../../connectors/postgres-standby/pause-gate.js";
 import type { ApplyPosition } from "../../../connectors/postgres-standby/position-store.js";
 import type { StandbyTransaction } from "../../../connectors/postgres-standby/standby-transaction.js";
-import type { Change, TransactionChunk } from "../../../src/change/change-model.js";
+import type { Change, DdlChange, TransactionChunk } from "../../../src/change/change-model.js";
 import type { Lsn } from "../../../src/change/lsn.js";
 
 export const SOURCE_ID = 0x1234_5678_9abc_def0n;
@@ -64,6 +64,12 @@ export class FakeStandby implements StandbyTransaction {
     const ids = changes.map((c) => (c.kind === "insert" ? String(c.values[0]) : c.kind));
     this.inTransaction().push(...ids);
     this.log.push(`apply ${ids.join(",")}`);
+  };
+
+  /** The grouper's sink for DDL that refuses a transaction block. */
+  readonly applyAlone = async (change: DdlChange): Promise<void> => {
+    if (this.open) throw new Error(`${change.command} inside a transaction block`);
+    this.log.push(`alone ${change.command}`);
   };
 
   get lastCommitted(): ApplyPosition | undefined {
@@ -133,6 +139,12 @@ export function chunk(
     },
     changes: ids.map((id) => ({ kind: "insert", relation: rows, values: [String(id)] })),
   };
+}
+
+/** A source transaction that ran one DDL command. */
+export function ddlChunk(commitLsn: Lsn, command: string): TransactionChunk {
+  const base = chunk(commitLsn, []);
+  return { ...base, changes: [{ kind: "ddl", searchPath: "public", command }] };
 }
 
 export function frame(offset: number, ...chunks: TransactionChunk[]): Frame {

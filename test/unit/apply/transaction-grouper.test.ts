@@ -8,7 +8,16 @@ import {
   type TransactionGrouperOptions,
 } from "../../../connectors/postgres-standby/transaction-grouper.js";
 import type { Lsn } from "../../../src/change/lsn.js";
-import { badFrame, chunk, FakePauseRecord, FakeStandby, frame, position, SOURCE_ID } from "./apply-fakes.js";
+import {
+  badFrame,
+  chunk,
+  ddlChunk,
+  FakePauseRecord,
+  FakeStandby,
+  frame,
+  position,
+  SOURCE_ID,
+} from "./apply-fakes.js";
 
 const noPause = { mustPauseBefore: () => false, hold: async () => undefined };
 
@@ -23,6 +32,7 @@ function grouperOn(fields: Partial<TransactionGrouperOptions> & { start?: ApplyP
     maxGroupMs: 1000,
     maxPendingChanges: 100,
     apply: standby.apply,
+    applyAlone: standby.applyAlone,
     metrics,
     pauseGate: noPause,
     expectSource: () => undefined,
@@ -46,6 +56,41 @@ describe("transaction grouper", () => {
     expect(standby.lastCommitted).toMatchObject({ nextOffset: 2n, lastCommitLsn: 30n });
     expect(await count(metrics.transactions)).toBe(3);
     expect(await count(metrics.rows)).toBe(3);
+  });
+
+  test("commits the group right after a transaction that adds an enum value, mid-message", async () => {
+    const { grouper, standby } = grouperOn();
+    await grouper.handleFrame(
+      frame(0, chunk(10n, [1]), ddlChunk(20n, "ALTER TYPE mood ADD VALUE 'happy'"), chunk(30n, [3])),
+      true,
+    );
+    expect(standby.log).toEqual([
+      "BEGIN",
+      "apply 1,ddl",
+      "COMMIT next=0 lsn=20",
+      "BEGIN",
+      "apply 3",
+      "COMMIT next=1 lsn=30",
+    ]);
+  });
+
+  test("runs DDL that refuses a transaction block alone, between the group before it and its position", async () => {
+    const { grouper, standby } = grouperOn();
+    await grouper.handleFrame(
+      frame(0, chunk(10n, [1]), ddlChunk(20n, "DROP INDEX CONCURRENTLY i"), chunk(30n, [3])),
+      true,
+    );
+    expect(standby.log).toEqual([
+      "BEGIN",
+      "apply 1",
+      "COMMIT next=0 lsn=10",
+      "alone DROP INDEX CONCURRENTLY i",
+      "BEGIN",
+      "COMMIT next=0 lsn=20",
+      "BEGIN",
+      "apply 3",
+      "COMMIT next=1 lsn=30",
+    ]);
   });
 
   test("skips transactions at or below the last applied commit LSN", async () => {

@@ -11,8 +11,9 @@ describe("migration files", () => {
       "source/001_publication_and_identity",
       "source/002_replication_slot",
       "source/003_ddl_capture",
+      "source/004_rewrite_recopy",
     ]);
-    expect(source.map((m) => m.ensure)).toEqual([true, true, false]);
+    expect(source.map((m) => m.ensure)).toEqual([true, true, false, false]);
     expect(loadMigrations("standby").every((m) => m.version.startsWith("standby/"))).toBe(true);
   });
 

@@ -370,6 +370,51 @@ describe("standby column properties", () => {
   });
 });
 
+describe("identity ALWAYS columns an update gives a value", () => {
+  const tagged = table(
+    8,
+    "public",
+    "tagged",
+    [
+      { name: "code", type: "text" },
+      { name: "n", type: "bigint", identityAlways: true },
+      { name: "note", type: "text" },
+    ],
+    ["code"],
+  );
+
+  test("move the row, one statement per update, its other columns taken from the deleted row", () => {
+    const plan = planStatements(
+      [update(tagged.ref, ["a"], [1, 2], ["7", "x"]), update(tagged.ref, ["b"], [1], ["8"])],
+      resolver(tagged),
+      options,
+    );
+    expect(plan.map((s) => [s.sql, s.params, s.batched, s.expectedRows])).toEqual([
+      [
+        `WITH old AS (DELETE FROM "public"."tagged" AS t WHERE t."code" = $1::${T}::text RETURNING t.*) INSERT INTO "public"."tagged" ("code", "n", "note") OVERRIDING SYSTEM VALUE SELECT old."code", $2::${T}::bigint, $3::${T}::text FROM old`,
+        ["a", "7", "x"],
+        false,
+        1,
+      ],
+      [
+        `WITH old AS (DELETE FROM "public"."tagged" AS t WHERE t."code" = $1::${T}::text RETURNING t.*) INSERT INTO "public"."tagged" ("code", "n", "note") OVERRIDING SYSTEM VALUE SELECT old."code", $2::${T}::bigint, old."note" FROM old`,
+        ["b", "8"],
+        false,
+        1,
+      ],
+    ]);
+  });
+
+  test("updates that leave it alone are still batched UPDATEs", () => {
+    const plan = planStatements(
+      [update(tagged.ref, ["a"], [2], ["x"]), update(tagged.ref, ["b"], [2], ["y"])],
+      resolver(tagged),
+      options,
+    );
+    expect(plan.map((s) => [s.batched, s.sql.startsWith("UPDATE")])).toEqual([[true, true]]);
+  });
+});
+
 describe("TRUNCATE, sequences, DDL", () => {
   test("are planned one statement each, in order, never batched", () => {
     const other = table(7, "s", "other", [{ name: "id", type: "integer" }], ["id"]);
