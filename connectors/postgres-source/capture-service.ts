@@ -63,12 +63,13 @@ export class CaptureService {
   private sessionLive = false;
   private readonly backoff = new ReconnectBackoff();
   private slotBusyAttempts = 0;
-  private readonly sequences = new SequenceTracker();
+  private readonly sequences: SequenceTracker;
 
   /** pgoutput bytes of the current reader already added to the metric. */
   private pgoutputBytesCounted = 0;
 
   constructor(private readonly deps: CaptureServiceDeps) {
+    this.sequences = new SequenceTracker(deps.config.capture.publication);
     deps.metrics.reportHealthFrom(() => this.isFlowing());
   }
 

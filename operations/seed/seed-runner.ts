@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { Admin } from "kafkajs";
 import pg from "pg";
-import { identifySource, slotInfo } from "../../connectors/postgres-source/index.js";
+import { identifySource, replicatedSequences, slotInfo } from "../../connectors/postgres-source/index.js";
 import {
+  advanceSequenceStatement,
   assertApplierStopped,
   markSeedFinished,
   markSeedStarted,
@@ -12,6 +13,8 @@ import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
+import { quoteQualified } from "../../src/sql/quote.js";
+import { withValueFormat } from "../../src/sql/value-format.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type PublishedTable, publishedTables } from "./published-tables.js";
 import { createTablesFromSource } from "./schema-creator.js";
@@ -24,6 +27,26 @@ import {
   openStandbySession,
   planRanges,
 } from "./table-copier.js";
+
+/**
+ * The capture publishes these sequences' positions: a standby without one would stop its
+ * applier at the first of them, so the seed refuses before it copies anything.
+ */
+async function assertSequencesPresent(
+  standby: pg.Client,
+  sequences: { schema: string; name: string }[],
+): Promise<void> {
+  const names = sequences.map((s) => quoteQualified(s.schema, s.name));
+  const { rows } = await standby.query<{ name: string }>(
+    "SELECT name FROM unnest($1::text[]) AS name WHERE pg_catalog.to_regclass(name) IS NULL",
+    [names],
+  );
+  if (rows.length > 0) {
+    throw new SeedRefusedError(
+      `sequences missing on the standby: ${rows.map((r) => r.name).join(", ")} (the publication replicates them: create them on the standby as on the source)`,
+    );
+  }
+}
 
 /** Why seeding cannot start (maps to exit code 3, "setup"). */
 export class SeedRefusedError extends DiffrelayError {
@@ -61,7 +84,13 @@ export interface SeedResult {
  * Copies the published tables from one exported snapshot and then records the
  * exact position that snapshot corresponds to. See `seedPosition` for the rule.
  */
-export async function runSeed(options: SeedOptions): Promise<SeedResult> {
+export async function runSeed(given: SeedOptions): Promise<SeedResult> {
+  // COPY's text format prints with the source session's settings and parses with the standby's.
+  const options: SeedOptions = {
+    ...given,
+    sourceConfig: withValueFormat(given.sourceConfig),
+    standbyConfig: withValueFormat(given.standbyConfig),
+  };
   const progress = options.progress ?? new SeedProgress();
   const source = new pg.Client(options.sourceConfig);
   source.on("error", () => undefined);
@@ -119,6 +148,8 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       );
       for (const [k, v] of await describeStandbyTables(standby, missing)) standbyInfo.set(k, v);
     }
+    const sequences = await replicatedSequences(source, options.publication);
+    await assertSequencesPresent(standby, sequences);
     const standbyMajor = Number(
       (await standby.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v,
     );
@@ -164,6 +195,12 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       parallel: options.parallel,
       progress,
     });
+    // Sequences are not transactional: what the source shows now is at or past its state at the
+    // snapshot, so moving the standby's forward to it can only skip values, never reuse one.
+    for (const position of await replicatedSequences(source, options.publication)) {
+      const statement = advanceSequenceStatement({ ...position, isCalled: true }, 0, 0);
+      await standby.query(statement.sql, statement.params as unknown[]);
+    }
     progress.finish();
 
     // A slot dropped (and maybe recreated later in the WAL) during the copy breaks the guarantee.

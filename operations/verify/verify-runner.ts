@@ -14,9 +14,10 @@ import { withPgClient } from "../../src/config/postgres-connection.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
+import { withValueFormat } from "../../src/sql/value-format.js";
 import { type PublishedTable, publishedTables } from "../seed/published-tables.js";
 import { createExportedSnapshot, type ExportedSnapshot, importSnapshot } from "../seed/snapshot-slot.js";
-import { bucketRows, COMPARE_SESSION_SETTINGS, type HashedTable, hashBuckets } from "./chunk-hasher.js";
+import { bucketRows, type HashedTable, hashBuckets } from "./chunk-hasher.js";
 import { alignment, differingBuckets, diffRows, type RowDifferences } from "./difference-finder.js";
 import { TopicFollower } from "./topic-follower.js";
 
@@ -86,7 +87,13 @@ export class VerifyUnableError extends DiffrelayError {
  * applier steps over C (it groups transactions, so it may never stop exactly
  * there), the attempt is dropped and a new snapshot is exported.
  */
-export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
+export async function runVerify(given: VerifyOptions): Promise<VerifyReport> {
+  // Rows are hashed as text: both sides must print every value the same way.
+  const options: VerifyOptions = {
+    ...given,
+    sourceConfig: withValueFormat(given.sourceConfig),
+    standbyConfig: withValueFormat(given.standbyConfig),
+  };
   const log = options.log ?? (() => undefined);
   const source = new pg.Client(options.sourceConfig);
   source.on("error", () => undefined);
@@ -121,7 +128,6 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
           });
           if (!matched) continue;
           try {
-            for (const s of COMPARE_SESSION_SETTINGS) await source.query(s);
             await importSnapshot(source, snapshot.snapshotName);
             // The snapshot is imported: the replication connection is no longer needed.
             await snapshot.close();
@@ -232,7 +238,6 @@ async function waitForMatch(
   const deadline = Date.now() + options.attemptTimeoutMs;
   const c = snapshot.consistentPoint;
   for (;;) {
-    for (const s of COMPARE_SESSION_SETTINGS) await standby.query(s);
     await standby.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const position = await standbyPosition(standby, options.topic);
     if (!position) throw new VerifyUnableError(`the standby's position for ${options.topic} disappeared`);
