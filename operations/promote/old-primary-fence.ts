@@ -1,5 +1,9 @@
 import pg from "pg";
-import { HEARTBEAT_PREFIX, SequenceTracker } from "../../connectors/postgres-source/index.js";
+import {
+  HEARTBEAT_PREFIX,
+  resolveCaptureSlot,
+  SequenceTracker,
+} from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 
 export type OldPrimaryState =
@@ -26,7 +30,8 @@ const CONNECT_TIMEOUT_MS = 5000;
  */
 export async function fenceOldPrimary(options: {
   config: pg.ClientConfig;
-  slot: string;
+  /** Unset: the default for the old primary's database. */
+  slot: string | undefined;
   publication: string;
   timeoutMs: number;
   lastKnownSlotLag: () => Promise<number | null>;
@@ -63,7 +68,7 @@ export async function fenceOldPrimary(options: {
         )
       ).rows[0]?.lsn as string,
     );
-    await waitForSlot(client, options.slot, heartbeat, options.timeoutMs);
+    await waitForSlot(client, await resolveCaptureSlot(client, options.slot), heartbeat, options.timeoutMs);
     return { alive: true, fencedAt: formatLsn(heartbeat) };
   } finally {
     await client.end().catch(() => undefined);

@@ -1,7 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Admin } from "kafkajs";
 import pg from "pg";
-import { identifySource, replicatedSequences, slotInfo } from "../../connectors/postgres-source/index.js";
+import {
+  identifySource,
+  replicatedSequences,
+  resolveCaptureSlot,
+  slotInfo,
+} from "../../connectors/postgres-source/index.js";
 import {
   advanceSequenceStatement,
   assertApplierStopped,
@@ -66,7 +71,8 @@ export interface SeedOptions {
   topics: SourceTopics;
   admin: Admin;
   publication: string;
-  captureSlot: string;
+  /** Unset: the default for the source's database. */
+  captureSlot: string | undefined;
   parallel: number;
   rangeRows: number;
   createSchema: boolean;
@@ -99,10 +105,13 @@ export async function runSeed(given: SeedOptions): Promise<SeedResult> {
   let snapshot: Awaited<ReturnType<typeof createExportedSnapshot>> | null = null;
   try {
     const identity = await identifySource(source);
-    const slot = await slotInfo(source, options.captureSlot);
+    const captureSlot = await resolveCaptureSlot(source, options.captureSlot, (message) =>
+      progress.log({ event: "note", message }),
+    );
+    const slot = await slotInfo(source, captureSlot);
     if (!slot.exists) {
       throw new SeedRefusedError(
-        `the capture's slot "${options.captureSlot}" does not exist on the source: start diffrelay capture (or run diffrelay migrate) first. ` +
+        `the capture's slot "${captureSlot}" does not exist on the source: start diffrelay capture (or run diffrelay migrate) first. ` +
           "Without it nothing guarantees that the transactions committed after the seed's snapshot ever reach the topic.",
       );
     }
@@ -204,10 +213,10 @@ export async function runSeed(given: SeedOptions): Promise<SeedResult> {
     progress.finish();
 
     // A slot dropped (and maybe recreated later in the WAL) during the copy breaks the guarantee.
-    const after = await slotInfo(source, options.captureSlot);
+    const after = await slotInfo(source, captureSlot);
     if (!after.exists) {
       throw new SeedRefusedError(
-        `the capture's slot "${options.captureSlot}" disappeared during the copy; no position was written, seed again`,
+        `the capture's slot "${captureSlot}" disappeared during the copy; no position was written, seed again`,
       );
     }
     const position = seedPosition(snapshot.consistentPoint, nextOffset);

@@ -1,7 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Kafka } from "kafkajs";
 import pg from "pg";
-import { identifySource, SEQUENCES_PREFIX, slotInfo } from "../../connectors/postgres-source/index.js";
+import {
+  identifySource,
+  resolveCaptureSlot,
+  SEQUENCES_PREFIX,
+  slotInfo,
+} from "../../connectors/postgres-source/index.js";
 import {
   liftPause,
   movePausePoint,
@@ -27,7 +32,8 @@ export interface VerifyOptions {
   kafka: Kafka;
   topic: string;
   publication: string;
-  captureSlot: string;
+  /** Unset: the default for the source's database. */
+  captureSlot: string | undefined;
   /** Source snapshots tried before giving up (the standby may step over each one). */
   maxAttempts: number;
   /** How long one attempt waits for the standby to reach its snapshot. */
@@ -103,6 +109,9 @@ export async function runVerify(given: VerifyOptions): Promise<VerifyReport> {
   await standby.connect();
   let follower: TopicFollower | null = null;
   try {
+    options.captureSlot = await resolveCaptureSlot(source, options.captureSlot, (message) =>
+      log({ event: "note", message }),
+    );
     const identity = await identifySource(source);
     const initial = await standbyPosition(standby, options.topic);
     if (!initial) {
@@ -245,7 +254,7 @@ async function waitForMatch(
     let state = alignment(position.lastCommitLsn, c, follower.commitLsnsFrom(position.nextOffset));
     if (state === "unknown") {
       // Order matters: the slot's confirmation first, then the topic's end, then what was read of it.
-      const slot = await slotInfo(source, options.captureSlot);
+      const slot = await slotInfo(source, options.captureSlot as string);
       const end = (await partitionOffsets(admin, options.topic)).high;
       if (slot.confirmedFlushLsn !== null && slot.confirmedFlushLsn >= c && follower.readUpTo >= end) {
         state = alignment(position.lastCommitLsn, c, follower.commitLsnsFrom(position.nextOffset));
