@@ -17,6 +17,7 @@ import { type CaptureMetrics, recordSlotState } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
 import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
 import { SequenceTracker } from "./sequence-tracker.js";
+import { LEGACY_SLOT_NAME } from "./slot-name.js";
 import { SlotReader } from "./slot-reader.js";
 import { SourceConfigurationError } from "./source-errors.js";
 
@@ -55,6 +56,8 @@ export class CaptureService {
   private stopping = false;
   private reader: SlotReader | null = null;
   private topics: SourceTopics | null = null;
+  /** The capture's slot as resolved at set-up (until then, the configured one or ""). */
+  private slot = "";
   private confirmed: Lsn = 0n;
   private serverWalEnd: Lsn = 0n;
   private transactions = 0;
@@ -63,12 +66,13 @@ export class CaptureService {
   private sessionLive = false;
   private readonly backoff = new ReconnectBackoff();
   private slotBusyAttempts = 0;
-  private readonly sequences = new SequenceTracker();
+  private readonly sequences: SequenceTracker;
 
   /** pgoutput bytes of the current reader already added to the metric. */
   private pgoutputBytesCounted = 0;
 
   constructor(private readonly deps: CaptureServiceDeps) {
+    this.sequences = new SequenceTracker(deps.config.capture.publication);
     deps.metrics.reportHealthFrom(() => this.isFlowing());
   }
 
@@ -76,7 +80,7 @@ export class CaptureService {
     return {
       role: "capture",
       topic: this.topics?.data ?? "",
-      slot: this.deps.config.capture.slot,
+      slot: this.slot || (this.deps.config.capture.slot ?? ""),
       confirmedLsn: formatLsn(this.confirmed),
       serverWalEnd: formatLsn(this.serverWalEnd),
       slotLagBytes: Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n),
@@ -186,6 +190,7 @@ export class CaptureService {
       const setup = await migrateSource(client, {
         publicationName: config.capture.publication,
         slotName: config.capture.slot,
+        note: (message) => logger.info({ slot: LEGACY_SLOT_NAME }, message),
         tables: config.capture.tables,
         schemas: config.capture.schemas,
         identity: config.capture.identity,
@@ -219,6 +224,8 @@ export class CaptureService {
             : "updates carry every streamed column (REPLICA IDENTITY DEFAULT)",
         );
       }
+      this.slot = setup.slot;
+      logger.info({ slot: setup.slot }, "capture slot");
       return setup.source;
     } finally {
       await client.end();
@@ -251,7 +258,7 @@ export class CaptureService {
     });
     const reader = new SlotReader({
       connection: postgresClientConfig(config.source.url, config.source.tls),
-      slotName: config.capture.slot,
+      slotName: this.slot,
       publicationName: config.capture.publication,
       isIdle: () => session.isIdle(),
       onMessage: async (_walStart, message) => {
@@ -271,7 +278,7 @@ export class CaptureService {
       catalogClient
         .query<{ wal_status: string | null; safe_wal_size: string | null }>(
           "SELECT wal_status, safe_wal_size::text FROM pg_replication_slots WHERE slot_name = $1",
-          [config.capture.slot],
+          [this.slot],
         )
         .then((r) => {
           const row = r.rows[0];

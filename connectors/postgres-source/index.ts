@@ -7,5 +7,7 @@ export { CaptureService } from "./capture-service.js";
 export { HEARTBEAT_PREFIX } from "./heartbeat.js";
 export { SEQUENCES_PREFIX } from "./logical-messages.js";
 export type { RelationMessage } from "./pgoutput/pgoutput-decoder.js";
+export { replicatedSequences, SequenceTracker } from "./sequence-tracker.js";
+export { defaultSlotName, LEGACY_SLOT_NAME, resolveCaptureSlot } from "./slot-name.js";
 export { identifySource, loadRelationSchema, slotInfo } from "./source-catalog.js";
 export { migrateSource, parseTableName } from "./source-migrator.js";

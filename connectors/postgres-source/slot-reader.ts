@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { LogicalReplicationService } from "pg-logical-replication";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { withValueFormat } from "../../src/sql/value-format.js";
 import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
 import { DiffrelayPgoutputPlugin } from "./pgoutput/pgoutput-plugin.js";
 import { SourceConfigurationError, type SourceProblem } from "./source-errors.js";
@@ -66,9 +67,6 @@ export function classifySourceError(error: unknown, slotName: string, publicatio
   return error;
 }
 
-const VALUE_FORMAT_OPTIONS =
-  "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex";
-
 /** Milliseconds between the Unix epoch and 2000-01-01, PostgreSQL's epoch. */
 const PG_EPOCH_UNIX_MS = 946_684_800_000;
 
@@ -103,10 +101,7 @@ export class SlotReader {
       typeof options.connection === "string" ? { connectionString: options.connection } : options.connection;
     // The walsender formats values with its own session settings: pin the ones that change
     // text output, so captured values do not depend on the source's or the role's defaults.
-    const clientConfig: pg.ClientConfig = {
-      ...given,
-      options: [given.options, VALUE_FORMAT_OPTIONS].filter(Boolean).join(" "),
-    };
+    const clientConfig = withValueFormat(given);
     this.service = new LogicalReplicationService(clientConfig, {
       // The library's own acknowledgements follow receipt; ours follow durability.
       acknowledge: { auto: false, timeoutSeconds: 0 },

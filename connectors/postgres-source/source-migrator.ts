@@ -2,17 +2,21 @@ import type pg from "pg";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { loadMigrations, runMigrations, withMigrationLock } from "../../src/migrations/migration-runner.js";
 import { quoteIdent, quoteLiteral, quoteQualified } from "../../src/sql/quote.js";
+import { resolveCaptureSlot } from "./slot-name.js";
 import { assertCapturable, identifySource, type SourceIdentity } from "./source-catalog.js";
 
 export interface SourceMigrationConfig {
   publicationName: string;
-  slotName: string;
+  /** Unset: the default for this database (resolveCaptureSlot). */
+  slotName: string | undefined;
   /** Tables to publish, "schema.table" or "table" (public); identifiers may be double-quoted. */
   tables?: string[];
   /** Schemas to publish every table of (PostgreSQL 15+). With neither tables nor schemas: all tables. */
   schemas?: string[];
   /** Per table ("schema.table" or "table"): "default" keeps DEFAULT identity when the table has a primary key. */
   identity?: Record<string, "full" | "default">;
+  /** Told when an existing slot under the old default name is used. */
+  note?: (message: string) => void;
   /** Where the migration files are; defaults to the package's migrations/source. */
   migrationsDir?: string;
 }
@@ -27,6 +31,8 @@ export interface SourceMigrationResult {
   /** Versions recorded in diffrelay.schema_migrations by this run. */
   applied: string[];
   tables: TableIdentity[];
+  /** The capture's slot, as resolved. */
+  slot: string;
   /** The source as checked before anything was changed: capturable (wal_level, encoding, version). */
   source: SourceIdentity;
 }
@@ -53,13 +59,15 @@ export async function migrateSource(
   await client.query("SET diffrelay.capture_ddl = off");
   try {
     return await withMigrationLock(client, async () => {
+      const slot = await resolveCaptureSlot(client, config.slotName, config.note);
       const tables = await resolveTables(client, config.tables ?? []);
       const migrations = loadMigrations("source", config.migrationsDir);
       const applied = await explain(
-        () => runMigrations(client, migrations, publicationPlaceholders(config, tables)),
+        () =>
+          runMigrations(client, migrations, publicationPlaceholders({ ...config, slotName: slot }, tables)),
         "apply the source migrations",
       );
-      return { applied, tables: await ensureReplicaIdentity(client, config), source };
+      return { applied, tables: await ensureReplicaIdentity(client, config), slot, source };
     });
   } finally {
     await client.query("RESET diffrelay.capture_ddl");
@@ -150,7 +158,7 @@ async function resolveTables(client: pg.ClientBase, names: string[]): Promise<Re
 }
 
 function publicationPlaceholders(
-  config: SourceMigrationConfig,
+  config: SourceMigrationConfig & { slotName: string },
   tables: ResolvedTable[],
 ): Map<string, string> {
   const objects: string[] = [];

@@ -6,6 +6,7 @@ export { assertApplierStopped } from "./applier-presence.js";
 export { createApplyMetrics } from "./apply-metrics.js";
 export { ApplyService } from "./apply-service.js";
 export { SchemaDriftError } from "./drift-error.js";
+export { sequence as advanceSequenceStatement } from "./planning/non-row-statements.js";
 export { TableMappings } from "./planning/table-mapping.js";
 export {
   liftPause,

@@ -3,13 +3,15 @@ import {
   loadRelationSchema,
   parseTableName,
   type RelationMessage,
+  resolveCaptureSlot,
 } from "../../connectors/postgres-source/index.js";
 import type { RelationSchema, ReplicaIdentity } from "../../src/change/relation-schema.js";
 import { CheckList, formatBytes, withConnection } from "./doctor-report.js";
 
 export interface SourceCheckOptions {
   config: pg.ClientConfig;
-  slot: string;
+  /** Unset: the default for the source's database. */
+  slot: string | undefined;
   /** capture.tables and capture.schemas: what the capture will publish (neither: all tables). */
   tables: string[];
   schemas: string[];
@@ -30,7 +32,7 @@ export async function checkSource(options: SourceCheckOptions): Promise<SourceFi
   let tables: RelationSchema[] | null = null;
   await withConnection(checks, options.config, "check source.url and pg_hba.conf", async (client) => {
     const role = await checkServer(client, checks);
-    await checkSlots(client, checks, options.slot);
+    await checkSlots(client, checks, await resolveCaptureSlot(client, options.slot));
     await checks.run("replication connection", () => checkReplicationConnection(options.config, checks));
     await checks.run("tables", async () => {
       tables = await checkTables(client, checks, options, role);

@@ -1,5 +1,9 @@
 import pg from "pg";
-import { HEARTBEAT_PREFIX } from "../../connectors/postgres-source/index.js";
+import {
+  HEARTBEAT_PREFIX,
+  resolveCaptureSlot,
+  SequenceTracker,
+} from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 
 export type OldPrimaryState =
@@ -10,15 +14,25 @@ const CONNECT_TIMEOUT_MS = 5000;
 
 /**
  * Stops the old primary's writes from reaching the topic. When it answers:
- * new sessions of its database become read-only, the sessions writing now are
- * ended, and a heartbeat written after that tells when the capture has made
- * everything before it durable in Kafka (the slot's confirmed position passes
- * it). When it does not answer, it is recorded as gone; what it may have lost
- * is the capture's last known slot lag.
+ * its database stops accepting connections (ALLOW_CONNECTIONS false, which
+ * binds superusers too, so no session can come back and turn
+ * default_transaction_read_only off), every client session of it is ended and
+ * promote waits until they are gone, the replicated sequences' positions are
+ * published, and a heartbeat written after that tells when the capture has
+ * made everything before it durable in Kafka (the slot's confirmed position
+ * passes it). The capture's walsender keeps streaming; a capture that
+ * reconnects now cannot, and the wait says so. Not covered: background
+ * workers that bypass ALLOW_CONNECTIONS, and other databases of the server.
+ * promote checks after the drain that the topic did not grow (see
+ * assertNothingPastEnd), so even those cannot pass unnoticed.
+ * When it does not answer, it is recorded as gone; what it may have lost is
+ * the capture's last known slot lag.
  */
 export async function fenceOldPrimary(options: {
   config: pg.ClientConfig;
-  slot: string;
+  /** Unset: the default for the old primary's database. */
+  slot: string | undefined;
+  publication: string;
   timeoutMs: number;
   lastKnownSlotLag: () => Promise<number | null>;
 }): Promise<OldPrimaryState> {
@@ -36,11 +50,16 @@ export async function fenceOldPrimary(options: {
   try {
     await client.query("SELECT set_config('diffrelay.capture_ddl', 'off', false)");
     const db = (await client.query<{ db: string }>("SELECT current_database() AS db")).rows[0]?.db as string;
-    await client.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} SET default_transaction_read_only = on`);
-    await client.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+    const database = pg.escapeIdentifier(db);
+    // Read-only too, for whoever re-enables connections to inspect it before re-seeding it.
+    await client.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`);
+    // PostgreSQL refuses this for the current database: it runs from a neighbour on the same server.
+    await onNeighbourDatabase(options.config, db, (neighbour) =>
+      neighbour.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`),
     );
+    await endClientSessions(client, db, options.timeoutMs);
+    // Values handed out since the capture's last heartbeat would otherwise be handed out again.
+    await new SequenceTracker(options.publication).publishChanged(client);
     const heartbeat = parseLsn(
       (
         await client.query<{ lsn: string }>(
@@ -49,10 +68,68 @@ export async function fenceOldPrimary(options: {
         )
       ).rows[0]?.lsn as string,
     );
-    await waitForSlot(client, options.slot, heartbeat, options.timeoutMs);
+    await waitForSlot(client, await resolveCaptureSlot(client, options.slot), heartbeat, options.timeoutMs);
     return { alive: true, fencedAt: formatLsn(heartbeat) };
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+async function onNeighbourDatabase(
+  config: pg.ClientConfig,
+  db: string,
+  fn: (client: pg.Client) => Promise<unknown>,
+): Promise<void> {
+  const failures: string[] = [];
+  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
+    const url = new URL(config.connectionString as string);
+    url.pathname = `/${encodeURIComponent(neighbour)}`;
+    const client = new pg.Client({
+      ...config,
+      connectionString: url.toString(),
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      failures.push(`${neighbour}: ${(err as Error).message}`);
+      continue;
+    }
+    try {
+      await fn(client);
+      return;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  throw new Error(
+    `fencing database "${db}" needs a connection to another database of the old primary, to run ALTER DATABASE … ALLOW_CONNECTIONS false (${failures.join("; ")}): let the role connect to postgres or template1`,
+  );
+}
+
+/**
+ * pg_terminate_backend only signals: a session in the middle of its commit can
+ * still commit after it returns. Waiting until they are gone puts every commit
+ * of theirs before the heartbeat that follows.
+ */
+async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+    );
+    if (rows.length === 0) return;
+    await client.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [
+      rows.map((r) => r.pid),
+    ]);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `sessions of database "${db}" on the old primary were still there ${timeoutMs} ms after being terminated (pids ${rows.map((r) => r.pid).join(", ")}): end them (pg_terminate_backend) and run promote again`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -69,7 +146,7 @@ async function waitForSlot(client: pg.Client, slot: string, target: Lsn, timeout
     if (row.lsn !== null && parseLsn(row.lsn) >= target) return;
     if (Date.now() > deadline) {
       throw new Error(
-        `the capture did not confirm the old primary's last writes within ${timeoutMs} ms (slot at ${row.lsn}, writes end at ${formatLsn(target)}); is it running?`,
+        `the capture did not confirm the old primary's last writes within ${timeoutMs} ms (slot "${slot}" at ${row.lsn}, writes end at ${formatLsn(target)}): is it running? Its database no longer accepts connections, so a capture that restarted cannot reconnect: ALTER DATABASE … ALLOW_CONNECTIONS true (from another database), let the capture catch up, and run promote again`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 200));

@@ -16,6 +16,7 @@ import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../s
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
+import { TopicFollower } from "../verify/topic-follower.js";
 import { fenceOldPrimary, type OldPrimaryState } from "./old-primary-fence.js";
 import { type AdvancedSequence, advanceOwnedSequences } from "./sequence-advancer.js";
 
@@ -83,6 +84,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
       ? await fenceOldPrimary({
           config: postgresClientConfig(options.oldSourceUrl, config.source?.tls),
           slot: config.capture.slot,
+          publication: config.capture.publication,
           timeoutMs: 60_000,
           lastKnownSlotLag: () => lastKnownSlotLag(options.captureStatusUrl),
         })
@@ -94,6 +96,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
     for (const standby of [options.promoted, ...options.others]) {
       await drain(options, standby, end);
     }
+    if (oldPrimary.alive === true) await assertNothingPastEnd(options, admin, end);
 
     const promoted = await withStandby(options.promoted.url, config, (c) =>
       readPosition(c, options.oldTopics.data, 0),
@@ -164,6 +167,36 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
+}
+
+/**
+ * The fence leaves nothing able to commit on the old primary's database, but
+ * "nothing lost" is only printed once the topic says so: a transaction the
+ * capture published past the drained end committed after the fence and is on
+ * no standby.
+ */
+async function assertNothingPastEnd(
+  options: PromoteOptions,
+  admin: ReturnType<Kafka["admin"]>,
+  end: bigint,
+): Promise<void> {
+  const now = (await partitionOffsets(admin, options.oldTopics.data)).high;
+  if (now <= end) return;
+  const follower = new TopicFollower(options.kafka, options.oldTopics.data, end);
+  let lsns: string[] = [];
+  try {
+    await follower.start();
+    const deadline = Date.now() + 30_000;
+    while (follower.readUpTo < now && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    lsns = [...follower.commitLsnsFrom(end)].map(formatLsn);
+  } finally {
+    await follower.stop();
+  }
+  throw new PromoteRefusedError(
+    `the old primary committed past the drained end after it was fenced: ${options.oldTopics.data} offsets ${end}..${now - 1n} ` +
+      `(commit LSNs ${lsns.length > 0 ? lsns.join(", ") : "unknown: the messages could not be read"}) are on no standby. ` +
+      "Find what wrote them (a background worker, or a session that bypassed ALLOW_CONNECTIONS), stop it, and run promote again: it drains them too",
+  );
 }
 
 /** Applies, in this process, what the old topic still holds for this standby. */

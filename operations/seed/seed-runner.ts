@@ -1,8 +1,14 @@
 import { randomBytes } from "node:crypto";
 import type { Admin } from "kafkajs";
 import pg from "pg";
-import { identifySource, slotInfo } from "../../connectors/postgres-source/index.js";
 import {
+  identifySource,
+  replicatedSequences,
+  resolveCaptureSlot,
+  slotInfo,
+} from "../../connectors/postgres-source/index.js";
+import {
+  advanceSequenceStatement,
   assertApplierStopped,
   markSeedFinished,
   markSeedStarted,
@@ -12,6 +18,8 @@ import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
+import { quoteQualified } from "../../src/sql/quote.js";
+import { withValueFormat } from "../../src/sql/value-format.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type PublishedTable, publishedTables } from "./published-tables.js";
 import { createTablesFromSource } from "./schema-creator.js";
@@ -24,6 +32,26 @@ import {
   openStandbySession,
   planRanges,
 } from "./table-copier.js";
+
+/**
+ * The capture publishes these sequences' positions: a standby without one would stop its
+ * applier at the first of them, so the seed refuses before it copies anything.
+ */
+async function assertSequencesPresent(
+  standby: pg.Client,
+  sequences: { schema: string; name: string }[],
+): Promise<void> {
+  const names = sequences.map((s) => quoteQualified(s.schema, s.name));
+  const { rows } = await standby.query<{ name: string }>(
+    "SELECT name FROM unnest($1::text[]) AS name WHERE pg_catalog.to_regclass(name) IS NULL",
+    [names],
+  );
+  if (rows.length > 0) {
+    throw new SeedRefusedError(
+      `sequences missing on the standby: ${rows.map((r) => r.name).join(", ")} (the publication replicates them: create them on the standby as on the source)`,
+    );
+  }
+}
 
 /** Why seeding cannot start (maps to exit code 3, "setup"). */
 export class SeedRefusedError extends DiffrelayError {
@@ -43,7 +71,8 @@ export interface SeedOptions {
   topics: SourceTopics;
   admin: Admin;
   publication: string;
-  captureSlot: string;
+  /** Unset: the default for the source's database. */
+  captureSlot: string | undefined;
   parallel: number;
   rangeRows: number;
   createSchema: boolean;
@@ -61,7 +90,13 @@ export interface SeedResult {
  * Copies the published tables from one exported snapshot and then records the
  * exact position that snapshot corresponds to. See `seedPosition` for the rule.
  */
-export async function runSeed(options: SeedOptions): Promise<SeedResult> {
+export async function runSeed(given: SeedOptions): Promise<SeedResult> {
+  // COPY's text format prints with the source session's settings and parses with the standby's.
+  const options: SeedOptions = {
+    ...given,
+    sourceConfig: withValueFormat(given.sourceConfig),
+    standbyConfig: withValueFormat(given.standbyConfig),
+  };
   const progress = options.progress ?? new SeedProgress();
   const source = new pg.Client(options.sourceConfig);
   source.on("error", () => undefined);
@@ -70,10 +105,13 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
   let snapshot: Awaited<ReturnType<typeof createExportedSnapshot>> | null = null;
   try {
     const identity = await identifySource(source);
-    const slot = await slotInfo(source, options.captureSlot);
+    const captureSlot = await resolveCaptureSlot(source, options.captureSlot, (message) =>
+      progress.log({ event: "note", message }),
+    );
+    const slot = await slotInfo(source, captureSlot);
     if (!slot.exists) {
       throw new SeedRefusedError(
-        `the capture's slot "${options.captureSlot}" does not exist on the source: start diffrelay capture (or run diffrelay migrate) first. ` +
+        `the capture's slot "${captureSlot}" does not exist on the source: start diffrelay capture (or run diffrelay migrate) first. ` +
           "Without it nothing guarantees that the transactions committed after the seed's snapshot ever reach the topic.",
       );
     }
@@ -119,6 +157,8 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       );
       for (const [k, v] of await describeStandbyTables(standby, missing)) standbyInfo.set(k, v);
     }
+    const sequences = await replicatedSequences(source, options.publication);
+    await assertSequencesPresent(standby, sequences);
     const standbyMajor = Number(
       (await standby.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v,
     );
@@ -164,13 +204,19 @@ export async function runSeed(options: SeedOptions): Promise<SeedResult> {
       parallel: options.parallel,
       progress,
     });
+    // Sequences are not transactional: what the source shows now is at or past its state at the
+    // snapshot, so moving the standby's forward to it can only skip values, never reuse one.
+    for (const position of await replicatedSequences(source, options.publication)) {
+      const statement = advanceSequenceStatement({ ...position, isCalled: true }, 0, 0);
+      await standby.query(statement.sql, statement.params as unknown[]);
+    }
     progress.finish();
 
     // A slot dropped (and maybe recreated later in the WAL) during the copy breaks the guarantee.
-    const after = await slotInfo(source, options.captureSlot);
+    const after = await slotInfo(source, captureSlot);
     if (!after.exists) {
       throw new SeedRefusedError(
-        `the capture's slot "${options.captureSlot}" disappeared during the copy; no position was written, seed again`,
+        `the capture's slot "${captureSlot}" disappeared during the copy; no position was written, seed again`,
       );
     }
     const position = seedPosition(snapshot.consistentPoint, nextOffset);

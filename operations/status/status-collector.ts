@@ -1,6 +1,6 @@
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
-import { slotInfo } from "../../connectors/postgres-source/index.js";
+import { resolveCaptureSlot, slotInfo } from "../../connectors/postgres-source/index.js";
 import { readPosition } from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { withPgClient } from "../../src/config/postgres-connection.js";
@@ -12,7 +12,8 @@ export interface StatusReport {
   time: string;
   topic: string;
   source: {
-    slot: string;
+    /** Unset: the default for the source's database. */
+    slot: string | undefined;
     slotExists: boolean | null;
     slotActive: boolean | null;
     confirmedFlushLsn: string | null;
@@ -42,7 +43,8 @@ export interface StatusOptions {
   sourceConfig: pg.ClientConfig | null;
   kafka: Kafka | null;
   topic: string;
-  slot: string;
+  /** Unset: the default for the source's database. */
+  slot: string | undefined;
   standbys: { name: string; config: pg.ClientConfig }[];
   /** The capture's /status URL, if known. */
   captureStatusUrl: string | null;
@@ -76,7 +78,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
     time: new Date().toISOString(),
     topic: options.topic,
     source: {
-      slot: options.slot,
+      slot: options.slot ?? "",
       slotExists: null,
       slotActive: null,
       confirmedFlushLsn: null,
@@ -95,7 +97,10 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
   const sourceProblems: string[] = [];
   if (options.sourceConfig) {
     try {
-      const slot = await withClient(options.sourceConfig, (c) => slotInfo(c, options.slot));
+      const slot = await withClient(options.sourceConfig, async (c) => {
+        report.source.slot = await resolveCaptureSlot(c, options.slot);
+        return slotInfo(c, report.source.slot);
+      });
       report.source.slotExists = slot.exists;
       report.source.slotActive = slot.active;
       report.source.confirmedFlushLsn =

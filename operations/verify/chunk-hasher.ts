@@ -2,18 +2,6 @@ import type pg from "pg";
 import { quoteIdent } from "../../src/sql/quote.js";
 import type { BucketHash, KeyedRow } from "./difference-finder.js";
 
-/**
- * Settings that change how values print: both sides render every value the
- * same way whatever the servers' or roles' defaults are.
- */
-export const COMPARE_SESSION_SETTINGS = [
-  "SET TimeZone = 'UTC'",
-  "SET DateStyle = 'ISO, MDY'",
-  "SET IntervalStyle = 'postgres'",
-  "SET extra_float_digits = 1",
-  "SET bytea_output = 'hex'",
-];
-
 export interface HashedTable {
   qualified: string;
   /** 'p' reads all partitions; anything else reads ONLY the table (its children are published separately). */

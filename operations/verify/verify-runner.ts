@@ -1,7 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Kafka } from "kafkajs";
 import pg from "pg";
-import { identifySource, SEQUENCES_PREFIX, slotInfo } from "../../connectors/postgres-source/index.js";
+import {
+  identifySource,
+  resolveCaptureSlot,
+  SEQUENCES_PREFIX,
+  slotInfo,
+} from "../../connectors/postgres-source/index.js";
 import {
   liftPause,
   movePausePoint,
@@ -14,9 +19,10 @@ import { withPgClient } from "../../src/config/postgres-connection.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
+import { withValueFormat } from "../../src/sql/value-format.js";
 import { type PublishedTable, publishedTables } from "../seed/published-tables.js";
 import { createExportedSnapshot, type ExportedSnapshot, importSnapshot } from "../seed/snapshot-slot.js";
-import { bucketRows, COMPARE_SESSION_SETTINGS, type HashedTable, hashBuckets } from "./chunk-hasher.js";
+import { bucketRows, type HashedTable, hashBuckets } from "./chunk-hasher.js";
 import { alignment, differingBuckets, diffRows, type RowDifferences } from "./difference-finder.js";
 import { TopicFollower } from "./topic-follower.js";
 
@@ -26,7 +32,8 @@ export interface VerifyOptions {
   kafka: Kafka;
   topic: string;
   publication: string;
-  captureSlot: string;
+  /** Unset: the default for the source's database. */
+  captureSlot: string | undefined;
   /** Source snapshots tried before giving up (the standby may step over each one). */
   maxAttempts: number;
   /** How long one attempt waits for the standby to reach its snapshot. */
@@ -86,7 +93,13 @@ export class VerifyUnableError extends DiffrelayError {
  * applier steps over C (it groups transactions, so it may never stop exactly
  * there), the attempt is dropped and a new snapshot is exported.
  */
-export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
+export async function runVerify(given: VerifyOptions): Promise<VerifyReport> {
+  // Rows are hashed as text: both sides must print every value the same way.
+  const options: VerifyOptions = {
+    ...given,
+    sourceConfig: withValueFormat(given.sourceConfig),
+    standbyConfig: withValueFormat(given.standbyConfig),
+  };
   const log = options.log ?? (() => undefined);
   const source = new pg.Client(options.sourceConfig);
   source.on("error", () => undefined);
@@ -96,6 +109,9 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
   await standby.connect();
   let follower: TopicFollower | null = null;
   try {
+    options.captureSlot = await resolveCaptureSlot(source, options.captureSlot, (message) =>
+      log({ event: "note", message }),
+    );
     const identity = await identifySource(source);
     const initial = await standbyPosition(standby, options.topic);
     if (!initial) {
@@ -121,7 +137,6 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
           });
           if (!matched) continue;
           try {
-            for (const s of COMPARE_SESSION_SETTINGS) await source.query(s);
             await importSnapshot(source, snapshot.snapshotName);
             // The snapshot is imported: the replication connection is no longer needed.
             await snapshot.close();
@@ -232,7 +247,6 @@ async function waitForMatch(
   const deadline = Date.now() + options.attemptTimeoutMs;
   const c = snapshot.consistentPoint;
   for (;;) {
-    for (const s of COMPARE_SESSION_SETTINGS) await standby.query(s);
     await standby.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const position = await standbyPosition(standby, options.topic);
     if (!position) throw new VerifyUnableError(`the standby's position for ${options.topic} disappeared`);
@@ -240,7 +254,7 @@ async function waitForMatch(
     let state = alignment(position.lastCommitLsn, c, follower.commitLsnsFrom(position.nextOffset));
     if (state === "unknown") {
       // Order matters: the slot's confirmation first, then the topic's end, then what was read of it.
-      const slot = await slotInfo(source, options.captureSlot);
+      const slot = await slotInfo(source, options.captureSlot as string);
       const end = (await partitionOffsets(admin, options.topic)).high;
       if (slot.confirmedFlushLsn !== null && slot.confirmedFlushLsn >= c && follower.readUpTo >= end) {
         state = alignment(position.lastCommitLsn, c, follower.commitLsnsFrom(position.nextOffset));

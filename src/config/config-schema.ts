@@ -36,7 +36,8 @@ const captureSchema = z.object({
   slot: z
     .string()
     .regex(/^[a-z0-9_]{1,63}$/, "lower-case letters, digits and _ (PostgreSQL slot name rules)")
-    .default("diffrelay"),
+    // Unset: diffrelay_<database> (see connectors/postgres-source/slot-name.ts).
+    .optional(),
   /** Schema-qualified tables to publish; empty with no schemas means all tables. */
   tables: z.array(z.string()).default([]),
   schemas: z.array(z.string()).default([]),

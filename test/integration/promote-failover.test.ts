@@ -181,18 +181,44 @@ describe("diffrelay promote", () => {
     }
   });
 
-  it("switches over from a live primary: fences it read-only and loses nothing it committed", async () => {
+  it("switches over from a live primary: the fence holds against a session that turns read-only off, loses nothing, carries a standalone sequence", async () => {
     const services = testServices();
     const live = await ReplicationPipeline.start({
       sourceServerUrl: services.sourceUrl,
       standbys: [{ name: "t1", serverUrl: services.standbyUrls[0] as string }],
       brokers: services.kafkaBrokers,
       prefix: "switchover",
-      ddl: "CREATE TABLE accounts (id bigserial PRIMARY KEY, v integer NOT NULL);",
+      ddl: "CREATE TABLE accounts (id bigserial PRIMARY KEY, v integer NOT NULL); CREATE SEQUENCE tickets;",
+      // No heartbeat of the capture's during the test: only promote can carry the sequence's position.
+      captureArgs: ["--heartbeat-interval-ms", "600000"],
     });
+    // Writes as a client that ignores the fence would: each new session turns read-only off first.
+    let sneaking = true;
+    const sneaked: number[] = [];
+    const sneak = (async () => {
+      while (sneaking) {
+        await withClient(live.source.url, async (c) => {
+          c.on("error", () => undefined);
+          await c.query("SET default_transaction_read_only = off");
+          while (sneaking) {
+            const { rows } = await c.query<{ id: string }>(
+              "INSERT INTO accounts (v) VALUES (9) RETURNING id",
+            );
+            sneaked.push(Number(rows[0]?.id));
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }).catch(() => new Promise((r) => setTimeout(r, 50)));
+      }
+    })();
     try {
       await withClient(live.source.url, (c) =>
         c.query("INSERT INTO accounts (v) SELECT 1 FROM generate_series(1, 500)"),
+      );
+      // A sequence no column owns: its values live nowhere in the tables.
+      const used = await withClient(live.source.url, async (c) =>
+        BigInt(
+          (await c.query("SELECT max(nextval('tickets'))::text AS v FROM generate_series(1, 30)")).rows[0].v,
+        ),
       );
       await stopProcess(live.standby("t1").applier);
       // The capture keeps running: promote waits for it to make the old primary's last writes durable.
@@ -219,13 +245,42 @@ describe("diffrelay promote", () => {
       );
       const exit = await promote.exited;
       expect(exit.code, promote.output()).toBe(0);
-      expect(promote.output()).toMatch(/old primary fenced \(read-only\)/);
-      expect(describeDifferences(await compareTables(live.source.url, t1, ["public.accounts"]))).toEqual([]);
-      // New sessions on the old primary's database can no longer write.
+      expect(promote.output()).toMatch(/old primary fenced \(read-only, accepts no connections\)/);
+      // The fence ended the writer's session; a new one, read-only turned off, must not commit.
+      await new Promise((r) => setTimeout(r, 500));
+      const afterFence = sneaked.length;
       await expect(
-        withClient(live.source.url, (c) => c.query("INSERT INTO accounts (v) VALUES (3)")),
-      ).rejects.toThrow(/read-only transaction/);
+        withClient(live.source.url, async (c) => {
+          await c.query("SET default_transaction_read_only = off");
+          await c.query("INSERT INTO accounts (v) VALUES (3)");
+        }),
+      ).rejects.toThrow(/not currently accepting connections/);
+      expect(sneaked.length).toBe(afterFence);
+      sneaking = false;
+      await sneak;
+      expect(sneaked.length).toBeGreaterThan(0);
+      // Everything the old primary committed, the fence-ignoring writer's rows included, is on t1.
+      const onT1 = await withClient(t1, async (c) =>
+        (await c.query<{ id: string }>("SELECT id::text FROM accounts")).rows.map((r) => Number(r.id)),
+      );
+      expect(sneaked.filter((id) => !onT1.includes(id))).toEqual([]);
+      const onSource = await withClient(services.sourceUrl, async (admin) => {
+        await admin.query(`ALTER DATABASE ${live.source.name} ALLOW_CONNECTIONS true`);
+        return withClient(
+          live.source.url,
+          async (c) => (await c.query<{ n: string }>("SELECT count(*)::text AS n FROM accounts")).rows[0]?.n,
+        );
+      });
+      expect(String(onT1.length)).toBe(onSource);
+      expect(describeDifferences(await compareTables(live.source.url, t1, ["public.accounts"]))).toEqual([]);
+      // The promoted standby does not hand out a ticket the old primary already gave.
+      const next = await withClient(t1, async (c) =>
+        BigInt((await c.query("SELECT nextval('tickets')::text AS v")).rows[0].v),
+      );
+      expect(next).toBeGreaterThan(used);
     } finally {
+      sneaking = false;
+      await sneak;
       await live.stop();
     }
   });

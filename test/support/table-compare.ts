@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { VALUE_FORMAT_SETTINGS } from "../../src/sql/value-format.js";
 import { withClient } from "./services.js";
 
 /** One table compared between the source and a standby, as multisets of `row::text`. */
@@ -18,15 +19,6 @@ export interface RowCount {
   count: number;
 }
 
-// Both sides render values identically whatever the servers' defaults are.
-const SESSION_SETTINGS = [
-  "SET TimeZone = 'UTC'",
-  "SET DateStyle = 'ISO, MDY'",
-  "SET IntervalStyle = 'postgres'",
-  "SET extra_float_digits = 1",
-  "SET bytea_output = 'hex'",
-];
-
 /** An alias no fixture uses as a column name, so `alias::text` is the whole row. */
 const ROW_ALIAS = "diffrelay_compare_row";
 
@@ -35,7 +27,10 @@ async function readMultiset(
   tables: readonly string[],
 ): Promise<Map<string, Map<string, number>>> {
   return withClient(url, async (client: pg.Client) => {
-    for (const s of SESSION_SETTINGS) await client.query(s);
+    // Both sides render values identically whatever the servers' defaults are.
+    for (const [name, value] of VALUE_FORMAT_SETTINGS) {
+      await client.query("SELECT pg_catalog.set_config($1, $2, false)", [name, value]);
+    }
     // One snapshot for all tables: the comparison sees a single state of this database.
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     try {

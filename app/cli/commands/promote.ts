@@ -84,7 +84,9 @@ export const promoteCommand: Command = {
       `promoted ${name}: it holds every source transaction up to commit LSN ${report.holdsSourceLsn}`,
     );
     if (old.alive === true)
-      console.log(`old primary fenced (read-only) at ${old.fencedAt}; nothing it committed is lost`);
+      console.log(
+        `old primary fenced (read-only, accepts no connections) at ${old.fencedAt}; nothing it committed is lost (the old topic did not grow past the drained end)`,
+      );
     else if (old.alive === false) {
       console.log(
         `old primary unreachable (${old.reason}); what its capture had not acknowledged may be lost: last known slot lag ${old.lastKnownSlotLagBytes ?? "unknown"} bytes`,
