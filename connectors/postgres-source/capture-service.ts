@@ -4,6 +4,7 @@ import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
+import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { COMPRESSION } from "../../src/kafka/kafka-client.js";
 import { kafkaTopicSink, type ProduceAck } from "../../src/kafka/ordered-publisher.js";
 import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
@@ -36,6 +37,8 @@ export interface CaptureStatus {
   transactions: number;
   flowing: boolean;
   lastError: string | null;
+  /** Set while the same failure keeps recurring at the slot's confirmed position. */
+  stalled: Stall | null;
 }
 
 interface CaptureServiceDeps {
@@ -67,13 +70,16 @@ export class CaptureService {
   private readonly backoff = new ReconnectBackoff();
   private slotBusyAttempts = 0;
   private readonly sequences: SequenceTracker;
+  private readonly failures: RepeatedFailureGuard;
 
   /** pgoutput bytes of the current reader already added to the metric. */
   private pgoutputBytesCounted = 0;
 
   constructor(private readonly deps: CaptureServiceDeps) {
     this.sequences = new SequenceTracker(deps.config.capture.publication);
+    this.failures = new RepeatedFailureGuard(deps.config.stallAfter);
     deps.metrics.reportHealthFrom(() => this.isFlowing());
+    deps.metrics.reportStallFrom(() => this.failures.stall !== null);
   }
 
   status(): CaptureStatus {
@@ -87,11 +93,13 @@ export class CaptureService {
       transactions: this.transactions,
       flowing: this.isFlowing(),
       lastError: this.lastError,
+      stalled: this.failures.stall,
     };
   }
 
   /** Flowing: a session is connected and the slot moved recently or nothing waits. */
   isFlowing(): boolean {
+    if (this.failures.stall !== null) return false;
     return (
       this.sessionLive && (Date.now() - this.lastProgressAt < 60_000 || this.serverWalEnd <= this.confirmed)
     );
@@ -154,10 +162,18 @@ export class CaptureService {
         this.lastError = redactError(err);
         this.deps.metrics.reconnects.inc();
         const retryInMs = this.backoff.next(Date.now() - startedAt);
-        logger.warn(
-          { err, retryInMs },
-          "capture session ended; reconnecting from the slot's durable position",
-        );
+        const stall = this.failures.failed(`LSN ${formatLsn(this.confirmed)}`, err, this.lastError);
+        if (stall) {
+          logger.error(
+            { err, stall, retryInMs },
+            `stalled: the same failure ${stall.attempts} times in a row at slot position ${stall.position}; retrying alone will not get past it, fix its cause (the error says what and where)`,
+          );
+        } else {
+          logger.warn(
+            { err, retryInMs },
+            "capture session ended; reconnecting from the slot's durable position",
+          );
+        }
         await this.backoff.pause(retryInMs);
       } finally {
         await producer.disconnect().catch(() => undefined);
@@ -292,6 +308,7 @@ export class CaptureService {
     const heartbeat = setInterval(() => {
       this.countPgoutputBytes();
       this.serverWalEnd = maxLsn(reader.lastServerWalEnd, this.serverWalEnd);
+      if (reader.confirmedLsn > this.confirmed) this.failures.progressed();
       this.confirmed = reader.confirmedLsn;
       metrics.slotLagBytes.set(
         Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n),
@@ -336,6 +353,7 @@ export class CaptureService {
     metrics.transactions.inc(completed.length);
     this.transactions += completed.length;
     this.reader?.confirm(last.endLsn);
+    if (last.endLsn > this.confirmed) this.failures.progressed();
     this.confirmed = last.endLsn;
     this.lastProgressAt = Date.now();
     metrics.lastAckedLsn.set(Number(last.endLsn));

@@ -1,9 +1,10 @@
 import { decodeFrame, type Frame } from "./frame-decoder.js";
+import { TopicGapError } from "./position-errors.js";
 import type { ApplyPosition } from "./position-store.js";
 
 /** What the applier reads of a kafkajs batch (EachBatchPayload fits it). */
 export interface TopicBatch {
-  batch: { messages: { offset: string; value: Buffer | null }[] };
+  batch: { highWatermark: string; messages: { offset: string; value: Buffer | null }[] };
   isRunning(): boolean;
   isStale(): boolean;
   heartbeat(): Promise<void>;
@@ -15,6 +16,44 @@ export interface FrameSink {
   commitCompleted(): Promise<void>;
 }
 
+/** How often a frame that takes long to apply renews the group membership meanwhile. */
+const HEARTBEAT_WHILE_APPLYING_MS = 1000;
+
+/**
+ * The offset a consuming session must be handed next. The data topic is
+ * neither compacted nor written transactionally, so its offsets are
+ * contiguous: a later offset than this one means the messages between are
+ * gone (retention, deleted records, kafkajs resetting an out-of-range fetch to
+ * the earliest offset), and applying on would skip transactions.
+ */
+export class TopicCursor {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    public next: bigint,
+  ) {}
+
+  /** Whether to take the message at `offset`; false for one already handed on (a redelivery). */
+  take(offset: bigint): boolean {
+    if (offset < this.next) return false;
+    if (offset > this.next) throw new TopicGapError(this.topic, this.partition, this.next, offset);
+    this.next = offset + 1n;
+    return true;
+  }
+
+  /** A topic that ends below the offset needed next was recreated (or truncated) under the applier. */
+  checkEnd(highWatermark: bigint, firstOffset: bigint | null): void {
+    if (highWatermark >= this.next) return;
+    throw new TopicGapError(
+      this.topic,
+      this.partition,
+      this.next,
+      firstOffset ?? highWatermark,
+      highWatermark,
+    );
+  }
+}
+
 /**
  * "applied": the whole batch went to the sink; "halted": it stopped early
  * (the session is ending or kafkajs took the partition away); "drained": the
@@ -23,22 +62,26 @@ export interface FrameSink {
 export type BatchOutcome = "applied" | "halted" | "drained";
 
 /**
- * Hands one batch to the sink, message by message, from the sink's next
- * offset on (Kafka may redeliver what the standby already holds).
+ * Hands one batch to the sink, message by message, from the cursor on (Kafka
+ * may redeliver what the standby already holds); a message past the cursor
+ * stops the session with a TopicGapError before anything after it is applied.
  */
 export async function applyBatch(
   { batch, isRunning, isStale, heartbeat }: TopicBatch,
   sink: FrameSink,
+  cursor: TopicCursor,
   halted: () => boolean,
   drainTo?: bigint,
 ): Promise<BatchOutcome> {
   const messages = batch.messages;
+  cursor.checkEnd(BigInt(batch.highWatermark), messages[0] ? BigInt(messages[0].offset) : null);
   for (let i = 0; i < messages.length; i++) {
     if (!isRunning() || isStale() || halted()) return "halted";
     const message = messages[i] as (typeof messages)[number];
     const offset = BigInt(message.offset);
-    if (offset < sink.current.nextOffset) continue;
-    await sink.handleFrame(decodeFrame(message.value, offset, sink.current), i === messages.length - 1);
+    if (!cursor.take(offset)) continue;
+    const frame = decodeFrame(message.value, offset, sink.current);
+    await heartbeatingWhile(heartbeat, () => sink.handleFrame(frame, i === messages.length - 1));
     // Long batches (a huge transaction) must not cost the group membership.
     await heartbeat();
     if (drainTo !== undefined && offset >= drainTo - 1n) {
@@ -47,4 +90,22 @@ export async function applyBatch(
     }
   }
   return "applied";
+}
+
+/**
+ * Runs `work` while renewing the group membership: one frame (a chunk of a
+ * large transaction on a slow standby) may take longer than the session
+ * timeout, and an applier evicted mid-chunk would replay it from the
+ * transaction's start, evicted again each time. Failed renewals are left to
+ * the heartbeat after the frame, which ends the session if membership is lost.
+ */
+async function heartbeatingWhile(heartbeat: () => Promise<void>, work: () => Promise<void>): Promise<void> {
+  const timer = setInterval(() => {
+    heartbeat().catch(() => undefined);
+  }, HEARTBEAT_WHILE_APPLYING_MS);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
 }

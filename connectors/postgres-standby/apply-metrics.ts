@@ -20,8 +20,15 @@ export function createApplyMetrics(standby: string) {
   });
   // Unset, an unlabelled gauge reads 0, which would say "last commit in 1970".
   lastCommitTimestamp.set(Number.NaN);
+  const topicGap = new Gauge({
+    name: "diffrelay_apply_topic_gap",
+    help: "1 once the applier found that the next message the standby needs is no longer in the topic (re-seed), else 0",
+    registers,
+  });
+  topicGap.set(0);
   return {
     ...shared,
+    topicGap,
     transactions: new Counter({
       name: "diffrelay_apply_transactions_total",
       help: "Source transactions applied",

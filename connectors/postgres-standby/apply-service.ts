@@ -4,6 +4,7 @@ import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
+import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
@@ -11,11 +12,11 @@ import { loadMigrations, runMigrations } from "../../src/migrations/migration-ru
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
-import { applyBatch } from "./apply-batch.js";
+import { applyBatch, TopicCursor } from "./apply-batch.js";
 import { type ApplyMetrics, recordPosition } from "./apply-metrics.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
 import { PauseGate, type PauseRecord } from "./pause-gate.js";
-import { SeedInterruptedError, TopicGapError } from "./position-errors.js";
+import { requireOffsetInTopic, SeedInterruptedError, TopicGapError } from "./position-errors.js";
 import {
   type ApplyPosition,
   liftPause,
@@ -41,6 +42,8 @@ export interface ApplyStatus {
   timeLagSeconds: number | null;
   flowing: boolean;
   lastError: string | null;
+  /** Set while the same failure keeps recurring at the standby's position. */
+  stalled: Stall | null;
 }
 
 interface ApplyServiceDeps {
@@ -75,6 +78,7 @@ interface Session {
 }
 
 interface Pipeline {
+  catalog: SchemaCatalog;
   grouper: TransactionGrouper;
   gate: PauseGate;
   consumer: Consumer;
@@ -123,9 +127,12 @@ export class ApplyService {
   private stopSession: (() => void) | null = null;
   private heartbeat: (() => Promise<void>) | null = null;
   private readonly backoff = new ReconnectBackoff();
+  private readonly failures: RepeatedFailureGuard;
 
   constructor(private readonly deps: ApplyServiceDeps) {
+    this.failures = new RepeatedFailureGuard(deps.config.stallAfter);
     deps.metrics.reportHealthFrom(() => this.isFlowing());
+    deps.metrics.reportStallFrom(() => this.failures.stall !== null);
   }
 
   status(): ApplyStatus {
@@ -145,10 +152,12 @@ export class ApplyService {
       timeLagSeconds: commitMicros === null || lag === 0 ? 0 : Date.now() / 1000 - Number(commitMicros) / 1e6,
       flowing: this.isFlowing(),
       lastError: this.lastError,
+      stalled: this.failures.stall,
     };
   }
 
   isFlowing(): boolean {
+    if (this.failures.stall !== null) return false;
     const caughtUp = (this.position?.nextOffset ?? 0n) >= this.endOffset;
     return this.sessionLive && (caughtUp || Date.now() - this.lastProgressAt < 60_000);
   }
@@ -162,13 +171,22 @@ export class ApplyService {
         this.lastError = redactError(err);
         const { kind, retry } = errorPolicy(err);
         this.deps.metrics.errors.inc({ kind });
+        if (err instanceof TopicGapError) this.deps.metrics.topicGap.set(1);
         if (!retry || this.stopping) throw err;
         this.deps.metrics.reconnects.inc();
         const retryInMs = this.backoff.next(Date.now() - startedAt);
-        this.deps.logger.warn(
-          { err, retryInMs },
-          "apply session ended; resuming from the standby's position",
-        );
+        const stall = this.failures.failed(this.describePosition(), err, this.lastError);
+        if (stall) {
+          this.deps.logger.error(
+            { err, stall, retryInMs },
+            `stalled: the same failure ${stall.attempts} times in a row at ${stall.position}; retrying alone will not get past it, fix its cause (the error says what and where)`,
+          );
+        } else {
+          this.deps.logger.warn(
+            { err, retryInMs },
+            "apply session ended; resuming from the standby's position",
+          );
+        }
         await this.backoff.pause(retryInMs);
       }
     }
@@ -180,15 +198,20 @@ export class ApplyService {
     this.stopSession?.();
   }
 
+  /** Where a failed session would resume: the standby's position. */
+  private describePosition(): string {
+    return `topic ${this.deps.topics.data} partition 0 offset ${this.position?.nextOffset ?? "(none yet)"}`;
+  }
+
   private async runSession(): Promise<void> {
     const session = await this.openSession();
     try {
       const start = await this.resolveStart(session);
       if (start === null) return;
-      const { grouper, gate, consumer } = await this.buildPipeline(session, start);
+      const { catalog, grouper, gate, consumer } = await this.buildPipeline(session, start);
       const stopWatching = this.watchPauseRequests(gate);
       try {
-        await this.consume(consumer, grouper, start);
+        await this.consume(consumer, catalog, grouper, start);
       } finally {
         stopWatching();
       }
@@ -214,9 +237,12 @@ export class ApplyService {
     await this.refuseInterruptedSeed(client);
     await admin.connect();
     await this.waitForTopics(admin);
-    const start = (await readPosition(client, topics.data, 0)) ?? (await this.initialPosition(admin));
+    const offsets = await partitionOffsets(admin, topics.data);
+    const start = (await readPosition(client, topics.data, 0)) ?? this.initialPosition(offsets);
     this.position = start;
     recordPosition(this.deps.metrics, start);
+    requireOffsetInTopic(topics.data, 0, start.nextOffset, offsets);
+    this.endOffset = offsets.high;
     if (this.deps.drainTo !== undefined && start.nextOffset >= this.deps.drainTo) {
       this.stopping = true;
       return null;
@@ -247,7 +273,7 @@ export class ApplyService {
     const deadLetters = session.deadLetters;
     // Unknown until the first message when the standby's position has none.
     let sourceId = start.sourceId ?? undefined;
-    const applier = await this.startApplier(session, () => sourceId);
+    const { applier, catalog } = await this.startApplier(session, () => sourceId);
     const gate = this.pauseGate(client);
     const grouper = new TransactionGrouper({
       transaction: new PgStandbyTransaction(client, standbyName),
@@ -265,14 +291,14 @@ export class ApplyService {
       },
     });
     session.grouper = grouper;
-    return { grouper, gate, consumer: await this.subscribe(session) };
+    return { catalog, grouper, gate, consumer: await this.subscribe(session) };
   }
 
   /** The schema catalog (definitions from `sourceId` only) and the applier that reads it. */
   private async startApplier(
     session: Session,
     sourceId: () => bigint | undefined,
-  ): Promise<TransactionApplier> {
+  ): Promise<{ applier: TransactionApplier; catalog: SchemaCatalog }> {
     const { config, kafka, logger, metrics, topics } = this.deps;
     const catalog = new SchemaCatalog(kafka, topics.schemas, sourceId);
     session.catalog = catalog;
@@ -288,7 +314,7 @@ export class ApplyService {
       },
     });
     await applier.prepareSession(session.client);
-    return applier;
+    return { applier, catalog };
   }
 
   private pauseGate(client: pg.Client): PauseGate {
@@ -323,6 +349,7 @@ export class ApplyService {
   /** Runs the consumer until stop(), the drain's end or a failure, which rejects. */
   private async consume(
     consumer: Consumer,
+    catalog: SchemaCatalog,
     grouper: TransactionGrouper,
     start: ApplyPosition,
   ): Promise<void> {
@@ -332,11 +359,12 @@ export class ApplyService {
     this.stopSession = () => end.finish();
     consumer.on(consumer.events.CRASH, ({ payload }) => end.fail(payload.error));
     const commitOffsets = this.dashboardOffsetCommits(consumer);
+    const cursor = new TopicCursor(this.deps.topics.data, 0, start.nextOffset);
     // Not awaited: run() resolves once the consumer has joined, and stop() must end the session even before that.
     consumer
       .run({
         autoCommit: false,
-        eachBatch: (payload) => this.onBatch(payload, grouper, end, commitOffsets),
+        eachBatch: (payload) => this.onBatch(payload, catalog, grouper, cursor, end, commitOffsets),
       })
       .then(
         () => this.seekToStart(consumer, start, end),
@@ -347,7 +375,9 @@ export class ApplyService {
 
   private async onBatch(
     payload: EachBatchPayload,
+    catalog: SchemaCatalog,
     grouper: TransactionGrouper,
+    cursor: TopicCursor,
     end: SessionEnd,
     commitOffsets: (next: bigint) => void,
   ): Promise<void> {
@@ -355,13 +385,16 @@ export class ApplyService {
     if (end.failed) return;
     this.endOffset = BigInt(payload.batch.highWatermark);
     try {
+      catalog.throwIfFailed();
       const outcome = await applyBatch(
         payload,
         grouper,
+        cursor,
         () => end.failed || this.stopping,
         this.deps.drainTo,
       );
       if (outcome === "halted") return;
+      if (grouper.current.nextOffset > (this.position?.nextOffset ?? 0n)) this.failures.progressed();
       this.position = { ...grouper.current };
       if (outcome === "drained") {
         this.stopping = true;
@@ -379,6 +412,8 @@ export class ApplyService {
 
   private seekToStart(consumer: Consumer, start: ApplyPosition, end: SessionEnd): void {
     this.sessionLive = true;
+    // Caught up: nothing waits at this position that could fail again.
+    if (start.nextOffset >= this.endOffset) this.failures.progressed();
     // seek() takes effect once run() has started; it is where the standby says it is.
     // It throws when the group join failed meanwhile (a broker restart): the CRASH
     // event then ends this session too, and the next one starts from the standby's position.
@@ -454,9 +489,8 @@ export class ApplyService {
    * A standby with no position may start at the topic's beginning only if the
    * topic still holds everything ever written to it; otherwise it must be seeded.
    */
-  private async initialPosition(admin: Admin): Promise<ApplyPosition> {
+  private initialPosition(offsets: { low: bigint }): ApplyPosition {
     const { topics } = this.deps;
-    const offsets = await partitionOffsets(admin, topics.data);
     if (offsets.low !== 0n) throw new TopicGapError(topics.data, 0, null, offsets.low);
     return {
       topic: topics.data,

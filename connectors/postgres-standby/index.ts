@@ -8,6 +8,7 @@ export { ApplyService } from "./apply-service.js";
 export { SchemaDriftError } from "./drift-error.js";
 export { sequence as advanceSequenceStatement } from "./planning/non-row-statements.js";
 export { TableMappings } from "./planning/table-mapping.js";
+export { requireOffsetInTopic } from "./position-errors.js";
 export {
   liftPause,
   markSeedFinished,

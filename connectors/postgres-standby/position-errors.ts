@@ -29,14 +29,37 @@ export class TopicGapError extends DiffrelayError {
     /** The offset the standby's position needs next; null when the standby has no position yet. */
     readonly expectedOffset: bigint | null,
     readonly earliestOffset: bigint,
+    /** Set when the topic ends below the expected offset: it was recreated (or truncated). */
+    readonly endOffset?: bigint,
   ) {
     const needs =
       expectedOffset === null
         ? "the standby has no position and the topic no longer starts at offset 0"
         : `the standby needs offset ${expectedOffset} next`;
+    const ends =
+      endOffset === undefined
+        ? ""
+        : ` and the topic ends at offset ${endOffset}, below the standby's position (was the topic recreated?)`;
     super(
       "topic-gap",
-      `gap in topic ${topic} partition ${partition}: ${needs}, but the earliest offset left is ${earliestOffset}; seed it with diffrelay seed`,
+      `gap in topic ${topic} partition ${partition}: ${needs}, but the earliest offset left is ${earliestOffset}${ends}; re-seed the standby with diffrelay seed`,
     );
   }
+}
+
+/**
+ * Refuses a start position the topic does not hold: below its earliest offset
+ * (records removed) or beyond its end (a recreated topic whose offsets started
+ * again from 0). Checked before each session seeks, since kafkajs would reset
+ * an out-of-range fetch to the earliest offset and carry on.
+ */
+export function requireOffsetInTopic(
+  topic: string,
+  partition: number,
+  nextOffset: bigint,
+  offsets: { low: bigint; high: bigint },
+): void {
+  if (nextOffset < offsets.low) throw new TopicGapError(topic, partition, nextOffset, offsets.low);
+  if (nextOffset > offsets.high)
+    throw new TopicGapError(topic, partition, nextOffset, offsets.low, offsets.high);
 }

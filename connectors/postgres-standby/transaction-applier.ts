@@ -28,8 +28,11 @@ const SAVEPOINT = "diffrelay_batch";
  * SQLSTATE classes worth a retry on a new session (connection, transaction
  * rollback, resources, operator intervention, system): such errors are passed
  * through untouched, not turned into an ApplyError, which means "needs a person".
+ * Not class 55 (object not in prerequisite state: "unsafe use of new value" of
+ * an enum, an object in use): the same change in the same state fails again.
+ * A transient one that keeps recurring at one position is reported stalled.
  */
-const TRANSIENT_CLASSES = new Set(["08", "40", "53", "55", "57", "58"]);
+const TRANSIENT_CLASSES = new Set(["08", "40", "53", "57", "58"]);
 
 /**
  * Errors after which a batch is replayed change by change: integrity

@@ -1,7 +1,7 @@
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { resolveCaptureSlot, slotInfo } from "../../connectors/postgres-source/index.js";
-import { readPosition } from "../../connectors/postgres-standby/index.js";
+import { readPosition, requireOffsetInTopic } from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { withPgClient } from "../../src/config/postgres-connection.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
@@ -21,6 +21,8 @@ export interface StatusReport {
     /** The offset the next message will get. */
     topicEndOffset: string | null;
     lastError: string | null;
+    /** The capture's report while it keeps failing the same way at one position, from its /status. */
+    stalled: string | null;
     error: string | null;
   };
   standbys: StandbyStatus[];
@@ -35,7 +37,9 @@ export interface StandbyStatus {
   /** now − last commit time while behind the topic's end; 0 when caught up. */
   timeLagSeconds: number | null;
   lastError: string | null;
-  /** Why this standby could not be read (unreachable, never seeded). */
+  /** The applier's report while it keeps failing the same way at one position, from its /status. */
+  stalled: string | null;
+  /** Why this standby could not be read (unreachable, never seeded), or why it cannot go on (a topic gap). */
   error: string | null;
 }
 
@@ -73,6 +77,13 @@ function lastErrorOf(doc: Record<string, unknown> | null | undefined): string | 
   return typeof e === "string" ? e : null;
 }
 
+/** A process's stall, in one line: how often, where, since when. */
+function stallOf(doc: Record<string, unknown> | null | undefined): string | null {
+  const stall = doc?.stalled as { attempts?: number; position?: string; since?: string } | null | undefined;
+  if (!stall || typeof stall !== "object") return null;
+  return `${stall.attempts} identical failures in a row at ${stall.position} since ${stall.since}`;
+}
+
 export async function collectStatus(options: StatusOptions): Promise<StatusReport> {
   const report: StatusReport = {
     time: new Date().toISOString(),
@@ -85,6 +96,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
       slotLagBytes: null,
       topicEndOffset: null,
       lastError: "unknown",
+      stalled: null,
       error: null,
     },
     standbys: [],
@@ -94,6 +106,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
     ...options.applyStatusUrls.map(fetchStatus),
   ]);
   report.source.lastError = lastErrorOf(captureDoc);
+  report.source.stalled = stallOf(captureDoc);
   const sourceProblems: string[] = [];
   if (options.sourceConfig) {
     try {
@@ -111,11 +124,13 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
     }
   }
   let end: bigint | null = null;
+  let offsets: { low: bigint; high: bigint } | null = null;
   if (options.kafka) {
     const admin = options.kafka.admin();
     try {
       await admin.connect();
-      end = (await partitionOffsets(admin, options.topic)).high;
+      offsets = await partitionOffsets(admin, options.topic);
+      end = offsets.high;
       report.source.topicEndOffset = end.toString();
     } catch (err) {
       sourceProblems.push(`topic: ${redactError(err)}`);
@@ -137,6 +152,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
         offsetLag: null,
         timeLagSeconds: null,
         lastError: lastErrorOf(doc),
+        stalled: stallOf(doc),
         error: null,
       };
       try {
@@ -149,6 +165,14 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
         const commitMs =
           position.lastCommitTimeMicros === null ? null : Number(position.lastCommitTimeMicros) / 1000;
         status.nextOffset = next.toString();
+        // Found here too, so the gap is named even once the applier that found it has exited.
+        if (offsets !== null) {
+          try {
+            requireOffsetInTopic(options.topic, 0, next, offsets);
+          } catch (gap) {
+            status.error = (gap as Error).message;
+          }
+        }
         status.lastCommitLsn = formatLsn(position.lastCommitLsn);
         status.lastCommitTime = commitMs === null ? null : new Date(commitMs).toISOString();
         if (end !== null) {

@@ -20,6 +20,7 @@ export function renderStatus(report: StatusReport): string {
       `, topic end offset ${dash(s.topicEndOffset)}, last error ${dash(s.lastError)}`,
   ];
   if (s.error) lines.push(`        problem: ${s.error}`);
+  if (s.stalled) lines.push(`        STALLED: ${s.stalled}`);
   lines.push("");
   const header = [
     "standby",
@@ -51,6 +52,7 @@ export function renderStatus(report: StatusReport): string {
       .trimEnd();
   lines.push(fmt(header));
   for (const r of rows) lines.push(fmt(r));
+  for (const b of report.standbys) if (b.stalled) lines.push(`${b.name} STALLED: ${b.stalled}`);
   if (rows.length === 0) lines.push("(no standby given: --standby-url, or --standbys name=url,...)");
   return lines.join("\n");
 }

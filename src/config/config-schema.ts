@@ -128,6 +128,11 @@ export const configSchema = z.object({
       port: z.number().int().min(0).max(65535).default(0),
     })
     .default({ host: "127.0.0.1", port: 0 }),
+  /**
+   * Identical failures in a row at one position after which a capture or an
+   * applier reports itself stalled (/healthz 503, /status, diffrelay_stalled).
+   */
+  stallAfter: z.number().int().min(1).default(5),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
 });
 

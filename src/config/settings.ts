@@ -271,5 +271,12 @@ export const SETTINGS: readonly Setting[] = [
     "number",
     "port of that server; 0 picks a free one (logged at start)",
   ),
+  setting(
+    "stallAfter",
+    "DIFFRELAY_STALL_AFTER",
+    "stall-after",
+    "number",
+    "identical failures in a row at one position before the process reports itself stalled",
+  ),
   setting("logLevel", "DIFFRELAY_LOG_LEVEL", "log-level", "string", "log level"),
 ];

@@ -1,5 +1,6 @@
 import type { Consumer, Kafka, Producer } from "kafkajs";
 import type { RelationSchema, SchemaRef } from "../change/relation-schema.js";
+import { DiffrelayError } from "../errors/diffrelay-error.js";
 import { decodeSchemaMessage, encodeSchemaMessage } from "../wire/schema-message.js";
 
 export interface SourceIdentity {
@@ -78,8 +79,12 @@ export class SchemaCatalog {
           if (expected !== undefined && envelope.sourceId !== expected) return;
           this.add({ relationId: schema.relationId, version }, schema);
         } catch (err) {
-          this.failure = new Error(
-            `schema topic ${this.topic} partition ${partition} offset ${message.offset}: ${(err as Error).message}`,
+          // Like a data frame that does not decode: retrying reads the same message again, and applying
+          // without the definition it held is impossible, so it stops the applier (exit 5).
+          this.failure = new DiffrelayError(
+            "bad-frame",
+            `bad message at schema topic ${this.topic} partition ${partition} offset ${message.offset}: ${(err as Error).message}; nothing after it is applied`,
+            { cause: err },
           );
           this.wakeAll();
         }
@@ -90,6 +95,11 @@ export class SchemaCatalog {
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
     this.consumer = null;
+  }
+
+  /** A schema message that did not decode stops what reads the catalog, even one that needs no new definition. */
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure;
   }
 
   async get(ref: SchemaRef, timeoutMs: number): Promise<RelationSchema> {

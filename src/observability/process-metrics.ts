@@ -18,6 +18,7 @@ export function createProcessMetrics(options: ProcessMetricsOptions) {
   collectDefaultMetrics({ register: registry, prefix });
   const registers = [registry];
   let flowing: () => boolean = () => false;
+  let stalled: () => boolean = () => false;
   const errors = new Counter({
     name: `${prefix}errors_total`,
     help: options.errorsHelp,
@@ -34,6 +35,20 @@ export function createProcessMetrics(options: ProcessMetricsOptions) {
     reportHealthFrom(probe: () => boolean): void {
       flowing = probe;
     },
+    /** Where `diffrelay_stalled{process}` reads whether the process is stalled (its RepeatedFailureGuard). */
+    reportStallFrom(probe: () => boolean): void {
+      stalled = probe;
+    },
+    // One name for both processes, told apart by `process`, so one alert rule covers them.
+    stalled: new Gauge({
+      name: "diffrelay_stalled",
+      help: "1 while the process keeps failing the same way at one position (see /status lastError and stalled), else 0",
+      labelNames: ["process"],
+      registers,
+      collect() {
+        this.set({ process: options.process }, stalled() ? 1 : 0);
+      },
+    }),
     healthy: new Gauge({
       name: `${prefix}healthy`,
       help: options.healthyHelp,

@@ -21,6 +21,7 @@ export const applyCommand: Command = {
     "apply.onDrift",
     "apply.deadLetterTopic",
     ...METRICS_SERVER,
+    "stallAfter",
     "logLevel",
   ],
   required: ["standby.name", "standby.url", "kafka.brokers"],

@@ -31,6 +31,7 @@ export const captureCommand: Command = {
     "capture.maxPendingBytes",
     "capture.heartbeatIntervalMs",
     ...METRICS_SERVER,
+    "stallAfter",
     "logLevel",
   ],
   required: ["source.url", "kafka.brokers"],

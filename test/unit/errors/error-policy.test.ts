@@ -47,7 +47,7 @@ describe("errorPolicy", () => {
 
   it("names the topic, the offset it needs and the earliest one left, and what to do, for a gap", () => {
     expect(new TopicGapError("diffrelay.app", 0, 10n, 20n).message).toBe(
-      "gap in topic diffrelay.app partition 0: the standby needs offset 10 next, but the earliest offset left is 20; seed it with diffrelay seed",
+      "gap in topic diffrelay.app partition 0: the standby needs offset 10 next, but the earliest offset left is 20; re-seed the standby with diffrelay seed",
     );
   });
 });

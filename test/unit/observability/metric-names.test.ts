@@ -10,8 +10,8 @@ import { createApplyMetrics, recordPosition } from "../../../connectors/postgres
 import { ERROR_KINDS } from "../../../src/errors/diffrelay-error.js";
 import { ALERT_RULES_FILE, DASHBOARD_FILE } from "../../support/dashboard.js";
 
-/** Metrics the alert rules use that other work adds (issue 15: stall and topic-gap detection). */
-const ADDED_ELSEWHERE = new Set(["diffrelay_stalled", "diffrelay_apply_topic_gap"]);
+/** One name for both processes (label `process`), so one alert rule covers them. */
+const SHARED = new Set(["diffrelay_stalled"]);
 
 async function exposed() {
   const capture = createCaptureMetrics();
@@ -21,7 +21,9 @@ async function exposed() {
     ...(await apply.registry.getMetricsAsJSON()),
   ];
   // prom-client's process and Node.js metrics keep their standard names under our prefix.
-  const own = metrics.filter((m) => !/^diffrelay_(capture|apply)_(nodejs|process)_/.test(m.name));
+  const own = metrics.filter(
+    (m) => !/^diffrelay_(capture|apply)_(nodejs|process)_/.test(m.name) && !SHARED.has(m.name),
+  );
   return { capture, apply, metrics, own };
 }
 
@@ -39,7 +41,7 @@ describe("metric names", () => {
 
   it("use only labels with a bounded set of values", async () => {
     const { own } = await exposed();
-    const allowed = new Set(["standby", "topic", "kind", "wal_status", "le"]);
+    const allowed = new Set(["standby", "topic", "kind", "wal_status", "le", "process"]);
     for (const m of own) {
       for (const v of m.values) {
         for (const label of Object.keys(v.labels)) expect(allowed, `${m.name}{${label}}`).toContain(label);
@@ -61,7 +63,6 @@ describe("metric names", () => {
     expect(used.size).toBeGreaterThan(15);
     for (const name of used) {
       const base = name.replace(/_(bucket|sum|count)$/, "");
-      if (ADDED_ELSEWHERE.has(name)) continue;
       expect(names.has(name) || names.has(base), name).toBe(true);
     }
   });
@@ -122,5 +123,18 @@ describe("metric values", () => {
     recordPosition(apply, { ...position, nextOffset: 43n, lastCommitTimeMicros: 1_700_000_000_500_000n });
     expect(await commitTime()).toBe(1_700_000_000.5);
     expect((await apply.nextOffset.get()).values).toEqual([{ labels: { topic: "t" }, value: 43 }]);
+  });
+
+  it("expose diffrelay_stalled per process and diffrelay_apply_topic_gap at 0 from the start", async () => {
+    const { capture, apply } = await exposed();
+    let stalled = false;
+    apply.reportStallFrom(() => stalled);
+    const stalledOf = async (registry: typeof apply.registry) =>
+      (await registry.getSingleMetric("diffrelay_stalled")?.get())?.values;
+    expect(await stalledOf(capture.registry)).toEqual([{ labels: { process: "capture" }, value: 0 }]);
+    expect(await stalledOf(apply.registry)).toEqual([{ labels: { process: "apply" }, value: 0 }]);
+    stalled = true;
+    expect(await stalledOf(apply.registry)).toEqual([{ labels: { process: "apply" }, value: 1 }]);
+    expect((await apply.topicGap.get()).values).toEqual([{ labels: {}, value: 0 }]);
   });
 });
