@@ -135,6 +135,6 @@ describe("metric values", () => {
     expect(await stalledOf(apply.registry)).toEqual([{ labels: { process: "apply" }, value: 0 }]);
     stalled = true;
     expect(await stalledOf(apply.registry)).toEqual([{ labels: { process: "apply" }, value: 1 }]);
-    expect((await apply.topicGap.get()).values).toEqual([{ labels: {}, value: 0 }]);
+    expect((await apply.topicGap.get()).values).toEqual([{ labels: { standby: "st1" }, value: 0 }]);
   });
 });
