@@ -6,8 +6,8 @@ import kafkajs from "kafkajs";
 import { afterEach, describe, expect, it } from "vitest";
 import { DataMessageBuilder } from "../../src/wire/data-message.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
-import type { DiffrelayProcess, ExitInfo } from "../support/child-process.js";
-import { MARKER_TABLE, ReplicationPipeline, tail } from "../support/replication-pipeline.js";
+import type { DiffrelayProcess } from "../support/child-process.js";
+import { exitWithin, MARKER_TABLE, ReplicationPipeline, tail } from "../support/replication-pipeline.js";
 import { runSql, testServices } from "../support/services.js";
 import { compareTables, describeDifferences } from "../support/table-compare.js";
 
@@ -67,21 +67,6 @@ const CASES: BadCase[] = [
     problem: /source/,
   },
 ];
-
-async function exitWithin(p: DiffrelayProcess, ms: number): Promise<ExitInfo> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`applier still running after ${ms} ms:\n${tail(p.output())}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([p.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function standbyIds(url: string): Promise<number[]> {
   const { rows } = await runSql<{ id: number }>(url, "SELECT id FROM items ORDER BY id");

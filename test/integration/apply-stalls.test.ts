@@ -5,8 +5,8 @@
 // a schema-topic message that does not decode, produced straight into the schema topic.
 import kafkajs from "kafkajs";
 import { afterEach, describe, expect, it } from "vitest";
-import { type DiffrelayProcess, type ExitInfo, spawnDiffrelay } from "../support/child-process.js";
-import { ReplicationPipeline, tail } from "../support/replication-pipeline.js";
+import { spawnDiffrelay } from "../support/child-process.js";
+import { exitWithin, ReplicationPipeline, tail } from "../support/replication-pipeline.js";
 import { metricsBase } from "../support/secure-scan.js";
 import { runSql, testServices } from "../support/services.js";
 
@@ -26,21 +26,6 @@ function failingTrigger(id: number, sqlstate: string): string {
     END $$;
     CREATE TRIGGER reject_row BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION reject_row();
     ALTER TABLE items ENABLE ALWAYS TRIGGER reject_row;`;
-}
-
-async function exitWithin(p: DiffrelayProcess, ms: number): Promise<ExitInfo> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`applier still running after ${ms} ms:\n${tail(p.output())}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([p.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function get(url: string): Promise<{ status: number; body: string }> {

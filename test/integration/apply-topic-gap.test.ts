@@ -7,29 +7,14 @@
 // applied on, silently missing the deleted transactions.
 import kafkajs from "kafkajs";
 import { afterEach, describe, expect, it } from "vitest";
-import { type DiffrelayProcess, type ExitInfo, spawnDiffrelay } from "../support/child-process.js";
-import { ReplicationPipeline, stopProcess, tail } from "../support/replication-pipeline.js";
+import { spawnDiffrelay } from "../support/child-process.js";
+import { exitWithin, ReplicationPipeline, stopProcess, tail } from "../support/replication-pipeline.js";
 import { runSql, testServices } from "../support/services.js";
 
 const { Kafka, logLevel } = kafkajs;
 
 const EXIT_DRIFT = 4;
 const DDL = "CREATE TABLE items (id integer PRIMARY KEY, label text NOT NULL);";
-
-async function exitWithin(p: DiffrelayProcess, ms: number): Promise<ExitInfo> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`applier still running after ${ms} ms:\n${tail(p.output())}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([p.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function standbyIds(url: string): Promise<number[]> {
   const { rows } = await runSql<{ id: number }>(url, "SELECT id FROM items ORDER BY id");

@@ -263,6 +263,19 @@ export async function settledExit(p: DiffrelayProcess): Promise<ExitInfo | null>
   return Promise.race([p.exited, new Promise<null>((r) => setImmediate(() => r(null)))]);
 }
 
+/** The process's exit, failing with its output's tail if it is still running after `ms`. */
+export async function exitWithin(p: DiffrelayProcess, ms: number): Promise<ExitInfo> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running after ${ms} ms:\n${tail(p.output())}`)), ms);
+  });
+  try {
+    return await Promise.race([p.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
 export async function stopProcess(p: DiffrelayProcess, graceMs = 10_000): Promise<ExitInfo> {
   p.kill("SIGTERM");
