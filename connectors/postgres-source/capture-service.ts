@@ -176,6 +176,8 @@ export class CaptureService {
         }
         await this.backoff.pause(retryInMs);
       } finally {
+        // The session's publisher is closed (its request in flight settled); a producer that fails
+        // to disconnect holds nothing that is not already acknowledged or left for the next session.
         await producer.disconnect().catch(() => undefined);
       }
     }
