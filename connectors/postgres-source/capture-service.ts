@@ -156,8 +156,9 @@ export class CaptureService {
           identity,
         );
       } catch (err) {
-        this.deps.metrics.errors.inc({ kind: errorPolicy(err).kind });
-        if (!errorPolicy(err).retry && !this.slotMayBeFreed(err)) throw err;
+        const { kind, retry } = errorPolicy(err);
+        this.deps.metrics.errors.inc({ kind });
+        if (!retry && !this.slotMayBeFreed(err)) throw err;
         if (this.stopping) break;
         this.lastError = redactError(err);
         this.deps.metrics.reconnects.inc();
