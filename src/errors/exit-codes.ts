@@ -12,6 +12,8 @@ export const EXIT = {
   badFrame: 5,
   /** verify found differences. */
   different: 6,
+  /** Another role change claimed the cluster's next epoch first, or the cluster moved on; nothing was changed. */
+  conflict: 7,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
