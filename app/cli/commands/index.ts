@@ -2,10 +2,13 @@ import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
 import { captureCommand } from "./capture.js";
 import { doctorCommand } from "./doctor.js";
+import { listCommand } from "./list.js";
 import { migrateCommand } from "./migrate.js";
+import { nodeCommand } from "./node.js";
 import { promoteCommand } from "./promote.js";
 import { seedCommand } from "./seed.js";
 import { statusCommand } from "./status.js";
+import { switchoverCommand } from "./switchover.js";
 import { verifyCommand } from "./verify.js";
 
 export const COMMANDS: Record<string, Command> = {
@@ -17,4 +20,7 @@ export const COMMANDS: Record<string, Command> = {
   status: statusCommand,
   promote: promoteCommand,
   doctor: doctorCommand,
+  node: nodeCommand,
+  switchover: switchoverCommand,
+  list: listCommand,
 };
