@@ -60,7 +60,8 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
     .map((m) => m.name)
     .filter((name) => name !== current.primary && !followers.includes(name));
 
-  const epoch = Math.max(view.highestClaim, current.epoch) + 1;
+  // The epoch right above the state read: a concurrent role change that read the same state claims the same one.
+  const epoch = current.epoch + 1;
   await store.claimEpoch(epoch, `switchover to ${to}`);
   const fencing: ClusterState = {
     ...current,
