@@ -39,8 +39,6 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const [name, p] of cluster?.processes ?? [])
-    writeFileSync(`/tmp/ha-core-node-${name}.log`, p.output());
   await cluster?.stopAll();
   for (const db of databases) await db.drop().catch(() => undefined);
 });
