@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { ClientBase, QueryResult } from "pg";
 import type { Change, ColumnValue, DdlChange } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { copyIn } from "../../src/sql/copy-protocol.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
 import { ddlReplay } from "./planning/ddl-replay.js";
@@ -233,7 +234,7 @@ export class TransactionApplier {
   }
 
   private async runExact(segment: Segment, statement: PlannedStatement): Promise<void> {
-    let result: QueryResult;
+    let result: Pick<QueryResult, "rowCount">;
     try {
       result = await this.execute(segment.client, statement);
     } catch (err) {
@@ -276,7 +277,12 @@ export class TransactionApplier {
   }
 
   /** Runs one statement, as a named prepared statement when its text repeats. */
-  private execute(client: ClientBase, statement: PlannedStatement): Promise<QueryResult> {
+  private async execute(
+    client: ClientBase,
+    statement: PlannedStatement,
+  ): Promise<Pick<QueryResult, "rowCount">> {
+    if (statement.copyData !== undefined)
+      return { rowCount: await copyIn(client, statement.sql, statement.copyData) };
     const values: unknown[] = statement.params;
     if (!statement.prepare) {
       return values.length === 0 ? client.query(statement.sql) : client.query(statement.sql, values);
