@@ -129,6 +129,7 @@ export class TransactionApplier {
           base: start,
           positionOf,
           resolved: new Map(),
+          lastResolved: null,
         };
         await this.applySegment(segment);
       }
@@ -168,6 +169,7 @@ export class TransactionApplier {
 
   /** Loads every relation the segment touches before planning, which is synchronous. */
   private async resolveRelations(segment: Segment): Promise<void> {
+    let previous: SchemaRef | null = null;
     for (const [index, change] of segment.changes.entries()) {
       const refs =
         change.kind === "insert" || change.kind === "update" || change.kind === "delete"
@@ -176,6 +178,9 @@ export class TransactionApplier {
             ? change.relations
             : [];
       for (const ref of refs) {
+        // A decoded message shares one ref object among its changes: most lookups end here.
+        if (ref === previous) continue;
+        previous = ref;
         const id = relationKey(ref);
         if (segment.resolved.has(id)) continue;
         try {
@@ -442,6 +447,8 @@ interface Segment {
   base: number;
   positionOf: (index: number) => SourcePosition;
   resolved: Map<string, ResolvedRelation>;
+  /** The planner asks once per change, mostly for the ref it asked for last. */
+  lastResolved: { ref: SchemaRef; relation: ResolvedRelation } | null;
 }
 
 /** Columns of one table whose type on the standby is not the source's (modifiers aside). */
@@ -457,8 +464,10 @@ function relationKey(ref: SchemaRef): string {
 }
 
 function resolvedRelation(segment: Segment, ref: SchemaRef): ResolvedRelation {
+  if (segment.lastResolved?.ref === ref) return segment.lastResolved.relation;
   const found = segment.resolved.get(relationKey(ref));
   if (found === undefined)
     throw new Error(`relation ${ref.relationId} version ${ref.version} was not resolved`);
+  segment.lastResolved = { ref, relation: found };
   return found;
 }
