@@ -312,6 +312,12 @@ export class ApplyService {
         metrics.drift.inc();
         logger.error({ err: drift }, "drift (continuing because on-drift is log)");
       },
+      onSequenceMissing: (sequence) => {
+        logger.warn(
+          { sequence },
+          `sequence ${sequence} is published but the standby has none: its position is skipped until it exists; create it (or re-seed) before promoting this standby, or it may hand out used values`,
+        );
+      },
     });
     await applier.prepareSession(session.client);
     return { applier, catalog };
