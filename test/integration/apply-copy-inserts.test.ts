@@ -11,7 +11,7 @@ import {
 } from "../../connectors/postgres-standby/drift-error.js";
 import { TransactionApplier } from "../../connectors/postgres-standby/transaction-applier.js";
 import type { Change, ColumnValue } from "../../src/change/change-model.js";
-import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { del, failure, ins, SourceRelations, upd } from "../support/applier-changes.js";
 import { createTestDatabase, type TestDatabase, testServices } from "../support/services.js";
 
 const position: SourcePosition = {
@@ -23,31 +23,13 @@ const position: SourcePosition = {
 
 let db: TestDatabase;
 let client: pg.Client;
-const schemas = new Map<number, RelationSchema>();
-let nextRelationId = 5000;
+const sources = new SourceRelations(5000);
 const metrics = createApplyMetrics("copy-inserts-test");
 const fallbacks = async () => (await metrics.batchFallbacks.get()).values[0]?.value ?? 0;
 
-function relation(table: string, columns: [string, string][], primaryKey: string[] | null): SchemaRef {
-  const relationId = nextRelationId++;
-  schemas.set(relationId, {
-    relationId,
-    schema: "public",
-    table,
-    replicaIdentity: primaryKey === null ? "full" : "default",
-    columns: columns.map(([name, typeName]) => ({ name, typeOid: 0, typeName, typeModifier: -1 })),
-    keyColumns:
-      primaryKey === null
-        ? columns.map((_, i) => i)
-        : primaryKey.map((key) => columns.findIndex(([name]) => name === key)),
-    hasPrimaryKey: primaryKey !== null,
-  });
-  return { relationId, version: 1 };
-}
-
 function newApplier(options: Partial<ConstructorParameters<typeof TransactionApplier>[0]> = {}) {
   return new TransactionApplier({
-    schemas: (ref) => schemas.get(ref.relationId) as RelationSchema,
+    schemas: sources.lookup,
     maxRowsPerStatement: 1000,
     metrics,
     ...options,
@@ -67,32 +49,8 @@ async function apply(changes: Change[], using: TransactionApplier = applier): Pr
   }
 }
 
-const ins = (ref: SchemaRef, values: ColumnValue[]): Change => ({ kind: "insert", relation: ref, values });
-const upd = (
-  ref: SchemaRef,
-  key: ColumnValue[],
-  changedColumns: number[],
-  values: ColumnValue[],
-): Change => ({
-  kind: "update",
-  relation: ref,
-  key,
-  changedColumns,
-  values,
-});
-const del = (ref: SchemaRef, key: ColumnValue[]): Change => ({ kind: "delete", relation: ref, key });
-
 async function texts(sql: string): Promise<unknown[][]> {
   return (await client.query({ text: sql, rowMode: "array" })).rows;
-}
-
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a failure");
 }
 
 beforeAll(async () => {
@@ -136,7 +94,7 @@ describe("applier: runs of inserts go in as one COPY", () => {
       ["r", "numrange"],
       ["twice", "numeric"],
     ];
-    const every = relation("every", columns, ["id"]);
+    const every = sources.relation("public", "every", columns, ["id"]);
     // Text a COPY line could misread: delimiters, line ends, backslashes, the end marker, the NULL marker.
     const awkward = [
       "tab\there",
@@ -191,7 +149,8 @@ describe("applier: runs of inserts go in as one COPY", () => {
 
   test("a run that inserts, updates, deletes and re-inserts one key ends as the source ended", async () => {
     await client.query("CREATE TABLE churn (id integer PRIMARY KEY, v text NOT NULL)");
-    const churn = relation(
+    const churn = sources.relation(
+      "public",
       "churn",
       [
         ["id", "integer"],
@@ -224,7 +183,8 @@ describe("applier: runs of inserts go in as one COPY", () => {
   test("a COPY that fails midway falls back inside its savepoint: drift names the key, and nothing is applied twice", async () => {
     await client.query("CREATE TABLE dup (id integer PRIMARY KEY, v text)");
     await client.query("INSERT INTO dup VALUES (600, 'already here')");
-    const dup = relation(
+    const dup = sources.relation(
+      "public",
       "dup",
       [
         ["id", "integer"],
@@ -272,7 +232,8 @@ describe("applier: runs of inserts go in as one COPY", () => {
     await client.query(
       "CREATE DOMAIN small_int AS integer CHECK (VALUE < 100); CREATE TABLE strict (id integer PRIMARY KEY, n small_int)",
     );
-    const strict = relation(
+    const strict = sources.relation(
+      "public",
       "strict",
       [
         ["id", "integer"],
