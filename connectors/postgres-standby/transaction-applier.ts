@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import type { ClientBase, QueryResult } from "pg";
-import type { Change, ColumnValue, DdlChange } from "../../src/change/change-model.js";
+import type { Change, ColumnValue, DdlChange, SequencePosition } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { copyIn } from "../../src/sql/copy-protocol.js";
+import { quoteQualified } from "../../src/sql/quote.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
 import { ddlReplay } from "./planning/ddl-replay.js";
@@ -18,6 +20,13 @@ export interface TransactionApplierOptions {
   /** "stop" (default) throws DriftError; "log" counts it, reports it to onDriftLogged and goes on. */
   onDrift?: "stop" | "log";
   onDriftLogged?: (drift: DriftError) => void;
+  /**
+   * A published sequence the standby lacks (a hand-built standby, or one made
+   * before the sequence existed) is skipped rather than stopping the applier:
+   * a position is only needed at promote. Called once per sequence, with its
+   * quoted name, so the caller can warn.
+   */
+  onSequenceMissing?: (qualifiedName: string) => void;
   /** Batch fallbacks are counted: a table where they happen often is worth a look (a UNIQUE value moved between rows). */
   metrics: Pick<ApplyMetrics, "batchFallbacks">;
 }
@@ -73,6 +82,8 @@ export class TransactionApplier {
   private readonly preparedSessions = new WeakSet<ClientBase>();
   private readonly statementNames = new Map<string, string>();
   private readonly tableMappings = new TableMappings();
+  /** Sequences already reported missing: reported once per applier. */
+  private readonly missingSequences = new Set<string>();
   /** Transaction id of the last applied DDL until it is known to have committed. */
   private ddlXid: string | null = null;
 
@@ -128,6 +139,7 @@ export class TransactionApplier {
           base: start,
           positionOf,
           resolved: new Map(),
+          lastResolved: null,
         };
         await this.applySegment(segment);
       }
@@ -140,6 +152,7 @@ export class TransactionApplier {
 
   private async applySegment(segment: Segment): Promise<void> {
     await this.resolveRelations(segment);
+    await this.dropMissingSequences(segment);
     const statements = planStatements(segment.changes, (ref) => resolvedRelation(segment, ref), {
       maxRowsPerStatement: this.options.maxRowsPerStatement,
       mappings: this.tableMappings,
@@ -165,8 +178,30 @@ export class TransactionApplier {
     }
   }
 
+  /** Leaves out of the segment's sequence changes every sequence the standby does not have. */
+  private async dropMissingSequences(segment: Segment): Promise<void> {
+    for (const [index, change] of segment.changes.entries()) {
+      if (change.kind !== "sequence") continue;
+      const present: SequencePosition[] = [];
+      for (const position of change.sequences) {
+        if (await this.catalog.hasSequence(segment.client, position.schema, position.name)) {
+          present.push(position);
+          continue;
+        }
+        const name = quoteQualified(position.schema, position.name);
+        if (!this.missingSequences.has(name)) {
+          this.missingSequences.add(name);
+          this.options.onSequenceMissing?.(name);
+        }
+      }
+      if (present.length < change.sequences.length)
+        segment.changes[index] = { ...change, sequences: present };
+    }
+  }
+
   /** Loads every relation the segment touches before planning, which is synchronous. */
   private async resolveRelations(segment: Segment): Promise<void> {
+    let previous: SchemaRef | null = null;
     for (const [index, change] of segment.changes.entries()) {
       const refs =
         change.kind === "insert" || change.kind === "update" || change.kind === "delete"
@@ -175,6 +210,9 @@ export class TransactionApplier {
             ? change.relations
             : [];
       for (const ref of refs) {
+        // A decoded message shares one ref object among its changes: most lookups end here.
+        if (ref === previous) continue;
+        previous = ref;
         const id = relationKey(ref);
         if (segment.resolved.has(id)) continue;
         try {
@@ -233,7 +271,7 @@ export class TransactionApplier {
   }
 
   private async runExact(segment: Segment, statement: PlannedStatement): Promise<void> {
-    let result: QueryResult;
+    let result: Pick<QueryResult, "rowCount">;
     try {
       result = await this.execute(segment.client, statement);
     } catch (err) {
@@ -276,7 +314,12 @@ export class TransactionApplier {
   }
 
   /** Runs one statement, as a named prepared statement when its text repeats. */
-  private execute(client: ClientBase, statement: PlannedStatement): Promise<QueryResult> {
+  private async execute(
+    client: ClientBase,
+    statement: PlannedStatement,
+  ): Promise<Pick<QueryResult, "rowCount">> {
+    if (statement.copyData !== undefined)
+      return { rowCount: await copyIn(client, statement.sql, statement.copyData) };
     const values: unknown[] = statement.params;
     if (!statement.prepare) {
       return values.length === 0 ? client.query(statement.sql) : client.query(statement.sql, values);
@@ -436,6 +479,8 @@ interface Segment {
   base: number;
   positionOf: (index: number) => SourcePosition;
   resolved: Map<string, ResolvedRelation>;
+  /** The planner asks once per change, mostly for the ref it asked for last. */
+  lastResolved: { ref: SchemaRef; relation: ResolvedRelation } | null;
 }
 
 /** Columns of one table whose type on the standby is not the source's (modifiers aside). */
@@ -451,8 +496,10 @@ function relationKey(ref: SchemaRef): string {
 }
 
 function resolvedRelation(segment: Segment, ref: SchemaRef): ResolvedRelation {
+  if (segment.lastResolved?.ref === ref) return segment.lastResolved.relation;
   const found = segment.resolved.get(relationKey(ref));
   if (found === undefined)
     throw new Error(`relation ${ref.relationId} version ${ref.version} was not resolved`);
+  segment.lastResolved = { ref, relation: found };
   return found;
 }
