@@ -3,6 +3,7 @@ import pg from "pg";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
@@ -223,7 +224,9 @@ export class ApplyService {
 
   private async openSession(): Promise<Session> {
     const { config, kafka } = this.deps;
-    const client = new pg.Client(postgresClientConfig(this.deps.standbyUrl, config.standby?.tls));
+    const client = new pg.Client(
+      asStandbyWriter(postgresClientConfig(this.deps.standbyUrl, config.standby?.tls)),
+    );
     // A broken connection also rejects the query in flight, which ends the session.
     client.on("error", () => undefined);
     await client.connect();
