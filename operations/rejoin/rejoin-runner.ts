@@ -9,6 +9,7 @@ import {
 } from "../../connectors/postgres-source/index.js";
 import {
   advanceSequenceStatement,
+  assertApplierStopped,
   latestRejoinReport,
   markRejoinRepaired,
   readPosition,
@@ -106,12 +107,23 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
   const { logger } = options;
   const oldConfig = asStandbyWriter(withValueFormat(options.oldPrimaryConfig));
   const database = decodeURIComponent(new URL(options.oldPrimaryUrl).pathname.replace(/^\//, ""));
+  const admin = options.kafka.admin();
+  await admin.connect();
+  try {
+    // Its writes would race the repair, and rejoin ends every client session of the database.
+    await assertApplierStopped(
+      admin,
+      options.standbyName,
+      (running) => new RejoinRefusedError(`${running}; stop it before rejoining`),
+    );
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
   await refuseClientWrites(oldConfig, database);
   const old = await connect(oldConfig);
   const fresh = await connect(options.newPrimaryConfig);
   try {
     await endClientSessions(old, database, SESSION_END_MS);
-    await runMigrations(old, loadMigrations("standby"));
     const slot = await resolveCaptureSlot(old, options.slot);
     const slotState = await slotInfo(old, slot);
     if (slotState.active) {
@@ -119,11 +131,18 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
         `the old primary's slot "${slot}" is in use (walsender pid ${slotState.activePid}): its capture still runs; stop it, then run rejoin again`,
       );
     }
+    const holds = await readPosition(fresh, options.oldTopics.data, 0);
+    const after: Lsn = holds?.lastCommitLsn ?? 0n;
+    // Read before rejoin writes anything itself: its own bookkeeping transactions are not the old primary's.
+    const transactions =
+      holds && slotState.exists
+        ? await findUnpublishedTransactions(old, { slot, publication: options.publication, after })
+        : [];
 
+    await runMigrations(old, loadMigrations("standby"));
     const already = await readPosition(old, options.newTopics.data, 0);
     if (already) return await finishEarlierRejoin(options, old, slotState.exists ? slot : null);
 
-    const holds = await readPosition(fresh, options.oldTopics.data, 0);
     const oldIdentity = await identifySource(old);
     const oldSourceId = computeSourceId(oldIdentity.systemIdentifier, oldIdentity.databaseName);
     if (holds?.sourceId != null && holds.sourceId !== oldSourceId) {
@@ -142,11 +161,6 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
         `the old primary has no slot "${slot}": what it committed and never published cannot be read back`,
       );
     }
-    const after: Lsn = holds?.lastCommitLsn ?? 0n;
-    const transactions =
-      holds && slotState.exists
-        ? await findUnpublishedTransactions(old, { slot, publication: options.publication, after })
-        : [];
     const inOldTopic = holds ? await commitLsnsPastDrain(options, holds.nextOffset) : new Set<Lsn>();
     const decoded = new Set(transactions.map((t) => t.commitLsn));
     const unreadable = [...inOldTopic].filter((lsn) => lsn > after && !decoded.has(lsn));
@@ -156,17 +170,11 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
       );
     }
     reasons.push(...rewindBlockers(transactions));
-    const admin = options.kafka.admin();
-    await admin.connect();
-    try {
-      const low = (await partitionOffsets(admin, options.newTopics.data)).low;
-      if (low > 0n) {
-        reasons.push(
-          `${options.newTopics.data} no longer starts at offset 0 (retention deleted up to ${low}): the new epoch cannot be replayed`,
-        );
-      }
-    } finally {
-      await admin.disconnect().catch(() => undefined);
+    const low = await newTopicStart(options);
+    if (low > 0n) {
+      reasons.push(
+        `${options.newTopics.data} no longer starts at offset 0 (retention deleted up to ${low}): the new epoch cannot be replayed`,
+      );
     }
 
     const statements = reasons.length === 0 ? rewindStatements(transactions) : [];
@@ -217,6 +225,16 @@ async function refuseClientWrites(config: pg.ClientConfig, database: string): Pr
     await neighbour.query(`ALTER DATABASE ${quoted} SET default_transaction_read_only = on`);
     await neighbour.query(`ALTER DATABASE ${quoted} ALLOW_CONNECTIONS true`);
   });
+}
+
+async function newTopicStart(options: RejoinOptions): Promise<bigint> {
+  const admin = options.kafka.admin();
+  await admin.connect();
+  try {
+    return (await partitionOffsets(admin, options.newTopics.data)).low;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
 }
 
 /** Commit LSNs of the old topic from the new primary's next offset there to its end. */
