@@ -87,13 +87,16 @@ function startNewCapture(pipeline: ReplicationPipeline): DiffrelayProcess {
   return run(["capture", "--source-url", s1, "--epoch", "1", "--metrics-port", "0", ...common(pipeline)]);
 }
 
+/** The old primary's name as a standby: one per test, so no applier of another test counts as its own. */
+const oldName = (pipeline: ReplicationPipeline) => `old_${pipeline.options.prefix}`;
+
 function rejoin(pipeline: ReplicationPipeline, extra: string[] = []): DiffrelayProcess {
   return run([
     "rejoin",
     "--standby-url",
     pipeline.source.url,
     "--standby-name",
-    "old",
+    oldName(pipeline),
     "--source-url",
     pipeline.standby("s1").db.url,
     "--epoch",
@@ -111,7 +114,7 @@ async function follow(pipeline: ReplicationPipeline): Promise<DiffrelayProcess> 
     "--standby-url",
     pipeline.source.url,
     "--standby-name",
-    "old",
+    oldName(pipeline),
     "--epoch",
     "1",
     "--metrics-port",
@@ -130,7 +133,7 @@ function verify(pipeline: ReplicationPipeline): DiffrelayProcess {
     "--standby-url",
     pipeline.source.url,
     "--standby-name",
-    "old",
+    oldName(pipeline),
     "--epoch",
     "1",
     ...common(pipeline),
