@@ -241,6 +241,21 @@ describe("diffrelay rejoin", () => {
     const verified = verify(pipeline);
     expect((await exitWithin(verified, 40_000)).code, verified.output()).toBe(0);
     expect(verified.output()).toMatch(/standby equals the source/);
+    // diffrelay status names what the old primary lost, as long as its record is there.
+    const status = run([
+      "status",
+      "--standby-url",
+      old,
+      "--standby-name",
+      oldName(pipeline),
+      "--epoch",
+      "1",
+      ...common(pipeline).slice(0, 4),
+    ]);
+    expect((await exitWithin(status, 30_000)).code, status.output()).toBe(0);
+    expect(status.output()).toContain(
+      `rejoined as a former primary (rewind, diffrelay.rejoin_report id ${report.reportId}): 5 of its transactions never reached the new primary (commit LSNs ${lsns.join(", ")})`,
+    );
     // Sequences end no lower than the new primary's.
     const seq = "SELECT last_value::text AS v FROM accounts_id_seq";
     const [onOld, onNew] = [await runSql<{ v: string }>(old, seq), await runSql<{ v: string }>(s1, seq)];
