@@ -10,9 +10,12 @@ import type {
   PgoutputMessage,
   RelationMessage,
 } from "../../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
+import { MAX_VALUE_BYTES } from "../../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
 import type { TransactionChunk } from "../../../src/change/change-model.js";
 import type { RelationSchema } from "../../../src/change/relation-schema.js";
+import { messageLimits } from "../../../src/kafka/message-limits.js";
 import { type DecodedDataMessage, decodeDataMessage } from "../../../src/wire/data-message.js";
+import { TEST_SESSION } from "../../support/capture-session-id.js";
 import { FakeMessageSink, settle } from "../kafka/fake-message-sink.js";
 
 const LINGER_MS = 5;
@@ -87,8 +90,10 @@ function harness(options: { maxMessageBytes?: number; maxPendingBytes?: number }
     sink,
     sourceId: 42n,
     epoch: 3,
-    maxMessageBytes: options.maxMessageBytes ?? 64 * 1024,
+    session: TEST_SESSION,
+    ...messageLimits(16 * 1024 * 1024, options.maxMessageBytes ?? 64 * 1024),
     maxPendingBytes: options.maxPendingBytes ?? 1024 * 1024,
+    maxValueBytes: MAX_VALUE_BYTES,
     lingerMs: LINGER_MS,
     schemas: {
       ensure: async (schema) => {
