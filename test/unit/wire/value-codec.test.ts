@@ -82,7 +82,7 @@ describe("column values", () => {
   ])("keeps %j as text, so that it decodes to the identical spelling", (text) => {
     const buf = encode(text);
     const header = new ByteReader(buf).uvarint("h");
-    expect(header).toBe(Buffer.byteLength(text) + 2);
+    expect(header).toBe(Buffer.byteLength(text) + 3);
     expect(decode(buf)).toBe(text);
   });
 
