@@ -290,6 +290,8 @@ export class ApplyService {
       metrics,
       pauseGate: gate,
       deadLetter: deadLetters?.send.bind(deadLetters),
+      onStaleMessage: (offset, problem) =>
+        this.deps.logger.warn({ topic: topics.data, offset: offset.toString() }, `message ${problem}`),
       expectSource: (id) => {
         sourceId = id;
       },
