@@ -1,6 +1,5 @@
 import pg from "pg";
-
-const CONNECT_TIMEOUT_MS = 5000;
+import { onNeighbourDatabase } from "./old-primary-fence.js";
 
 /**
  * Who may connect to a database and write in it: the levers a role change pulls.
@@ -11,15 +10,19 @@ const CONNECT_TIMEOUT_MS = 5000;
 
 /** `default_transaction_read_only` for new sessions of the database; existing sessions keep theirs. */
 export async function setDatabaseReadOnly(config: pg.ClientConfig, readOnly: boolean): Promise<void> {
-  await onNeighbourDatabase(config, (client, database) =>
-    client.query(`ALTER DATABASE ${database} SET default_transaction_read_only = ${readOnly ? "on" : "off"}`),
+  const db = databaseOf(config);
+  await onNeighbourDatabase(config, db, (client) =>
+    client.query(
+      `ALTER DATABASE ${pg.escapeIdentifier(db)} SET default_transaction_read_only = ${readOnly ? "on" : "off"}`,
+    ),
   );
 }
 
 /** ALLOW_CONNECTIONS of the database: false binds superusers too. */
 export async function setDatabaseConnectable(config: pg.ClientConfig, connectable: boolean): Promise<void> {
-  await onNeighbourDatabase(config, (client, database) =>
-    client.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS ${connectable}`),
+  const db = databaseOf(config);
+  await onNeighbourDatabase(config, db, (client) =>
+    client.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} ALLOW_CONNECTIONS ${connectable}`),
   );
 }
 
@@ -37,37 +40,4 @@ export function writableSessionUrl(url: string): string {
 /** The database a client config names, from its URL. */
 export function databaseOf(config: pg.ClientConfig): string {
   return decodeURIComponent(new URL(config.connectionString as string).pathname.slice(1));
-}
-
-async function onNeighbourDatabase(
-  config: pg.ClientConfig,
-  fn: (client: pg.Client, quotedDatabase: string) => Promise<unknown>,
-): Promise<void> {
-  const db = databaseOf(config);
-  const failures: string[] = [];
-  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
-    const url = new URL(config.connectionString as string);
-    url.pathname = `/${encodeURIComponent(neighbour)}`;
-    const client = new pg.Client({
-      ...config,
-      connectionString: url.toString(),
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      failures.push(`${neighbour}: ${(err as Error).message}`);
-      continue;
-    }
-    try {
-      await fn(client, pg.escapeIdentifier(db));
-      return;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error(
-    `changing database "${db}" (ALTER DATABASE) needs a connection to another database of its server (${failures.join("; ")}): let the role connect to postgres or template1`,
-  );
 }

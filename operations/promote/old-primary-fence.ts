@@ -72,12 +72,46 @@ export async function fenceOldPrimary(options: {
   }
 }
 
+/** Runs `fn` on another database of the same server (postgres, else template1): ALTER DATABASE of `db` runs there. */
+export async function onNeighbourDatabase(
+  config: pg.ClientConfig,
+  db: string,
+  fn: (client: pg.Client) => Promise<unknown>,
+): Promise<void> {
+  const failures: string[] = [];
+  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
+    const url = new URL(config.connectionString as string);
+    url.pathname = `/${encodeURIComponent(neighbour)}`;
+    const client = new pg.Client({
+      ...config,
+      connectionString: url.toString(),
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      failures.push(`${neighbour}: ${(err as Error).message}`);
+      continue;
+    }
+    try {
+      await fn(client);
+      return;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  throw new Error(
+    `fencing database "${db}" needs a connection to another database of the old primary, to run ALTER DATABASE … ALLOW_CONNECTIONS false (${failures.join("; ")}): let the role connect to postgres or template1`,
+  );
+}
+
 /**
  * pg_terminate_backend only signals: a session in the middle of its commit can
  * still commit after it returns. Waiting until they are gone puts every commit
  * of theirs before the heartbeat that follows.
  */
-async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
+export async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await client.query<{ pid: number }>(
@@ -90,7 +124,7 @@ async function endClientSessions(client: pg.Client, db: string, timeoutMs: numbe
     ]);
     if (Date.now() > deadline) {
       throw new Error(
-        `sessions of database "${db}" on the old primary were still there ${timeoutMs} ms after being terminated (pids ${rows.map((r) => r.pid).join(", ")}): end them (pg_terminate_backend) and run promote again`,
+        `sessions of database "${db}" on the old primary were still there ${timeoutMs} ms after being terminated (pids ${rows.map((r) => r.pid).join(", ")}): end them (pg_terminate_backend) and run the command again`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));

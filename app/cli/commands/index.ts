@@ -6,6 +6,7 @@ import { listCommand } from "./list.js";
 import { migrateCommand } from "./migrate.js";
 import { nodeCommand } from "./node.js";
 import { promoteCommand } from "./promote.js";
+import { rejoinCommand } from "./rejoin.js";
 import { seedCommand } from "./seed.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
@@ -19,6 +20,7 @@ export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   status: statusCommand,
   promote: promoteCommand,
+  rejoin: rejoinCommand,
   doctor: doctorCommand,
   node: nodeCommand,
   switchover: switchoverCommand,
