@@ -10,6 +10,7 @@ export {
   decodePgoutput,
   type PgoutputMessage,
   type RelationMessage,
+  OversizedValue,
   type TupleValue,
   UNCHANGED_TOAST,
 } from "./pgoutput/pgoutput-decoder.js";
