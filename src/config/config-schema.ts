@@ -56,8 +56,8 @@ const captureSchema = z.object({
     .min(4096)
     .max(8 * 1024 * 1024)
     .default(512 * 1024),
-  /** How long frames may wait for more frames before they are sent. */
-  lingerMs: z.number().int().min(0).max(1000).default(2),
+  /** How long frames may wait for more frames before they are sent; 0: only for what has already arrived. */
+  lingerMs: z.number().int().min(0).max(1000).default(0),
   /** Bytes of frames waiting for Kafka before the replication socket is paused. */
   maxPendingBytes: z
     .number()
