@@ -109,6 +109,8 @@ export class Run {
     readonly stack: BenchStack,
     readonly label: string,
     readonly systems: SystemName[],
+    /** streaming: native's subscription streams large transactions in progress (`streaming = on`). */
+    readonly options: { streaming?: boolean } = {},
   ) {
     this.db = `bench_${label}_${Date.now().toString(36)}`;
     this.primary = withDb(stack.primaryServer, this.db);
@@ -145,7 +147,7 @@ export class Run {
     // IDENTITY FULL on every published table) is the only identity change in a simultaneous run.
     if (this.systems.includes("native")) {
       this.native = new NativeSubscription(this.primary, this.standby2, `native_${this.db}`);
-      await this.native.create(["bench_marker", ...tables]);
+      await this.native.create(["bench_marker", ...tables], this.options.streaming ?? false);
     }
     if (this.systems.includes("diffrelay")) {
       this.diffrelay = new DiffrelayPipeline(this.stack, this.db, this.primary, this.standby1);

@@ -4,7 +4,7 @@
 // Flags: --tiny (every scenario once at tiny size, for the harness test), --simultaneous (both
 // systems attached to one database and one load; default is one after the other), --profile
 // (CPU profiles of diffrelay's processes, top functions printed), --keep-stack (leave the bench
-// stack running when this invocation started it), --only=small,bulk,identity,large,catchup.
+// stack running when this invocation started it), --only=small,bulk,identity,large,catchup,largevis.
 // Sizes: BENCH_SMALL_ROWS, BENCH_SMALL_TXNS, BENCH_LATENCY_RATE, BENCH_LATENCY_SECONDS,
 // BENCH_LATENCY_BULK_ROWS, BENCH_BULK_ROWS, BENCH_IDENTITY_UPDATES, BENCH_LARGE_ROWS,
 // BENCH_CATCHUP_TXNS.
@@ -31,6 +31,7 @@ import { type Figure, figure, markdownTable } from "./report.js";
 import { BULK_STEPS, type BulkResult, bulk } from "./scenarios/bulk.js";
 import { type CatchUpResult, catchUp } from "./scenarios/catch-up.js";
 import { type IdentityWalResult, identityWal } from "./scenarios/identity-wal.js";
+import { type LargeVisibleResult, largeCommitVisible } from "./scenarios/large-commit-visible.js";
 import { type LargeResult, largeTransaction } from "./scenarios/large-transaction.js";
 import { type SmallResult, smallTransactions } from "./scenarios/small-transactions.js";
 
@@ -399,6 +400,9 @@ async function main(): Promise<void> {
     const [bd, bn] = wants("bulk") ? await both((s) => bulk(ctx, s)) : [{} as BulkResult, {} as BulkResult];
     const id = wants("identity") ? await identityWal(ctx) : undefined;
     const large = wants("large") ? await largeTransaction(ctx) : undefined;
+    const [ld, ln] = wants("largevis")
+      ? await both((s) => largeCommitVisible(ctx, s))
+      : [{} as LargeVisibleResult, {} as LargeVisibleResult];
     const [cd, cn] = wants("catchup")
       ? await both((s) => catchUp(ctx, s))
       : [{} as CatchUpResult, {} as CatchUpResult];
@@ -409,6 +413,16 @@ async function main(): Promise<void> {
     bandwidthFigures(sd, sn, bd, bn, id, figures);
     resourceFigures(sd, sn, bd, bn, large, figures);
     catchUpFigures(cd, cn, figures);
+    if (ld.shared)
+      figures.push(
+        figure(
+          "6 large txn",
+          `${ld.shared.rows}-row INSERT, commit → visible on the standby (native: streaming = on)`,
+          "ms",
+          num(ld.diffrelay?.commitToVisibleMs),
+          num(ln.native?.commitToVisibleMs),
+        ),
+      );
 
     const profiles: Record<string, { name: string; selfMs: number; share: number }[]> = {};
     if (profileDir) {
@@ -439,6 +453,7 @@ async function main(): Promise<void> {
         identityWal: id,
         largeTransaction: large,
         catchUp: { diffrelayRun: cd, nativeRun: cn },
+        largeCommitVisible: { diffrelayRun: ld, nativeRun: ln },
       },
       profiles,
     };

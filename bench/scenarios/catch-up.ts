@@ -84,21 +84,24 @@ export async function catchUp(ctx: BenchContext, systems: SystemName[]): Promise
 
     if (run.diffrelay) {
       const pipeline = run.diffrelay;
+      // Both markers and every UPDATE of the backlog are one row each.
+      const rows = transactions + 2;
+      const captureStart = Date.now();
       await pipeline.startCapture(ctx.logDir, profileDir);
       const capture = pipeline.capture;
       if (!capture) throw new Error("the capture did not start");
-      const meter = new CpuMeter({
+      const captureMeter = new CpuMeter({
         "diffrelay capture": capture.child.pid,
         "diffrelay walsender": await waitFor(() => pipeline.walsenderPid()),
       });
-      // Both markers and every UPDATE of the backlog are one row each.
-      const rows = transactions + 2;
-      const drained = await drainTimes(
+      captureMeter.start();
+      const captured = await drain(
         () => fetchMetric(capture, "diffrelay_capture_rows_total"),
         rows,
-        () => meter.start(),
+        captureStart,
       );
-      const captureCpu = meter.stop();
+      const captureCpu = captureMeter.stop();
+      const applyStart = Date.now();
       await pipeline.startApply(ctx.logDir, profileDir);
       const apply = pipeline.apply;
       if (!apply) throw new Error("the applier did not start");
@@ -107,12 +110,10 @@ export async function catchUp(ctx: BenchContext, systems: SystemName[]): Promise
         "Kafka broker": ctx.stack.kafkaPid,
       });
       applyMeter.start();
+      const applied = await drain(() => fetchMetric(apply, "diffrelay_apply_rows_total"), rows, applyStart);
       result.diffrelay = {
-        capture: {
-          changesPerSecond: drained.rows / (drained.seconds || Number.NaN),
-          cpuSeconds: captureCpu,
-        },
-        catchUp: await standbyDrain(run, "diffrelay", first.id, last.id, transactions, applyMeter),
+        capture: { changesPerSecond: captured.rows / captured.seconds, cpuSeconds: captureCpu },
+        catchUp: { changesPerSecond: applied.rows / applied.seconds, cpuSeconds: applyMeter.stop() },
       };
     }
     if (run.native) {
@@ -131,7 +132,7 @@ export async function catchUp(ctx: BenchContext, systems: SystemName[]): Promise
   }
 }
 
-/** Rate from the first backlog marker's commit on the standby to the last one's. */
+/** Native's rate, from the first backlog marker's commit on the standby to the last one's (it commits each). */
 async function standbyDrain(
   run: Run,
   system: SystemName,
@@ -148,28 +149,24 @@ async function standbyDrain(
 }
 
 /**
- * Polls a running count until it reaches `target`; the drain is timed from the first poll that
- * saw it move (the process's start-up is not the stage's rate) to the one that saw it complete.
+ * Polls a process's running count of rows until it reaches `target`. The drain is timed from the
+ * first poll that saw it move (the process's start-up is not the stage's rate), or from `spawnedAt`
+ * when the first answer is already the whole backlog.
  */
-async function drainTimes(
+async function drain(
   count: () => Promise<number>,
   target: number,
-  onStart: () => void,
+  spawnedAt: number,
 ): Promise<{ rows: number; seconds: number }> {
   const deadline = Date.now() + DEADLINE_MS;
-  let startedAt: number | null = null;
-  let atStart = 0;
+  let from: { at: number; seen: number } | null = null;
   for (;;) {
+    // The metrics endpoint answers only once the process is up.
     const seen = await count().catch(() => 0);
     const now = Date.now();
-    if (startedAt === null && seen > 0) {
-      startedAt = now;
-      atStart = seen;
-      onStart();
-    }
-    if (seen >= target && startedAt !== null)
-      return { rows: seen - atStart, seconds: (now - startedAt) / 1000 };
-    if (now > deadline) throw new Error(`the capture drained only ${seen} of ${target} rows in time`);
+    if (from === null && seen > 0) from = seen >= target ? { at: spawnedAt, seen: 0 } : { at: now, seen };
+    if (from !== null && seen >= target) return { rows: seen - from.seen, seconds: (now - from.at) / 1000 };
+    if (now > deadline) throw new Error(`only ${seen} of ${target} rows drained in time`);
     await sleep(20);
   }
 }
