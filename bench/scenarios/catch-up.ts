@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fetchMetric } from "../../scripts/demo/child-services.js";
-import { runPgbench } from "../../scripts/measure/pgbench.js";
+import { pgbenchArgs, runPgbench } from "../../scripts/measure/pgbench.js";
 import {
   accountsDdl,
   accountsInsert,
@@ -64,20 +64,7 @@ export async function catchUp(ctx: BenchContext, systems: SystemName[]): Promise
     const perClient = Math.max(1, Math.round(sizes.catchUpTransactions / clients));
     ctx.log(`  catch-up: a backlog of ${perClient * clients} single-row UPDATEs (${systems.join(" + ")})`);
     const first = await run.insertMarker("backlog-start");
-    const load = await runPgbench([
-      "-n",
-      "-c",
-      String(clients),
-      "-j",
-      "2",
-      "-t",
-      String(perClient),
-      "--random-seed",
-      "44",
-      "-f",
-      script,
-      run.primary,
-    ]);
+    const load = await runPgbench(pgbenchArgs(run.primary, script, clients, "44", ["-t", String(perClient)]));
     const last = await run.insertMarker("backlog-end");
     const transactions = load.transactions;
     const result: CatchUpResult = { shared: { transactions } };

@@ -3,7 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runPgbench } from "../../scripts/measure/pgbench.js";
+import { pgbenchArgs, runPgbench } from "../../scripts/measure/pgbench.js";
 import { BytesMeter, type PhaseBytes } from "../bytes-meter.js";
 import {
   accountsDdl,
@@ -92,20 +92,9 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
     ctx.log(
       `  small: ${perClient * clients} single-row UPDATEs from ${clients} clients (${systems.join(" + ")})`,
     );
-    const burst = await runPgbench([
-      "-n",
-      "-c",
-      String(clients),
-      "-j",
-      "2",
-      "-t",
-      String(perClient),
-      "--random-seed",
-      "42",
-      "-f",
-      script,
-      run.primary,
-    ]);
+    const burst = await runPgbench(
+      pgbenchArgs(run.primary, script, clients, "42", ["-t", String(perClient)]),
+    );
     const done = await run.marker("small-burst");
     const used = cpu.stop();
     const phaseBytes = await bytes.stop();
@@ -121,22 +110,14 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
     // The probe goes on only now: its extra insert per row would slow the burst's standbys.
     for (const system of systems) await installApplyProbe(run.standbyOf(system), TABLE, "UPDATE");
     const paced = (seed: string) =>
-      runPgbench([
-        "-n",
-        "-c",
-        String(clients),
-        "-j",
-        "2",
-        "-R",
-        String(sizes.latencyRate),
-        "-T",
-        String(sizes.latencySeconds),
-        "--random-seed",
-        seed,
-        "-f",
-        script,
-        run.primary,
-      ]);
+      runPgbench(
+        pgbenchArgs(run.primary, script, clients, seed, [
+          "-R",
+          String(sizes.latencyRate),
+          "-T",
+          String(sizes.latencySeconds),
+        ]),
+      );
     const latencyStart = await dbNowMs(run.primary);
     const quiet = await paced("43");
     await run.marker("small-latency");
