@@ -75,7 +75,8 @@ export async function fenceOldPrimary(options: {
   }
 }
 
-async function onNeighbourDatabase(
+/** Runs `fn` on another database of the same server (postgres, else template1): ALTER DATABASE of `db` runs there. */
+export async function onNeighbourDatabase(
   config: pg.ClientConfig,
   db: string,
   fn: (client: pg.Client) => Promise<unknown>,
@@ -113,7 +114,7 @@ async function onNeighbourDatabase(
  * still commit after it returns. Waiting until they are gone puts every commit
  * of theirs before the heartbeat that follows.
  */
-async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
+export async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await client.query<{ pid: number }>(
@@ -126,7 +127,7 @@ async function endClientSessions(client: pg.Client, db: string, timeoutMs: numbe
     ]);
     if (Date.now() > deadline) {
       throw new Error(
-        `sessions of database "${db}" on the old primary were still there ${timeoutMs} ms after being terminated (pids ${rows.map((r) => r.pid).join(", ")}): end them (pg_terminate_backend) and run promote again`,
+        `sessions of database "${db}" on the old primary were still there ${timeoutMs} ms after being terminated (pids ${rows.map((r) => r.pid).join(", ")}): end them (pg_terminate_backend) and run the command again`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -11,6 +11,7 @@ import {
 import { formatLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
@@ -219,7 +220,7 @@ async function withStandby<T>(
   config: DiffrelayConfig,
   fn: (c: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const client = new pg.Client(postgresClientConfig(url, config.standby?.tls));
+  const client = new pg.Client(asStandbyWriter(postgresClientConfig(url, config.standby?.tls)));
   await client.connect();
   try {
     return await fn(client);

@@ -19,7 +19,12 @@ export type ErrorKind =
   /** A message (on the topic, or from the source's replication stream) does not decode or is not ours. */
   | "bad-frame"
   /** An operation could not reach a result this time (verify found no comparable point); running it again may. */
-  | "incomplete";
+  | "incomplete"
+  /**
+   * The capture cannot publish a change, and sending it again cannot help: a value above the hard
+   * limit, or Kafka refusing the produce for good (MESSAGE_TOO_LARGE, INVALID_RECORD, ...).
+   */
+  | "unpublishable";
 
 /** Every kind, e.g. to give a metric's `kind` label a series per kind from the start. */
 export const ERROR_KINDS: readonly ErrorKind[] = [
@@ -31,6 +36,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "topic-gap",
   "bad-frame",
   "incomplete",
+  "unpublishable",
 ];
 
 export class DiffrelayError extends Error {

@@ -12,6 +12,8 @@ export const EXIT = {
   badFrame: 5,
   /** verify found differences. */
   different: 6,
+  /** The capture cannot publish a change: a value above the hard limit, or Kafka refusing it for good. */
+  unpublishable: 7,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

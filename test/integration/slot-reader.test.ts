@@ -3,6 +3,7 @@ import type {
   CommitMessage,
   PgoutputMessage,
 } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
+import { MAX_VALUE_BYTES } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
 import { SlotReader } from "../../connectors/postgres-source/slot-reader.js";
 import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
 import { SourceConfigurationError } from "../../connectors/postgres-source/source-errors.js";
@@ -42,6 +43,7 @@ function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {})
     connection: db.url,
     slotName: SLOT,
     publicationName: PUBLICATION,
+    maxValueBytes: MAX_VALUE_BYTES,
     startLsn: options.startLsn,
     statusIntervalMs: 200,
     isIdle: options.idle ?? (() => false),
@@ -223,6 +225,7 @@ describe("SlotReader against PostgreSQL", () => {
         connection: db.url,
         slotName: SLOT,
         publicationName: PUBLICATION,
+        maxValueBytes: MAX_VALUE_BYTES,
         isIdle: () => false,
         onMessage: async () => undefined,
       });
@@ -244,6 +247,7 @@ describe("SlotReader against PostgreSQL", () => {
       connection: db.url,
       slotName: "no_such_slot",
       publicationName: PUBLICATION,
+      maxValueBytes: MAX_VALUE_BYTES,
       isIdle: () => false,
       onMessage: async () => undefined,
     });

@@ -4,6 +4,7 @@ import { captureCommand } from "./capture.js";
 import { doctorCommand } from "./doctor.js";
 import { migrateCommand } from "./migrate.js";
 import { promoteCommand } from "./promote.js";
+import { rejoinCommand } from "./rejoin.js";
 import { seedCommand } from "./seed.js";
 import { statusCommand } from "./status.js";
 import { verifyCommand } from "./verify.js";
@@ -16,5 +17,6 @@ export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   status: statusCommand,
   promote: promoteCommand,
+  rejoin: rejoinCommand,
   doctor: doctorCommand,
 };
