@@ -42,6 +42,7 @@ function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {})
     connection: db.url,
     slotName: SLOT,
     publicationName: PUBLICATION,
+    applicationName: SLOT,
     startLsn: options.startLsn,
     statusIntervalMs: 200,
     isIdle: options.idle ?? (() => false),
@@ -223,6 +224,7 @@ describe("SlotReader against PostgreSQL", () => {
         connection: db.url,
         slotName: SLOT,
         publicationName: PUBLICATION,
+        applicationName: SLOT,
         isIdle: () => false,
         onMessage: async () => undefined,
       });
@@ -244,6 +246,7 @@ describe("SlotReader against PostgreSQL", () => {
       connection: db.url,
       slotName: "no_such_slot",
       publicationName: PUBLICATION,
+      applicationName: "no_such_slot",
       isIdle: () => false,
       onMessage: async () => undefined,
     });
