@@ -366,6 +366,11 @@ export class CaptureService {
       emitHeartbeat(catalogClient)
         .then(() => this.sequences.publishChanged(catalogClient))
         .then(readSlotState)
+        // Kept current for /status, which a failover reads: the setting can change while the capture runs.
+        .then(() => readZeroLossState(catalogClient, this.slot))
+        .then((state) => {
+          this.zeroLoss = state.guarantee;
+        })
         .catch((err) => logger.warn({ err }, "heartbeat, sequence positions or slot state failed"));
     }, config.capture.heartbeatIntervalMs);
     this.sessionLive = true;

@@ -12,6 +12,11 @@ export const EXIT = {
   badFrame: 5,
   /** verify found differences. */
   different: 6,
+  /**
+   * failover promoted a standby, but the old primary may have committed transactions that are on no
+   * standby (zero-loss mode was off or not known); the report names the last known slot lag.
+   */
+  possibleLoss: 8,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
 import { captureCommand } from "./capture.js";
 import { doctorCommand } from "./doctor.js";
+import { failoverCommand } from "./failover.js";
 import { migrateCommand } from "./migrate.js";
 import { promoteCommand } from "./promote.js";
 import { seedCommand } from "./seed.js";
@@ -16,5 +17,6 @@ export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   status: statusCommand,
   promote: promoteCommand,
+  failover: failoverCommand,
   doctor: doctorCommand,
 };
