@@ -5,6 +5,7 @@ import {
   SequenceTracker,
 } from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { setDatabaseConnectable, setDatabaseReadOnly } from "./database-access.js";
 
 export type OldPrimaryState =
   | { alive: true; fencedAt: string }
@@ -50,13 +51,9 @@ export async function fenceOldPrimary(options: {
   try {
     await client.query("SELECT set_config('diffrelay.capture_ddl', 'off', false)");
     const db = (await client.query<{ db: string }>("SELECT current_database() AS db")).rows[0]?.db as string;
-    const database = pg.escapeIdentifier(db);
-    // Read-only too, for whoever re-enables connections to inspect it before re-seeding it.
-    await client.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`);
-    // PostgreSQL refuses this for the current database: it runs from a neighbour on the same server.
-    await onNeighbourDatabase(options.config, db, (neighbour) =>
-      neighbour.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`),
-    );
+    // Read-only too, for whoever re-enables connections: a node that follows the new primary, or an operator.
+    await setDatabaseReadOnly(options.config, true);
+    await setDatabaseConnectable(options.config, false);
     await endClientSessions(client, db, options.timeoutMs);
     // Values handed out since the capture's last heartbeat would otherwise be handed out again.
     await new SequenceTracker(options.publication).publishChanged(client);
@@ -73,39 +70,6 @@ export async function fenceOldPrimary(options: {
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-async function onNeighbourDatabase(
-  config: pg.ClientConfig,
-  db: string,
-  fn: (client: pg.Client) => Promise<unknown>,
-): Promise<void> {
-  const failures: string[] = [];
-  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
-    const url = new URL(config.connectionString as string);
-    url.pathname = `/${encodeURIComponent(neighbour)}`;
-    const client = new pg.Client({
-      ...config,
-      connectionString: url.toString(),
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      failures.push(`${neighbour}: ${(err as Error).message}`);
-      continue;
-    }
-    try {
-      await fn(client);
-      return;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error(
-    `fencing database "${db}" needs a connection to another database of the old primary, to run ALTER DATABASE … ALLOW_CONNECTIONS false (${failures.join("; ")}): let the role connect to postgres or template1`,
-  );
 }
 
 /**

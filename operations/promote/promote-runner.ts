@@ -1,30 +1,25 @@
 import type { Kafka } from "kafkajs";
-import pg from "pg";
-import { identifySource, migrateSource } from "../../connectors/postgres-source/index.js";
-import {
-  ApplyService,
-  assertApplierStopped,
-  createApplyMetrics,
-  readPosition,
-  writePosition,
-} from "../../connectors/postgres-standby/index.js";
+import { assertApplierStopped, readPosition } from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
-import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
+import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { computeSourceId } from "../../src/wire/envelope.js";
 import { TopicFollower } from "../verify/topic-follower.js";
 import { captureLastKnown } from "./capture-last-known.js";
 import { fenceOldPrimary, type OldPrimaryState } from "./old-primary-fence.js";
-import { type AdvancedSequence, advanceOwnedSequences } from "./sequence-advancer.js";
+import {
+  becomeSource,
+  drainStandby,
+  pointStandbyAt,
+  type StandbyTarget,
+  withDatabase,
+} from "./promote-steps.js";
+import type { AdvancedSequence } from "./sequence-advancer.js";
 
-export interface StandbyTarget {
-  name: string;
-  url: string;
-}
+export type { StandbyTarget } from "./promote-steps.js";
 
 export interface PromoteOptions {
   config: DiffrelayConfig;
@@ -95,11 +90,11 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
     // Everything the old capture acknowledged is below this offset; nothing more will come.
     const end = (await partitionOffsets(admin, options.oldTopics.data)).high;
     for (const standby of [options.promoted, ...options.others]) {
-      await drain(options, standby, end);
+      await drainStandby({ config, kafka: options.kafka, logger, standby, topics: options.oldTopics, end });
     }
     if (oldPrimary.alive === true) await assertNothingPastEnd(options, admin, end);
 
-    const promoted = await withStandby(options.promoted.url, config, (c) =>
+    const promoted = await withDatabase(options.promoted.url, config, (c) =>
       readPosition(c, options.oldTopics.data, 0),
     );
     if (!promoted)
@@ -107,7 +102,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
         `standby ${options.promoted.name} has no position on ${options.oldTopics.data}`,
       );
     for (const other of options.others) {
-      const position = await withStandby(other.url, config, (c) =>
+      const position = await withDatabase(other.url, config, (c) =>
         readPosition(c, options.oldTopics.data, 0),
       );
       if (position?.lastCommitLsn !== promoted.lastCommitLsn) {
@@ -117,43 +112,20 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
       }
     }
 
-    const { sequencesAdvanced, sourceId } = await withStandby(
-      options.promoted.url,
+    const { sequencesAdvanced, sourceId } = await becomeSource({
       config,
-      async (client) => {
-        const advanced = await advanceOwnedSequences(client);
-        // Its slot is created now, before anything but the drained changes was written to it.
-        await migrateSource(client, {
-          publicationName: config.capture.publication,
-          slotName: config.capture.slot,
-          tables: config.capture.tables,
-          schemas: config.capture.schemas,
-          identity: config.capture.identity,
-        });
-        const identity = await identifySource(client);
-        return {
-          sequencesAdvanced: advanced,
-          sourceId: computeSourceId(identity.systemIdentifier, identity.databaseName),
-        };
-      },
-    );
-    for (const shortfall of await ensureSourceTopics(admin, options.newTopics, options.config.kafka ?? {})) {
-      options.logger.warn({ topic: shortfall.topic, ...shortfall.actual }, describeShortfall(shortfall));
-    }
-
+      admin,
+      logger,
+      url: options.promoted.url,
+      newTopics: options.newTopics,
+    });
     for (const other of options.others) {
-      await withStandby(other.url, config, async (client) => {
-        await client.query("BEGIN");
-        await writePosition(client, other.name, {
-          topic: options.newTopics.data,
-          partition: 0,
-          nextOffset: 0n,
-          lastCommitLsn: 0n,
-          lastCommitTimeMicros: null,
-          sourceId,
-          epoch: options.newEpoch,
-        });
-        await client.query("COMMIT");
+      await pointStandbyAt({
+        config,
+        standby: other,
+        topics: options.newTopics,
+        sourceId,
+        epoch: options.newEpoch,
       });
     }
     return {
@@ -219,33 +191,4 @@ export function describePastEnd(
   const lsns =
     past.commitLsns.length > 0 ? past.commitLsns.join(", ") : "unknown: the messages could not be read";
   return `${topic} offsets ${end}..${past.now - 1n} (commit LSNs ${lsns})`;
-}
-
-/** Applies, in this process, what the old topic still holds for this standby. */
-async function drain(options: PromoteOptions, standby: StandbyTarget, end: bigint): Promise<void> {
-  const service = new ApplyService({
-    config: options.config,
-    standbyName: standby.name,
-    standbyUrl: standby.url,
-    topics: options.oldTopics,
-    kafka: options.kafka,
-    logger: options.logger.child({ drain: standby.name }),
-    metrics: createApplyMetrics(standby.name),
-    drainTo: end,
-  });
-  await service.run();
-}
-
-async function withStandby<T>(
-  url: string,
-  config: DiffrelayConfig,
-  fn: (c: pg.Client) => Promise<T>,
-): Promise<T> {
-  const client = new pg.Client(postgresClientConfig(url, config.standby?.tls));
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }

@@ -126,6 +126,26 @@ export const configSchema = z.object({
   standbys: z
     .array(z.string().regex(/^[A-Za-z0-9_-]+=postgres(ql)?:\/\//, "name=postgres://..."))
     .default([]),
+  /** The HA cluster a `node` belongs to, and what `switchover` and `list` act on. */
+  cluster: z
+    .object({
+      name: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and -"),
+      /** The other nodes, as name=http://host:port entries (their HTTP API). */
+      members: z.array(z.string().regex(/^[A-Za-z0-9_-]+=https?:\/\//, "name=http://host:port")).default([]),
+      initialPrimary: z.string().optional(),
+    })
+    .optional(),
+  node: z
+    .object({
+      name: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and -"),
+      url: z
+        .string()
+        .regex(/^https?:\/\//, "http://host:port")
+        .optional(),
+      databaseUrl: postgresUrl,
+    })
+    .partial()
+    .optional(),
   metrics: z
     .object({
       host: z.string().default("127.0.0.1"),

@@ -18,6 +18,8 @@ export type ErrorKind =
   | "topic-gap"
   /** A message (on the topic, or from the source's replication stream) does not decode or is not ours. */
   | "bad-frame"
+  /** Another role change of the cluster claimed the epoch first, or the cluster moved on: nothing was changed. */
+  | "conflict"
   /** An operation could not reach a result this time (verify found no comparable point); running it again may. */
   | "incomplete";
 
@@ -30,6 +32,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "seed-interrupted",
   "topic-gap",
   "bad-frame",
+  "conflict",
   "incomplete",
 ];
 

@@ -17,6 +17,7 @@ const POLICIES: Record<ErrorKind, Omit<ErrorPolicy, "kind">> = {
   "seed-interrupted": { retry: false, exitCode: EXIT.drift },
   "topic-gap": { retry: false, exitCode: EXIT.drift },
   "bad-frame": { retry: false, exitCode: EXIT.badFrame },
+  conflict: { retry: false, exitCode: EXIT.conflict },
   incomplete: { retry: false, exitCode: EXIT.failure },
 };
 

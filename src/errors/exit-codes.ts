@@ -12,6 +12,8 @@ export const EXIT = {
   badFrame: 5,
   /** verify found differences. */
   different: 6,
+  /** Another role change claimed the cluster's next epoch first, or the cluster moved on; nothing was changed. */
+  conflict: 7,
   /**
    * failover promoted a standby, but the old primary may have committed transactions that are on no
    * standby (zero-loss mode was off or not known); the report names the last known slot lag.

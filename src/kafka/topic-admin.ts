@@ -70,6 +70,34 @@ function durabilityConfigEntries(target: DurabilityTarget) {
 }
 
 /**
+ * Creates a one-partition topic with the durability target, compacted or not.
+ * Returns false when it already existed: creation is atomic in Kafka's
+ * controller, so of two concurrent creators exactly one gets true.
+ */
+export async function createSinglePartitionTopic(
+  admin: Admin,
+  topic: string,
+  options: { compact: boolean; durability: TopicDurabilitySettings },
+): Promise<boolean> {
+  const { brokers } = await admin.describeCluster();
+  const target = durabilityTarget(options.durability, brokers.length);
+  return admin.createTopics({
+    waitForLeaders: true,
+    topics: [
+      {
+        topic,
+        numPartitions: 1,
+        replicationFactor: target.replicationFactor,
+        configEntries: [
+          ...(options.compact ? [{ name: "cleanup.policy", value: "compact" }] : []),
+          ...durabilityConfigEntries(target),
+        ],
+      },
+    ],
+  });
+}
+
+/**
  * Creates the data topic (one partition: offset order is commit order) and the
  * compacted schema topic. An existing data topic with more partitions would
  * break total order, so it is refused rather than used.

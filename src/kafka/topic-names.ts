@@ -23,3 +23,24 @@ export function sourceTopics(
 export function applierGroupId(standbyName: string): string {
   return `diffrelay-apply-${standbyName}`;
 }
+
+/** The compacted topic that holds a cluster's state records and its nodes' reports. */
+export function clusterStateTopic(topicPrefix: string, cluster: string): string {
+  return `${topicPrefix}.cluster.${cluster}`;
+}
+
+/**
+ * The topic whose creation claims epoch `epoch` of a cluster. Topic creation is
+ * atomic in Kafka's controller: of two claimants of one epoch exactly one creates it.
+ */
+export function epochClaimTopic(topicPrefix: string, cluster: string, epoch: number): string {
+  return `${clusterStateTopic(topicPrefix, cluster)}.claim.e${epoch}`;
+}
+
+/** The epoch a claim topic of this cluster claims, or null for any other topic. */
+export function claimedEpoch(topicPrefix: string, cluster: string, topic: string): number | null {
+  const prefix = `${clusterStateTopic(topicPrefix, cluster)}.claim.e`;
+  if (!topic.startsWith(prefix)) return null;
+  const rest = topic.slice(prefix.length);
+  return /^(0|[1-9][0-9]*)$/.test(rest) ? Number(rest) : null;
+}

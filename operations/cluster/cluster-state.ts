@@ -1,0 +1,128 @@
+import { z } from "zod";
+
+/** A node of the cluster: its name and the URL of its HTTP API (/status, /primary, /replica). */
+const memberSchema = z.object({ name: z.string().min(1), apiUrl: z.string().min(1) });
+
+const topicsSchema = z.object({ data: z.string().min(1), schemas: z.string().min(1) });
+
+/**
+ * Where a cluster is in a role change of epoch `epoch`:
+ * - `stable`: `primary` captures to `topics`, every other member applies it.
+ * - `fencing`: the previous primary makes its database read-only and lets its
+ *   capture publish everything it committed; it then reports the old topic's end.
+ * - `promoting`: `previous.drainedEndOffset` is known; every member drains the
+ *   old topic to it, `primary` becomes the source of `topics`, the others follow it.
+ * Other phases may be added by other role changes (failover); a node that does
+ * not know a phase keeps its current role and reports it.
+ */
+export const clusterPhaseSchema = z.string().min(1);
+export type ClusterPhase = "stable" | "fencing" | "promoting" | (string & {});
+
+export const clusterStateSchema = z.object({
+  cluster: z.string().min(1),
+  epoch: z.number().int().nonnegative(),
+  primary: z.string().min(1),
+  members: z.array(memberSchema).min(1),
+  phase: clusterPhaseSchema,
+  /** The data topic (and its schema topic) of this epoch. */
+  topics: topicsSchema,
+  /** The epoch this one took over from; null for the first. */
+  previous: z
+    .object({
+      epoch: z.number().int().nonnegative(),
+      primary: z.string().min(1),
+      topics: topicsSchema,
+      /** Every change of the previous epoch is below this offset of its topic; null until known. */
+      drainedEndOffset: z
+        .string()
+        .regex(/^[0-9]+$/)
+        .nullable(),
+    })
+    .nullable(),
+  /** Who wrote this record (a node or a command) and when (ISO 8601). */
+  writtenBy: z.string().min(1),
+  writtenAt: z.string().min(1),
+});
+export type ClusterState = z.infer<typeof clusterStateSchema> & { phase: ClusterPhase };
+export type ClusterMember = z.infer<typeof memberSchema>;
+
+/**
+ * A node's own account of itself, published whenever it changes. `epoch` is the
+ * epoch the node acts on; `ready` says it has reached its role of that epoch.
+ */
+export const nodeReportSchema = z.object({
+  node: z.string().min(1),
+  epoch: z.number().int().nonnegative(),
+  role: z.enum(["primary", "standby", "fenced", "starting"]),
+  ready: z.boolean(),
+  /** The previous epoch's topic end, reported by a primary that fenced itself for a switchover. */
+  fencedEndOffset: z
+    .string()
+    .regex(/^[0-9]+$/)
+    .nullable(),
+  /** When it stopped accepting writes (fenced) or started accepting them (primary), ISO 8601. */
+  fencedAt: z.string().nullable(),
+  writableAt: z.string().nullable(),
+  /** The primary's source identity (hex), which its standbys' positions name. */
+  sourceId: z.string().nullable(),
+  /** Milliseconds behind the primary's last commit, for a standby; null when unknown. */
+  lagMs: z.number().nullable(),
+  lastError: z.string().nullable(),
+  at: z.string().min(1),
+});
+export type NodeReport = z.infer<typeof nodeReportSchema>;
+
+/** Everything the cluster topic says, as of one read. */
+export interface ClusterView {
+  /** The state of the highest epoch that is both claimed and published; null before bootstrap. */
+  state: ClusterState | null;
+  /** The highest claimed epoch, -1 when none is: a role change may be under way above `state.epoch`. */
+  highestClaim: number;
+  /** The latest report of each node, by name. */
+  reports: ReadonlyMap<string, NodeReport>;
+}
+
+export type ClusterRecord = { type: "state"; state: ClusterState } | { type: "report"; report: NodeReport };
+
+const STATE_KEY = /^epoch\/(0|[1-9][0-9]*)$/;
+const REPORT_KEY = /^node\/(.+)$/;
+
+/** One state record per epoch (compaction keeps the last phase of each), one report per node. */
+export function recordKey(record: ClusterRecord): string {
+  return record.type === "state" ? `epoch/${record.state.epoch}` : `node/${record.report.node}`;
+}
+
+/** The record a key and value hold, or an Error saying what is wrong with them. */
+export function decodeRecord(key: string, value: string): ClusterRecord | Error {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch (err) {
+    return new Error(`not JSON: ${(err as Error).message}`);
+  }
+  if (STATE_KEY.test(key)) {
+    const parsed = clusterStateSchema.safeParse(json);
+    if (!parsed.success) return new Error(`not a cluster state: ${parsed.error.message}`);
+    if (`epoch/${parsed.data.epoch}` !== key) return new Error(`key ${key} holds epoch ${parsed.data.epoch}`);
+    return { type: "state", state: parsed.data };
+  }
+  if (REPORT_KEY.test(key)) {
+    const parsed = nodeReportSchema.safeParse(json);
+    if (!parsed.success) return new Error(`not a node report: ${parsed.error.message}`);
+    if (`node/${parsed.data.node}` !== key) return new Error(`key ${key} holds node ${parsed.data.node}`);
+    return { type: "report", report: parsed.data };
+  }
+  return new Error(`unknown key ${key}`);
+}
+
+export function encodeRecord(record: ClusterRecord): { key: string; value: string } {
+  return {
+    key: recordKey(record),
+    value: JSON.stringify(record.type === "state" ? record.state : record.report),
+  };
+}
+
+/** The member of that name, or undefined. */
+export function memberNamed(state: ClusterState, name: string): ClusterMember | undefined {
+  return state.members.find((m) => m.name === name);
+}

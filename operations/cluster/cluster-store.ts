@@ -1,0 +1,239 @@
+import { randomBytes } from "node:crypto";
+import type { Admin, Consumer, Kafka, Producer } from "kafkajs";
+import {
+  createSinglePartitionTopic,
+  partitionOffsets,
+  type TopicDurabilitySettings,
+} from "../../src/kafka/topic-admin.js";
+import { claimedEpoch, clusterStateTopic, epochClaimTopic } from "../../src/kafka/topic-names.js";
+import type { Logger } from "../../src/observability/logger.js";
+import { EpochConflictError } from "./cluster-errors.js";
+import {
+  type ClusterState,
+  type ClusterView,
+  decodeRecord,
+  encodeRecord,
+  type NodeReport,
+} from "./cluster-state.js";
+
+export interface ClusterStoreOptions {
+  kafka: Kafka;
+  logger: Logger;
+  topicPrefix: string;
+  cluster: string;
+  /** The data topics' durability settings: the cluster topic and the claims get the same. */
+  durability: TopicDurabilitySettings;
+}
+
+/** A running follow(); stop() ends it. */
+export interface ClusterFollower {
+  stop(): Promise<void>;
+}
+
+const READ_TIMEOUT_MS = 30_000;
+
+/** See index.ts for the contract. */
+export class ClusterStore {
+  readonly topic: string;
+  private admin: Admin | null = null;
+  private producer: Producer | null = null;
+
+  constructor(private readonly options: ClusterStoreOptions) {
+    this.topic = clusterStateTopic(options.topicPrefix, options.cluster);
+  }
+
+  /** Creates the cluster topic when it is missing. */
+  async ensureTopic(): Promise<void> {
+    const admin = await this.connectedAdmin();
+    if ((await admin.listTopics()).includes(this.topic)) return;
+    await createSinglePartitionTopic(admin, this.topic, {
+      compact: true,
+      durability: this.options.durability,
+    });
+  }
+
+  /** The highest claimed epoch, -1 when none is. */
+  async highestClaim(): Promise<number> {
+    return Math.max(-1, ...(await this.claims()));
+  }
+
+  /** Every claimed epoch (claims are never removed). */
+  private async claims(): Promise<Set<number>> {
+    const { topicPrefix, cluster } = this.options;
+    const claimed = new Set<number>();
+    for (const topic of await (await this.connectedAdmin()).listTopics()) {
+      const epoch = claimedEpoch(topicPrefix, cluster, topic);
+      if (epoch !== null) claimed.add(epoch);
+    }
+    return claimed;
+  }
+
+  /**
+   * Claims `epoch` by creating its claim topic. Fails (EpochConflictError,
+   * nothing changed) when that epoch or a higher one is already claimed.
+   */
+  async claimEpoch(epoch: number, claimant: string): Promise<void> {
+    const highest = await this.highestClaim();
+    if (highest >= epoch) {
+      throw new EpochConflictError(
+        `cluster ${this.options.cluster}: epoch ${epoch} cannot be claimed by ${claimant}, epoch ${highest} is already claimed: ` +
+          "another role change ran at the same time or first; nothing was changed. Run `diffrelay list` and try again if still wanted",
+      );
+    }
+    const topic = epochClaimTopic(this.options.topicPrefix, this.options.cluster, epoch);
+    const created = await createSinglePartitionTopic(await this.connectedAdmin(), topic, {
+      compact: false,
+      durability: this.options.durability,
+    });
+    if (!created) {
+      throw new EpochConflictError(
+        `cluster ${this.options.cluster}: epoch ${epoch} was claimed by another role change just before ${claimant} (topic ${topic} exists): nothing was changed. Run \`diffrelay list\` and try again if still wanted`,
+      );
+    }
+    this.options.logger.info({ cluster: this.options.cluster, epoch, claimant, topic }, "epoch claimed");
+  }
+
+  /**
+   * Publishes a state of its epoch, durable on every in-sync replica when it
+   * returns. Refused when the epoch is not claimed or a higher one is: only
+   * the holder of the highest claim may write (fencing of stale claimants).
+   */
+  async publishState(state: ClusterState): Promise<void> {
+    const highest = await this.highestClaim();
+    if (highest !== state.epoch) {
+      throw new EpochConflictError(
+        `cluster ${this.options.cluster}: state of epoch ${state.epoch} (phase ${state.phase}) not published: ` +
+          (highest < state.epoch
+            ? `epoch ${state.epoch} is not claimed (highest claim ${highest})`
+            : `epoch ${highest} is claimed: the cluster moved on`),
+      );
+    }
+    await this.send(encodeRecord({ type: "state", state }));
+  }
+
+  /** Publishes a node's report (last one per node wins). */
+  async publishReport(report: NodeReport): Promise<void> {
+    await this.send(encodeRecord({ type: "report", report }));
+  }
+
+  /** Everything the topic holds now: reads it from its start to its current end. */
+  async read(): Promise<ClusterView> {
+    const end = (await partitionOffsets(await this.connectedAdmin(), this.topic)).high;
+    let latest: ClusterView | null = null;
+    let reached: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const follower = await this.follow((view, readTo) => {
+      latest = view;
+      if (readTo >= end) reached();
+    }, end === 0n);
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        done,
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `cluster topic ${this.topic} not read to offset ${end} within ${READ_TIMEOUT_MS} ms`,
+                ),
+              ),
+            READ_TIMEOUT_MS,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
+    } finally {
+      await follower.stop();
+    }
+    return latest ?? (await this.viewOf(new Map()));
+  }
+
+  /**
+   * Calls `onChange` with the whole view after every batch of records read,
+   * from the topic's start on (and once at once when `emitEmpty`).
+   * A record that does not decode is logged and skipped: it can hold no state.
+   */
+  async follow(
+    onChange: (view: ClusterView, readTo: bigint) => void,
+    emitEmpty = false,
+  ): Promise<ClusterFollower> {
+    const { kafka, logger } = this.options;
+    const groupId = `diffrelay-cluster-${process.pid}-${randomBytes(4).toString("hex")}`;
+    const consumer: Consumer = kafka.consumer({
+      groupId,
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+    });
+    const records = new Map<string, ReturnType<typeof decodeRecord>>();
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    if (emitEmpty) onChange(await this.viewOf(records), 0n);
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) {
+          const key = message.key?.toString("utf8") ?? "";
+          const decoded = message.value ? decodeRecord(key, message.value.toString("utf8")) : null;
+          if (decoded instanceof Error) {
+            logger.warn(
+              { topic: this.topic, offset: message.offset, key },
+              `cluster record skipped: ${decoded.message}`,
+            );
+            continue;
+          }
+          if (decoded) records.set(key, decoded);
+        }
+        onChange(await this.viewOf(records), BigInt(batch.lastOffset()) + 1n);
+      },
+    });
+    return {
+      stop: async () => {
+        await consumer.disconnect().catch(() => undefined);
+        await (await this.connectedAdmin()).deleteGroups([groupId]).catch(() => undefined);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+    this.producer = null;
+    this.admin = null;
+  }
+
+  /** The view of these records: the highest published epoch whose claim exists. */
+  private async viewOf(records: Map<string, ReturnType<typeof decodeRecord>>): Promise<ClusterView> {
+    const claimed = await this.claims();
+    const highestClaim = Math.max(-1, ...claimed);
+    let state: ClusterState | null = null;
+    const reports = new Map<string, NodeReport>();
+    for (const record of records.values()) {
+      if (record instanceof Error) continue;
+      if (record.type === "report") reports.set(record.report.node, record.report);
+      else if (claimed.has(record.state.epoch) && (state === null || record.state.epoch > state.epoch)) {
+        state = record.state;
+      }
+    }
+    return { state, highestClaim, reports };
+  }
+
+  private async send(message: { key: string; value: string }): Promise<void> {
+    if (!this.producer) {
+      const producer = this.options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      this.producer = producer;
+    }
+    await this.producer.send({ topic: this.topic, acks: -1, messages: [message] });
+  }
+
+  private async connectedAdmin(): Promise<Admin> {
+    if (!this.admin) {
+      const admin = this.options.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    return this.admin;
+  }
+}

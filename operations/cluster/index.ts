@@ -1,0 +1,38 @@
+/**
+ * Cluster state: which node is the primary of which epoch, durable and
+ * replicated in Kafka, with no consensus of diffrelay's own.
+ *
+ * Contract
+ * - Storage: one compacted, one-partition topic `<topicPrefix>.cluster.<cluster>`
+ *   (durability as the data topics). Key `epoch/<N>` holds the latest state of
+ *   epoch N (a `ClusterState`, JSON); key `node/<name>` the latest `NodeReport`
+ *   of a node. Records are published with acks=all.
+ * - Epochs are claimed, not written: `claimEpoch(N)` creates the topic
+ *   `<topicPrefix>.cluster.<cluster>.claim.e<N>`. Kafka's controller creates a
+ *   topic atomically, so of concurrent claimants of N exactly one succeeds; the
+ *   others, and anyone claiming N while a claim >= N exists, get an
+ *   `EpochConflictError` (kind `conflict`, exit 7) having changed nothing.
+ * - The current state is the state of the highest epoch that is both claimed
+ *   and published (`ClusterView.state`); a state record without a claim is
+ *   ignored. Only the holder of the highest claim publishes states:
+ *   `publishState` refuses a state whose epoch is not the highest claim.
+ *   Nodes publish reports only.
+ * - A node acts only on `view.state`. A node that is primary of an older
+ *   epoch than `view.state.epoch` fences itself (read-only, stops capturing).
+ * - Reading: `read()` returns the view as of the topic's end when called;
+ *   `follow(onChange)` calls back with the whole view after each batch read,
+ *   until `stop()`.
+ * - Claims are never deleted: an epoch is never reused. A claimant that dies
+ *   between claim and publish leaves an unused epoch; the next role change
+ *   claims the one above it.
+ */
+export { EpochConflictError } from "./cluster-errors.js";
+export {
+  type ClusterMember,
+  type ClusterPhase,
+  type ClusterState,
+  type ClusterView,
+  memberNamed,
+  type NodeReport,
+} from "./cluster-state.js";
+export { type ClusterFollower, ClusterStore, type ClusterStoreOptions } from "./cluster-store.js";

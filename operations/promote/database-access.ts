@@ -1,0 +1,62 @@
+import pg from "pg";
+
+const CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * Who may connect to a database and write in it: the levers a role change pulls.
+ * Each runs on a neighbour database of the same server (postgres or template1),
+ * because PostgreSQL refuses ALLOW_CONNECTIONS for the current database and a
+ * fenced database accepts no connection at all.
+ */
+
+/** `default_transaction_read_only` for new sessions of the database; existing sessions keep theirs. */
+export async function setDatabaseReadOnly(config: pg.ClientConfig, readOnly: boolean): Promise<void> {
+  await onNeighbourDatabase(config, (client, database) =>
+    client.query(`ALTER DATABASE ${database} SET default_transaction_read_only = ${readOnly ? "on" : "off"}`),
+  );
+}
+
+/** ALLOW_CONNECTIONS of the database: false binds superusers too. */
+export async function setDatabaseConnectable(config: pg.ClientConfig, connectable: boolean): Promise<void> {
+  await onNeighbourDatabase(config, (client, database) =>
+    client.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS ${connectable}`),
+  );
+}
+
+/** The database a client config names, from its URL. */
+export function databaseOf(config: pg.ClientConfig): string {
+  return decodeURIComponent(new URL(config.connectionString as string).pathname.slice(1));
+}
+
+async function onNeighbourDatabase(
+  config: pg.ClientConfig,
+  fn: (client: pg.Client, quotedDatabase: string) => Promise<unknown>,
+): Promise<void> {
+  const db = databaseOf(config);
+  const failures: string[] = [];
+  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
+    const url = new URL(config.connectionString as string);
+    url.pathname = `/${encodeURIComponent(neighbour)}`;
+    const client = new pg.Client({
+      ...config,
+      connectionString: url.toString(),
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      failures.push(`${neighbour}: ${(err as Error).message}`);
+      continue;
+    }
+    try {
+      await fn(client, pg.escapeIdentifier(db));
+      return;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  throw new Error(
+    `changing database "${db}" (ALTER DATABASE) needs a connection to another database of its server (${failures.join("; ")}): let the role connect to postgres or template1`,
+  );
+}
