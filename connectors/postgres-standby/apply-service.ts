@@ -15,6 +15,7 @@ import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import { applyBatch, TopicCursor } from "./apply-batch.js";
 import { type ApplyMetrics, recordPosition } from "./apply-metrics.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
+import { requireAssignedPartition } from "./group-assignment.js";
 import { PauseGate, type PauseRecord } from "./pause-gate.js";
 import { requireOffsetInTopic, SeedInterruptedError, TopicGapError } from "./position-errors.js";
 import {
@@ -312,6 +313,12 @@ export class ApplyService {
         metrics.drift.inc();
         logger.error({ err: drift }, "drift (continuing because on-drift is log)");
       },
+      onSequenceMissing: (sequence) => {
+        logger.warn(
+          { sequence },
+          `sequence ${sequence} is published but the standby has none: its position is skipped until it exists; create it (or re-seed) before promoting this standby, or it may hand out used values`,
+        );
+      },
     });
     await applier.prepareSession(session.client);
     return { applier, catalog };
@@ -358,6 +365,13 @@ export class ApplyService {
     const end = new SessionEnd();
     this.stopSession = () => end.finish();
     consumer.on(consumer.events.CRASH, ({ payload }) => end.fail(payload.error));
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      try {
+        requireAssignedPartition(payload.groupId, this.deps.topics.data, 0, payload.memberAssignment);
+      } catch (err) {
+        end.fail(err);
+      }
+    });
     const commitOffsets = this.dashboardOffsetCommits(consumer);
     const cursor = new TopicCursor(this.deps.topics.data, 0, start.nextOffset);
     // Not awaited: run() resolves once the consumer has joined, and stop() must end the session even before that.

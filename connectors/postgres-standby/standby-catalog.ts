@@ -152,6 +152,7 @@ export async function readTargetTable(
  */
 export class StandbyCatalog {
   private readonly tables = new Map<string, Promise<TargetTable>>();
+  private readonly sequences = new Map<string, Promise<boolean>>();
 
   loadTargetTable(client: ClientBase, schema: string, table: string): Promise<TargetTable> {
     const cacheKey = JSON.stringify([schema, table]);
@@ -166,8 +167,28 @@ export class StandbyCatalog {
     return loading;
   }
 
+  /** Whether the standby has this sequence; cached like table definitions, until DDL. */
+  hasSequence(client: ClientBase, schema: string, name: string): Promise<boolean> {
+    const cacheKey = JSON.stringify([schema, name]);
+    const cached = this.sequences.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const looking = client
+      .query(
+        `SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'S'`,
+        [schema, name],
+      )
+      .then((result) => (result.rowCount ?? 0) > 0);
+    this.sequences.set(cacheKey, looking);
+    looking.catch(() => {
+      if (this.sequences.get(cacheKey) === looking) this.sequences.delete(cacheKey);
+    });
+    return looking;
+  }
+
   invalidateAll(): void {
     this.tables.clear();
+    this.sequences.clear();
   }
 }
 

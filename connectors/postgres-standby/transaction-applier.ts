@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import type { ClientBase, QueryResult } from "pg";
-import type { Change, ColumnValue, DdlChange } from "../../src/change/change-model.js";
+import type { Change, ColumnValue, DdlChange, SequencePosition } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { quoteQualified } from "../../src/sql/quote.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
 import { ddlReplay } from "./planning/ddl-replay.js";
@@ -18,6 +19,13 @@ export interface TransactionApplierOptions {
   /** "stop" (default) throws DriftError; "log" counts it, reports it to onDriftLogged and goes on. */
   onDrift?: "stop" | "log";
   onDriftLogged?: (drift: DriftError) => void;
+  /**
+   * A published sequence the standby lacks (a hand-built standby, or one made
+   * before the sequence existed) is skipped rather than stopping the applier:
+   * a position is only needed at promote. Called once per sequence, with its
+   * quoted name, so the caller can warn.
+   */
+  onSequenceMissing?: (qualifiedName: string) => void;
   /** Batch fallbacks are counted: a table where they happen often is worth a look (a UNIQUE value moved between rows). */
   metrics: Pick<ApplyMetrics, "batchFallbacks">;
 }
@@ -73,6 +81,8 @@ export class TransactionApplier {
   private readonly preparedSessions = new WeakSet<ClientBase>();
   private readonly statementNames = new Map<string, string>();
   private readonly tableMappings = new TableMappings();
+  /** Sequences already reported missing: reported once per applier. */
+  private readonly missingSequences = new Set<string>();
   /** Transaction id of the last applied DDL until it is known to have committed. */
   private ddlXid: string | null = null;
 
@@ -140,6 +150,7 @@ export class TransactionApplier {
 
   private async applySegment(segment: Segment): Promise<void> {
     await this.resolveRelations(segment);
+    await this.dropMissingSequences(segment);
     const statements = planStatements(segment.changes, (ref) => resolvedRelation(segment, ref), {
       maxRowsPerStatement: this.options.maxRowsPerStatement,
       mappings: this.tableMappings,
@@ -162,6 +173,27 @@ export class TransactionApplier {
       }
       await this.runBatch(segment, statements.slice(next, end));
       next = end;
+    }
+  }
+
+  /** Leaves out of the segment's sequence changes every sequence the standby does not have. */
+  private async dropMissingSequences(segment: Segment): Promise<void> {
+    for (const [index, change] of segment.changes.entries()) {
+      if (change.kind !== "sequence") continue;
+      const present: SequencePosition[] = [];
+      for (const position of change.sequences) {
+        if (await this.catalog.hasSequence(segment.client, position.schema, position.name)) {
+          present.push(position);
+          continue;
+        }
+        const name = quoteQualified(position.schema, position.name);
+        if (!this.missingSequences.has(name)) {
+          this.missingSequences.add(name);
+          this.options.onSequenceMissing?.(name);
+        }
+      }
+      if (present.length < change.sequences.length)
+        segment.changes[index] = { ...change, sequences: present };
     }
   }
 

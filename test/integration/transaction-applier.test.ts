@@ -473,6 +473,32 @@ describe("TransactionApplier against PostgreSQL", () => {
     ]);
   });
 
+  test("a sequence the standby lacks is skipped, reported once, and the others still advance", async () => {
+    await client.query("CREATE SEQUENCE present_seq");
+    const missing: string[] = [];
+    const tolerant = newApplier({ onSequenceMissing: (name) => missing.push(name) });
+    await tolerant.prepareSession(client);
+    const positions = (value: string): Change => ({
+      kind: "sequence",
+      sequences: [
+        { schema: "public", name: "absent_seq", lastValue: value, isCalled: true },
+        { schema: "public", name: "present_seq", lastValue: value, isCalled: true },
+      ],
+    });
+    await apply([positions("7")], tolerant);
+    await apply([positions("9")], tolerant);
+    expect(await rows("SELECT last_value::text AS v FROM present_seq")).toEqual([{ v: "9" }]);
+    expect(missing).toEqual(['"public"."absent_seq"']);
+
+    // Created later (by DDL replay or by hand), it advances from then on.
+    await apply(
+      [{ kind: "ddl", searchPath: "public", command: "CREATE SEQUENCE absent_seq" }, positions("12")],
+      tolerant,
+    );
+    expect(await rows("SELECT last_value::text AS v FROM absent_seq")).toEqual([{ v: "12" }]);
+    expect(missing).toHaveLength(1);
+  });
+
   test("values and definitions the standby rejects surface as errors naming table, column and position", async () => {
     await client.query("CREATE TABLE strict (id integer PRIMARY KEY, n integer NOT NULL, s varchar(3))");
     const strict = relation(
