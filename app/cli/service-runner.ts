@@ -1,6 +1,6 @@
 import type { Registry } from "prom-client";
 import { EXIT, type ExitCode } from "../../src/errors/exit-codes.js";
-import { startHealthServer } from "../../src/observability/health-server.js";
+import { type HealthServerOptions, startHealthServer } from "../../src/observability/health-server.js";
 import type { Logger } from "../../src/observability/logger.js";
 
 export interface RunnableService {
@@ -15,7 +15,8 @@ export interface RunnableService {
 export interface ServiceRunnerOptions {
   service: RunnableService;
   logger: Logger;
-  metrics: { host: string; port: number; registry: Registry };
+  metrics: { host: string; port: number; registry: Pick<Registry, "contentType" | "metrics"> };
+  checks?: HealthServerOptions["checks"];
 }
 
 /**
@@ -30,6 +31,7 @@ export async function runService(options: ServiceRunnerOptions): Promise<ExitCod
     registry: options.metrics.registry,
     health: () => ({ healthy: service.isFlowing(), ...service.status() }),
     status: () => service.status(),
+    ...(options.checks ? { checks: options.checks } : {}),
   });
   logger.info(
     { url: `http://${options.metrics.host}:${http.port}/metrics` },

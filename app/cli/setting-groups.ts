@@ -33,3 +33,6 @@ export const PUBLICATION = ["capture.publication", "capture.slot"] as const;
 export const PUBLISHED_TABLES = ["capture.tables", "capture.schemas"] as const;
 
 export const METRICS_SERVER = ["metrics.host", "metrics.port"] as const;
+
+/** Which HA cluster a command acts on, and its other nodes. */
+export const CLUSTER = ["cluster.name", "cluster.members"] as const;

@@ -53,7 +53,8 @@ export type ClusterMember = z.infer<typeof memberSchema>;
 export const nodeReportSchema = z.object({
   node: z.string().min(1),
   epoch: z.number().int().nonnegative(),
-  role: z.enum(["primary", "standby", "fenced", "starting"]),
+  /** `switching`: between roles in a change to `epoch`; `fenced`: left behind, waiting for `diffrelay rejoin`. */
+  role: z.enum(["primary", "standby", "switching", "fenced", "starting"]),
   ready: z.boolean(),
   /** The previous epoch's topic end, reported by a primary that fenced itself for a switchover. */
   fencedEndOffset: z

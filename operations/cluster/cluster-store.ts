@@ -196,6 +196,46 @@ export class ClusterStore {
     };
   }
 
+  /**
+   * Follows the topic until `accept` returns a value for a view, and returns
+   * that value; rejects after `timeoutMs` with an error saying what it waited for.
+   */
+  async waitFor<T>(
+    accept: (view: ClusterView) => T | undefined,
+    timeoutMs: number,
+    waitingFor: string,
+  ): Promise<T> {
+    let resolveWith: (value: T) => void = () => undefined;
+    const found = new Promise<T>((resolve) => {
+      resolveWith = resolve;
+    });
+    let last: ClusterView | null = null;
+    const follower = await this.follow((view) => {
+      last = view;
+      const value = accept(view);
+      if (value !== undefined) resolveWith(value);
+    }, true);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        found,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const state = (last as ClusterView | null)?.state;
+            reject(
+              new Error(
+                `cluster ${this.options.cluster}: ${waitingFor} did not happen within ${timeoutMs} ms (cluster at epoch ${state?.epoch ?? "none"}, phase ${state?.phase ?? "none"})`,
+              ),
+            );
+          }, timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      await follower.stop();
+    }
+  }
+
   async close(): Promise<void> {
     await this.producer?.disconnect().catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);

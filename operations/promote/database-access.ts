@@ -23,6 +23,17 @@ export async function setDatabaseConnectable(config: pg.ClientConfig, connectabl
   );
 }
 
+/**
+ * The URL of a session that may write in a database whose new sessions are
+ * read-only (a standby's): the applier's and the node's own bookkeeping.
+ */
+export function writableSessionUrl(url: string): string {
+  const parsed = new URL(url);
+  const options = parsed.searchParams.get("options");
+  parsed.searchParams.set("options", `${options ? `${options} ` : ""}-c default_transaction_read_only=off`);
+  return parsed.toString();
+}
+
 /** The database a client config names, from its URL. */
 export function databaseOf(config: pg.ClientConfig): string {
   return decodeURIComponent(new URL(config.connectionString as string).pathname.slice(1));

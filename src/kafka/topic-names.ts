@@ -24,6 +24,18 @@ export function applierGroupId(standbyName: string): string {
   return `diffrelay-apply-${standbyName}`;
 }
 
+/** The data topics of a cluster's epoch: `<topicPrefix>.<cluster>` (or the configured `topic`), `.e<n>` from epoch 1 on. */
+export function clusterDataTopics(
+  config: Pick<DiffrelayConfig, "topic" | "topicPrefix">,
+  cluster: string,
+  epoch: number,
+): SourceTopics {
+  return sourceTopics(
+    { topic: config.topic ?? `${config.topicPrefix}.${cluster}`, topicPrefix: config.topicPrefix, epoch },
+    "",
+  );
+}
+
 /** The compacted topic that holds a cluster's state records and its nodes' reports. */
 export function clusterStateTopic(topicPrefix: string, cluster: string): string {
   return `${topicPrefix}.cluster.${cluster}`;

@@ -10,18 +10,22 @@ export interface HealthReport {
 export interface HealthServerOptions {
   host: string;
   port: number;
-  registry: Registry;
+  /** The registry /metrics serves (a node's changes with its role). */
+  registry: Pick<Registry, "contentType" | "metrics">;
   health: () => HealthReport;
   /** The same document `diffrelay status` shows for this process. */
   status: () => Promise<unknown> | unknown;
+  /** More paths answering 200 or 503 with a JSON document, e.g. a node's /primary and /replica. */
+  checks?: Record<string, (query: URLSearchParams) => HealthReport>;
 }
 
-/** /metrics (Prometheus), /healthz (200 while the stream flows, else 503), /status (JSON). */
+/** /metrics (Prometheus), /healthz (200 while the stream flows, else 503), /status (JSON), and the extra checks. */
 export async function startHealthServer(
   options: HealthServerOptions,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const [path = "/", query = ""] = (req.url ?? "/").split("?");
+    const check = options.checks?.[path];
     const reply = async () => {
       if (path === "/metrics") {
         res.writeHead(200, { "content-type": options.registry.contentType });
@@ -33,6 +37,10 @@ export async function startHealthServer(
       } else if (path === "/status") {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(await options.status(), bigintAsString));
+      } else if (check) {
+        const report = check(new URLSearchParams(query));
+        res.writeHead(report.healthy ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify(report, bigintAsString));
       } else {
         res.writeHead(404).end();
       }

@@ -3,10 +3,13 @@ import { applyCommand } from "./apply.js";
 import { captureCommand } from "./capture.js";
 import { doctorCommand } from "./doctor.js";
 import { failoverCommand } from "./failover.js";
+import { listCommand } from "./list.js";
 import { migrateCommand } from "./migrate.js";
+import { nodeCommand } from "./node.js";
 import { promoteCommand } from "./promote.js";
 import { seedCommand } from "./seed.js";
 import { statusCommand } from "./status.js";
+import { switchoverCommand } from "./switchover.js";
 import { verifyCommand } from "./verify.js";
 
 export const COMMANDS: Record<string, Command> = {
@@ -19,4 +22,7 @@ export const COMMANDS: Record<string, Command> = {
   promote: promoteCommand,
   failover: failoverCommand,
   doctor: doctorCommand,
+  node: nodeCommand,
+  switchover: switchoverCommand,
+  list: listCommand,
 };

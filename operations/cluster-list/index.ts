@@ -1,0 +1,1 @@
+export { type ClusterListing, type ListedNode, listCluster, renderListing } from "./cluster-list.js";

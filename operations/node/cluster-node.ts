@@ -1,0 +1,510 @@
+import type { Kafka } from "kafkajs";
+import {
+  CaptureService,
+  createCaptureMetrics,
+  identifySource,
+} from "../../connectors/postgres-source/index.js";
+import { ApplyService, createApplyMetrics } from "../../connectors/postgres-standby/index.js";
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
+import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { partitionOffsets } from "../../src/kafka/topic-admin.js";
+import { clusterDataTopics, type SourceTopics } from "../../src/kafka/topic-names.js";
+import type { Logger } from "../../src/observability/logger.js";
+import { redactError } from "../../src/observability/redact.js";
+import { computeSourceId } from "../../src/wire/envelope.js";
+import {
+  type ClusterMember,
+  type ClusterState,
+  ClusterStore,
+  type ClusterView,
+  type NodeReport,
+} from "../cluster/index.js";
+import {
+  setDatabaseConnectable,
+  setDatabaseReadOnly,
+  writableSessionUrl,
+} from "../promote/database-access.js";
+import { fenceOldPrimary } from "../promote/old-primary-fence.js";
+import { becomeSource, drainStandby, pointStandbyAt, withDatabase } from "../promote/promote-steps.js";
+import { databaseFacts, dropCaptureSlot, fenceStalePrimary } from "./node-database.js";
+import { NodeRoleError } from "./node-errors.js";
+
+export interface ClusterNodeOptions {
+  config: DiffrelayConfig;
+  kafka: Kafka;
+  logger: Logger;
+  cluster: string;
+  name: string;
+  apiUrl: string;
+  databaseUrl: string;
+  /** The other nodes. */
+  members: ClusterMember[];
+  /** The node that bootstraps a cluster without state as its first primary. */
+  initialPrimary: string | undefined;
+}
+
+type Role =
+  | { kind: "starting" }
+  | { kind: "primary"; epoch: number; service: CaptureService; done: Promise<void> }
+  | { kind: "standby"; epoch: number; topics: SourceTopics; service: ApplyService; done: Promise<void> }
+  /** Between roles, during the change from epoch `from` to `epoch`: neither capturing nor applying. */
+  | { kind: "switching"; from: number; epoch: number }
+  | { kind: "fenced"; epoch: number; reason: string };
+
+/** The cluster moved past the epoch a step was taken for: act on the new one instead. */
+class Superseded extends Error {}
+
+const REPORT_INTERVAL_MS = 5000;
+const STEP_TIMEOUT_MS = 120_000;
+
+/**
+ * One node of an HA cluster, beside one database server: the capture while the
+ * cluster state names it primary, the applier otherwise, and the node's part of
+ * every role change. It acts only on the cluster's current state (the highest
+ * claimed and published epoch) and reports itself to the cluster topic.
+ */
+export class ClusterNode {
+  private readonly store: ClusterStore;
+  private view: ClusterView | null = null;
+  private wake: () => void = () => undefined;
+  private role: Role = { kind: "starting" };
+  private stopping = false;
+  private failure: unknown = null;
+  private lastError: string | null = null;
+  private fencedAt: string | null = null;
+  private writableAt: string | null = null;
+  private fencedEndOffset: string | null = null;
+  private sourceId: string | null = null;
+  private readonly captureMetrics = createCaptureMetrics();
+  private readonly applyMetrics;
+
+  constructor(private readonly options: ClusterNodeOptions) {
+    this.store = new ClusterStore({
+      kafka: options.kafka,
+      logger: options.logger,
+      topicPrefix: options.config.topicPrefix,
+      cluster: options.cluster,
+      durability: options.config.kafka ?? {},
+    });
+    this.applyMetrics = createApplyMetrics(options.name);
+  }
+
+  /** The metrics of the current role. */
+  get registry() {
+    return this.role.kind === "primary" ? this.captureMetrics.registry : this.applyMetrics.registry;
+  }
+
+  async run(): Promise<void> {
+    await this.store.ensureTopic();
+    const follower = await this.store.follow((view) => {
+      this.view = view;
+      this.wake();
+    }, true);
+    const timer = setInterval(() => void this.report(), REPORT_INTERVAL_MS);
+    try {
+      while (!this.stopping) {
+        if (this.failure) throw this.failure;
+        const state = this.view?.state ?? null;
+        if (state === null) {
+          if (this.view && this.options.initialPrimary === this.options.name) await this.bootstrap();
+          else await this.nextView();
+          continue;
+        }
+        try {
+          const acted = await this.actOn(state);
+          if (acted) await this.report();
+          else await this.nextView();
+        } catch (err) {
+          if (err instanceof Superseded) continue;
+          throw err;
+        }
+      }
+    } catch (err) {
+      this.lastError = redactError(err);
+      this.options.logger.error({ err }, "node stopped by an error");
+      await this.report();
+      throw err;
+    } finally {
+      clearInterval(timer);
+      await this.stopService();
+      await follower.stop();
+      await this.store.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake();
+  }
+
+  /** /healthz: the current role's stream flows; a fenced or failed node is unhealthy. */
+  isFlowing(): boolean {
+    if (this.failure) return false;
+    if (this.role.kind === "primary" || this.role.kind === "standby") return this.role.service.isFlowing();
+    return this.role.kind === "switching";
+  }
+
+  /** /primary: only the writable primary of the current epoch. */
+  isWritablePrimary(): boolean {
+    const state = this.view?.state;
+    return (
+      this.role.kind === "primary" &&
+      state?.epoch === this.role.epoch &&
+      state.primary === this.options.name &&
+      this.writableAt !== null
+    );
+  }
+
+  /** /replica?lag=ms: a standby of the current epoch whose applier flows, within that lag when given. */
+  isReplicaWithin(maxLagMs: number | undefined): boolean {
+    const state = this.view?.state;
+    if (
+      this.role.kind !== "standby" ||
+      state?.epoch !== this.role.epoch ||
+      state.primary === this.options.name
+    )
+      return false;
+    if (!this.role.service.isFlowing()) return false;
+    const lag = this.lagMs();
+    return maxLagMs === undefined || (lag !== null && lag <= maxLagMs);
+  }
+
+  status(): object {
+    const state = this.view?.state ?? null;
+    const service =
+      this.role.kind === "primary" || this.role.kind === "standby" ? this.role.service.status() : null;
+    return {
+      role: "node",
+      node: this.options.name,
+      cluster: this.options.cluster,
+      nodeRole: this.role.kind,
+      epoch: "epoch" in this.role ? this.role.epoch : null,
+      clusterEpoch: state?.epoch ?? null,
+      clusterPrimary: state?.primary ?? null,
+      phase: state?.phase ?? null,
+      writable: this.isWritablePrimary(),
+      lagMs: this.lagMs(),
+      fencedAt: this.fencedAt,
+      writableAt: this.writableAt,
+      fenced: this.role.kind === "fenced" ? this.role.reason : null,
+      lastError: this.lastError,
+      service,
+    };
+  }
+
+  private lagMs(): number | null {
+    if (this.role.kind !== "standby") return null;
+    const seconds = this.role.service.status().timeLagSeconds;
+    return seconds === null ? null : Math.round(seconds * 1000);
+  }
+
+  /** The first state of a cluster: this node primary of the configured epoch, on a fresh claim. */
+  private async bootstrap(): Promise<void> {
+    const { config, name } = this.options;
+    const epoch = config.epoch;
+    await this.store.claimEpoch(epoch, `node ${name} (bootstrap)`);
+    await this.store.publishState({
+      cluster: this.options.cluster,
+      epoch,
+      primary: name,
+      members: [{ name, apiUrl: this.options.apiUrl }, ...this.options.members],
+      phase: "stable",
+      topics: clusterDataTopics(config, this.options.cluster, epoch),
+      previous: null,
+      writtenBy: `node ${name}`,
+      writtenAt: new Date().toISOString(),
+    });
+    this.options.logger.info({ epoch }, "cluster bootstrapped: this node is its first primary");
+    await this.nextView();
+  }
+
+  /** Takes this node's step for the state, if it has one. Returns whether it did anything. */
+  private async actOn(state: ClusterState): Promise<boolean> {
+    const me = this.options.name;
+    const role = this.role;
+    const changing = state.phase !== "stable" && state.previous !== null;
+    switch (role.kind) {
+      case "fenced":
+        return false;
+      case "primary":
+      case "standby":
+        if (role.epoch === state.epoch) return false;
+        break;
+      case "switching":
+        if (role.epoch === state.epoch) return false;
+        break;
+      case "starting":
+        break;
+    }
+    if (role.kind === "primary") {
+      if (changing && state.previous?.epoch === role.epoch && state.previous.primary === me) {
+        await this.handOver(state);
+      } else {
+        await this.fenceStale(
+          state,
+          `node ${me} was the primary of epoch ${role.epoch}, but the cluster is at epoch ${state.epoch} with primary ${state.primary}`,
+        );
+      }
+      return true;
+    }
+    if (role.kind === "standby" || role.kind === "switching") {
+      const from = role.kind === "standby" ? role.epoch : role.from;
+      if (state.previous && state.previous.epoch === from) {
+        await this.followChange(state);
+        return true;
+      }
+      throw new NodeRoleError(
+        `node ${me} is a standby of epoch ${from}, but the cluster is at epoch ${state.epoch} (previous ${state.previous?.epoch ?? "none"}): it missed a role change and is not known to be exact; re-seed it from ${state.primary} and start it again`,
+      );
+    }
+    return this.start(state);
+  }
+
+  /** A node process starting: take the role the state gives this database. */
+  private async start(state: ClusterState): Promise<boolean> {
+    const { name, databaseUrl, config } = this.options;
+    const facts = await databaseFacts(writableSessionUrl(databaseUrl), config);
+    if (state.primary === name && state.phase === "stable") {
+      await this.startPrimary(state);
+      return true;
+    }
+    if ((await facts.positionOn(state.topics.data)) !== null) {
+      await this.startStandby(state);
+      return true;
+    }
+    if (state.previous && (await facts.positionOn(state.previous.topics.data)) !== null) {
+      this.role = { kind: "switching", from: state.previous.epoch, epoch: state.epoch };
+      await this.followChange(state);
+      return true;
+    }
+    if (facts.hasCaptureSlot) {
+      await this.fenceStale(
+        state,
+        `node ${name}'s database holds the capture's slot (it was a primary), but the cluster is at epoch ${state.epoch} with primary ${state.primary} and this database is no standby of it`,
+      );
+      return true;
+    }
+    throw new NodeRoleError(
+      `node ${name}'s database has no position on ${state.topics.data} (epoch ${state.epoch}, primary ${state.primary}): it is not a standby of this cluster yet. Seed it first: diffrelay seed --source-url <${state.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${state.topics.data}, then start the node again`,
+    );
+  }
+
+  private async startPrimary(state: ClusterState): Promise<void> {
+    const { config, databaseUrl, logger } = this.options;
+    await setDatabaseReadOnly(postgresClientConfig(databaseUrl, config.standby?.tls), false);
+    this.sourceId ??= await this.readSourceId();
+    const service = new CaptureService({
+      config: { ...config, epoch: state.epoch, source: { url: databaseUrl, tls: config.standby?.tls } },
+      topics: state.topics,
+      kafka: this.options.kafka,
+      logger: logger.child({ role: "primary", epoch: state.epoch }),
+      metrics: this.captureMetrics,
+    });
+    this.role = { kind: "primary", epoch: state.epoch, service, done: this.watch(service.run(), "capture") };
+    this.writableAt ??= new Date().toISOString();
+    logger.info({ epoch: state.epoch, topic: state.topics.data }, "primary: capturing");
+  }
+
+  private async startStandby(state: ClusterState): Promise<void> {
+    const { config, databaseUrl, logger, name } = this.options;
+    // Client sessions opened from now on cannot write; the applier's own session overrides it.
+    await setDatabaseReadOnly(postgresClientConfig(databaseUrl, config.standby?.tls), true);
+    const service = new ApplyService({
+      config: { ...config, epoch: state.epoch },
+      standbyName: name,
+      standbyUrl: writableSessionUrl(databaseUrl),
+      topics: state.topics,
+      kafka: this.options.kafka,
+      logger: logger.child({ role: "standby", epoch: state.epoch }),
+      metrics: this.applyMetrics,
+    });
+    this.role = {
+      kind: "standby",
+      epoch: state.epoch,
+      topics: state.topics,
+      service,
+      done: this.watch(service.run(), "applier"),
+    };
+    this.writableAt = null;
+    logger.info({ epoch: state.epoch, topic: state.topics.data }, "standby: applying");
+  }
+
+  /**
+   * The primary's part of a switchover: fence (read-only, no sessions, the
+   * capture publishes everything committed), stop capturing, report the old
+   * topic's end, then follow the new primary from its topic's start: this
+   * database holds exactly what the old topic holds, so no re-seed is needed.
+   */
+  private async handOver(state: ClusterState): Promise<void> {
+    const { config, databaseUrl, logger } = this.options;
+    const previous = state.previous as NonNullable<ClusterState["previous"]>;
+    this.fencedAt = new Date().toISOString();
+    this.fencedEndOffset = null;
+    this.writableAt = null;
+    const fence = await fenceOldPrimary({
+      config: postgresClientConfig(databaseUrl, config.standby?.tls),
+      slot: config.capture.slot,
+      publication: config.capture.publication,
+      timeoutMs: 30_000,
+      lastKnownSlotLag: async () => null,
+    });
+    if (fence.alive !== true)
+      throw new Error(`node could not reach its own database to fence it: ${fence.reason}`);
+    await this.stopService();
+    this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
+    const admin = this.options.kafka.admin();
+    await admin.connect();
+    try {
+      this.fencedEndOffset = (await partitionOffsets(admin, previous.topics.data)).high.toString();
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    await setDatabaseConnectable(postgresClientConfig(databaseUrl, config.standby?.tls), true);
+    await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
+    logger.info(
+      { fencedAt: fence.fencedAt, topic: previous.topics.data, endOffset: this.fencedEndOffset },
+      "fenced for the switchover: everything committed here is in the old topic",
+    );
+    await this.report();
+    await this.followNewPrimary(state);
+  }
+
+  /** A standby's part of a role change: drain the old topic to its end, then follow or become the new primary. */
+  private async followChange(state: ClusterState): Promise<void> {
+    const { config, databaseUrl, kafka, logger, name } = this.options;
+    const end = await this.until(state.epoch, (s) =>
+      s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
+    );
+    const previous = state.previous as NonNullable<ClusterState["previous"]>;
+    await this.stopService();
+    this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
+    const url = writableSessionUrl(databaseUrl);
+    await drainStandby({ config, kafka, logger, standby: { name, url }, topics: previous.topics, end });
+    if (state.primary !== name) {
+      await this.followNewPrimary(state);
+      return;
+    }
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const source = await becomeSource({ config, admin, logger, url, newTopics: state.topics });
+      this.sourceId = source.sourceId.toString(16);
+      for (const s of source.sequencesAdvanced) logger.info(s, "sequence advanced");
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    this.writableAt = null;
+    await this.startPrimary(state);
+  }
+
+  private async followNewPrimary(state: ClusterState): Promise<void> {
+    const sourceId = await this.until(state.epoch, (_s, view) => {
+      const report = view.reports.get(state.primary);
+      return report?.epoch === state.epoch && report.role === "primary" && report.sourceId
+        ? report.sourceId
+        : undefined;
+    });
+    await pointStandbyAt({
+      config: this.options.config,
+      standby: { name: this.options.name, url: writableSessionUrl(this.options.databaseUrl) },
+      topics: state.topics,
+      sourceId: BigInt(`0x${sourceId}`),
+      epoch: state.epoch,
+    });
+    await this.startStandby(state);
+  }
+
+  /** A primary the cluster left behind: fenced, and it stays so until `diffrelay rejoin`. */
+  private async fenceStale(state: ClusterState, why: string): Promise<void> {
+    await this.stopService();
+    await fenceStalePrimary(this.options.databaseUrl, this.options.config);
+    const reason = `${why}. Its database is now fenced (read-only, accepts no connections); what it committed that never reached Kafka is on no other node. Run \`diffrelay rejoin\` to make it an exact standby of ${state.primary}`;
+    this.role = { kind: "fenced", epoch: state.epoch, reason };
+    this.writableAt = null;
+    this.lastError = reason;
+    this.options.logger.error({ epoch: state.epoch, primary: state.primary }, reason);
+  }
+
+  /**
+   * Waits until the state of `epoch` gives `accept` a value. Superseded when a
+   * later epoch appears; a timeout is an error naming the step.
+   */
+  private async until<T>(
+    epoch: number,
+    accept: (state: ClusterState, view: ClusterView) => T | undefined,
+  ): Promise<T> {
+    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    for (;;) {
+      if (this.stopping) throw new Superseded("stopping");
+      const view = this.view;
+      const state = view?.state;
+      if (view && state) {
+        if (state.epoch > epoch) throw new Superseded(`epoch ${state.epoch}`);
+        const value = accept(state, view);
+        if (value !== undefined) return value;
+      }
+      if (Date.now() > deadline) {
+        throw new NodeRoleError(
+          `node ${this.options.name}: the role change to epoch ${epoch} did not progress within ${STEP_TIMEOUT_MS} ms (phase ${state?.phase ?? "none"}): see the other nodes' /status and \`diffrelay list\``,
+        );
+      }
+      await this.nextView(1000);
+    }
+  }
+
+  private nextView(timeoutMs = REPORT_INTERVAL_MS): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** A service that stops on its own with an error stops the node (its error policy said so). */
+  private watch(running: Promise<void>, what: string): Promise<void> {
+    return running.catch((err) => {
+      this.lastError = `${what}: ${redactError(err)}`;
+      this.failure = err;
+      this.wake();
+    });
+  }
+
+  private async stopService(): Promise<void> {
+    const role = this.role;
+    if (role.kind !== "primary" && role.kind !== "standby") return;
+    await role.service.stop();
+    await role.done;
+  }
+
+  private async readSourceId(): Promise<string> {
+    const identity = await withDatabase(
+      writableSessionUrl(this.options.databaseUrl),
+      this.options.config,
+      (c) => identifySource(c),
+    );
+    return computeSourceId(identity.systemIdentifier, identity.databaseName).toString(16);
+  }
+
+  private async report(): Promise<void> {
+    const role = this.role;
+    const report: NodeReport = {
+      node: this.options.name,
+      epoch: "epoch" in role ? role.epoch : -1,
+      role: role.kind,
+      ready: role.kind === "primary" || role.kind === "standby",
+      fencedEndOffset: this.fencedEndOffset,
+      fencedAt: this.fencedAt,
+      writableAt: this.writableAt,
+      sourceId: role.kind === "primary" ? this.sourceId : null,
+      lagMs: this.lagMs(),
+      lastError: this.lastError,
+      at: new Date().toISOString(),
+    };
+    if (report.epoch < 0) return;
+    await this.store.publishReport(report).catch((err) => {
+      this.options.logger.warn({ err }, "could not publish this node's report to the cluster topic");
+    });
+  }
+}

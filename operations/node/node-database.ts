@@ -1,0 +1,88 @@
+import { resolveCaptureSlot } from "../../connectors/postgres-source/index.js";
+import { readPosition } from "../../connectors/postgres-standby/index.js";
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
+import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { setDatabaseConnectable, setDatabaseReadOnly } from "../promote/database-access.js";
+import { withDatabase } from "../promote/promote-steps.js";
+
+/** What a node finds in its own database when it starts or the cluster moves on. */
+export interface DatabaseRoleFacts {
+  /** The capture's slot exists: this database was a source. */
+  hasCaptureSlot: boolean;
+  /** The standby's position on these topics, if it has one: next offset. */
+  positionOn: (topic: string) => Promise<bigint | null>;
+}
+
+export async function databaseFacts(url: string, config: DiffrelayConfig): Promise<DatabaseRoleFacts> {
+  const hasCaptureSlot = await withDatabase(url, config, async (client) => {
+    const slot = await resolveCaptureSlot(client, config.capture.slot);
+    const { rowCount } = await client.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [
+      slot,
+    ]);
+    return (rowCount ?? 0) > 0;
+  });
+  return {
+    hasCaptureSlot,
+    positionOn: (topic) =>
+      withDatabase(url, config, async (client) => {
+        const exists = await client.query("SELECT to_regclass('diffrelay.apply_position') IS NOT NULL AS ok");
+        if (!exists.rows[0]?.ok) return null;
+        return (await readPosition(client, topic, 0))?.nextOffset ?? null;
+      }),
+  };
+}
+
+/**
+ * Drops the capture's slot once its walsender is gone. A demoted primary must
+ * not keep it: it would pin WAL, and a later promotion must start a new slot at
+ * that moment, not resend what an older epoch already published.
+ */
+export async function dropCaptureSlot(
+  url: string,
+  config: DiffrelayConfig,
+  timeoutMs: number,
+): Promise<void> {
+  await withDatabase(url, config, async (client) => {
+    const slot = await resolveCaptureSlot(client, config.capture.slot);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await client.query<{ active: boolean }>(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+        [slot],
+      );
+      if (rows.length === 0) return;
+      if (!rows[0]?.active) {
+        await client.query("SELECT pg_drop_replication_slot($1)", [slot]);
+        return;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `slot "${slot}" was still in use ${timeoutMs} ms after the capture stopped: end its walsender and restart the node`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+}
+
+/**
+ * Fences a primary the cluster has left behind: new sessions read-only, no
+ * connections at all, the open client sessions ended. It keeps what it holds
+ * for `diffrelay rejoin` to compare with the new primary.
+ */
+export async function fenceStalePrimary(url: string, config: DiffrelayConfig): Promise<void> {
+  const clientConfig = postgresClientConfig(url, config.standby?.tls);
+  await setDatabaseReadOnly(clientConfig, true);
+  await setDatabaseConnectable(clientConfig, false);
+  // With connections refused, this runs on the server's postgres database.
+  const neighbour = new URL(url);
+  const database = decodeURIComponent(neighbour.pathname.slice(1));
+  neighbour.pathname = "/postgres";
+  await withDatabase(neighbour.toString(), config, (c) =>
+    c.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+      [database],
+    ),
+  );
+}

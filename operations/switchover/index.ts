@@ -1,0 +1,1 @@
+export { SwitchoverRefusedError, type SwitchoverReport, switchover } from "./switchover-runner.js";

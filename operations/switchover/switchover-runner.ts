@@ -1,0 +1,183 @@
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
+import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
+import { clusterDataTopics } from "../../src/kafka/topic-names.js";
+import type { Logger } from "../../src/observability/logger.js";
+import { type ClusterState, type ClusterStore, type ClusterView, memberNamed } from "../cluster/index.js";
+
+export interface SwitchoverOptions {
+  config: DiffrelayConfig;
+  store: ClusterStore;
+  logger: Logger;
+  cluster: string;
+  to: string;
+  /** How long the old primary may take to fence itself and report the old topic's end. */
+  fenceTimeoutMs: number;
+  /** How long the nodes may take, after that, to reach their new roles. */
+  settleTimeoutMs: number;
+}
+
+export interface SwitchoverReport {
+  cluster: string;
+  fromEpoch: number;
+  epoch: number;
+  oldPrimary: string;
+  newPrimary: string;
+  /** Every change of the old epoch is below this offset of its topic, and on every node. */
+  drainedEndOffset: string;
+  fencedAt: string;
+  writableAt: string;
+  /** From the old primary's fence to the new primary accepting writes (both nodes' clocks). */
+  writeUnavailableMs: number;
+  /** Members that were not ready standbys when it started: they were not waited for and must be looked at. */
+  notFollowing: string[];
+  newTopic: string;
+}
+
+/** A switchover that was refused before anything changed (exit 3). */
+export class SwitchoverRefusedError extends DiffrelayError {
+  override readonly name = "SwitchoverRefusedError";
+
+  constructor(message: string) {
+    super("setup", message);
+  }
+}
+
+/**
+ * Moves the primary role to a ready standby with nothing lost: claims the next
+ * epoch (of two concurrent switchovers one gets it, the other changes
+ * nothing), asks the old primary to fence itself, publishes the old topic's end
+ * it reports, and waits until the new primary accepts writes and every node
+ * that was following follows it. The nodes take the steps; this drives the phases.
+ */
+export async function switchover(options: SwitchoverOptions): Promise<SwitchoverReport> {
+  const { store, to, cluster } = options;
+  const view = await store.read();
+  const current = refuseUnlessPossible(view, cluster, to);
+  const followers = current.members
+    .map((m) => m.name)
+    .filter((name) => name !== current.primary && isReadyAt(view, name, current.epoch, "standby"));
+  const notFollowing = current.members
+    .map((m) => m.name)
+    .filter((name) => name !== current.primary && !followers.includes(name));
+
+  const epoch = Math.max(view.highestClaim, current.epoch) + 1;
+  await store.claimEpoch(epoch, `switchover to ${to}`);
+  const fencing: ClusterState = {
+    ...current,
+    epoch,
+    primary: to,
+    phase: "fencing",
+    topics: clusterDataTopics(options.config, cluster, epoch),
+    previous: {
+      epoch: current.epoch,
+      primary: current.primary,
+      topics: current.topics,
+      drainedEndOffset: null,
+    },
+    writtenBy: `switchover to ${to}`,
+    writtenAt: new Date().toISOString(),
+  };
+  await store.publishState(fencing);
+  options.logger.info({ epoch, from: current.primary, to }, "switchover: the old primary fences itself");
+
+  const fenced = await store.waitFor(
+    (v) => {
+      const report = v.reports.get(current.primary);
+      return report?.epoch === epoch && report.fencedEndOffset !== null && report.fencedAt !== null
+        ? { endOffset: report.fencedEndOffset, at: report.fencedAt }
+        : undefined;
+    },
+    options.fenceTimeoutMs,
+    `the old primary ${current.primary} fencing itself for epoch ${epoch}`,
+  );
+  const promoting: ClusterState = {
+    ...fencing,
+    phase: "promoting",
+    previous: {
+      ...(fencing.previous as NonNullable<ClusterState["previous"]>),
+      drainedEndOffset: fenced.endOffset,
+    },
+    writtenAt: new Date().toISOString(),
+  };
+  await store.publishState(promoting);
+  options.logger.info(
+    { epoch, drainedEndOffset: fenced.endOffset },
+    "switchover: nodes drain and change roles",
+  );
+
+  const waitFor = [current.primary, ...followers];
+  const writableAt = await store.waitFor(
+    (v) => {
+      const primary = v.reports.get(to);
+      const ready =
+        isReadyAt(v, to, epoch, "primary") &&
+        waitFor.every((name) => name === to || isReadyAt(v, name, epoch, "standby"));
+      return ready && primary?.writableAt ? primary.writableAt : undefined;
+    },
+    options.settleTimeoutMs,
+    `${to} accepting writes as primary of epoch ${epoch} and ${waitFor.filter((n) => n !== to).join(", ")} following it`,
+  );
+  await store.publishState({ ...promoting, phase: "stable", writtenAt: new Date().toISOString() });
+  return {
+    cluster,
+    fromEpoch: current.epoch,
+    epoch,
+    oldPrimary: current.primary,
+    newPrimary: to,
+    drainedEndOffset: fenced.endOffset,
+    fencedAt: fenced.at,
+    writableAt,
+    writeUnavailableMs: Date.parse(writableAt) - Date.parse(fenced.at),
+    notFollowing,
+    newTopic: fencing.topics.data,
+  };
+}
+
+function refuseUnlessPossible(view: ClusterView, cluster: string, to: string): ClusterState {
+  const state = view.state;
+  if (!state) {
+    throw new SwitchoverRefusedError(
+      `cluster ${cluster} has no state yet: start its nodes (the one with --initial-primary bootstraps it)`,
+    );
+  }
+  if (state.phase !== "stable") {
+    throw new SwitchoverRefusedError(
+      `cluster ${cluster} is in a role change to epoch ${state.epoch} (phase ${state.phase}, primary ${state.primary}): wait for it to end (diffrelay list); nothing was changed`,
+    );
+  }
+  if (!memberNamed(state, to)) {
+    throw new SwitchoverRefusedError(
+      `node ${to} is not a member of cluster ${cluster} (members: ${state.members.map((m) => m.name).join(", ")}); nothing was changed`,
+    );
+  }
+  if (state.primary === to) {
+    throw new SwitchoverRefusedError(
+      `node ${to} is already the primary of cluster ${cluster} (epoch ${state.epoch}); nothing was changed`,
+    );
+  }
+  if (!isReadyAt(view, to, state.epoch, "standby")) {
+    const report = view.reports.get(to);
+    throw new SwitchoverRefusedError(
+      `node ${to} is not a ready standby of epoch ${state.epoch} (it reports ${report ? `${report.role} of epoch ${report.epoch}${report.lastError ? `, last error: ${report.lastError}` : ""}` : "nothing"}): fix it first; nothing was changed`,
+    );
+  }
+  if (!isReadyAt(view, state.primary, state.epoch, "primary")) {
+    throw new SwitchoverRefusedError(
+      `the primary ${state.primary} does not report itself a ready primary of epoch ${state.epoch}: a switchover needs it to fence itself; use diffrelay failover when it is gone. Nothing was changed`,
+    );
+  }
+  return state;
+}
+
+/** Nodes report every 5 s: an older report is from a node that may be gone. */
+const FRESH_REPORT_MS = 20_000;
+
+function isReadyAt(view: ClusterView, node: string, epoch: number, role: "primary" | "standby"): boolean {
+  const report = view.reports.get(node);
+  return (
+    report?.epoch === epoch &&
+    report.role === role &&
+    report.ready &&
+    Date.now() - Date.parse(report.at) < FRESH_REPORT_MS
+  );
+}
