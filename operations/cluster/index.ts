@@ -32,6 +32,7 @@ export {
   type ClusterPhase,
   type ClusterState,
   type ClusterView,
+  isReadyAt,
   memberNamed,
   type NodeReport,
 } from "./cluster-state.js";

@@ -2,7 +2,6 @@ import type { Kafka } from "kafkajs";
 import pg from "pg";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
-import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redact } from "../../src/observability/redact.js";
@@ -15,6 +14,7 @@ import {
   type StandbyTarget,
 } from "../promote/promote-runner.js";
 import type { AdvancedSequence } from "../promote/sequence-advancer.js";
+import { FailoverDivergedError, FailoverRefusedError, lossReport, type MayBeLost } from "./failover-loss.js";
 
 export interface FailoverOptions {
   config: DiffrelayConfig;
@@ -49,29 +49,11 @@ export interface FailoverReport {
   holdsSourceLsn: string;
   oldTopicEndOffset: string;
   oldPrimary: { reachable: false; reason: string; lastKnown: CaptureLastKnown };
-  mayBeLost: { acknowledgedCommits: "none" | "possible"; slotLagBytes: number | null; why: string };
+  mayBeLost: MayBeLost;
   repointed: string[];
   /** Standbys that did not answer: neither drained nor re-pointed; they still follow the old topic. */
   unreachable: { name: string; reason: string }[];
   sequencesAdvanced: AdvancedSequence[];
-}
-
-/** Failover would change nothing: the reason says what to do instead. */
-export class FailoverRefusedError extends DiffrelayError {
-  override readonly name = "FailoverRefusedError";
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("setup", message, options);
-  }
-}
-
-/** The old primary came back during the failover and published past the drained end. */
-export class FailoverDivergedError extends DiffrelayError {
-  override readonly name = "FailoverDivergedError";
-
-  constructor(message: string) {
-    super("drift", message);
-  }
 }
 
 const PROBE_TIMEOUT_MS = 5000;
@@ -140,23 +122,16 @@ export async function failover(options: FailoverOptions): Promise<FailoverReport
     await admin.disconnect().catch(() => undefined);
   }
 
-  const noLoss = lastKnown.zeroLoss === "required";
+  const loss = lossReport(lastKnown);
   return {
-    outcome: noLoss ? "promoted" : "promoted-possible-loss",
+    outcome: loss.acknowledgedCommits === "none" ? "promoted" : "promoted-possible-loss",
     promoted: options.to.name,
     newEpoch: promoted.newEpoch,
     newTopic: promoted.newTopic,
     holdsSourceLsn: promoted.holdsSourceLsn,
     oldTopicEndOffset: promoted.oldTopicEndOffset,
     oldPrimary: { reachable: false, reason: oldPrimary, lastKnown },
-    mayBeLost: {
-      acknowledgedCommits: noLoss ? "none" : "possible",
-      slotLagBytes: noLoss ? 0 : lastKnown.slotLagBytes,
-      why: noLoss
-        ? "zero-loss mode was on: every commit returned to a client was durable in Kafka first, and is on every re-pointed standby"
-        : `zero-loss mode was ${lastKnown.zeroLoss === "unknown" ? "not known (the capture's /status did not answer)" : lastKnown.zeroLoss}: ` +
-          `commits the old primary acknowledged but its capture had not published are lost; the capture's last known slot lag was ${lastKnown.slotLagBytes ?? "unknown"} bytes of WAL`,
-    },
+    mayBeLost: loss,
     repointed: promoted.repointed,
     unreachable,
     sequencesAdvanced: promoted.sequencesAdvanced,

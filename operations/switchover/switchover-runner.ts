@@ -2,7 +2,13 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { type ClusterState, type ClusterStore, type ClusterView, memberNamed } from "../cluster/index.js";
+import {
+  type ClusterState,
+  type ClusterStore,
+  type ClusterView,
+  isReadyAt,
+  memberNamed,
+} from "../cluster/index.js";
 
 export interface SwitchoverOptions {
   config: DiffrelayConfig;
@@ -167,17 +173,4 @@ function refuseUnlessPossible(view: ClusterView, cluster: string, to: string): C
     );
   }
   return state;
-}
-
-/** Nodes report every 5 s: an older report is from a node that may be gone. */
-const FRESH_REPORT_MS = 20_000;
-
-function isReadyAt(view: ClusterView, node: string, epoch: number, role: "primary" | "standby"): boolean {
-  const report = view.reports.get(node);
-  return (
-    report?.epoch === epoch &&
-    report.role === role &&
-    report.ready &&
-    Date.now() - Date.parse(report.at) < FRESH_REPORT_MS
-  );
 }
