@@ -11,16 +11,17 @@ export interface CaptureLastKnown {
 
 const UNKNOWN: CaptureLastKnown = { slotLagBytes: null, zeroLoss: "unknown", confirmedLsn: null };
 
-/** The capture's /status as last served; every field unknown when it does not answer within 2 s. */
+/**
+ * The capture's /status as last served (a capture's, or a primary node's,
+ * which holds it under `service`); every field unknown when it does not answer within 2 s.
+ */
 export async function captureLastKnown(statusUrl: string | undefined): Promise<CaptureLastKnown> {
   if (!statusUrl) return UNKNOWN;
   try {
     const response = await fetch(statusUrl, { signal: AbortSignal.timeout(2000) });
-    const status = (await response.json()) as {
-      slotLagBytes?: unknown;
-      zeroLoss?: unknown;
-      confirmedLsn?: unknown;
-    };
+    type Served = { slotLagBytes?: unknown; zeroLoss?: unknown; confirmedLsn?: unknown };
+    const body = (await response.json()) as Served & { role?: unknown; service?: Served | null };
+    const status: Served = body.role === "node" ? (body.service ?? {}) : body;
     return {
       slotLagBytes: typeof status.slotLagBytes === "number" ? status.slotLagBytes : null,
       zeroLoss:
