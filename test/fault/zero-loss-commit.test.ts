@@ -122,6 +122,13 @@ describe("zero-loss mode", () => {
       expect((await idsBelow(end)).has(String(id)), `id ${id} returned before Kafka held it`).toBe(true);
     }
 
+    // The setting is server-wide: a commit in another database waits for the capture too, and is released
+    // by the keepalive that follows it (nothing of it is published).
+    const otherDb = primary.url.replace(/\/app$/, "/postgres");
+    await runSql(otherDb, "CREATE TABLE IF NOT EXISTS elsewhere (id int)");
+    const elsewhere = runSql(otherDb, "INSERT INTO elsewhere VALUES (1)");
+    expect(await settlesWithin(elsewhere, 10_000), "a commit in another database did not return").toBe(true);
+
     // The broker stops answering: a commit waits (in SyncRep) and returns once it answers again.
     const stack = testServices().stack;
     if (!stack) throw new Error("this test pauses the broker: it needs the local stack (scripts/stack)");
