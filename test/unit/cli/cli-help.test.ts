@@ -21,7 +21,7 @@ describe("command settings", () => {
   it("refuses a flag the command does not read, naming the commands that do", () => {
     expect(() => parseCommandLine("seed", seed, ["--metrics-port", "9"], COMMANDS)).toThrow(
       new ConfigError(
-        "diffrelay seed: --metrics-port is not used by seed; it is used by capture, apply (see diffrelay seed --help)",
+        "diffrelay seed: --metrics-port is not used by seed; it is used by capture, apply, node (see diffrelay seed --help)",
       ),
     );
     expect(() => parseCommandLine("seed", seed, ["--json"], COMMANDS)).toThrow(
