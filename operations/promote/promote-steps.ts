@@ -6,6 +6,7 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { describeShortfall, ensureSourceTopics } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
+import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type AdvancedSequence, advanceOwnedSequences } from "./sequence-advancer.js";
@@ -83,7 +84,8 @@ export async function becomeSource(options: {
 
 /**
  * Points a standby that holds exactly what the new source held when it became
- * one at the start of the new epoch's topic.
+ * one at the start of the new epoch's topic. A demoted primary gets the
+ * standby bookkeeping tables here, before its first position.
  */
 export async function pointStandbyAt(options: {
   config: DiffrelayConfig;
@@ -93,6 +95,7 @@ export async function pointStandbyAt(options: {
   epoch: number;
 }): Promise<void> {
   await withDatabase(options.standby.url, options.config, async (client) => {
+    await runMigrations(client, loadMigrations("standby"));
     await client.query("BEGIN");
     await writePosition(client, options.standby.name, {
       topic: options.topics.data,

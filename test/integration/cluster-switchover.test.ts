@@ -1,0 +1,247 @@
+import { writeFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ClusterStore } from "../../operations/cluster/index.js";
+import { createKafka } from "../../src/kafka/kafka-client.js";
+import { partitionOffsets } from "../../src/kafka/topic-admin.js";
+import { clusterDataTopics } from "../../src/kafka/topic-names.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { spawnDiffrelay } from "../support/child-process.js";
+import { HA_LOAD_DDL, HA_LOAD_TABLE, PrimaryFollowingLoad, TestCluster } from "../support/cluster-nodes.js";
+import { exitWithin } from "../support/replication-pipeline.js";
+import {
+  createTestDatabase,
+  runSql,
+  type TestDatabase,
+  testServices,
+  uniqueName,
+  withClient,
+} from "../support/services.js";
+import { compareTables, describeDifferences } from "../support/table-compare.js";
+
+const databases: TestDatabase[] = [];
+let cluster: TestCluster;
+const windows: number[] = [];
+
+beforeAll(async () => {
+  const services = testServices();
+  const servers = [services.sourceUrl, ...services.standbyUrls.slice(0, 2)];
+  for (const server of servers) {
+    const db = await createTestDatabase(server, "ha");
+    await runSql(db.url, HA_LOAD_DDL);
+    databases.push(db);
+  }
+  cluster = await TestCluster.create({
+    name: uniqueName("ring").replace(/_/g, "-"),
+    databases: databases.map((db, i) => ({ name: ["a", "b", "c"][i] as string, url: db.url })),
+    brokers: services.kafkaBrokers,
+    topicPrefix: "hatest",
+    tables: [HA_LOAD_TABLE],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  for (const [name, p] of cluster?.processes ?? [])
+    writeFileSync(`/tmp/ha-core-node-${name}.log`, p.output());
+  await cluster?.stopAll();
+  for (const db of databases) await db.drop().catch(() => undefined);
+});
+
+async function switchover(to: string) {
+  const p = spawnDiffrelay([
+    "switchover",
+    ...cluster.clusterArgs(),
+    "--to",
+    to,
+    "--json",
+    "--timeout",
+    "30000",
+  ]);
+  const exit = await exitWithin(p, 70_000);
+  return { exit, output: p.output() };
+}
+
+async function expectRoles(primary: string) {
+  for (const n of cluster.nodes) {
+    if (n.name === primary) {
+      expect(await cluster.probe(n.name, "/primary"), `${n.name} /primary`).toBe(200);
+      expect(await cluster.probe(n.name, "/replica"), `${n.name} /replica`).toBe(503);
+    } else {
+      await cluster.waitFor(n.name, "/replica?lag=10000", 200, 30_000);
+      expect(await cluster.probe(n.name, "/primary"), `${n.name} /primary`).toBe(503);
+    }
+  }
+}
+
+/** Every acknowledged row on every node exactly once, nothing else but resolved ambiguous ones. */
+async function expectNothingLostOrDoubled(load: PrimaryFollowingLoad, primary: string) {
+  const primaryUrl = cluster.spec(primary).databaseUrl;
+  const rows = await runSql<{ writer: number; seq: number }>(primaryUrl, "SELECT writer, seq FROM ha_writes");
+  const present = new Set(rows.rows.map((r) => `${r.writer}/${r.seq}`));
+  const missing = load.acknowledged.filter((a) => !present.has(`${a.writer}/${a.seq}`));
+  expect(missing, "acknowledged rows missing on the primary").toEqual([]);
+  const ambiguousCommitted = load.ambiguous.filter((a) => present.has(`${a.writer}/${a.seq}`)).length;
+  expect(rows.rowCount).toBe(load.acknowledged.length + ambiguousCommitted);
+  // Serial keys: the ids the clients saw are distinct (a collision would also have failed an INSERT).
+  expect(new Set(load.acknowledged.map((a) => a.id)).size).toBe(load.acknowledged.length);
+  expect(load.errors).toEqual([]);
+  // Caught up: a marker row written last reaches every standby, then every table is equal.
+  const marker = await runSql<{ id: string }>(
+    primaryUrl,
+    "INSERT INTO ha_writes (writer, seq) VALUES (0, (SELECT coalesce(max(seq), 0) + 1 FROM ha_writes WHERE writer = 0)) RETURNING id::text",
+  );
+  const markerId = marker.rows[0]?.id as string;
+  for (const n of cluster.nodes.filter((x) => x.name !== primary)) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const seen = await runSql(n.databaseUrl, "SELECT 1 FROM ha_writes WHERE id = $1", [markerId]);
+      if (seen.rowCount) break;
+      if (Date.now() > deadline) throw new Error(`${n.name} did not catch up with the marker ${markerId}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(describeDifferences(await compareTables(primaryUrl, n.databaseUrl, [HA_LOAD_TABLE]))).toEqual([]);
+  }
+}
+
+describe("HA cluster of diffrelay nodes", () => {
+  it("bootstraps with a first primary; seeded standbys follow it; the API routes like Patroni's", async () => {
+    const a = cluster.start("a", ["--initial-primary", "a"]);
+    await cluster.waitFor("a", "/primary", 200);
+    const topic = clusterDataTopics({ topicPrefix: cluster.topicPrefix }, cluster.name, 0).data;
+    for (const name of ["b", "c"]) {
+      const seed = spawnDiffrelay([
+        "seed",
+        "--source-url",
+        cluster.spec("a").databaseUrl,
+        "--standby-url",
+        cluster.spec(name).databaseUrl,
+        "--standby-name",
+        name,
+        "--brokers",
+        testServices().kafkaBrokers.join(","),
+        "--topic",
+        topic,
+      ]);
+      expect((await exitWithin(seed, 60_000)).code, seed.output()).toBe(0);
+    }
+    cluster.start("b");
+    cluster.start("c");
+    await expectRoles("a");
+    // A standby refuses client writes.
+    await expect(
+      runSql(cluster.spec("b").databaseUrl, "INSERT INTO ha_writes (writer, seq) VALUES (-1, 1)"),
+    ).rejects.toThrow(/read-only transaction/);
+    expect(a.output()).toMatch(/primary: capturing/);
+  });
+
+  it("switches over around the ring a→b→c→a under load: nothing lost or doubled, every node equal", {
+    timeout: 300_000,
+  }, async () => {
+    const load = new PrimaryFollowingLoad(cluster, 2);
+    load.start();
+    try {
+      for (const to of ["b", "c", "a"]) {
+        await new Promise((r) => setTimeout(r, 1500));
+        const before = load.acknowledged.length;
+        const { exit, output } = await switchover(to);
+        expect(exit.code, output).toBe(0);
+        const report = JSON.parse(output.trim().split("\n").at(-1) as string);
+        expect(report.newPrimary).toBe(to);
+        windows.push(report.writeUnavailableMs);
+        await expectRoles(to);
+        // Writes go on at the new primary.
+        const deadline = Date.now() + 20_000;
+        while (load.acknowledged.length <= before + 10 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 100));
+        expect(load.acknowledged.length).toBeGreaterThan(before + 10);
+      }
+    } finally {
+      await load.stop();
+    }
+    console.log(
+      `write-unavailable windows (ms): ${windows.join(", ")}; ${load.acknowledged.length} rows acknowledged`,
+    );
+    await expectNothingLostOrDoubled(load, "a");
+    for (const w of windows) expect(w).toBeLessThan(10_000);
+  });
+
+  it("of two concurrent switchovers at most one succeeds; the loser exits 7 or 3 and changes nothing", async () => {
+    const [toB, toC] = await Promise.all([switchover("b"), switchover("c")]);
+    const won = [toB, toC].filter((r) => r.exit.code === 0);
+    const lost = [toB, toC].filter((r) => r.exit.code !== 0);
+    expect(won.length).toBeLessThanOrEqual(1);
+    for (const l of lost) {
+      expect([3, 7], l.output).toContain(l.exit.code);
+      expect(l.output).toMatch(/nothing was changed/);
+    }
+    const winner = won.length === 1 ? (toB.exit.code === 0 ? "b" : "c") : "a";
+    await expectRoles(winner);
+  });
+
+  it("a primary left on an older epoch fences itself and never accepts a write", async () => {
+    const primary = (await cluster.primary())?.name as string;
+    const next = cluster.nodes.find((n) => n.name !== primary)?.name as string;
+    const killed = cluster.processes.get(primary);
+    killed?.kill("SIGKILL");
+    await killed?.exited;
+    // The cluster moves on without it (as a failover elsewhere would): a new epoch, primary `next`.
+    const logger = createLogger("warn", "stale-test");
+    const kafka = createKafka(
+      {
+        brokers: testServices().kafkaBrokers,
+        clientId: "stale-test",
+        tls: { enabled: false, insecure: false },
+        requireDurability: false,
+      },
+      logger,
+    );
+    const store = new ClusterStore({
+      kafka,
+      logger,
+      topicPrefix: cluster.topicPrefix,
+      cluster: cluster.name,
+      durability: {},
+    });
+    try {
+      const view = await store.read();
+      const state = view.state as NonNullable<typeof view.state>;
+      const admin = kafka.admin();
+      await admin.connect();
+      const end = (await partitionOffsets(admin, state.topics.data)).high;
+      await admin.disconnect();
+      const epoch = view.highestClaim + 1;
+      await store.claimEpoch(epoch, "test failover");
+      await store.publishState({
+        ...state,
+        epoch,
+        primary: next,
+        phase: "promoting",
+        topics: clusterDataTopics({ topicPrefix: cluster.topicPrefix }, cluster.name, epoch),
+        previous: {
+          epoch: state.epoch,
+          primary: state.primary,
+          topics: state.topics,
+          drainedEndOffset: end.toString(),
+        },
+        writtenBy: "test",
+        writtenAt: new Date().toISOString(),
+      });
+    } finally {
+      await store.close();
+    }
+    await cluster.waitFor(next, "/primary", 200);
+    // Its database still accepts writes until its node comes back...
+    await runSql(cluster.spec(primary).databaseUrl, "SELECT 1");
+    const stale = cluster.start(primary);
+    await stale.waitForOutput(/fenced \(read-only, accepts no connections\)/, 60_000);
+    expect(await cluster.probe(primary, "/primary")).toBe(503);
+    expect(await cluster.probe(primary, "/healthz")).toBe(503);
+    const status = await cluster.status(primary);
+    expect(status.nodeRole).toBe("fenced");
+    expect(status.fenced).toMatch(/diffrelay rejoin/);
+    await expect(
+      withClient(cluster.spec(primary).databaseUrl, (c) =>
+        c.query("INSERT INTO ha_writes (writer, seq) VALUES (-2, 1)"),
+      ),
+    ).rejects.toThrow(/does not allow connections|read-only/);
+  });
+});

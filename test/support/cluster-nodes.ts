@@ -1,0 +1,195 @@
+// HA cluster nodes as real `diffrelay node` processes, their HTTP API, and a write load that follows the primary.
+import pg from "pg";
+import { freePort } from "../../scripts/stack/free-port.js";
+import { type DiffrelayProcess, spawnDiffrelay } from "./child-process.js";
+import { stopProcess } from "./replication-pipeline.js";
+
+export interface NodeSpec {
+  name: string;
+  databaseUrl: string;
+  port: number;
+}
+
+export class TestCluster {
+  readonly processes = new Map<string, DiffrelayProcess>();
+
+  private constructor(
+    readonly name: string,
+    readonly nodes: NodeSpec[],
+    private readonly brokers: string[],
+    readonly topicPrefix: string,
+    private readonly tables: string[],
+  ) {}
+
+  static async create(options: {
+    name: string;
+    databases: { name: string; url: string }[];
+    brokers: string[];
+    topicPrefix: string;
+    tables: string[];
+  }): Promise<TestCluster> {
+    const nodes: NodeSpec[] = [];
+    for (const db of options.databases)
+      nodes.push({ name: db.name, databaseUrl: db.url, port: await freePort() });
+    return new TestCluster(options.name, nodes, options.brokers, options.topicPrefix, options.tables);
+  }
+
+  apiUrl(node: string): string {
+    return `http://127.0.0.1:${this.spec(node).port}`;
+  }
+
+  spec(node: string): NodeSpec {
+    const spec = this.nodes.find((n) => n.name === node);
+    if (!spec) throw new Error(`no node ${node}`);
+    return spec;
+  }
+
+  /** The flags every cluster command of this cluster takes. */
+  clusterArgs(): string[] {
+    return ["--cluster", this.name, "--brokers", this.brokers.join(","), "--topic-prefix", this.topicPrefix];
+  }
+
+  start(node: string, extra: string[] = []): DiffrelayProcess {
+    const spec = this.spec(node);
+    const members = this.nodes.filter((n) => n.name !== node).map((n) => `${n.name}=${this.apiUrl(n.name)}`);
+    const p = spawnDiffrelay([
+      "node",
+      ...this.clusterArgs(),
+      "--node-name",
+      node,
+      "--database-url",
+      spec.databaseUrl,
+      "--members",
+      members.join(","),
+      "--metrics-port",
+      String(spec.port),
+      "--tables",
+      this.tables.join(","),
+      "--heartbeat-interval-ms",
+      "500",
+      "--log-level",
+      "info",
+      ...extra,
+    ]);
+    this.processes.set(node, p);
+    return p;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.processes.values()].map((p) => stopProcess(p)));
+  }
+
+  /** The HTTP status of one endpoint of a node; 0 when it does not answer. */
+  async probe(node: string, path: string): Promise<number> {
+    try {
+      const response = await fetch(`${this.apiUrl(node)}${path}`, { signal: AbortSignal.timeout(2000) });
+      await response.body?.cancel();
+      return response.status;
+    } catch {
+      return 0;
+    }
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: /status is the node's JSON document, checked field by field.
+  async status(node: string): Promise<any> {
+    const response = await fetch(`${this.apiUrl(node)}/status`, { signal: AbortSignal.timeout(2000) });
+    return response.json();
+  }
+
+  async waitFor(node: string, path: string, code: number, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.probe(node, path)) !== code) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${node}${path} did not answer ${code} within ${timeoutMs} ms; output:\n${this.processes.get(node)?.output().slice(-3000)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** The node whose /primary answers 200 now, if any. */
+  async primary(): Promise<NodeSpec | null> {
+    for (const n of this.nodes) if ((await this.probe(n.name, "/primary")) === 200) return n;
+    return null;
+  }
+}
+
+/** Rows the load writes: a serial key (from the primary's sequence), and the writer's own numbering. */
+export const HA_LOAD_DDL =
+  "CREATE TABLE ha_writes (id bigserial PRIMARY KEY, writer integer NOT NULL, seq integer NOT NULL, UNIQUE (writer, seq));";
+export const HA_LOAD_TABLE = "public.ha_writes";
+
+/**
+ * Writers that each insert one row per transaction into whichever node /primary
+ * names, moving on when the primary changes. A row is acknowledged when its
+ * INSERT answered; one whose answer was lost is looked up at the end. Any
+ * other failure of a statement that reached the primary (a duplicate serial
+ * key) is recorded as an error.
+ */
+export class PrimaryFollowingLoad {
+  private stopping = false;
+  private readonly running: Promise<void>[] = [];
+  readonly acknowledged: { writer: number; seq: number; id: string }[] = [];
+  readonly ambiguous: { writer: number; seq: number }[] = [];
+  readonly errors: string[] = [];
+
+  constructor(
+    private readonly cluster: TestCluster,
+    private readonly writers = 2,
+    private readonly pauseMs = 5,
+  ) {}
+
+  start(): void {
+    for (let w = 1; w <= this.writers; w++) this.running.push(this.run(w));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.running);
+  }
+
+  private async run(writer: number): Promise<void> {
+    let seq = 0;
+    while (!this.stopping) {
+      const primary = await this.cluster.primary();
+      if (!primary) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const client = new pg.Client({ connectionString: primary.databaseUrl, connectionTimeoutMillis: 2000 });
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      try {
+        while (!this.stopping) {
+          seq++;
+          try {
+            const { rows } = await client.query<{ id: string }>(
+              "INSERT INTO ha_writes (writer, seq) VALUES ($1, $2) RETURNING id::text",
+              [writer, seq],
+            );
+            this.acknowledged.push({ writer, seq, id: rows[0]?.id as string });
+          } catch (err) {
+            const e = err as { code?: string; message: string };
+            // Read-only (25006) or ended by the fence (57P01), refused connections: the primary moved.
+            if (e.code === "25006") break;
+            if (e.code === undefined || e.code === "57P01" || e.code === "57P03" || e.code === "08006") {
+              this.ambiguous.push({ writer, seq });
+              break;
+            }
+            this.errors.push(`writer ${writer} seq ${seq} on ${primary.name}: ${e.code} ${e.message}`);
+            break;
+          }
+          if (this.pauseMs > 0) await new Promise((r) => setTimeout(r, this.pauseMs));
+        }
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+  }
+}
