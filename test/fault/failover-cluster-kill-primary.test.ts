@@ -4,10 +4,9 @@
 // next epoch, the standby nodes drain and change roles, and every acknowledged id is on the new primary,
 // which accepts writes (/primary 200), while the other standby follows it and holds the same rows.
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/stack/free-port.js";
-import { type DiffrelayProcess, spawnDiffrelay } from "../support/child-process.js";
+import { spawnDiffrelay } from "../support/child-process.js";
+import { TestCluster } from "../support/cluster-nodes.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../support/private-postgres.js";
-import { stopProcess } from "../support/replication-pipeline.js";
 import {
   createTestDatabase,
   runSql,
@@ -23,61 +22,23 @@ const DDL = "CREATE TABLE acks (id bigint PRIMARY KEY, written_by int NOT NULL);
 const CLIENTS = 4;
 const cluster = uniqueName("fo");
 const prefix = uniqueName("focl");
-const nodes = new Map<string, { proc: DiffrelayProcess; api: string; db: TestDatabase }>();
+const databases: TestDatabase[] = [];
+let nodes: TestCluster | undefined;
 let primary: PrivatePostgres | undefined;
 
 afterAll(async () => {
-  await Promise.all([...nodes.values()].map((n) => stopProcess(n.proc)));
-  for (const n of nodes.values()) await n.db.drop().catch(() => undefined);
+  await nodes?.stopAll();
+  // First: with zero-loss on and no capture, dropping its database would wait for the capture.
   await primary?.destroy();
-  const topics = [0, 1].flatMap((e) => {
-    const data = e === 0 ? `${prefix}.${cluster}` : `${prefix}.${cluster}.e${e}`;
-    return [data, `${data}.schemas`];
-  });
+  for (const db of databases.slice(1)) await db.drop().catch(() => undefined);
+  const data = [`${prefix}.${cluster}`, `${prefix}.${cluster}.e1`];
   await deleteTopics(testServices().kafkaBrokers, [
-    ...topics,
+    ...data.flatMap((t) => [t, `${t}.schemas`]),
     `${prefix}.cluster.${cluster}`,
     `${prefix}.cluster.${cluster}.claim.e0`,
     `${prefix}.cluster.${cluster}.claim.e1`,
   ]);
 });
-
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > deadline) {
-      const outputs = [...nodes.entries()].map(([n, x]) => `--- node ${n}:\n${x.proc.output().slice(-3000)}`);
-      throw new Error(`timed out waiting for ${what}\n${outputs.join("\n")}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const answers = async (url: string) =>
-  (await fetch(url, { signal: AbortSignal.timeout(2000) })).status === 200;
-
-async function startNode(name: string, db: TestDatabase, apis: Map<string, string>, extra: string[]) {
-  const api = apis.get(name) as string;
-  const proc = spawnDiffrelay([
-    "node",
-    "--cluster",
-    cluster,
-    "--members",
-    [...apis.entries()].map(([n, u]) => `${n}=${u}`).join(","),
-    "--node-name",
-    name,
-    "--database-url",
-    db.url,
-    "--metrics-port",
-    new URL(api).port,
-    "--brokers",
-    testServices().kafkaBrokers.join(","),
-    "--topic-prefix",
-    prefix,
-    ...extra,
-  ]);
-  nodes.set(name, { proc, api, db });
-}
 
 async function writeUntilDead(url: string, client: number): Promise<string[]> {
   const acknowledged: string[] = [];
@@ -103,12 +64,23 @@ describe("diffrelay failover --cluster after kill -9 of the primary", () => {
     const dbA = await createTestDatabase(primary.url, "fo_a");
     const dbB = await createTestDatabase(services.standbyUrls[0] as string, "fo_b");
     const dbC = await createTestDatabase(services.standbyUrls[1] as string, "fo_c");
-    for (const db of [dbA, dbB, dbC]) await runSql(db.url, DDL);
-    const apis = new Map<string, string>();
-    for (const n of ["a", "b", "c"]) apis.set(n, `http://127.0.0.1:${await freePort()}`);
+    databases.push(dbA, dbB, dbC);
+    for (const db of databases) await runSql(db.url, DDL);
+    const c = await TestCluster.create({
+      name: cluster,
+      databases: [
+        { name: "a", url: dbA.url },
+        { name: "b", url: dbB.url },
+        { name: "c", url: dbC.url },
+      ],
+      brokers: services.kafkaBrokers,
+      topicPrefix: prefix,
+      tables: ["public.acks"],
+    });
+    nodes = c;
 
-    await startNode("a", dbA, apis, ["--initial-primary", "a", "--zero-loss"]);
-    await waitFor("a to be the writable primary", () => answers(`${apis.get("a")}/primary`));
+    c.start("a", ["--initial-primary", "a", "--zero-loss"]);
+    await c.waitFor("a", "/primary", 200);
     for (const [name, db] of [
       ["b", dbB],
       ["c", dbC],
@@ -128,12 +100,10 @@ describe("diffrelay failover --cluster after kill -9 of the primary", () => {
       ]);
       const seeded = await seed.exited;
       expect(seeded.code, seed.output()).toBe(0);
-      await startNode(name, db, apis, []);
+      c.start(name);
     }
-    await waitFor(
-      "b and c to be replicas",
-      async () => (await answers(`${apis.get("b")}/replica`)) && (await answers(`${apis.get("c")}/replica`)),
-    );
+    await c.waitFor("b", "/replica", 200);
+    await c.waitFor("c", "/replica", 200);
 
     const writers = Array.from({ length: CLIENTS }, (_, i) => writeUntilDead(dbA.url, i + 1));
     await new Promise((r) => setTimeout(r, 4000));
@@ -141,23 +111,9 @@ describe("diffrelay failover --cluster after kill -9 of the primary", () => {
     const acknowledged = (await Promise.all(writers)).flat();
     // Each commit waits for Kafka: a few dozen per second per client on a shared 2-core machine.
     expect(acknowledged.length).toBeGreaterThan(20);
-    await waitFor(
-      "a's node to report its capture down",
-      async () => !(await answers(`${apis.get("a")}/healthz`)),
-    );
+    await c.waitFor("a", "/healthz", 503);
 
-    const run = spawnDiffrelay([
-      "failover",
-      "--cluster",
-      cluster,
-      "--to",
-      "b",
-      "--brokers",
-      services.kafkaBrokers.join(","),
-      "--topic-prefix",
-      prefix,
-      "--json",
-    ]);
+    const run = spawnDiffrelay(["failover", ...c.clusterArgs(), "--to", "b", "--json"]);
     const exit = await run.exited;
     const line = run
       .output()
@@ -177,10 +133,10 @@ describe("diffrelay failover --cluster after kill -9 of the primary", () => {
       mayBeLost: { acknowledgedCommits: "none", slotLagBytes: 0 },
     });
 
-    expect(await answers(`${apis.get("b")}/primary`)).toBe(true);
+    expect(await c.probe("b", "/primary")).toBe(200);
     const present = new Set(
-      await withClient(dbB.url, async (c) =>
-        (await c.query<{ id: string }>("SELECT id::text FROM acks")).rows.map((r) => r.id),
+      await withClient(dbB.url, async (client) =>
+        (await client.query<{ id: string }>("SELECT id::text FROM acks")).rows.map((r) => r.id),
       ),
     );
     const missing = acknowledged.filter((id) => !present.has(id));
@@ -191,10 +147,12 @@ describe("diffrelay failover --cluster after kill -9 of the primary", () => {
 
     // The new primary takes writes and c follows it.
     await runSql(dbB.url, "INSERT INTO acks VALUES (-1, 0)");
-    await waitFor(
-      "c to follow b",
-      async () => (await runSql(dbC.url, "SELECT 1 FROM acks WHERE id = -1")).rowCount === 1,
-    );
+    const deadline = Date.now() + 60_000;
+    while ((await runSql(dbC.url, "SELECT 1 FROM acks WHERE id = -1")).rowCount !== 1) {
+      if (Date.now() > deadline)
+        throw new Error(`c did not follow b:\n${c.processes.get("c")?.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     expect(describeDifferences(await compareTables(dbB.url, dbC.url, ["public.acks"]))).toEqual([]);
   });
 });
