@@ -146,3 +146,13 @@ export function isReadyAt(
     Date.now() - Date.parse(report.at) < FRESH_REPORT_MS
   );
 }
+
+/** The members other than the primary that are ready standbys of the state's epoch, and the others. */
+export function standbysOf(
+  view: ClusterView,
+  state: ClusterState,
+): { followers: string[]; notFollowing: string[] } {
+  const others = state.members.map((m) => m.name).filter((name) => name !== state.primary);
+  const followers = others.filter((name) => isReadyAt(view, name, state.epoch, "standby"));
+  return { followers, notFollowing: others.filter((name) => !followers.includes(name)) };
+}

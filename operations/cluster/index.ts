@@ -35,5 +35,6 @@ export {
   isReadyAt,
   memberNamed,
   type NodeReport,
+  standbysOf,
 } from "./cluster-state.js";
 export { type ClusterFollower, ClusterStore, type ClusterStoreOptions } from "./cluster-store.js";

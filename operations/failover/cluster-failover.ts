@@ -9,6 +9,7 @@ import {
   type ClusterView,
   isReadyAt,
   memberNamed,
+  standbysOf,
 } from "../cluster/index.js";
 import { type CaptureLastKnown, captureLastKnown } from "../promote/capture-last-known.js";
 import { describePastEnd, publishedPastEnd } from "../promote/promote-runner.js";
@@ -64,12 +65,7 @@ export async function clusterFailover(options: ClusterFailoverOptions): Promise<
     );
   }
   const lastKnown = await captureLastKnown(oldPrimary ? `${oldPrimary.apiUrl}/status` : undefined);
-  const followers = current.members
-    .map((m) => m.name)
-    .filter((n) => n !== current.primary && isReadyAt(view, n, current.epoch, "standby"));
-  const notFollowing = current.members
-    .map((m) => m.name)
-    .filter((n) => n !== current.primary && !followers.includes(n));
+  const { followers, notFollowing } = standbysOf(view, current);
 
   const epoch = Math.max(view.highestClaim, current.epoch) + 1;
   await store.claimEpoch(epoch, `failover to ${to}`);

@@ -8,6 +8,7 @@ import {
   type ClusterView,
   isReadyAt,
   memberNamed,
+  standbysOf,
 } from "../cluster/index.js";
 
 export interface SwitchoverOptions {
@@ -59,12 +60,7 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
   const { store, to, cluster } = options;
   const view = await store.read();
   const current = refuseUnlessPossible(view, cluster, to);
-  const followers = current.members
-    .map((m) => m.name)
-    .filter((name) => name !== current.primary && isReadyAt(view, name, current.epoch, "standby"));
-  const notFollowing = current.members
-    .map((m) => m.name)
-    .filter((name) => name !== current.primary && !followers.includes(name));
+  const { followers, notFollowing } = standbysOf(view, current);
 
   const epoch = Math.max(view.highestClaim, current.epoch) + 1;
   await store.claimEpoch(epoch, `switchover to ${to}`);

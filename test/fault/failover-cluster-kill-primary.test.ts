@@ -4,6 +4,7 @@
 // next epoch, the standby nodes drain and change roles, and every acknowledged id is on the new primary,
 // which accepts writes (/primary 200), while the other standby follows it and holds the same rows.
 import { afterAll, describe, expect, it } from "vitest";
+import { writeUntilDead } from "../support/acknowledged-writes.js";
 import { spawnDiffrelay } from "../support/child-process.js";
 import { TestCluster } from "../support/cluster-nodes.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../support/private-postgres.js";
@@ -39,22 +40,6 @@ afterAll(async () => {
     `${prefix}.cluster.${cluster}.claim.e1`,
   ]);
 });
-
-async function writeUntilDead(url: string, client: number): Promise<string[]> {
-  const acknowledged: string[] = [];
-  await withClient(url, async (c) => {
-    c.on("error", () => undefined);
-    try {
-      for (let id = client; ; id += CLIENTS) {
-        await c.query("INSERT INTO acks (id, written_by) VALUES ($1, $2)", [id, client]);
-        acknowledged.push(String(id));
-      }
-    } catch {
-      // The primary was killed: a commit that did not return is not in the log.
-    }
-  }).catch(() => undefined);
-  return acknowledged;
-}
 
 describe("diffrelay failover --cluster after kill -9 of the primary", () => {
   it("with zero-loss mode on: the nodes change role, every acknowledged id is on the new primary, the standbys agree", async () => {
@@ -105,10 +90,10 @@ describe("diffrelay failover --cluster after kill -9 of the primary", () => {
     await c.waitFor("b", "/replica", 200);
     await c.waitFor("c", "/replica", 200);
 
-    const writers = Array.from({ length: CLIENTS }, (_, i) => writeUntilDead(dbA.url, i + 1));
+    const writers = writeUntilDead(dbA.url, CLIENTS);
     await new Promise((r) => setTimeout(r, 4000));
     await primary.kill();
-    const acknowledged = (await Promise.all(writers)).flat();
+    const acknowledged = await writers;
     // Each commit waits for Kafka: a few dozen per second per client on a shared 2-core machine.
     expect(acknowledged.length).toBeGreaterThan(20);
     await c.waitFor("a", "/healthz", 503);

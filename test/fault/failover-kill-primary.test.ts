@@ -4,6 +4,7 @@
 // capture's last known slot lag) and exits 8. The primaries are private clusters (killed, and
 // synchronous_standby_names is server-wide); the standbys are databases on the stack's standby servers.
 import { afterAll, describe, expect, it } from "vitest";
+import { writeUntilDead } from "../support/acknowledged-writes.js";
 import { metricsUrl } from "../support/capture-process.js";
 import { spawnDiffrelay } from "../support/child-process.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../support/private-postgres.js";
@@ -20,23 +21,6 @@ afterAll(async () => {
   // In order: the primary goes first, since with zero-loss on and no capture, dropping its database would wait.
   for (const cleanup of cleanups) await cleanup().catch(() => undefined);
 });
-
-/** One client inserting ids `client, client + CLIENTS, …` until its server dies; returns the acknowledged ones. */
-async function writeUntilDead(url: string, client: number): Promise<string[]> {
-  const acknowledged: string[] = [];
-  await withClient(url, async (c) => {
-    c.on("error", () => undefined);
-    try {
-      for (let id = client; ; id += CLIENTS) {
-        await c.query("INSERT INTO acks (id, written_by) VALUES ($1, $2)", [id, client]);
-        acknowledged.push(String(id));
-      }
-    } catch {
-      // The primary was killed: a commit that did not return is not in the log.
-    }
-  }).catch(() => undefined);
-  return acknowledged;
-}
 
 async function scenario(zeroLoss: boolean) {
   const services = testServices();
@@ -62,10 +46,10 @@ async function scenario(zeroLoss: boolean) {
   await pipeline.capture.waitForOutput(/"logical replication started"/, 60_000);
   const statusUrl = metricsUrl(pipeline.capture).replace(/\/metrics$/, "/status");
 
-  const writers = Array.from({ length: CLIENTS }, (_, i) => writeUntilDead(pipeline.source.url, i + 1));
+  const writers = writeUntilDead(pipeline.source.url, CLIENTS);
   await new Promise((r) => setTimeout(r, 2500));
   await primary.kill();
-  const acknowledged = (await Promise.all(writers)).flat();
+  const acknowledged = await writers;
   expect(acknowledged.length).toBeGreaterThan(50);
 
   // Standalone processes: the appliers are stopped (failover drains the standbys itself); the old capture
