@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import kafkajs, { type Kafka, type Producer } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
@@ -6,6 +7,7 @@ import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { COMPRESSION } from "../../src/kafka/kafka-client.js";
+import { type MessageLimits, messageLimits, topicMaxMessageBytes } from "../../src/kafka/message-limits.js";
 import { kafkaTopicSink, type ProduceAck } from "../../src/kafka/ordered-publisher.js";
 import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
 import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
@@ -76,6 +78,15 @@ export class CaptureService {
   private readonly sequences: SequenceTracker;
   private readonly failures: RepeatedFailureGuard;
 
+  /**
+   * Written into every message with the session's number: which capture process wrote it. The start
+   * time in its high 48 bits orders it after an earlier process's, so an applier can tell a late message
+   * of an ended process from the current one's; the random low 16 bits tell two starts in one millisecond apart.
+   */
+  private readonly captureId = (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
+  private sessions = 0;
+  private limits: MessageLimits | null = null;
+
   /** pgoutput bytes of the current reader already added to the metric. */
   private pgoutputBytesCounted = 0;
 
@@ -122,6 +133,12 @@ export class CaptureService {
       for (const shortfall of shortfalls) {
         logger.warn({ topic: shortfall.topic, ...shortfall.actual }, describeShortfall(shortfall));
       }
+      const topicLimit = await topicMaxMessageBytes(admin, topic);
+      this.limits = messageLimits(topicLimit, this.deps.config.capture.maxMessageBytes);
+      logger.info(
+        { topic, maxMessageBytesOfTopic: topicLimit, ...this.limits },
+        "message sizes (values too large for a message are split across messages)",
+      );
       // Known before the first produce, so a restarted capture shows where the topic ends at once. Only
       // for the metric: a topic created a moment ago may have no leader yet, and the first ack sets it too.
       await partitionOffsets(admin, this.topics.data).then(
@@ -310,8 +327,10 @@ export class CaptureService {
       sink: kafkaTopicSink(producer, topics.data, COMPRESSION[config.capture.compression]),
       sourceId: identity.sourceId,
       epoch: identity.epoch,
-      maxMessageBytes: config.capture.maxMessageBytes,
+      session: { captureId: this.captureId, session: ++this.sessions },
+      ...(this.limits as MessageLimits),
       maxPendingBytes: config.capture.maxPendingBytes,
+      maxValueBytes: config.capture.maxValueBytes,
       lingerMs: config.capture.lingerMs,
       schemas,
       loadRelation: (message) => loadRelationSchema(catalogClient, message.relationId, message),
@@ -327,6 +346,7 @@ export class CaptureService {
       // Slots are unique per server, so the slot's name is a stable, unique standby name.
       applicationName: this.slot,
       isIdle: () => session.isIdle(),
+      maxValueBytes: config.capture.maxValueBytes,
       onMessage: async (_walStart, message) => {
         this.slotBusyAttempts = 0;
         if (message.tag === "message" && !message.transactional && message.prefix === HEARTBEAT_PREFIX) {

@@ -8,10 +8,18 @@ import {
   PublishError,
 } from "../../src/kafka/ordered-publisher.js";
 import type { SchemaSink } from "../../src/kafka/schema-topic.js";
-import { DataMessageBuilder } from "../../src/wire/data-message.js";
+import {
+  type CaptureSessionId,
+  changeByteBound,
+  DataMessageBuilder,
+  VALUE_PART_OVERHEAD_BYTES,
+  valueByteBound,
+  valuesInFrameOrder,
+} from "../../src/wire/data-message.js";
 import { toMessageChange } from "./logical-messages.js";
 import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
 import { type KnownRelation, toChange } from "./row-differ.js";
+import { ChangeTooLargeError } from "./unpublishable-change.js";
 
 /** A source transaction whose final chunk is in a message, with what confirming it means. */
 export interface CompletedTransaction {
@@ -27,8 +35,17 @@ export interface CaptureSessionOptions {
   sink: MessageSink;
   sourceId: bigint;
   epoch: number;
+  /** Written into every message, so that the applier can tell this session's messages from a stale one's. */
+  session: CaptureSessionId;
+  /** A message is closed at this size (capture.maxMessageBytes, at most half of messageLimitBytes). */
   maxMessageBytes: number;
+  /** No message may be larger: the topic's max.message.bytes less headroom (see message-limits.ts). */
+  messageLimitBytes: number;
+  /** Bytes of one produce request at most (the request is one record batch, so within the topic's limit too). */
+  maxRequestBytes: number;
   maxPendingBytes: number;
+  /** The limit the pgoutput decoder left values above undecoded; named in the error that refuses them. */
+  maxValueBytes: number;
   lingerMs: number;
   schemas: SchemaSink;
   /** Reads a relation's definition from the source catalog when pgoutput announces it. */
@@ -79,10 +96,18 @@ export class CaptureSession {
   private lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: CaptureSessionOptions) {
-    this.builder = new DataMessageBuilder({ sourceId: options.sourceId, epoch: options.epoch });
+    if (options.maxMessageBytes * 2 > options.messageLimitBytes) {
+      throw new RangeError(
+        `maxMessageBytes ${options.maxMessageBytes} is above half the message limit ${options.messageLimitBytes}`,
+      );
+    }
+    this.builder = new DataMessageBuilder(
+      { sourceId: options.sourceId, epoch: options.epoch },
+      options.session,
+    );
     this.publisher = new OrderedPublisher<MessageReceipt>({
       sink: options.sink,
-      maxRequestBytes: Math.max(options.maxMessageBytes, 1024 * 1024),
+      maxRequestBytes: options.maxRequestBytes,
       maxPendingBytes: options.maxPendingBytes,
       onDurable: (receipts, bytes, acked) =>
         options.onDurable(
@@ -141,7 +166,14 @@ export class CaptureSession {
       case "update":
       case "delete":
         if (this.ignored.has(message.relationId)) return;
-        return this.add(toChange(message, this.relation(message.relationId)));
+        return this.add(
+          toChange(
+            message,
+            this.relation(message.relationId),
+            this.open?.header.commitLsn ?? 0n,
+            this.options.maxValueBytes,
+          ),
+        );
       case "truncate": {
         const ids = message.relationIds.filter((id) => !this.ignored.has(id));
         if (ids.length === 0) return;
@@ -181,16 +213,82 @@ export class CaptureSession {
       this.builder.beginTransaction(open.header);
       open.begun = true;
     }
-    this.builder.addChange(change);
+    const joined = this.joinedPositions(change, open);
+    const values = valuesInFrameOrder(change);
+    for (const position of joined) await this.addValueParts(values[position] as string, open);
+    const frameBytes = changeByteBound(change, joined);
+    if (this.builder.byteLength + frameBytes > this.options.messageLimitBytes) await this.cut(open);
+    this.builder.addChange(change, joined);
     if (change.kind === "insert" || change.kind === "update" || change.kind === "delete") open.rows++;
-    if (this.builder.byteLength >= this.options.maxMessageBytes) {
-      // Cut the transaction here: this chunk goes out, the next message continues it.
-      this.seal();
-      open.header = { ...open.header, chunk: open.header.chunk + 1 };
-      this.firstInMessage = open.header.commitLsn;
-      this.builder.beginTransaction(open.header);
-      await this.publisher.waitForCapacity();
+    if (this.builder.byteLength >= this.options.maxMessageBytes) await this.cut(open);
+  }
+
+  /**
+   * The values of a change too large for a message that go out as VALUE_PART
+   * frames before it: the largest ones, until the rest of its frame takes at
+   * most a quarter of the message limit, so that it always fits next to what
+   * is in its message below maxMessageBytes.
+   */
+  private joinedPositions(change: Change, open: OpenTransaction): ReadonlySet<number> {
+    const quarter = this.options.messageLimitBytes / 4;
+    let bytes = changeByteBound(change);
+    const joined = new Set<number>();
+    if (bytes <= quarter) return joined;
+    const values = valuesInFrameOrder(change);
+    const largestFirst = values
+      .map((value, position) => ({ position, bytes: valueByteBound(value), value }))
+      .filter((v) => v.value !== null)
+      .sort((a, b) => b.bytes - a.bytes);
+    for (const v of largestFirst) {
+      if (bytes <= quarter) break;
+      joined.add(v.position);
+      bytes -= v.bytes - 1;
     }
+    if (bytes > quarter) {
+      throw new ChangeTooLargeError(
+        this.describe(change),
+        open.header.commitLsn,
+        bytes,
+        this.options.messageLimitBytes,
+      );
+    }
+    // In frame order: the consumer fills joined values in the order their pieces completed.
+    return new Set([...joined].sort((a, b) => a - b));
+  }
+
+  private describe(change: Change): string {
+    if (change.kind === "ddl") return `the DDL command ${JSON.stringify(change.command.slice(0, 80))}...`;
+    if (change.kind === "truncate" || change.kind === "sequence") return `a ${change.kind} of many relations`;
+    const schema = this.relations.get(change.relation.relationId)?.schema;
+    return `a ${change.kind} on ${schema ? `${schema.schema}.${schema.table}` : `relation ${change.relation.relationId}`}`;
+  }
+
+  /** Streams a value's UTF-8 out in pieces, cutting messages as they fill: one message is held at a time. */
+  private async addValueParts(value: string, open: OpenTransaction): Promise<void> {
+    const encoder = new TextEncoder();
+    const minimumPiece = this.options.maxMessageBytes / 4;
+    let read = 0;
+    while (read < value.length) {
+      let room = this.options.maxMessageBytes - this.builder.byteLength - VALUE_PART_OVERHEAD_BYTES;
+      if (room < minimumPiece) {
+        await this.cut(open);
+        room = this.options.maxMessageBytes - this.builder.byteLength - VALUE_PART_OVERHEAD_BYTES;
+      }
+      const piece = new Uint8Array(room);
+      // encodeInto never splits a character; the rest of the string is a view, not a copy.
+      const encoded = encoder.encodeInto(read === 0 ? value : value.slice(read), piece);
+      read += encoded.read;
+      this.builder.addValuePart(piece.subarray(0, encoded.written), read >= value.length);
+    }
+  }
+
+  /** Cuts the open transaction here: this chunk goes out, the next message continues it. */
+  private async cut(open: OpenTransaction): Promise<void> {
+    this.seal();
+    open.header = { ...open.header, chunk: open.header.chunk + 1 };
+    this.firstInMessage = open.header.commitLsn;
+    this.builder.beginTransaction(open.header);
+    await this.publisher.waitForCapacity();
   }
 
   private async commit(endLsn: Lsn): Promise<void> {

@@ -5,8 +5,14 @@
 export { createCaptureMetrics } from "./capture-metrics.js";
 export { CaptureService } from "./capture-service.js";
 export { HEARTBEAT_PREFIX } from "./heartbeat.js";
-export { SEQUENCES_PREFIX } from "./logical-messages.js";
-export type { RelationMessage } from "./pgoutput/pgoutput-decoder.js";
+export { DDL_PREFIX, SEQUENCES_PREFIX } from "./logical-messages.js";
+export {
+  decodePgoutput,
+  type PgoutputMessage,
+  type RelationMessage,
+  type TupleValue,
+  UNCHANGED_TOAST,
+} from "./pgoutput/pgoutput-decoder.js";
 export { replicatedSequences, SequenceTracker } from "./sequence-tracker.js";
 export { defaultSlotName, LEGACY_SLOT_NAME, resolveCaptureSlot } from "./slot-name.js";
 export { identifySource, loadRelationSchema, slotInfo } from "./source-catalog.js";

@@ -1,6 +1,13 @@
 import type { Change, ColumnValue } from "../../src/change/change-model.js";
+import type { Lsn } from "../../src/change/lsn.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
-import { type PgoutputMessage, type TupleValue, UNCHANGED_TOAST } from "./pgoutput/pgoutput-decoder.js";
+import {
+  OversizedValue,
+  type PgoutputMessage,
+  type TupleValue,
+  UNCHANGED_TOAST,
+} from "./pgoutput/pgoutput-decoder.js";
+import { ValueTooLargeError } from "./unpublishable-change.js";
 
 type RowMessage = Extract<PgoutputMessage, { tag: "insert" | "update" | "delete" }>;
 
@@ -18,8 +25,14 @@ export interface KnownRelation {
  * unchanged key. Unchanged TOASTed values are absent from the stream and are
  * never sent: downstream they keep their value, never NULL or a placeholder.
  */
-export function toChange(message: RowMessage, relation: KnownRelation): Change {
+export function toChange(
+  message: RowMessage,
+  relation: KnownRelation,
+  commitLsn: Lsn,
+  maxValueBytes: number,
+): Change {
   const { schema, ref } = relation;
+  refuseOversized(message, schema, commitLsn, maxValueBytes);
   switch (message.tag) {
     case "insert":
       return { kind: "insert", relation: ref, values: message.newTuple.map((v, i) => present(v, schema, i)) };
@@ -41,7 +54,7 @@ function diffUpdate(
   const keyUnchanged = oldTuple === undefined;
   for (let i = 0; i < newTuple.length; i++) {
     const next = newTuple[i] as TupleValue;
-    if (next === UNCHANGED_TOAST) continue;
+    if (next === UNCHANGED_TOAST || next instanceof OversizedValue) continue;
     if (oldKind === "old") {
       if ((oldTuple as TupleValue[])[i] === next) continue;
     } else if (keyUnchanged && schema.keyColumns.includes(i)) {
@@ -57,8 +70,40 @@ function keyOf(tuple: TupleValue[], schema: RelationSchema): ColumnValue[] {
   return schema.keyColumns.map((i) => present(tuple[i], schema, i));
 }
 
+/** A row with a value above the limit stops the capture, naming the row. */
+function refuseOversized(message: RowMessage, schema: RelationSchema, commitLsn: Lsn, limit: number): void {
+  const tuples: TupleValue[][] =
+    message.tag === "delete"
+      ? [message.oldTuple]
+      : message.tag === "update"
+        ? [message.newTuple, message.oldTuple ?? []]
+        : [message.newTuple];
+  for (const tuple of tuples) {
+    const column = tuple.findIndex((v) => v instanceof OversizedValue);
+    if (column < 0) continue;
+    const keyTuple = message.tag === "update" ? (message.oldTuple ?? message.newTuple) : tuple;
+    const key = schema.keyColumns
+      .map((i) => {
+        const v = keyTuple[i];
+        if (v instanceof OversizedValue) return `<${v.bytes} bytes>`;
+        return typeof v === "string" ? JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v) : "NULL";
+      })
+      .join(", ");
+    throw new ValueTooLargeError(
+      {
+        table: `${schema.schema}.${schema.table}`,
+        column: schema.columns[column]?.name ?? String(column),
+        key: `(${key})`,
+        commitLsn,
+      },
+      (tuple[column] as OversizedValue).bytes,
+      limit,
+    );
+  }
+}
+
 function present(value: TupleValue | undefined, schema: RelationSchema, column: number): ColumnValue {
-  if (value === UNCHANGED_TOAST || value === undefined) {
+  if (value === UNCHANGED_TOAST || value === undefined || value instanceof OversizedValue) {
     // Only an UPDATE's non-key columns may be left out of the stream; anything
     // else means the stream and the schema disagree, and guessing would corrupt.
     throw new Error(

@@ -33,6 +33,8 @@ export interface SlotReaderOptions {
   onMessage(walStart: Lsn, msg: PgoutputMessage): Promise<void>;
   /** True when nothing received is waiting to become durable (every delivered transaction confirmed). */
   isIdle(): boolean;
+  /** Values with more bytes of text stop the capture (capture.maxValueBytes). */
+  maxValueBytes: number;
   /** How often a standby status update is sent regardless of traffic. Default 10 000 ms. */
   statusIntervalMs?: number;
   logger?: SlotReaderLogger;
@@ -118,6 +120,7 @@ export class SlotReader {
     });
     this.plugin = new DiffrelayPgoutputPlugin({
       publicationNames: [options.publicationName],
+      maxValueBytes: options.maxValueBytes,
       onDecodeError: (error) => this.fail(error),
     });
     this.service.on("data", (lsn: string, msg: PgoutputMessage | null) => this.handleData(lsn, msg));

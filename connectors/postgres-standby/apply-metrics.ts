@@ -40,6 +40,11 @@ export function createApplyMetrics(standby: string) {
       help: "Source transactions skipped because they were already applied",
       registers,
     }),
+    staleSessionSkipped: new Counter({
+      name: "diffrelay_apply_stale_session_messages_total",
+      help: "Messages skipped because they came from a capture session that a newer one had followed",
+      registers,
+    }),
     lagSeconds: new Histogram({
       name: "diffrelay_apply_lag_seconds",
       help: "Source commit to standby commit",

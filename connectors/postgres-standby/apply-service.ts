@@ -3,6 +3,7 @@ import pg from "pg";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
@@ -224,7 +225,9 @@ export class ApplyService {
 
   private async openSession(): Promise<Session> {
     const { config, kafka } = this.deps;
-    const client = new pg.Client(postgresClientConfig(this.deps.standbyUrl, config.standby?.tls));
+    const client = new pg.Client(
+      asStandbyWriter(postgresClientConfig(this.deps.standbyUrl, config.standby?.tls)),
+    );
     // A broken connection also rejects the query in flight, which ends the session.
     client.on("error", () => undefined);
     await client.connect();
@@ -287,6 +290,8 @@ export class ApplyService {
       metrics,
       pauseGate: gate,
       deadLetter: deadLetters?.send.bind(deadLetters),
+      onStaleMessage: (offset, problem) =>
+        this.deps.logger.warn({ topic: topics.data, offset: offset.toString() }, `message ${problem}`),
       expectSource: (id) => {
         sourceId = id;
       },

@@ -10,12 +10,15 @@ export { sequence as advanceSequenceStatement } from "./planning/non-row-stateme
 export { TableMappings } from "./planning/table-mapping.js";
 export { requireOffsetInTopic } from "./position-errors.js";
 export {
+  latestRejoinReport,
   liftPause,
+  markRejoinRepaired,
   markSeedFinished,
   markSeedStarted,
   movePausePoint,
   pauseReached,
   readPosition,
+  recordRejoinReport,
   requestPause,
   writePosition,
 } from "./position-store.js";

@@ -174,3 +174,40 @@ export async function markPausedAt(client: pg.ClientBase, topic: string, at: Lsn
     formatLsn(at),
   ]);
 }
+
+/*
+ * rejoin's record of an old primary's unpublished transactions
+ * (migrations/standby/004_rejoin_report.sql).
+ */
+
+/** Commits the report on its own, before any repair; returns its id. */
+export async function recordRejoinReport(
+  client: pg.ClientBase,
+  oldTopic: string,
+  newTopic: string,
+  report: unknown,
+): Promise<string> {
+  const { rows } = await client.query<{ id: string }>(
+    "INSERT INTO diffrelay.rejoin_report (old_topic, new_topic, report) VALUES ($1, $2, $3::jsonb) RETURNING id::text",
+    [oldTopic, newTopic, JSON.stringify(report)],
+  );
+  return rows[0]?.id as string;
+}
+
+/** Inside the repair's transaction. */
+export async function markRejoinRepaired(client: pg.ClientBase, id: string): Promise<void> {
+  await client.query("UPDATE diffrelay.rejoin_report SET repaired_at = now() WHERE id = $1", [id]);
+}
+
+/** The last report recorded for a rejoin onto `newTopic`, or null. */
+export async function latestRejoinReport(
+  client: pg.ClientBase,
+  newTopic: string,
+): Promise<{ id: string; report: unknown; repairedAt: Date | null } | null> {
+  const { rows } = await client.query<{ id: string; report: unknown; repaired_at: Date | null }>(
+    "SELECT id::text, report, repaired_at FROM diffrelay.rejoin_report WHERE new_topic = $1 ORDER BY id DESC LIMIT 1",
+    [newTopic],
+  );
+  const row = rows[0];
+  return row ? { id: row.id, report: row.report, repairedAt: row.repaired_at } : null;
+}

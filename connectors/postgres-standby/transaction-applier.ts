@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { ClientBase, QueryResult } from "pg";
 import type { Change, ColumnValue, DdlChange, SequencePosition } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { copyIn } from "../../src/sql/copy-protocol.js";
 import { quoteQualified } from "../../src/sql/quote.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
@@ -138,6 +139,7 @@ export class TransactionApplier {
           base: start,
           positionOf,
           resolved: new Map(),
+          lastResolved: null,
         };
         await this.applySegment(segment);
       }
@@ -199,6 +201,7 @@ export class TransactionApplier {
 
   /** Loads every relation the segment touches before planning, which is synchronous. */
   private async resolveRelations(segment: Segment): Promise<void> {
+    let previous: SchemaRef | null = null;
     for (const [index, change] of segment.changes.entries()) {
       const refs =
         change.kind === "insert" || change.kind === "update" || change.kind === "delete"
@@ -207,6 +210,9 @@ export class TransactionApplier {
             ? change.relations
             : [];
       for (const ref of refs) {
+        // A decoded message shares one ref object among its changes: most lookups end here.
+        if (ref === previous) continue;
+        previous = ref;
         const id = relationKey(ref);
         if (segment.resolved.has(id)) continue;
         try {
@@ -265,7 +271,7 @@ export class TransactionApplier {
   }
 
   private async runExact(segment: Segment, statement: PlannedStatement): Promise<void> {
-    let result: QueryResult;
+    let result: Pick<QueryResult, "rowCount">;
     try {
       result = await this.execute(segment.client, statement);
     } catch (err) {
@@ -308,7 +314,12 @@ export class TransactionApplier {
   }
 
   /** Runs one statement, as a named prepared statement when its text repeats. */
-  private execute(client: ClientBase, statement: PlannedStatement): Promise<QueryResult> {
+  private async execute(
+    client: ClientBase,
+    statement: PlannedStatement,
+  ): Promise<Pick<QueryResult, "rowCount">> {
+    if (statement.copyData !== undefined)
+      return { rowCount: await copyIn(client, statement.sql, statement.copyData) };
     const values: unknown[] = statement.params;
     if (!statement.prepare) {
       return values.length === 0 ? client.query(statement.sql) : client.query(statement.sql, values);
@@ -468,6 +479,8 @@ interface Segment {
   base: number;
   positionOf: (index: number) => SourcePosition;
   resolved: Map<string, ResolvedRelation>;
+  /** The planner asks once per change, mostly for the ref it asked for last. */
+  lastResolved: { ref: SchemaRef; relation: ResolvedRelation } | null;
 }
 
 /** Columns of one table whose type on the standby is not the source's (modifiers aside). */
@@ -483,8 +496,10 @@ function relationKey(ref: SchemaRef): string {
 }
 
 function resolvedRelation(segment: Segment, ref: SchemaRef): ResolvedRelation {
+  if (segment.lastResolved?.ref === ref) return segment.lastResolved.relation;
   const found = segment.resolved.get(relationKey(ref));
   if (found === undefined)
     throw new Error(`relation ${ref.relationId} version ${ref.version} was not resolved`);
+  segment.lastResolved = { ref, relation: found };
   return found;
 }

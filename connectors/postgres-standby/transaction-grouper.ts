@@ -9,8 +9,10 @@ import type { Frame } from "./frame-decoder.js";
 import type { PauseGate } from "./pause-gate.js";
 import { ddlReplay } from "./planning/ddl-replay.js";
 import type { ApplyPosition } from "./position-store.js";
+import { describeSession, SessionOrder } from "./session-order.js";
 import type { StandbyTransaction } from "./standby-transaction.js";
 import { orderByTable } from "./table-order.js";
+import { ValueJoiner } from "./value-joiner.js";
 
 /** Applies a list of changes inside the grouper's standby transaction. */
 export type ChangeSink = (changes: Change[], positions: SourcePosition[]) => Promise<void>;
@@ -30,8 +32,16 @@ export interface TransactionGrouperOptions {
   applyAlone: AloneDdlSink;
   metrics: Pick<
     ApplyMetrics,
-    "deadLettered" | "duplicatesSkipped" | "lagSeconds" | "transactions" | "rows" | "groupRows"
+    | "deadLettered"
+    | "duplicatesSkipped"
+    | "staleSessionSkipped"
+    | "lagSeconds"
+    | "transactions"
+    | "rows"
+    | "groupRows"
   >;
+  /** Told of each message skipped because a newer capture session already published (for the log). */
+  onStaleMessage: (offset: bigint, problem: string) => void;
   /** Verify's pause: asked before each new source transaction, held with the group committed. */
   pauseGate: Pick<PauseGate, "mustPauseBefore" | "hold">;
   /**
@@ -53,6 +63,9 @@ interface OpenChunkedTransaction {
   nextChunk: number;
 }
 
+/** Joined values buffered before the pending changes go to the sink, whatever their count. */
+const MAX_PENDING_JOINED_BYTES = 64 * 1024 * 1024;
+
 /**
  * Turns the topic's decoded messages into standby transactions. Each source
  * transaction is applied whole and once: duplicates (commit LSN not above the
@@ -73,6 +86,9 @@ export class TransactionGrouper {
   private groupCommitTimes: bigint[] = [];
   private pendingChanges: Change[] = [];
   private pendingPositions: SourcePosition[] = [];
+  private pendingJoinedBytes = 0;
+  private readonly joiner = new ValueJoiner();
+  private readonly sessions = new SessionOrder();
   /** The source transaction being applied added an enum value: its group must commit before the next one. */
   private commitAfterTransaction = false;
 
@@ -93,7 +109,18 @@ export class TransactionGrouper {
       return;
     }
     this.followSource(frame.message.envelope);
-    for (const chunk of frame.message.chunks) await this.handleChunk(chunk, frame.offset);
+    const { session } = frame.message;
+    if (session !== null && this.sessions.isStale(session)) {
+      // Not one chunk of it may be applied: it could interrupt or continue the newer session's transaction.
+      this.options.metrics.staleSessionSkipped.inc();
+      this.options.onStaleMessage(
+        frame.offset,
+        `skipped: it comes from ${describeSession(session)}, which a newer capture session followed; ` +
+          "the newer session sends what it carried again",
+      );
+    } else {
+      for (const chunk of frame.message.chunks) await this.handleChunk(chunk, frame.offset);
+    }
     if (this.open === null) {
       this.position.nextOffset = frame.offset + 1n;
       if (this.inTransaction && (lastOfBatch || this.groupIsFull())) await this.commitGroup();
@@ -109,6 +136,8 @@ export class TransactionGrouper {
     if (this.open) {
       this.pendingChanges = [];
       this.pendingPositions = [];
+      this.pendingJoinedBytes = 0;
+      this.joiner.reset();
       await this.tx.rollbackToSavepoint();
       this.open = null;
     }
@@ -169,6 +198,7 @@ export class TransactionGrouper {
       // The capture restarted inside this transaction and sends it again from the start.
       await this.flushPending();
       await this.tx.rollbackToSavepoint();
+      this.joiner.reset();
       this.open = null;
     }
     if (header.commitLsn <= this.position.lastCommitLsn) {
@@ -212,15 +242,28 @@ export class TransactionGrouper {
   private async applyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
     const { header } = chunk;
     const source = this.sourceOf(chunk, offset);
+    try {
+      this.pendingJoinedBytes += this.joiner.join(chunk);
+    } catch (err) {
+      throw this.badChunk(chunk, offset, `does not join: ${(err as Error).message}`);
+    }
     for (const change of chunk.changes) {
       this.pendingChanges.push(change);
       this.pendingPositions.push(source);
       if (replayOf(change) === "commit-after") this.commitAfterTransaction = true;
     }
     this.groupRows += chunk.changes.length;
-    if (this.pendingChanges.length >= this.options.maxPendingChanges) await this.flushPending();
+    if (
+      this.pendingChanges.length >= this.options.maxPendingChanges ||
+      this.pendingJoinedBytes >= MAX_PENDING_JOINED_BYTES
+    ) {
+      await this.flushPending();
+    }
     if (this.open) this.open.nextChunk = header.chunk + 1;
     if (header.finalChunk) {
+      if (!this.joiner.isEmpty) {
+        throw this.badChunk(chunk, offset, "ends its transaction with VALUE_PART frames that no change used");
+      }
       if (this.open) {
         await this.flushPending();
         await this.tx.releaseSavepoint();
@@ -287,6 +330,7 @@ export class TransactionGrouper {
     const positions = order.map((i) => this.pendingPositions[i] as SourcePosition);
     this.pendingChanges = [];
     this.pendingPositions = [];
+    this.pendingJoinedBytes = 0;
     await this.options.apply(changes, positions);
   }
 
@@ -309,11 +353,15 @@ export class TransactionGrouper {
     const expected = this.open
       ? `chunk ${this.open.nextChunk} of ${formatLsn(this.open.commitLsn)}`
       : "the first chunk of a transaction";
+    return this.badChunk(chunk, offset, `arrived where ${expected} was expected`);
+  }
+
+  private badChunk(chunk: TransactionChunk, offset: bigint, problem: string): BadFrameError {
     return new BadFrameError(
       this.position.topic,
       this.position.partition,
       offset.toString(),
-      `chunk ${chunk.header.chunk} of transaction ${formatLsn(chunk.header.commitLsn)} arrived where ${expected} was expected`,
+      `chunk ${chunk.header.chunk} of transaction ${formatLsn(chunk.header.commitLsn)} ${problem}`,
     );
   }
 }

@@ -1,4 +1,5 @@
 import kafkajs, { type Admin, type DescribeAclResource } from "kafkajs";
+import { messageLimits } from "../../src/kafka/message-limits.js";
 import {
   type DurabilityTarget,
   durabilityTarget,
@@ -31,9 +32,6 @@ export interface KafkaFindings {
   /** The data topic's retained offsets; null when the topic or the brokers are out of reach. */
   offsets: TopicOffsets | null;
 }
-
-/** A record batch carries a header and per-record overhead beyond the capture's message. */
-const BATCH_OVERHEAD_BYTES = 1024;
 
 /** A standby stopped for less than this should never need a re-seed. */
 const MIN_COMFORTABLE_RETENTION_MS = 24 * 3_600_000;
@@ -165,20 +163,22 @@ async function checkDataTopic(
   }
 
   const maxMessage = Number(config.get("max.message.bytes") ?? "0");
-  const needed = options.maxMessageBytes + BATCH_OVERHEAD_BYTES;
-  if (maxMessage < needed)
-    checks.add(
-      "max.message.bytes",
-      "fail",
-      `${maxMessage} on the topic is below capture.maxMessageBytes ${options.maxMessageBytes} plus batch overhead: the broker rejects the capture's largest messages`,
-      `raise max.message.bytes on ${topics.data} to at least ${needed}, or lower capture.maxMessageBytes`,
-    );
-  else
+  try {
+    // The capture sizes its messages from this limit the same way; larger values travel in pieces.
+    const limits = messageLimits(maxMessage, options.maxMessageBytes);
     checks.add(
       "max.message.bytes",
       "ok",
-      `${maxMessage}, capture.maxMessageBytes ${options.maxMessageBytes}`,
+      `${maxMessage}: the capture's messages stay below ${limits.messageLimitBytes} bytes, closed at ${limits.maxMessageBytes}; larger values are split across messages`,
     );
+  } catch (err) {
+    checks.add(
+      "max.message.bytes",
+      "fail",
+      `${maxMessage} on the topic: ${(err as Error).message}`,
+      `raise max.message.bytes on ${topics.data} to at least 16384`,
+    );
+  }
   return partitionOffsets(admin, topics.data);
 }
 

@@ -77,7 +77,7 @@ export async function fenceOldPrimary(options: {
  * still commit after it returns. Waiting until they are gone puts every commit
  * of theirs before the heartbeat that follows.
  */
-async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
+export async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await client.query<{ pid: number }>(
@@ -90,7 +90,7 @@ async function endClientSessions(client: pg.Client, db: string, timeoutMs: numbe
     ]);
     if (Date.now() > deadline) {
       throw new Error(
-        `sessions of database "${db}" on the old primary were still there ${timeoutMs} ms after being terminated (pids ${rows.map((r) => r.pid).join(", ")}): end them (pg_terminate_backend) and run promote again`,
+        `sessions of database "${db}" on the old primary were still there ${timeoutMs} ms after being terminated (pids ${rows.map((r) => r.pid).join(", ")}): end them (pg_terminate_backend) and run the command again`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));

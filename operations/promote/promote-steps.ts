@@ -4,6 +4,7 @@ import { identifySource, migrateSource } from "../../connectors/postgres-source/
 import { ApplyService, createApplyMetrics, writePosition } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { describeShortfall, ensureSourceTopics } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
@@ -115,7 +116,7 @@ export async function withDatabase<T>(
   config: DiffrelayConfig,
   fn: (c: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const client = new pg.Client(postgresClientConfig(url, config.standby?.tls));
+  const client = new pg.Client(asStandbyWriter(postgresClientConfig(url, config.standby?.tls)));
   await client.connect();
   try {
     return await fn(client);

@@ -1,108 +1,13 @@
 import { once } from "node:events";
 import type pg from "pg";
+import { type CopyConnection, CopyInQuery, CopyOutQuery } from "../../src/sql/copy-protocol.js";
 
 /**
  * COPY ... TO STDOUT streamed into COPY ... FROM STDIN between two pg clients.
- *
- * pg has no COPY API of its own, but client.query() accepts any "submittable"
- * object and hands it the protocol messages of its query (this is how the
- * pg-copy-streams package works). Two small submittables are enough here, so
- * diffrelay needs no extra dependency: the source's CopyData messages are
- * batched and written to the standby's connection, and the source socket is
- * paused while the standby's socket has a full write buffer, so memory stays
- * bounded by one socket read plus one batch.
+ * The source's CopyData messages are batched and written to the standby's
+ * connection, and the source socket is paused while the standby's socket has a
+ * full write buffer, so memory stays bounded by one socket read plus one batch.
  */
-
-/** The internal pg Connection methods the COPY sub-protocol needs (present in pg 8). */
-interface CopyConnection extends pg.Connection {
-  sendCopyFromChunk(chunk: Buffer): void;
-  endCopyFrom(): void;
-  sendCopyFail(message: string): void;
-}
-
-interface CommandCompleteMessage {
-  text: string;
-}
-
-function copiedRows(message: CommandCompleteMessage): number {
-  const match = /^COPY (\d+)/.exec(message.text);
-  return match ? Number(match[1]) : 0;
-}
-
-/** Base of both submittables: settles once, on ReadyForQuery (or an error). */
-abstract class CopyQuery {
-  rows = 0;
-  private error: Error | null = null;
-  private settle!: { resolve: (rows: number) => void; reject: (err: Error) => void };
-  readonly done: Promise<number>;
-
-  constructor(readonly text: string) {
-    this.done = new Promise<number>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-    // Callers await `done` later; a failure before then must not count as unhandled.
-    this.done.catch(() => undefined);
-  }
-
-  submit(connection: pg.Connection): void {
-    connection.query(this.text);
-  }
-
-  handleCommandComplete(message: CommandCompleteMessage): void {
-    this.rows = copiedRows(message);
-  }
-
-  handleReadyForQuery(): void {
-    if (this.error) this.settle.reject(this.error);
-    else this.settle.resolve(this.rows);
-  }
-
-  handleError(err: Error): void {
-    // A server error is followed by ReadyForQuery; a dead socket is not, so settle now either way.
-    this.error = err;
-    this.settle.reject(err);
-  }
-
-  handleCopyInResponse(connection: CopyConnection): void {
-    connection.sendCopyFail("diffrelay did not expect COPY FROM STDIN here");
-  }
-
-  handleCopyData(_message: { chunk: Buffer }): void {}
-  handleRowDescription(): void {}
-  handleDataRow(): void {}
-  handleEmptyQuery(): void {}
-  handlePortalSuspended(): void {}
-}
-
-class CopyOutQuery extends CopyQuery {
-  constructor(
-    text: string,
-    private readonly onData: (chunk: Buffer) => void,
-  ) {
-    super(text);
-  }
-
-  override handleCopyData(message: { chunk: Buffer }): void {
-    this.onData(message.chunk);
-  }
-}
-
-class CopyInQuery extends CopyQuery {
-  connection: CopyConnection | null = null;
-  private readyResolve!: () => void;
-  readonly ready = new Promise<void>((resolve) => {
-    this.readyResolve = resolve;
-  });
-
-  override submit(connection: pg.Connection): void {
-    this.connection = connection as CopyConnection;
-    super.submit(connection);
-  }
-
-  override handleCopyInResponse(): void {
-    this.readyResolve();
-  }
-}
 
 export interface CopyProgress {
   /** Bytes of COPY data moved so far. */

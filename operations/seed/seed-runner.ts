@@ -14,6 +14,7 @@ import {
   markSeedStarted,
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
+import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
@@ -76,6 +77,8 @@ export interface SeedOptions {
   parallel: number;
   rangeRows: number;
   createSchema: boolean;
+  /** The epoch of `topics` (0 unless the source was promoted). */
+  epoch?: number;
   progress?: SeedProgress;
 }
 
@@ -95,7 +98,7 @@ export async function runSeed(given: SeedOptions): Promise<SeedResult> {
   const options: SeedOptions = {
     ...given,
     sourceConfig: withValueFormat(given.sourceConfig),
-    standbyConfig: withValueFormat(given.standbyConfig),
+    standbyConfig: asStandbyWriter(withValueFormat(given.standbyConfig)),
   };
   const progress = options.progress ?? new SeedProgress();
   const source = new pg.Client(options.sourceConfig);
@@ -228,7 +231,7 @@ export async function runSeed(given: SeedOptions): Promise<SeedResult> {
       // The last transaction before the consistent point committed no later than the snapshot was taken.
       lastCommitTimeMicros: snapshotTimeMicros,
       sourceId: computeSourceId(identity.systemIdentifier, identity.databaseName),
-      epoch: 0,
+      epoch: options.epoch ?? 0,
     });
     return {
       consistentPoint: formatLsn(snapshot.consistentPoint),

@@ -1,7 +1,11 @@
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { resolveCaptureSlot, slotInfo } from "../../connectors/postgres-source/index.js";
-import { readPosition, requireOffsetInTopic } from "../../connectors/postgres-standby/index.js";
+import {
+  latestRejoinReport,
+  readPosition,
+  requireOffsetInTopic,
+} from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { withPgClient } from "../../src/config/postgres-connection.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
@@ -41,6 +45,8 @@ export interface StandbyStatus {
   stalled: string | null;
   /** Why this standby could not be read (unreachable, never seeded), or why it cannot go on (a topic gap). */
   error: string | null;
+  /** An old primary that rejoined onto this topic: what it had committed that never reached the new primary. */
+  rejoined: { reportId: string; method: string; lostCommitLsns: string[] } | null;
 }
 
 export interface StatusOptions {
@@ -154,9 +160,29 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
         lastError: lastErrorOf(doc),
         stalled: stallOf(doc),
         error: null,
+        rejoined: null,
       };
       try {
-        const position = await withClient(s.config, (c) => readPosition(c, options.topic, 0));
+        const [position, rejoin] = await withClient(
+          s.config,
+          async (c) =>
+            [
+              await readPosition(c, options.topic, 0),
+              // Before migrations/standby/004 there is no such table: nothing rejoined there.
+              await latestRejoinReport(c, options.topic).catch((err: { code?: string }) => {
+                if (err.code === "42P01") return null;
+                throw err;
+              }),
+            ] as const,
+        );
+        if (rejoin) {
+          const report = rejoin.report as { method?: string; unpublished?: { commitLsn: string }[] };
+          status.rejoined = {
+            reportId: rejoin.id,
+            method: String(report.method),
+            lostCommitLsns: (report.unpublished ?? []).map((t) => t.commitLsn),
+          };
+        }
         if (!position) {
           status.error = "no position for this topic (not seeded or never applied)";
           return status;

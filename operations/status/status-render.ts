@@ -53,6 +53,14 @@ export function renderStatus(report: StatusReport): string {
   lines.push(fmt(header));
   for (const r of rows) lines.push(fmt(r));
   for (const b of report.standbys) if (b.stalled) lines.push(`${b.name} STALLED: ${b.stalled}`);
+  for (const b of report.standbys) {
+    if (!b.rejoined) continue;
+    const lost = b.rejoined.lostCommitLsns;
+    lines.push(
+      `${b.name} rejoined as a former primary (${b.rejoined.method}, diffrelay.rejoin_report id ${b.rejoined.reportId}): ` +
+        `${lost.length} of its transactions never reached the new primary${lost.length ? ` (commit LSNs ${lost.join(", ")})` : ""}`,
+    );
+  }
   if (rows.length === 0) lines.push("(no standby given: --standby-url, or --standbys name=url,...)");
   return lines.join("\n");
 }

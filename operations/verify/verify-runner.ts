@@ -16,6 +16,7 @@ import {
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import { withPgClient } from "../../src/config/postgres-connection.js";
+import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
@@ -98,7 +99,7 @@ export async function runVerify(given: VerifyOptions): Promise<VerifyReport> {
   const options: VerifyOptions = {
     ...given,
     sourceConfig: withValueFormat(given.sourceConfig),
-    standbyConfig: withValueFormat(given.standbyConfig),
+    standbyConfig: asStandbyWriter(withValueFormat(given.standbyConfig)),
   };
   const log = options.log ?? (() => undefined);
   const source = new pg.Client(options.sourceConfig);

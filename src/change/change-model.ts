@@ -88,4 +88,30 @@ export interface TransactionHeader {
 export interface TransactionChunk {
   header: TransactionHeader;
   changes: Change[];
+  /** Pieces of values too large for one message; absent when there are none. */
+  valueParts?: ValuePart[];
+  /** Values of `changes` that stand for joined pieces (null until the consumer joins them); absent when none. */
+  joined?: JoinedSlot[];
+}
+
+/**
+ * A piece of the UTF-8 text of a value too large for one Kafka message. The
+ * pieces of one value follow each other, possibly across chunks; the one
+ * marked last completes it, and completed values fill the transaction's
+ * joined slots in order.
+ */
+export interface ValuePart {
+  /** Index in the chunk's changes of the change this piece comes before; changes.length when after all. */
+  beforeChange: number;
+  bytes: Buffer;
+  last: boolean;
+}
+
+/** A value of a change that is the next joined value of its transaction. */
+export interface JoinedSlot {
+  /** Index in the chunk's changes. */
+  change: number;
+  /** Which array of that change holds the value: `key` (update, delete) or `values` (insert, update). */
+  field: "key" | "values";
+  index: number;
 }

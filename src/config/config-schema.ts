@@ -56,6 +56,12 @@ const captureSchema = z.object({
     .min(4096)
     .max(8 * 1024 * 1024)
     .default(512 * 1024),
+  /**
+   * A value whose text takes more bytes stops the capture (exit 7) before its
+   * transaction is confirmed. The default is the hard limit, V8's largest
+   * string (536870888); lower it to bound the capture's memory per row.
+   */
+  maxValueBytes: z.number().int().min(1024).max(536_870_888).default(536_870_888),
   /** How long frames may wait for more frames before they are sent. */
   lingerMs: z.number().int().min(0).max(1000).default(2),
   /** Bytes of frames waiting for Kafka before the replication socket is paused. */

@@ -181,6 +181,13 @@ export const SETTINGS: readonly Setting[] = [
     "a Kafka message is closed at this size; larger transactions are chunked",
   ),
   setting(
+    "capture.maxValueBytes",
+    "DIFFRELAY_MAX_VALUE_BYTES",
+    "max-value-bytes",
+    "number",
+    "a value with more bytes of text stops the capture (exit 7); default and most: 536870888",
+  ),
+  setting(
     "capture.lingerMs",
     "DIFFRELAY_LINGER_MS",
     "linger-ms",

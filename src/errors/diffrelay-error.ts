@@ -21,7 +21,12 @@ export type ErrorKind =
   /** Another role change of the cluster claimed the epoch first, or the cluster moved on: nothing was changed. */
   | "conflict"
   /** An operation could not reach a result this time (verify found no comparable point); running it again may. */
-  | "incomplete";
+  | "incomplete"
+  /**
+   * The capture cannot publish a change, and sending it again cannot help: a value above the hard
+   * limit, or Kafka refusing the produce for good (MESSAGE_TOO_LARGE, INVALID_RECORD, ...).
+   */
+  | "unpublishable";
 
 /** Every kind, e.g. to give a metric's `kind` label a series per kind from the start. */
 export const ERROR_KINDS: readonly ErrorKind[] = [
@@ -34,6 +39,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "bad-frame",
   "conflict",
   "incomplete",
+  "unpublishable",
 ];
 
 export class DiffrelayError extends Error {

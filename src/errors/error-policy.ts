@@ -19,7 +19,39 @@ const POLICIES: Record<ErrorKind, Omit<ErrorPolicy, "kind">> = {
   "bad-frame": { retry: false, exitCode: EXIT.badFrame },
   conflict: { retry: false, exitCode: EXIT.conflict },
   incomplete: { retry: false, exitCode: EXIT.failure },
+  unpublishable: { retry: false, exitCode: EXIT.unpublishable },
 };
+
+/**
+ * Kafka refusals a fresh producer cures (a new session starts a new producer id and sequence),
+ * although the client calls them not retriable.
+ */
+const CURED_BY_A_NEW_PRODUCER = new Set([
+  "OUT_OF_ORDER_SEQUENCE_NUMBER",
+  "DUPLICATE_SEQUENCE_NUMBER",
+  "INVALID_PRODUCER_EPOCH",
+  "UNKNOWN_PRODUCER_ID",
+  "INVALID_PRODUCER_ID_MAPPING",
+  "PRODUCER_FENCED",
+]);
+
+/**
+ * What a failed produce means. kafkajs marks the broker's answers it will not
+ * retry (`retriable: false`): sending the same records again gets the same
+ * answer, so retrying from the slot would loop while the slot pins WAL.
+ * Authorization refusals are set-up problems; the others (MESSAGE_TOO_LARGE,
+ * RECORD_LIST_TOO_LARGE, INVALID_RECORD, ...) make the change unpublishable.
+ */
+export function produceErrorKind(cause: unknown): ErrorKind {
+  for (let err = cause, depth = 0; err instanceof Error && depth < 10; err = err.cause, depth++) {
+    const refusal = err as Error & { type?: unknown; retriable?: unknown };
+    if (refusal.name !== "KafkaJSProtocolError" || refusal.retriable !== false) continue;
+    const type = String(refusal.type);
+    if (CURED_BY_A_NEW_PRODUCER.has(type)) return "transient";
+    return type.endsWith("_AUTHORIZATION_FAILED") ? "setup" : "unpublishable";
+  }
+  return "transient";
+}
 
 /**
  * The one decision of what to do with an error. Errors that are not diffrelay's

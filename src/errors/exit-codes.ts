@@ -12,8 +12,10 @@ export const EXIT = {
   badFrame: 5,
   /** verify found differences. */
   different: 6,
+  /** The capture cannot publish a change: a value above the hard limit, or Kafka refusing it for good. */
+  unpublishable: 7,
   /** Another role change claimed the cluster's next epoch first, or the cluster moved on; nothing was changed. */
-  conflict: 7,
+  conflict: 9,
   /**
    * failover promoted a standby, but the old primary may have committed transactions that are on no
    * standby (zero-loss mode was off or not known); the report names the last known slot lag.

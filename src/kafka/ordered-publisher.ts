@@ -1,5 +1,7 @@
 import type { CompressionTypes, Producer } from "kafkajs";
 import { DiffrelayError } from "../errors/diffrelay-error.js";
+import { produceErrorKind } from "../errors/error-policy.js";
+import { RECORD_OVERHEAD_BYTES } from "./message-limits.js";
 
 /**
  * Where sealed messages go. One send() is one produce request: it resolves
@@ -52,7 +54,7 @@ export interface ProduceAck {
 
 export interface OrderedPublisherOptions<T> {
   sink: MessageSink;
-  /** Upper bound of one produce request; a single larger message still goes alone. */
+  /** Upper bound of one produce request, RECORD_OVERHEAD_BYTES per message included; a single larger message still goes alone. */
   maxRequestBytes: number;
   /** Bytes queued or in flight before waitForCapacity() blocks the caller. */
   maxPendingBytes: number;
@@ -69,14 +71,15 @@ export interface OrderedPublisherOptions<T> {
 
 /**
  * A produce request that failed after the client's retries; the publisher that
- * sent it has stopped. Transient: nothing it carried was confirmed, so a new
- * session from the slot sends it again.
+ * sent it has stopped. Nothing it carried was confirmed. Usually transient: a
+ * new session from the slot sends it again; a refusal that sending again
+ * cannot change stops the capture (produceErrorKind).
  */
 export class PublishError extends DiffrelayError {
   override name = "PublishError";
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super("transient", message, options);
+    super(produceErrorKind(options?.cause), message, options);
   }
 }
 
@@ -159,8 +162,9 @@ export class OrderedPublisher<T> {
     let bytes = 0;
     let count = 0;
     for (const message of this.queue) {
-      if (count > 0 && bytes + sizeOf(message) > this.options.maxRequestBytes) break;
-      bytes += sizeOf(message);
+      const framed = sizeOf(message) + RECORD_OVERHEAD_BYTES;
+      if (count > 0 && bytes + framed > this.options.maxRequestBytes) break;
+      bytes += framed;
       count++;
     }
     return this.queue.splice(0, count);

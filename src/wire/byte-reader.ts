@@ -110,6 +110,20 @@ export class ByteReader {
     return n;
   }
 
+  /** `length` raw bytes (the caller checked them against `remaining`), as a view into the message. */
+  bytes(length: number, what: string): Buffer {
+    const start = this.pos;
+    if (start + length > this.buf.length) {
+      throw new WireFormatError(
+        "truncated",
+        start,
+        `${what} needs ${length} bytes, only ${this.remaining} left`,
+      );
+    }
+    this.pos += length;
+    return this.buf.subarray(start, this.pos);
+  }
+
   /** The spec's `string`. */
   string(what: string): string {
     const start = this.pos;

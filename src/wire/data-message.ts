@@ -1,6 +1,7 @@
 import type {
   Change,
   ColumnValue,
+  JoinedSlot,
   SequencePosition,
   TransactionChunk,
   TransactionHeader,
@@ -8,8 +9,14 @@ import type {
 import type { SchemaRef } from "../change/relation-schema.js";
 import { ByteReader } from "./byte-reader.js";
 import { ByteWriter } from "./byte-writer.js";
-import { type Envelope, MessageKind, readEnvelope, writeEnvelope } from "./envelope.js";
-import { readValue, writeValue } from "./value-codec.js";
+import {
+  type Envelope,
+  MessageKind,
+  readEnvelope,
+  type WireFormatVersion,
+  writeEnvelope,
+} from "./envelope.js";
+import { JOINED_VALUE, readValue, writeJoinedValue, writeValue } from "./value-codec.js";
 import { WireFormatError } from "./wire-format-error.js";
 
 /** Data messages (docs/wire-format.md, "Data messages (kind 1)"). */
@@ -23,9 +30,11 @@ const Tag = {
   truncate: 0x06,
   ddl: 0x07,
   sequences: 0x08,
+  valuePart: 0x09,
 } as const;
 
 const TX_FINAL_CHUNK = 0x01;
+const VALUE_PART_LAST = 0x01;
 const TRUNCATE_CASCADE = 0x01;
 const TRUNCATE_RESTART_IDENTITY = 0x02;
 
@@ -36,9 +45,78 @@ const MAX_I64 = (1n << 63n) - 1n;
 /** Column indexes are bounded so that index arithmetic stays exact; PostgreSQL allows 1664. */
 const MAX_COLUMN_INDEX = 0x7fff_ffff;
 
+/**
+ * Which capture session wrote a message (format version 2): a random id per
+ * capture process start, and a counter of its replication sessions from 1.
+ * A consumer uses it to tell a stale session's late messages from the
+ * current session's.
+ */
+export interface CaptureSessionId {
+  captureId: bigint;
+  session: number;
+}
+
 export interface DecodedDataMessage {
   envelope: Envelope;
+  /** null for a version 1 message. */
+  session: CaptureSessionId | null;
   chunks: TransactionChunk[];
+}
+
+/** Bytes a VALUE_PART frame adds to its piece, at most: tag, flags, a uvarint length. */
+export const VALUE_PART_OVERHEAD_BYTES = 1 + 1 + 5;
+
+/** A frame's values in the order it writes them, which is the order joined positions count in. */
+export function valuesInFrameOrder(change: Change): readonly ColumnValue[] {
+  switch (change.kind) {
+    case "insert":
+      return change.values;
+    case "update":
+      return change.key.length === 0 ? change.values : [...change.key, ...change.values];
+    case "delete":
+      return change.key;
+    default:
+      return [];
+  }
+}
+
+/** Most bytes one value takes on the wire: a 5-byte header at most, then its UTF-8. */
+export function valueByteBound(value: ColumnValue): number {
+  return value === null ? 1 : 5 + Buffer.byteLength(value, "utf8");
+}
+
+/**
+ * Most bytes the change's frame takes, with the values at `joined` positions
+ * written as joined, including the SCHEMA_REF frames it may declare.
+ */
+export function changeByteBound(change: Change, joined: ReadonlySet<number> = NONE_JOINED): number {
+  const SCHEMA_REF_BOUND = 1 + 5 + 4;
+  const FRAME_BOUND = 1 + 5 + 5 + 5;
+  switch (change.kind) {
+    case "insert":
+    case "update":
+    case "delete": {
+      let bytes = FRAME_BOUND + SCHEMA_REF_BOUND;
+      const values = valuesInFrameOrder(change);
+      for (let i = 0; i < values.length; i++) {
+        // An update's column delta as well; a joined value keeps a 1-byte header.
+        bytes += 5 + (joined.has(i) ? 1 : valueByteBound(values[i] as ColumnValue));
+      }
+      return bytes;
+    }
+    case "truncate":
+      return FRAME_BOUND + change.relations.length * (5 + SCHEMA_REF_BOUND);
+    case "ddl":
+      return FRAME_BOUND + Buffer.byteLength(change.searchPath) + Buffer.byteLength(change.command);
+    case "sequence":
+      return (
+        FRAME_BOUND +
+        change.sequences.reduce(
+          (sum, q) => sum + 16 + Buffer.byteLength(q.schema) + Buffer.byteLength(q.name) + q.lastValue.length,
+          0,
+        )
+      );
+  }
 }
 
 /**
@@ -69,6 +147,7 @@ export interface DecodedDataMessage {
 export class DataMessageBuilder {
   private readonly writer = new ByteWriter();
   private readonly envelope: Envelope;
+  private readonly session: CaptureSessionId;
 
   /** Per message: relation id → index of its latest SCHEMA_REF. */
   private readonly refIndexByRelation = new Map<number, number>();
@@ -86,9 +165,19 @@ export class DataMessageBuilder {
   /** Whether addChange() has a transaction to add to. */
   private open = false;
 
-  constructor(envelope: Envelope) {
+  constructor(envelope: Envelope, session: CaptureSessionId) {
     this.envelope = { sourceId: envelope.sourceId, epoch: envelope.epoch };
+    if (!(Number.isSafeInteger(session.session) && session.session >= 0)) {
+      throw new RangeError(`session ${session.session} is not a non-negative integer`);
+    }
+    this.session = { ...session };
+    this.writeHeader();
+  }
+
+  private writeHeader(): void {
     writeEnvelope(this.writer, MessageKind.data, this.envelope);
+    this.writer.u64(this.session.captureId);
+    this.writer.uvarint(this.session.session);
   }
 
   /** Size of the message so far, envelope included. */
@@ -171,9 +260,28 @@ export class DataMessageBuilder {
     this.open = false;
   }
 
-  addChange(change: Change): void {
+  /**
+   * Adds a change. The values whose positions are in `joined` (positions in
+   * the order the frame writes values: an UPDATE's key first, then its changed
+   * values) are written as joined: their text must have gone out before, as
+   * VALUE_PART frames of this transaction, in the same order.
+   */
+  addChange(change: Change, joined?: ReadonlySet<number>): void {
     this.requireOpen();
-    this.atomically(() => this.writeChange(change));
+    this.atomically(() => this.writeChange(change, joined));
+  }
+
+  /** Adds a piece of the UTF-8 text of a value too large for one message; `last` completes the value. */
+  addValuePart(bytes: Uint8Array, last: boolean): void {
+    this.requireOpen();
+    if (bytes.length === 0) throw new RangeError("a value part holds at least one byte");
+    this.atomically(() => {
+      const w = this.writer;
+      w.u8(Tag.valuePart);
+      w.u8(last ? VALUE_PART_LAST : 0);
+      w.uvarint(bytes.length);
+      w.bytes(bytes);
+    });
   }
 
   /**
@@ -185,7 +293,7 @@ export class DataMessageBuilder {
     if (this.chunksInMessage === 0) throw new Error("a data message needs at least one transaction");
     const message = this.writer.toBuffer();
     this.writer.reset();
-    writeEnvelope(this.writer, MessageKind.data, this.envelope);
+    this.writeHeader();
     this.refIndexByRelation.clear();
     this.refRelations = [];
     this.refVersions = [];
@@ -219,14 +327,14 @@ export class DataMessageBuilder {
     }
   }
 
-  private writeChange(change: Change): void {
+  private writeChange(change: Change, joined: ReadonlySet<number> = NONE_JOINED): void {
     const w = this.writer;
     switch (change.kind) {
       case "insert": {
         const index = this.relationIndex(change.relation);
         w.u8(Tag.insert);
         w.uvarint(index);
-        writeValues(w, change.values);
+        writeValues(w, change.values, joined, 0);
         return;
       }
       case "update": {
@@ -239,7 +347,7 @@ export class DataMessageBuilder {
         const index = this.relationIndex(change.relation);
         w.u8(Tag.update);
         w.uvarint(index);
-        writeValues(w, change.key);
+        writeValues(w, change.key, joined, 0);
         w.uvarint(changedColumns.length);
         let next = 0;
         for (let i = 0; i < changedColumns.length; i++) {
@@ -250,7 +358,7 @@ export class DataMessageBuilder {
             );
           }
           w.uvarint(column - next);
-          writeValue(w, values[i] as ColumnValue);
+          writeValueAt(w, values[i] as ColumnValue, joined, change.key.length + i);
           next = column + 1;
         }
         return;
@@ -259,7 +367,7 @@ export class DataMessageBuilder {
         const index = this.relationIndex(change.relation);
         w.u8(Tag.delete);
         w.uvarint(index);
-        writeValues(w, change.key);
+        writeValues(w, change.key, joined, 0);
         return;
       }
       case "truncate": {
@@ -328,9 +436,31 @@ function checkHeader(header: TransactionHeader): void {
   }
 }
 
-function writeValues(w: ByteWriter, values: readonly ColumnValue[]): void {
+const NONE_JOINED: ReadonlySet<number> = new Set();
+
+function writeValues(
+  w: ByteWriter,
+  values: readonly ColumnValue[],
+  joined: ReadonlySet<number>,
+  firstPosition: number,
+): void {
   w.uvarint(values.length);
-  for (let i = 0; i < values.length; i++) writeValue(w, values[i] as ColumnValue);
+  for (let i = 0; i < values.length; i++)
+    writeValueAt(w, values[i] as ColumnValue, joined, firstPosition + i);
+}
+
+function writeValueAt(
+  w: ByteWriter,
+  value: ColumnValue,
+  joined: ReadonlySet<number>,
+  position: number,
+): void {
+  if (!joined.has(position)) {
+    writeValue(w, value);
+    return;
+  }
+  if (value === null) throw new RangeError(`value ${position} is NULL and cannot be joined from parts`);
+  writeJoinedValue(w);
 }
 
 function writeSequence(w: ByteWriter, sequence: SequencePosition): void {
@@ -350,7 +480,10 @@ function writeSequence(w: ByteWriter, sequence: SequencePosition): void {
  */
 export function decodeDataMessage(buf: Buffer): DecodedDataMessage {
   const r = new ByteReader(buf);
-  const envelope = readEnvelope(r, MessageKind.data);
+  const { version, sourceId, epoch } = readEnvelope(r, MessageKind.data);
+  const envelope = { sourceId, epoch };
+  const session =
+    version === 1 ? null : { captureId: r.u64("capture id"), session: r.uvarint("capture session") };
   const refs: SchemaRef[] = [];
   const declared = new Set<string>();
   const chunks: TransactionChunk[] = [];
@@ -375,18 +508,77 @@ export function decodeDataMessage(buf: Buffer): DecodedDataMessage {
       refs.push(Object.freeze({ relationId, version }));
       continue;
     }
-    if (tag < Tag.insert || tag > Tag.sequences) {
+    const lastTag = version === 1 ? Tag.sequences : Tag.valuePart;
+    if (tag < Tag.insert || tag > lastTag) {
       throw new WireFormatError("unknown-frame", frameAt, `frame tag 0x${tag.toString(16).padStart(2, "0")}`);
     }
     if (current === undefined) {
       throw new WireFormatError("bad-frame-order", frameAt, "a change comes before any TX_BEGIN");
     }
-    current.changes.push(readChange(r, tag, refs));
+    if (tag === Tag.valuePart) {
+      readValuePart(r, current);
+      continue;
+    }
+    const values = new ValueSlots(version, current);
+    current.changes.push(readChange(r, tag, refs, values));
   }
   if (chunks.length === 0) {
     throw new WireFormatError("bad-frame-order", r.offset, "data message holds no TX_BEGIN");
   }
-  return { envelope, chunks };
+  return { envelope, session, chunks };
+}
+
+function readValuePart(r: ByteReader, chunk: TransactionChunk): void {
+  const flagsAt = r.offset;
+  const flags = r.u8("value part flags");
+  if ((flags & ~VALUE_PART_LAST) !== 0) {
+    throw new WireFormatError(
+      "bad-value",
+      flagsAt,
+      `value part flags 0x${flags.toString(16)} set reserved bits`,
+    );
+  }
+  const lengthAt = r.offset;
+  const length = r.count("value part length");
+  if (length === 0) throw new WireFormatError("bad-value", lengthAt, "a value part holds no byte");
+  chunk.valueParts ??= [];
+  chunk.valueParts.push({
+    beforeChange: chunk.changes.length,
+    bytes: r.bytes(length, "value part"),
+    last: (flags & VALUE_PART_LAST) !== 0,
+  });
+}
+
+/** Reads the values of one change frame, recording which of them are joined from value parts. */
+class ValueSlots {
+  constructor(
+    private readonly version: WireFormatVersion,
+    private readonly chunk: TransactionChunk,
+  ) {}
+
+  read(r: ByteReader, what: string, field: JoinedSlot["field"]): ColumnValue[] {
+    const n = r.count(what);
+    const values: ColumnValue[] = new Array(n);
+    for (let i = 0; i < n; i++) values[i] = this.one(r, field, i);
+    return values;
+  }
+
+  one(r: ByteReader, field: JoinedSlot["field"], index: number): ColumnValue {
+    const value = readValue(r, this.version);
+    if (value !== JOINED_VALUE) return value;
+    this.chunk.joined ??= [];
+    this.chunk.joined.push({ change: this.chunk.changes.length, field, index });
+    return null;
+  }
+
+  /** A value that is never joined (a sequence position). */
+  plain(r: ByteReader, what: string): ColumnValue {
+    const at = r.offset;
+    const value = readValue(r, this.version);
+    if (value === JOINED_VALUE)
+      throw new WireFormatError("bad-value", at, `${what} cannot be a joined value`);
+    return value;
+  }
 }
 
 function readTxBegin(
@@ -450,15 +642,15 @@ function readTxBegin(
   return { header: { commitLsn, commitTimeMicros, xid, chunk, finalChunk }, changes: [] };
 }
 
-function readChange(r: ByteReader, tag: number, refs: readonly SchemaRef[]): Change {
+function readChange(r: ByteReader, tag: number, refs: readonly SchemaRef[], slots: ValueSlots): Change {
   switch (tag) {
     case Tag.insert: {
       const relation = readRelation(r, refs);
-      return { kind: "insert", relation, values: readValues(r, "column count") };
+      return { kind: "insert", relation, values: slots.read(r, "column count", "values") };
     }
     case Tag.update: {
       const relation = readRelation(r, refs);
-      const key = readValues(r, "key column count");
+      const key = slots.read(r, "key column count", "key");
       const m = r.count("changed column count");
       const changedColumns: number[] = [];
       const values: ColumnValue[] = [];
@@ -466,14 +658,14 @@ function readChange(r: ByteReader, tag: number, refs: readonly SchemaRef[]): Cha
       for (let i = 0; i < m; i++) {
         const column = next + r.uvarint("column delta", MAX_COLUMN_INDEX - next);
         changedColumns.push(column);
-        values.push(readValue(r));
+        values.push(slots.one(r, "values", i));
         next = column + 1;
       }
       return { kind: "update", relation, key, changedColumns, values };
     }
     case Tag.delete: {
       const relation = readRelation(r, refs);
-      return { kind: "delete", relation, key: readValues(r, "key column count") };
+      return { kind: "delete", relation, key: slots.read(r, "key column count", "key") };
     }
     case Tag.truncate: {
       const flagsAt = r.offset;
@@ -503,7 +695,7 @@ function readChange(r: ByteReader, tag: number, refs: readonly SchemaRef[]): Cha
       // Tag.sequences: decodeDataMessage lets only the change tags through.
       const n = r.count("sequence count");
       const sequences: SequencePosition[] = [];
-      for (let i = 0; i < n; i++) sequences.push(readSequence(r));
+      for (let i = 0; i < n; i++) sequences.push(readSequence(r, slots));
       return { kind: "sequence", sequences };
     }
   }
@@ -523,18 +715,11 @@ function readRelation(r: ByteReader, refs: readonly SchemaRef[]): SchemaRef {
   return ref;
 }
 
-function readValues(r: ByteReader, what: string): ColumnValue[] {
-  const n = r.count(what);
-  const values: ColumnValue[] = new Array(n);
-  for (let i = 0; i < n; i++) values[i] = readValue(r);
-  return values;
-}
-
-function readSequence(r: ByteReader): SequencePosition {
+function readSequence(r: ByteReader, slots: ValueSlots): SequencePosition {
   const schema = r.string("sequence schema");
   const name = r.string("sequence name");
   const valueAt = r.offset;
-  const lastValue = readValue(r);
+  const lastValue = slots.plain(r, "sequence last_value");
   if (lastValue === null) throw new WireFormatError("bad-value", valueAt, "sequence last_value is NULL");
   const calledAt = r.offset;
   const called = r.u8("is_called");

@@ -11,7 +11,19 @@ export interface Envelope {
   epoch: number;
 }
 
-export const WIRE_FORMAT_VERSION = 1;
+/**
+ * The version this code writes. Version 2 added the capture session to data
+ * messages and values split across messages; consumers still read version 1.
+ */
+export const WIRE_FORMAT_VERSION = 2;
+
+/** Versions a consumer here reads. */
+export type WireFormatVersion = 1 | 2;
+
+/** The envelope as read, with the format version the rest of the message follows. */
+export interface ReadEnvelope extends Envelope {
+  version: WireFormatVersion;
+}
 
 export const MessageKind = { data: 1, schema: 2 } as const;
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
@@ -37,7 +49,7 @@ export function writeEnvelope(writer: ByteWriter, kind: MessageKind, envelope: E
 }
 
 /** Reads the envelope and refuses a message that is not of `expectedKind`. */
-export function readEnvelope(reader: ByteReader, expectedKind: MessageKind): Envelope {
+export function readEnvelope(reader: ByteReader, expectedKind: MessageKind): ReadEnvelope {
   const magicAt = reader.offset;
   if (reader.remaining < 2) {
     throw new WireFormatError("bad-magic", magicAt, `message of ${reader.remaining} bytes has no "DR" magic`);
@@ -49,11 +61,11 @@ export function readEnvelope(reader: ByteReader, expectedKind: MessageKind): Env
   }
   const versionAt = reader.offset;
   const version = reader.u8("format version");
-  if (version !== WIRE_FORMAT_VERSION) {
+  if (version !== 1 && version !== 2) {
     throw new WireFormatError(
       "unsupported-version",
       versionAt,
-      `wire format version ${version} is not supported (this consumer knows ${WIRE_FORMAT_VERSION})`,
+      `wire format version ${version} is not supported (this consumer knows 1 and 2)`,
     );
   }
   const kindAt = reader.offset;
@@ -70,7 +82,7 @@ export function readEnvelope(reader: ByteReader, expectedKind: MessageKind): Env
   }
   const sourceId = reader.u64("source id");
   const epoch = reader.uvarint("epoch");
-  return { sourceId, epoch };
+  return { sourceId, epoch, version };
 }
 
 function kindName(kind: MessageKind): string {

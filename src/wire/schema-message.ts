@@ -58,7 +58,9 @@ export function schemaKey(relationId: number, version: number): string {
 /** Decodes a schema message and refuses it unless its stored version is the hash of its content. */
 export function decodeSchemaMessage(buf: Buffer): DecodedSchemaMessage {
   const r = new ByteReader(buf);
-  const envelope = readEnvelope(r, MessageKind.schema);
+  // Schema messages are the same in versions 1 and 2.
+  const { sourceId, epoch } = readEnvelope(r, MessageKind.schema);
+  const envelope = { sourceId, epoch };
   const relationIdAt = r.offset;
   const relationId = r.uvarint("relation id", MAX_U32);
   const versionAt = r.offset;

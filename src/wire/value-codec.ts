@@ -1,18 +1,25 @@
 import type { ColumnValue } from "../change/change-model.js";
 import type { ByteReader } from "./byte-reader.js";
 import type { ByteWriter } from "./byte-writer.js";
+import type { WireFormatVersion } from "./envelope.js";
 
 /**
  * Column values (docs/wire-format.md, `value`): NULL, a canonical integer as a
- * zigzag varint, or text. The integer form is only a shorter spelling: it is
- * used only when the consumer's decimal rendering gives back the identical
- * text, so "-0", "007", "+1" or "1.0" stay text.
+ * zigzag varint, a value joined from VALUE_PART frames (version 2), or text.
+ * The integer form is only a shorter spelling: it is used only when the
+ * consumer's decimal rendering gives back the identical text, so "-0", "007",
+ * "+1" or "1.0" stay text.
  */
 
 const HEADER_NULL = 0;
 const HEADER_INTEGER = 1;
-/** Text headers are the byte length plus this. */
-const TEXT_BIAS = 2;
+/** Version 2: the value is the next one joined from the VALUE_PART frames before its frame. */
+const HEADER_JOINED = 2;
+/** Text headers are the byte length plus this: version 1 had no joined header. */
+const TEXT_BIAS = { 1: 2, 2: 3 } as const;
+
+/** Stands for a value whose text arrived in VALUE_PART frames; the consumer puts the joined text there. */
+export const JOINED_VALUE: unique symbol = Symbol("diffrelay.joinedValue");
 
 const MIN_I64 = -(1n << 63n);
 const MAX_I64 = (1n << 63n) - 1n;
@@ -25,6 +32,11 @@ const CHAR_0 = 48;
 const CHAR_1 = 49;
 const CHAR_9 = 57;
 
+/** Writes the header of a value that its VALUE_PART frames carry. */
+export function writeJoinedValue(writer: ByteWriter): void {
+  writer.uvarint(HEADER_JOINED);
+}
+
 export function writeValue(writer: ByteWriter, value: ColumnValue): void {
   if (value === null) {
     writer.uvarint(HEADER_NULL);
@@ -32,7 +44,7 @@ export function writeValue(writer: ByteWriter, value: ColumnValue): void {
   }
   const integer = canonicalInteger(value);
   if (integer === undefined) {
-    writer.utf8WithLengthPrefix(value, TEXT_BIAS);
+    writer.utf8WithLengthPrefix(value, TEXT_BIAS[2]);
   } else if (typeof integer === "number") {
     writer.uvarint(HEADER_INTEGER);
     writer.svarint(integer);
@@ -42,12 +54,13 @@ export function writeValue(writer: ByteWriter, value: ColumnValue): void {
   }
 }
 
-export function readValue(reader: ByteReader): ColumnValue {
+export function readValue(reader: ByteReader, version: WireFormatVersion): ColumnValue | typeof JOINED_VALUE {
   const start = reader.offset;
   const header = reader.uvarint("value header");
   if (header === HEADER_NULL) return null;
   if (header === HEADER_INTEGER) return reader.svarintDecimal("integer value");
-  return reader.utf8(header - TEXT_BIAS, "text value", start);
+  if (header === HEADER_JOINED && version === 2) return JOINED_VALUE;
+  return reader.utf8(header - TEXT_BIAS[version], "text value", start);
 }
 
 /**

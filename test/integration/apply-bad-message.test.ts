@@ -6,6 +6,7 @@ import kafkajs from "kafkajs";
 import { afterEach, describe, expect, it } from "vitest";
 import { DataMessageBuilder } from "../../src/wire/data-message.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
+import { TEST_SESSION } from "../support/capture-session-id.js";
 import type { DiffrelayProcess } from "../support/child-process.js";
 import { exitWithin, MARKER_TABLE, ReplicationPipeline, tail } from "../support/replication-pipeline.js";
 import { runSql, testServices } from "../support/services.js";
@@ -18,7 +19,7 @@ const DDL = "CREATE TABLE items (id integer PRIMARY KEY, label text NOT NULL);";
 
 /** A well-formed data message: one (empty) transaction committed far ahead of anything real. */
 function validMessage(sourceId: bigint): Buffer {
-  const builder = new DataMessageBuilder({ sourceId, epoch: 0 });
+  const builder = new DataMessageBuilder({ sourceId, epoch: 0 }, TEST_SESSION);
   builder.beginTransaction({
     commitLsn: 0xffff_0000_0000n,
     commitTimeMicros: BigInt(Date.now()) * 1000n,

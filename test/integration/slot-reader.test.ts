@@ -3,6 +3,7 @@ import type {
   CommitMessage,
   PgoutputMessage,
 } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
+import { MAX_VALUE_BYTES } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
 import { SlotReader } from "../../connectors/postgres-source/slot-reader.js";
 import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
 import { SourceConfigurationError } from "../../connectors/postgres-source/source-errors.js";
@@ -43,6 +44,7 @@ function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {})
     slotName: SLOT,
     publicationName: PUBLICATION,
     applicationName: SLOT,
+    maxValueBytes: MAX_VALUE_BYTES,
     startLsn: options.startLsn,
     statusIntervalMs: 200,
     isIdle: options.idle ?? (() => false),
@@ -225,6 +227,7 @@ describe("SlotReader against PostgreSQL", () => {
         slotName: SLOT,
         publicationName: PUBLICATION,
         applicationName: SLOT,
+        maxValueBytes: MAX_VALUE_BYTES,
         isIdle: () => false,
         onMessage: async () => undefined,
       });
@@ -247,6 +250,7 @@ describe("SlotReader against PostgreSQL", () => {
       slotName: "no_such_slot",
       publicationName: PUBLICATION,
       applicationName: "no_such_slot",
+      maxValueBytes: MAX_VALUE_BYTES,
       isIdle: () => false,
       onMessage: async () => undefined,
     });

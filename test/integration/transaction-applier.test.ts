@@ -9,7 +9,7 @@ import {
 } from "../../connectors/postgres-standby/drift-error.js";
 import { TransactionApplier } from "../../connectors/postgres-standby/transaction-applier.js";
 import type { Change, ColumnValue } from "../../src/change/change-model.js";
-import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { del, failure, ins, SourceRelations, upd } from "../support/applier-changes.js";
 import { createTestDatabase, type TestDatabase, testServices } from "../support/services.js";
 
 const position: SourcePosition = {
@@ -21,39 +21,11 @@ const position: SourcePosition = {
 
 let db: TestDatabase;
 let client: pg.Client;
-const schemas = new Map<number, RelationSchema>();
-let nextRelationId = 1000;
-
-/** A source definition, as the schema topic would carry it; the standby table is created separately. */
-function relation(
-  schema: string,
-  table: string,
-  columns: [name: string, type: string][],
-  primaryKey: string[] | null,
-): SchemaRef {
-  const relationId = nextRelationId++;
-  schemas.set(relationId, {
-    relationId,
-    schema,
-    table,
-    replicaIdentity: primaryKey === null ? "full" : "default",
-    columns: columns.map(([name, typeName]) => ({ name, typeOid: 0, typeName, typeModifier: -1 })),
-    keyColumns:
-      primaryKey === null
-        ? columns.map((_, i) => i)
-        : primaryKey.map((key) => columns.findIndex(([name]) => name === key)),
-    hasPrimaryKey: primaryKey !== null,
-  });
-  return { relationId, version: 1 };
-}
+const sources = new SourceRelations(1000);
 
 function newApplier(options: Partial<ConstructorParameters<typeof TransactionApplier>[0]> = {}) {
   return new TransactionApplier({
-    schemas: (ref) => {
-      const found = schemas.get(ref.relationId);
-      if (found === undefined) throw new Error(`unknown relation ${ref.relationId}`);
-      return found;
-    },
+    schemas: sources.lookup,
     maxRowsPerStatement: 2,
     metrics: createApplyMetrics("transaction-applier-test"),
     ...options,
@@ -76,32 +48,8 @@ async function apply(changes: Change[], using: TransactionApplier = applier): Pr
   }
 }
 
-const ins = (relation: SchemaRef, values: ColumnValue[]): Change => ({ kind: "insert", relation, values });
-const upd = (
-  relation: SchemaRef,
-  key: ColumnValue[],
-  changedColumns: number[],
-  values: ColumnValue[],
-): Change => ({
-  kind: "update",
-  relation,
-  key,
-  changedColumns,
-  values,
-});
-const del = (relation: SchemaRef, key: ColumnValue[]): Change => ({ kind: "delete", relation, key });
-
 async function rows(sql: string): Promise<Record<string, unknown>[]> {
   return (await client.query(sql)).rows;
-}
-
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a failure");
 }
 
 beforeAll(async () => {
@@ -148,7 +96,7 @@ describe("TransactionApplier against PostgreSQL", () => {
       ["c", "pair"],
       ["nul", "text"],
     ];
-    const wide = relation("public", "wide", columns, ["id"]);
+    const wide = sources.relation("public", "wide", columns, ["id"]);
     const first: ColumnValue[] = [
       "9223372036854775807",
       "1234567890123456789012345678901234567890.0123456789",
@@ -192,7 +140,7 @@ describe("TransactionApplier against PostgreSQL", () => {
 
   test("batched insert, update and delete affect exactly the planned rows", async () => {
     await client.query("CREATE TABLE kv (id integer PRIMARY KEY, v text, w text)");
-    const kv = relation(
+    const kv = sources.relation(
       "public",
       "kv",
       [
@@ -223,7 +171,7 @@ describe("TransactionApplier against PostgreSQL", () => {
   test("a UNIQUE value swapped between rows applies through the change-by-change fallback", async () => {
     await client.query("CREATE TABLE swap (id integer PRIMARY KEY, code text NOT NULL UNIQUE)");
     await client.query("INSERT INTO swap VALUES (1, 'a'), (2, 'b')");
-    const swap = relation(
+    const swap = sources.relation(
       "public",
       "swap",
       [
@@ -264,7 +212,7 @@ describe("TransactionApplier against PostgreSQL", () => {
   test("drift raises DriftError naming table, key, commit LSN and offset", async () => {
     await client.query("CREATE TABLE drifty (id integer PRIMARY KEY, v text)");
     await client.query("INSERT INTO drifty VALUES (1, 'one')");
-    const drifty = relation(
+    const drifty = sources.relation(
       "public",
       "drifty",
       [
@@ -320,7 +268,7 @@ describe("TransactionApplier against PostgreSQL", () => {
       CREATE FUNCTION audit_it() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN INSERT INTO audit VALUES (TG_OP); RETURN NEW; END $$;
       CREATE TRIGGER child_audit BEFORE INSERT OR UPDATE ON child FOR EACH ROW EXECUTE FUNCTION audit_it()`);
-    const child = relation(
+    const child = sources.relation(
       "public",
       "child",
       [
@@ -338,7 +286,7 @@ describe("TransactionApplier against PostgreSQL", () => {
     await client.query(`
       CREATE TABLE gen (id integer PRIMARY KEY, a integer, doubled integer GENERATED ALWAYS AS (a * 2) STORED);
       CREATE TABLE ident (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)`);
-    const gen = relation(
+    const gen = sources.relation(
       "public",
       "gen",
       [
@@ -354,7 +302,7 @@ describe("TransactionApplier against PostgreSQL", () => {
       { id: 1, a: 7, doubled: 14 },
       { id: 2, a: 6, doubled: 12 },
     ]);
-    const ident = relation(
+    const ident = sources.relation(
       "public",
       "ident",
       [
@@ -377,7 +325,7 @@ describe("TransactionApplier against PostgreSQL", () => {
     await client.query(`INSERT INTO bag VALUES
       (1.0, '{"k": 1}', '(1,2)', NULL), (1.0, '{"k": 1}', '(1,2)', NULL), (1.0, '{"k": 1}', '(1,2)', NULL),
       (1.00, '{"k": 1}', '(1,2)', NULL)`);
-    const bag = relation(
+    const bag = sources.relation(
       "public",
       "bag",
       [
@@ -408,7 +356,7 @@ describe("TransactionApplier against PostgreSQL", () => {
     await client.query(
       `CREATE TABLE "we""ird; DROP TABLE x; --"."My Table" ("a.b" integer PRIMARY KEY, "Sel; ect" text)`,
     );
-    const odd = relation(
+    const odd = sources.relation(
       schema,
       "My Table",
       [
@@ -449,8 +397,8 @@ describe("TransactionApplier against PostgreSQL", () => {
     ]);
 
     await client.query("CREATE TABLE evolving (id integer PRIMARY KEY)");
-    const before = relation("public", "evolving", [["id", "integer"]], ["id"]);
-    const after = relation(
+    const before = sources.relation("public", "evolving", [["id", "integer"]], ["id"]);
+    const after = sources.relation(
       "public",
       "evolving",
       [
@@ -501,7 +449,7 @@ describe("TransactionApplier against PostgreSQL", () => {
 
   test("values and definitions the standby rejects surface as errors naming table, column and position", async () => {
     await client.query("CREATE TABLE strict (id integer PRIMARY KEY, n integer NOT NULL, s varchar(3))");
-    const strict = relation(
+    const strict = sources.relation(
       "public",
       "strict",
       [
@@ -522,7 +470,7 @@ describe("TransactionApplier against PostgreSQL", () => {
     const notNull = await failure(apply([ins(strict, ["4", null, "x"])]));
     expect(notNull).toMatchObject({ name: "ApplyError", code: "23502", table: "strict", column: "n" });
 
-    const wider = relation(
+    const wider = sources.relation(
       "public",
       "strict",
       [
@@ -537,7 +485,7 @@ describe("TransactionApplier against PostgreSQL", () => {
     expect(lacking).toBeInstanceOf(SchemaDriftError);
     expect(lacking).toMatchObject({ table: "strict", column: "gone", position });
 
-    const nowhere = relation("public", "no_such_table", [["id", "integer"]], ["id"]);
+    const nowhere = sources.relation("public", "no_such_table", [["id", "integer"]], ["id"]);
     expect(await failure(apply([ins(nowhere, ["1"])]))).toMatchObject({
       name: "SchemaDriftError",
       table: "no_such_table",

@@ -3,7 +3,7 @@ import { type DiffrelayProcess, type ExitInfo, spawnDiffrelay } from "./child-pr
 import { createTestDatabase, runSql, type TestDatabase, uniqueName, withClient } from "./services.js";
 
 // kafkajs is CommonJS: its runtime values come through the default export under ESM.
-const { Kafka, logLevel } = kafkajs;
+const { Kafka, logLevel, ConfigResourceTypes } = kafkajs;
 
 /**
  * A real replication pipeline for acceptance tests: a fresh source database, one fresh database per
@@ -27,6 +27,8 @@ export interface PipelineOptions {
   /** Extra arguments for every `apply` process (e.g. --apply-max-rows). */
   applyArgs?: string[];
   captureArgs?: string[];
+  /** When set, the data topic is created with these configs before the capture starts (e.g. max.message.bytes). */
+  topicConfig?: Record<string, string>;
 }
 
 export interface StandbyHandle {
@@ -85,13 +87,21 @@ export class ReplicationPipeline {
       this.standbys.set(s.name, { name: s.name, db, applier: undefined as unknown as DiffrelayProcess });
       await runSql(db.url, options.ddl + MARKER_DDL);
     }
+    if (options.topicConfig) await this.createTopic(options.topicConfig);
+    // The slot exists once the capture publishes: every write from now on reaches the topic.
+    await this.spawnCapture().waitForOutput(/"capture publishing"/, 60_000);
+    await Promise.all([...this.standbys.keys()].map((name) => this.startApplier(name)));
+  }
+
+  /** Spawns the capture (again, after it exited) without waiting for it. */
+  spawnCapture(extraArgs: string[] = []): DiffrelayProcess {
     this.capture = this.track(
       spawnDiffrelay([
         "capture",
         "--source-url",
         this.source.url,
         "--brokers",
-        options.brokers.join(","),
+        this.options.brokers.join(","),
         "--slot",
         this.slot,
         "--publication",
@@ -100,12 +110,58 @@ export class ReplicationPipeline {
         this.topic,
         "--metrics-port",
         "0",
-        ...(options.captureArgs ?? []),
+        ...(this.options.captureArgs ?? []),
+        ...extraArgs,
       ]),
     );
-    // The slot exists once the capture publishes: every write from now on reaches the topic.
-    await this.capture.waitForOutput(/"capture publishing"/, 60_000);
-    await Promise.all([...this.standbys.keys()].map((name) => this.startApplier(name)));
+    return this.capture;
+  }
+
+  /** Creates the data topic with these configs, through a real admin client. */
+  async createTopic(configs: Record<string, string>): Promise<void> {
+    await this.withAdmin((admin) =>
+      admin.createTopics({
+        topics: [
+          {
+            topic: this.topic,
+            numPartitions: 1,
+            configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })),
+          },
+        ],
+        waitForLeaders: true,
+      }),
+    );
+  }
+
+  /** Alters configs of the data topic while the pipeline runs. */
+  async alterTopic(configs: Record<string, string>): Promise<void> {
+    await this.withAdmin((admin) =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: this.topic,
+            configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })),
+          },
+        ],
+      }),
+    );
+  }
+
+  private async withAdmin<T>(work: (admin: kafkajs.Admin) => Promise<T>): Promise<T> {
+    const kafka = new Kafka({
+      clientId: "pipeline-admin",
+      brokers: this.options.brokers,
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      return await work(admin);
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   private track(p: DiffrelayProcess): DiffrelayProcess {

@@ -27,6 +27,7 @@ export const captureCommand: Command = {
     ...PUBLISHED_TABLES,
     "capture.compression",
     "capture.maxMessageBytes",
+    "capture.maxValueBytes",
     "capture.lingerMs",
     "capture.maxPendingBytes",
     "capture.heartbeatIntervalMs",

@@ -7,6 +7,7 @@ import { listCommand } from "./list.js";
 import { migrateCommand } from "./migrate.js";
 import { nodeCommand } from "./node.js";
 import { promoteCommand } from "./promote.js";
+import { rejoinCommand } from "./rejoin.js";
 import { seedCommand } from "./seed.js";
 import { statusCommand } from "./status.js";
 import { switchoverCommand } from "./switchover.js";
@@ -21,6 +22,7 @@ export const COMMANDS: Record<string, Command> = {
   status: statusCommand,
   promote: promoteCommand,
   failover: failoverCommand,
+  rejoin: rejoinCommand,
   doctor: doctorCommand,
   node: nodeCommand,
   switchover: switchoverCommand,

@@ -1,3 +1,4 @@
+import { constants } from "node:buffer";
 import type { Lsn } from "../../../src/change/lsn.js";
 import type { ReplicaIdentity } from "../../../src/change/relation-schema.js";
 import { DiffrelayError } from "../../../src/errors/diffrelay-error.js";
@@ -12,7 +13,19 @@ import { DiffrelayError } from "../../../src/errors/diffrelay-error.js";
 /** A column whose TOASTed value did not change; PostgreSQL does not send it (kind 'u'). */
 export const UNCHANGED_TOAST: unique symbol = Symbol("diffrelay.unchangedToast");
 
-export type TupleValue = string | null | typeof UNCHANGED_TOAST;
+/**
+ * The hard limit of a value's text: V8's largest string (2^29 - 24 UTF-16
+ * units on 64-bit Node), counted in UTF-8 bytes so that any value within it
+ * decodes. pgoutput's text of a bytea is hex, twice its size plus 2.
+ */
+export const MAX_VALUE_BYTES = constants.MAX_STRING_LENGTH;
+
+/** A value whose text is above the capture's limit: left undecoded, the capture refuses its row. */
+export class OversizedValue {
+  constructor(readonly bytes: number) {}
+}
+
+export type TupleValue = string | null | typeof UNCHANGED_TOAST | OversizedValue;
 
 export interface BeginMessage {
   tag: "begin";
@@ -174,6 +187,7 @@ class Cursor {
   constructor(
     readonly buf: Buffer,
     readonly tag: number,
+    readonly maxValueBytes: number,
   ) {}
 
   need(bytes: number, what: string): void {
@@ -261,7 +275,10 @@ class Cursor {
       if (kind === KIND_TEXT) {
         const length = this.count(4, "text value length");
         if (this.pos + length > this.buf.length) this.need(length, `text value of column ${i}`);
-        values[i] = this.buf.toString("utf8", this.pos, this.pos + length);
+        values[i] =
+          length > this.maxValueBytes
+            ? new OversizedValue(length)
+            : this.buf.toString("utf8", this.pos, this.pos + length);
         this.pos += length;
       } else if (kind === KIND_NULL) {
         values[i] = null;
@@ -416,11 +433,11 @@ function decodeMessage(c: Cursor): LogicalMessage {
   return { tag: "message", transactional: (flags & 1) !== 0, lsn, prefix, content };
 }
 
-/** Decodes one pgoutput v1 message (the payload of an XLogData frame). */
-export function decodePgoutput(buf: Buffer): PgoutputMessage {
+/** Decodes one pgoutput v1 message (the payload of an XLogData frame); values above maxValueBytes stay undecoded. */
+export function decodePgoutput(buf: Buffer, maxValueBytes: number = MAX_VALUE_BYTES): PgoutputMessage {
   if (buf.length === 0) throw new PgoutputDecodeError("empty pgoutput message");
   const tag = buf[0] as number;
-  const c = new Cursor(buf, tag);
+  const c = new Cursor(buf, tag, Math.min(maxValueBytes, MAX_VALUE_BYTES));
   let message: PgoutputMessage;
   switch (tag) {
     case TAG_BEGIN:

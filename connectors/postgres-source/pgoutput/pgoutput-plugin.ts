@@ -14,6 +14,8 @@ export interface CopyConnection {
 
 export interface PgoutputPluginOptions {
   publicationNames: string[];
+  /** Values with more bytes of text are not decoded: the capture refuses their row (capture.maxValueBytes). */
+  maxValueBytes: number;
   /**
    * Called instead of throwing when a message cannot be decoded: the library
    * calls `parse` inside the socket's data callback, where a throw would be an
@@ -56,7 +58,7 @@ export class DiffrelayPgoutputPlugin implements ReplicationPlugin {
   parse(buffer: Buffer): PgoutputMessage | null {
     this.parsedBytes += buffer.length;
     try {
-      const message = decodePgoutput(buffer);
+      const message = decodePgoutput(buffer, this.options.maxValueBytes);
       this.parsedCount++;
       return message;
     } catch (error) {

@@ -1,15 +1,16 @@
 import type { ColumnValue, DeleteChange, InsertChange } from "../../../src/change/change-model.js";
+import { copyTextRow } from "../../../src/sql/copy-text.js";
 import { quoteIdent } from "../../../src/sql/quote.js";
 import type { IndexedChange, PlannedStatement, StatementDescription } from "./planned-statement.js";
 import {
   cachedSql,
   describe,
-  insertColumns,
   insertKey,
   setList,
   TEXT,
   updateWrites,
   valueAt,
+  writtenNames,
 } from "./statement-parts.js";
 import { columnAt, type TableMapping } from "./table-mapping.js";
 import { changedColumnsOf, type FoldedRow } from "./update-folding.js";
@@ -57,30 +58,43 @@ function batch(
   return { sql, params, expectedRows: rows, description, batched: true, group, prepare: true };
 }
 
+/**
+ * A run of inserts as one COPY: the standby parses each value with its type's
+ * input function, exactly as an INSERT of the text would, without a statement
+ * per row or text arrays to build and take apart. COPY writes identity ALWAYS
+ * columns without an OVERRIDING clause, and leaves generated ones out as the
+ * column list does.
+ */
 export function batchedInsert(
   mapping: TableMapping,
   changes: IndexedChange<InsertChange>[],
   group: number,
 ): PlannedStatement {
-  const sql = cachedSql(mapping, "insert-n", () => {
-    const aliases = mapping.written.map((_, position) => `v${position + 1}`);
-    const select = mapping.written
-      .map(
-        (sourceIndex, position) => `u.v${position + 1}::${columnAt(mapping.columns, sourceIndex).castType}`,
-      )
-      .join(", ");
-    return `${insertColumns(mapping)} SELECT ${select} FROM ${unnest(aliases)}`;
-  });
-  const rows = changes.map(({ change }) =>
-    mapping.written.map((sourceIndex) => valueAt(change.values, sourceIndex)),
+  const sql = cachedSql(
+    mapping,
+    "copy-in",
+    () => `COPY ${mapping.qualified} (${writtenNames(mapping)}) FROM STDIN`,
   );
+  let data = "";
+  for (const { change } of changes) {
+    data += copyTextRow(mapping.written.map((sourceIndex) => valueAt(change.values, sourceIndex)));
+  }
   const description = describe(
     mapping,
     "insert",
     changes.map(({ change }) => insertKey(mapping, change)),
     changes.map(({ index }) => index),
   );
-  return batch(sql, columnArrays(rows, mapping.written.length), changes.length, description, group);
+  return {
+    sql,
+    params: [],
+    expectedRows: changes.length,
+    description,
+    batched: true,
+    group,
+    prepare: false,
+    copyData: Buffer.from(data, "utf8"),
+  };
 }
 
 export function batchedDelete(

@@ -31,7 +31,7 @@ export interface StatementDescription {
 
 export interface PlannedStatement {
   sql: string;
-  /** pg parameters: text arrays for a batched statement, scalars otherwise. */
+  /** pg parameters: text arrays for a batched statement, scalars otherwise; none for COPY. */
   params: ColumnValue[][] | ColumnValue[];
   /** Rows the statement must affect, or null where the count means nothing (TRUNCATE, DDL, setval). */
   expectedRows: number | null;
@@ -50,6 +50,8 @@ export interface PlannedStatement {
   group: number;
   /** Send as a named prepared statement: the text repeats across transactions. */
   prepare: boolean;
+  /** For `COPY … FROM STDIN`: its rows, in COPY's text format (src/sql/copy-text.ts). */
+  copyData?: Buffer;
   /** For DDL: the search_path the command ran under on the source. */
   searchPath?: string;
 }

@@ -62,9 +62,13 @@ export function setList(
     .join(", ");
 }
 
+/** The quoted names of the columns an INSERT writes, in source column order. */
+export function writtenNames(mapping: TableMapping): string {
+  return mapping.written.map((index) => quoteIdent(columnAt(mapping.columns, index).name)).join(", ");
+}
+
 export function insertColumns(mapping: TableMapping): string {
-  const names = mapping.written.map((index) => quoteIdent(columnAt(mapping.columns, index).name)).join(", ");
-  return `INSERT INTO ${mapping.qualified} (${names})${mapping.overriding ? " OVERRIDING SYSTEM VALUE" : ""}`;
+  return `INSERT INTO ${mapping.qualified} (${writtenNames(mapping)})${mapping.overriding ? " OVERRIDING SYSTEM VALUE" : ""}`;
 }
 
 export function insertKey(mapping: TableMapping, change: InsertChange): ColumnValue[] {

@@ -20,9 +20,10 @@ export interface FoldedRow {
  * matters for UNIQUE checks alone, and those are what the fallback catches.
  */
 export function foldUpdates(changes: IndexedChange<UpdateChange>[]): FoldedRow[] {
-  const rows = new Map<string, FoldedRow>();
+  const rows = new Map<ColumnValue, FoldedRow>();
   for (const { change, index } of changes) {
-    const id = JSON.stringify(change.key);
+    // Every key of a run has the table's key arity, so a one-column key can stand for itself.
+    const id = change.key.length === 1 ? (change.key[0] as ColumnValue) : JSON.stringify(change.key);
     let row = rows.get(id);
     if (row === undefined) {
       row = { key: change.key, values: new Map(), changeIndices: [] };

@@ -5,6 +5,7 @@ import type { ApplyPosition } from "../../../connectors/postgres-standby/positio
 import type { StandbyTransaction } from "../../../connectors/postgres-standby/standby-transaction.js";
 import type { Change, DdlChange, TransactionChunk } from "../../../src/change/change-model.js";
 import type { Lsn } from "../../../src/change/lsn.js";
+import { TEST_SESSION } from "../../support/capture-session-id.js";
 
 export const SOURCE_ID = 0x1234_5678_9abc_def0n;
 export const TOPIC = "diffrelay.app.data";
@@ -151,7 +152,7 @@ export function frame(offset: number, ...chunks: TransactionChunk[]): Frame {
   return {
     kind: "transactions",
     offset: BigInt(offset),
-    message: { envelope: { sourceId: SOURCE_ID, epoch: 0 }, chunks },
+    message: { envelope: { sourceId: SOURCE_ID, epoch: 0 }, session: TEST_SESSION, chunks },
   };
 }
 

@@ -2,12 +2,13 @@ import { describe, expect, test } from "vitest";
 import { decodeFrame, type FrameOrigin } from "../../../connectors/postgres-standby/frame-decoder.js";
 import { DataMessageBuilder } from "../../../src/wire/data-message.js";
 import { WireFormatError } from "../../../src/wire/wire-format-error.js";
+import { TEST_SESSION } from "../../support/capture-session-id.js";
 import { SOURCE_ID, TOPIC } from "./apply-fakes.js";
 
 const origin: FrameOrigin = { topic: TOPIC, partition: 0, sourceId: SOURCE_ID };
 
 function message(sourceId: bigint): Buffer {
-  const builder = new DataMessageBuilder({ sourceId, epoch: 2 });
+  const builder = new DataMessageBuilder({ sourceId, epoch: 2 }, TEST_SESSION);
   builder.beginTransaction({ commitLsn: 0x100n, commitTimeMicros: 1n, xid: 7, chunk: 0, finalChunk: true });
   builder.addChange({ kind: "insert", relation: { relationId: 1, version: 1 }, values: ["1", null] });
   return builder.finish();

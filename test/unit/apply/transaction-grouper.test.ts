@@ -35,6 +35,7 @@ function grouperOn(fields: Partial<TransactionGrouperOptions> & { start?: ApplyP
     applyAlone: standby.applyAlone,
     metrics,
     pauseGate: noPause,
+    onStaleMessage: () => undefined,
     expectSource: () => undefined,
     now: () => clock.now,
     ...fields,

@@ -10,9 +10,13 @@ import type {
   PgoutputMessage,
   RelationMessage,
 } from "../../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
+import { MAX_VALUE_BYTES } from "../../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
+import { ValueJoiner } from "../../../connectors/postgres-standby/value-joiner.js";
 import type { TransactionChunk } from "../../../src/change/change-model.js";
 import type { RelationSchema } from "../../../src/change/relation-schema.js";
+import { messageLimits } from "../../../src/kafka/message-limits.js";
 import { type DecodedDataMessage, decodeDataMessage } from "../../../src/wire/data-message.js";
+import { TEST_SESSION } from "../../support/capture-session-id.js";
 import { FakeMessageSink, settle } from "../kafka/fake-message-sink.js";
 
 const LINGER_MS = 5;
@@ -72,7 +76,9 @@ function schemaOf(message: RelationMessage): RelationSchema {
   };
 }
 
-function harness(options: { maxMessageBytes?: number; maxPendingBytes?: number } = {}) {
+function harness(
+  options: { maxMessageBytes?: number; maxPendingBytes?: number; topicMaxMessageBytes?: number } = {},
+) {
   const sink = new FakeMessageSink();
   const events: string[] = [];
   const durable: CompletedTransaction[][] = [];
@@ -87,8 +93,10 @@ function harness(options: { maxMessageBytes?: number; maxPendingBytes?: number }
     sink,
     sourceId: 42n,
     epoch: 3,
-    maxMessageBytes: options.maxMessageBytes ?? 64 * 1024,
+    session: TEST_SESSION,
+    ...messageLimits(options.topicMaxMessageBytes ?? 16 * 1024 * 1024, options.maxMessageBytes ?? 64 * 1024),
     maxPendingBytes: options.maxPendingBytes ?? 1024 * 1024,
+    maxValueBytes: MAX_VALUE_BYTES,
     lingerMs: LINGER_MS,
     schemas: {
       ensure: async (schema) => {
@@ -123,6 +131,36 @@ beforeEach(() => {
 });
 afterEach(() => {
   vi.useRealTimers();
+});
+
+describe("CaptureSession: changes larger than the topic's message limit", () => {
+  it("sends a value in VALUE_PART frames, one bounded message at a time, that the applier joins back", async () => {
+    const topicLimit = 64 * 1024;
+    const limits = messageLimits(topicLimit, 512 * 1024);
+    const h = harness({
+      topicMaxMessageBytes: topicLimit,
+      maxMessageBytes: 512 * 1024,
+      maxPendingBytes: 65536,
+    });
+    h.sink.autoAck = true;
+    const big = `${"ü✓".repeat(40_000)}${"z".repeat(50_000)}`; // 250 000 bytes of UTF-8
+    await h.feed(relation(1), begin(100n), insert(1, "1", big), insert(1, "2", "small"), commit(100n));
+    await linger();
+    const messages = h.sink.requests.flatMap((r) => r.values);
+    expect(messages.length).toBeGreaterThan(4);
+    for (const m of messages) expect(m.length).toBeLessThanOrEqual(limits.maxMessageBytes);
+    const joiner = new ValueJoiner();
+    const changes = h.chunks().flatMap((chunk) => {
+      joiner.join(chunk);
+      return chunk.changes;
+    });
+    expect(joiner.isEmpty).toBe(true);
+    expect(changes).toEqual([
+      { kind: "insert", relation: { relationId: 1, version: VERSION }, values: ["1", big] },
+      { kind: "insert", relation: { relationId: 1, version: VERSION }, values: ["2", "small"] },
+    ]);
+    expect(h.durable.flat()).toEqual([completed(100n, 2)]);
+  });
 });
 
 describe("CaptureSession: framing", () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { RECORD_OVERHEAD_BYTES } from "../../../src/kafka/message-limits.js";
 import { OrderedPublisher, type ProduceAck, PublishError } from "../../../src/kafka/ordered-publisher.js";
 import { FakeMessageSink, settle } from "./fake-message-sink.js";
 
@@ -91,8 +92,8 @@ describe("OrderedPublisher", () => {
     expect(idleCalls()).toBe(1);
   });
 
-  it("caps a request at maxRequestBytes, and sends a single larger message alone", async () => {
-    const { p, sink } = publisher({ maxRequestBytes: 4, maxPendingBytes: 1024 });
+  it("caps a request at maxRequestBytes, record overhead included, and sends a single larger message alone", async () => {
+    const { p, sink } = publisher({ maxRequestBytes: 4 + 2 * RECORD_OVERHEAD_BYTES, maxPendingBytes: 1024 });
     p.publish({ value: bytes("0"), receipt: "first" }); // goes out at once
     p.publish({ value: bytes("aa"), receipt: "1" });
     p.publish({ value: bytes("bb"), receipt: "2" });

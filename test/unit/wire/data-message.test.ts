@@ -5,10 +5,11 @@ import { ByteWriter } from "../../../src/wire/byte-writer.js";
 import { DataMessageBuilder, decodeDataMessage } from "../../../src/wire/data-message.js";
 import { computeSourceId, type Envelope, MessageKind, writeEnvelope } from "../../../src/wire/envelope.js";
 import { WireFormatError, type WireFormatErrorReason } from "../../../src/wire/wire-format-error.js";
+import { TEST_SESSION } from "../../support/capture-session-id.js";
 
 const envelope: Envelope = { sourceId: computeSourceId("7312345678901234567", "shop"), epoch: 3 };
-/** magic 2 + version 1 + kind 1 + source id 8 + epoch 1 */
-const ENVELOPE_BYTES = 13;
+/** magic 2 + version 1 + kind 1 + source id 8 + epoch 1, then capture id 8 + session 1 */
+const ENVELOPE_BYTES = 22;
 const orders: SchemaRef = { relationId: 16384, version: 0xdeadbeef };
 const items: SchemaRef = { relationId: 16390, version: 0x01020304 };
 const T0 = 1_732_518_000_123_456n;
@@ -18,7 +19,7 @@ function header(commitLsn: bigint, fields: Partial<TransactionHeader> = {}): Tra
 }
 
 function oneTransaction(changes: Change[], h: TransactionHeader = header(0x16b3748n)): Buffer {
-  const builder = new DataMessageBuilder(envelope);
+  const builder = new DataMessageBuilder(envelope, TEST_SESSION);
   builder.beginTransaction(h);
   for (const change of changes) builder.addChange(change);
   return builder.finish();
@@ -38,6 +39,8 @@ function decodeError(buf: Buffer): WireFormatError {
 function handMade(frames: (w: ByteWriter) => void, kind: number = MessageKind.data): Buffer {
   const w = new ByteWriter(64);
   writeEnvelope(w, kind as MessageKind, envelope);
+  w.u64(TEST_SESSION.captureId);
+  w.uvarint(TEST_SESSION.session);
   frames(w);
   return w.toBuffer();
 }
@@ -200,7 +203,7 @@ describe("data message round trips", () => {
       header(0xffff_ffff_ffff_fff0n, { commitTimeMicros: -1n, xid: 0 }),
       header(0xffff_ffff_ffff_ffffn, { commitTimeMicros: 2n ** 62n, xid: 2 }),
     ];
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     for (const [i, h] of headers.entries()) {
       builder.beginTransaction(h);
       builder.addChange({ kind: "insert", relation: orders, values: [String(i)] });
@@ -214,7 +217,7 @@ describe("data message round trips", () => {
   });
 
   it("restarts relation indexes and header deltas in each message", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     builder.beginTransaction(header(1000n, { xid: 10 }));
     builder.addChange({ kind: "insert", relation: items, values: ["a"] });
     builder.addChange({ kind: "insert", relation: orders, values: ["b"] });
@@ -241,7 +244,7 @@ describe("data message round trips", () => {
   });
 
   it("streams a large transaction as chunks, the last one marked final", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     const base = header(5000n, { finalChunk: false });
     const messages: Buffer[] = [];
     let chunk = 0;
@@ -275,7 +278,7 @@ describe("data message round trips", () => {
   });
 
   it("allows a final chunk without changes, when the commit comes right after a cut", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     const base = header(5000n, { finalChunk: false });
     builder.beginTransaction(base);
     builder.addChange({ kind: "insert", relation: orders, values: ["1"] });
@@ -292,6 +295,11 @@ describe("data message round trips", () => {
 
 describe("the example in docs/wire-format.md", () => {
   const example =
+    "44 52 02 01 a3 cb c4 83 9f af f1 a9 00 01 23 45 67 89 ab cd ef 01 01 01 c8 ee ac 0b 80 f0 a7 ff e8 ed 93 " +
+    "06 dc 0b 00 02 80 80 01 1a 2b 3c 4d 03 00 03 01 54 08 31 32 2e 35 30 00 01 01 c8 03 b8 17 02 00 04 00 01 " +
+    "01 54 01 01 01 0e";
+  /** The same message in version 1 (no capture session, text headers one lower), which consumers still read. */
+  const exampleV1 =
     "44 52 01 01 a3 cb c4 83 9f af f1 a9 00 01 01 c8 ee ac 0b 80 f0 a7 ff e8 ed 93 06 dc 0b 00 02 80 80 01 1a 2b " +
     "3c 4d 03 00 03 01 54 07 31 32 2e 35 30 00 01 01 c8 03 b8 17 02 00 04 00 01 01 54 01 01 01 0e";
   const relation: SchemaRef = { relationId: 16384, version: 0x1a2b3c4d };
@@ -303,10 +311,13 @@ describe("the example in docs/wire-format.md", () => {
   ];
 
   it("is what the builder writes, byte for byte, and decodes as described", () => {
-    const builder = new DataMessageBuilder({
-      sourceId: computeSourceId("7312345678901234567", "shop"),
-      epoch: 0,
-    });
+    const builder = new DataMessageBuilder(
+      {
+        sourceId: computeSourceId("7312345678901234567", "shop"),
+        epoch: 0,
+      },
+      TEST_SESSION,
+    );
     builder.beginTransaction(first);
     builder.addChange(changes[0]);
     builder.beginTransaction(second);
@@ -315,6 +326,18 @@ describe("the example in docs/wire-format.md", () => {
     expect(buf.toString("hex").replace(/(..)(?!$)/g, "$1 ")).toBe(example);
     expect(decodeDataMessage(Buffer.from(example.replaceAll(" ", ""), "hex"))).toEqual({
       envelope: { sourceId: 0xa3cbc4839faff1a9n, epoch: 0 },
+      session: TEST_SESSION,
+      chunks: [
+        { header: first, changes: [changes[0]] },
+        { header: second, changes: [changes[1]] },
+      ],
+    });
+  });
+
+  it("still decodes in version 1, without a capture session", () => {
+    expect(decodeDataMessage(Buffer.from(exampleV1.replaceAll(" ", ""), "hex"))).toEqual({
+      envelope: { sourceId: 0xa3cbc4839faff1a9n, epoch: 0 },
+      session: null,
       chunks: [
         { header: first, changes: [changes[0]] },
         { header: second, changes: [changes[1]] },
@@ -325,7 +348,7 @@ describe("the example in docs/wire-format.md", () => {
 
 describe("DataMessageBuilder rules", () => {
   it("reports its size and transaction count", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     expect(builder.isEmpty()).toBe(true);
     expect(builder.transactionCount).toBe(0);
     expect(builder.byteLength).toBe(ENVELOPE_BYTES);
@@ -338,7 +361,7 @@ describe("DataMessageBuilder rules", () => {
   });
 
   it("refuses a change outside a transaction and an empty message", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     expect(() => builder.addChange({ kind: "ddl", searchPath: "", command: "x" })).toThrow(
       /beginTransaction/,
     );
@@ -351,7 +374,7 @@ describe("DataMessageBuilder rules", () => {
   });
 
   it("refuses commit LSNs that do not increase, and new transactions not starting at chunk 0", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     builder.beginTransaction(header(100n));
     expect(() => builder.beginTransaction(header(100n))).toThrow(/not after/);
     expect(() => builder.beginTransaction(header(99n))).toThrow(/not after/);
@@ -361,7 +384,7 @@ describe("DataMessageBuilder rules", () => {
   });
 
   it("makes a non-final chunk end its message and continue as the next chunk", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     const base = header(100n, { finalChunk: false });
     builder.beginTransaction(base);
     expect(() => builder.beginTransaction(header(200n))).toThrow(/not final/);
@@ -381,7 +404,7 @@ describe("DataMessageBuilder rules", () => {
   });
 
   it("refuses invalid headers", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     expect(() => builder.beginTransaction(header(-1n))).toThrow(RangeError);
     expect(() => builder.beginTransaction(header(2n ** 64n))).toThrow(RangeError);
     expect(() => builder.beginTransaction(header(1n, { xid: 2 ** 32 }))).toThrow(RangeError);
@@ -396,7 +419,7 @@ describe("DataMessageBuilder rules", () => {
   });
 
   it("leaves the message unchanged when a change is refused", () => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     builder.beginTransaction(header(1n));
     builder.addChange({ kind: "insert", relation: orders, values: ["1"] });
     const before = builder.byteLength;
@@ -446,7 +469,7 @@ describe("DataMessageBuilder rules", () => {
 describe("data message size", () => {
   it("spends at most 25 bytes on a one-column update of a 10-column row when deltas apply", () => {
     const accounts: SchemaRef = { relationId: 16_402, version: 0x5eed1234 };
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     const lsn = 0x3_2a00_0000n;
     builder.beginTransaction(header(lsn, { commitTimeMicros: T0, xid: 734_000 }));
     builder.addChange({
@@ -514,8 +537,8 @@ describe("data message decoding errors", () => {
 
   it("unsupported-version", () => {
     const buf = Buffer.from(valid);
-    buf[2] = 2;
-    expectError(buf, "unsupported-version", 2, /version 2 is not supported/);
+    buf[2] = 3;
+    expectError(buf, "unsupported-version", 2, /version 3 is not supported/);
   });
 
   it("unexpected-kind, and an undefined kind", () => {
@@ -546,10 +569,10 @@ describe("data message decoding errors", () => {
 
   it("unknown-frame", () => {
     expectError(
-      handMade((w) => w.u8(0x09)),
+      handMade((w) => w.u8(0x0a)),
       "unknown-frame",
       ENVELOPE_BYTES,
-      /0x09/,
+      /0x0a/,
     );
     expectError(
       handMade((w) => w.u8(0x00)),
@@ -712,7 +735,7 @@ describe("data message decoding errors", () => {
 
 describe("corrupt messages", () => {
   const rich = (() => {
-    const builder = new DataMessageBuilder(envelope);
+    const builder = new DataMessageBuilder(envelope, TEST_SESSION);
     builder.beginTransaction(header(0x2_0000_0000n, { xid: 4_294_967_000, finalChunk: false }));
     builder.markFinalChunk();
     builder.beginTransaction(header(0x2_0000_1000n, { commitTimeMicros: T0 - 77n }));

@@ -7,6 +7,7 @@ import { DataMessageBuilder } from "../../../src/wire/data-message.js";
 import { computeSourceId, type Envelope, MessageKind, readEnvelope } from "../../../src/wire/envelope.js";
 import { decodeSchemaMessage, encodeSchemaMessage, schemaVersion } from "../../../src/wire/schema-message.js";
 import { WireFormatError, type WireFormatErrorReason } from "../../../src/wire/wire-format-error.js";
+import { TEST_SESSION } from "../../support/capture-session-id.js";
 
 const envelope: Envelope = { sourceId: computeSourceId("7312345678901234567", "shop"), epoch: 0 };
 const ENVELOPE_BYTES = 13;
@@ -61,13 +62,14 @@ describe("computeSourceId", () => {
 
 describe("envelope", () => {
   it("lays out magic, version, kind, source id and epoch", () => {
-    const builder = new DataMessageBuilder({ sourceId: 0x0102030405060708n, epoch: 300 });
+    const builder = new DataMessageBuilder({ sourceId: 0x0102030405060708n, epoch: 300 }, TEST_SESSION);
     builder.beginTransaction({ commitLsn: 1n, commitTimeMicros: 0n, xid: 1, chunk: 0, finalChunk: true });
     const buf = builder.finish();
-    expect(buf.subarray(0, 14).toString("hex")).toBe(`445201010102030405060708ac02`);
+    expect(buf.subarray(0, 14).toString("hex")).toBe(`445202010102030405060708ac02`);
     expect(readEnvelope(new ByteReader(buf), MessageKind.data)).toEqual({
       sourceId: 0x0102030405060708n,
       epoch: 300,
+      version: 2,
     });
   });
 });
@@ -179,7 +181,7 @@ describe("schema messages", () => {
     });
 
     it("unexpected-kind", () => {
-      const data = new DataMessageBuilder(envelope);
+      const data = new DataMessageBuilder(envelope, TEST_SESSION);
       data.beginTransaction({ commitLsn: 1n, commitTimeMicros: 0n, xid: 1, chunk: 0, finalChunk: true });
       expectError(data.finish(), "unexpected-kind", 3, /expected a schema message, got a data message/);
     });

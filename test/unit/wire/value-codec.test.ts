@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import type { ColumnValue } from "../../../src/change/change-model.js";
 import { ByteReader } from "../../../src/wire/byte-reader.js";
 import { ByteWriter } from "../../../src/wire/byte-writer.js";
-import { canonicalInteger, readValue, writeValue } from "../../../src/wire/value-codec.js";
+import {
+  canonicalInteger,
+  JOINED_VALUE,
+  readValue,
+  writeJoinedValue,
+  writeValue,
+} from "../../../src/wire/value-codec.js";
 import { WireFormatError } from "../../../src/wire/wire-format-error.js";
 
 function encode(value: ColumnValue): Buffer {
@@ -13,8 +19,9 @@ function encode(value: ColumnValue): Buffer {
 
 function decode(buf: Buffer): ColumnValue {
   const r = new ByteReader(buf);
-  const value = readValue(r);
+  const value = readValue(r, 2);
   expect(r.remaining).toBe(0);
+  if (value === JOINED_VALUE) throw new Error("a joined value where a plain one was written");
   return value;
 }
 
@@ -25,8 +32,18 @@ describe("column values", () => {
   });
 
   it("keeps the empty string distinct from NULL", () => {
-    expect(encode("").toString("hex")).toBe("02");
+    expect(encode("").toString("hex")).toBe("03");
     expect(decode(encode(""))).toBe("");
+  });
+
+  it("reads header 2 as a joined value in version 2 and as the empty text in version 1", () => {
+    const w = new ByteWriter(4);
+    writeJoinedValue(w);
+    expect(w.toBuffer().toString("hex")).toBe("02");
+    expect(readValue(new ByteReader(w.toBuffer()), 2)).toBe(JOINED_VALUE);
+    expect(readValue(new ByteReader(Buffer.from("02", "hex")), 1)).toBe("");
+    expect(readValue(new ByteReader(Buffer.from("046162", "hex")), 1)).toBe("ab");
+    expect(readValue(new ByteReader(Buffer.from("056162", "hex")), 2)).toBe("ab");
   });
 
   it.each([
@@ -65,7 +82,7 @@ describe("column values", () => {
   ])("keeps %j as text, so that it decodes to the identical spelling", (text) => {
     const buf = encode(text);
     const header = new ByteReader(buf).uvarint("h");
-    expect(header).toBe(Buffer.byteLength(text) + 2);
+    expect(header).toBe(Buffer.byteLength(text) + 3);
     expect(decode(buf)).toBe(text);
   });
 

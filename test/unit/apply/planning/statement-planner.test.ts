@@ -57,7 +57,7 @@ describe("quoting", () => {
       options,
     );
     expect(plan.map((s) => s.sql)).toEqual([
-      `INSERT INTO "we""ird; DROP TABLE x; --"."My Table" ("a.b", "c""; DELETE FROM t; --") SELECT u.v1::integer, u.v2::text FROM ROWS FROM (pg_catalog.unnest($1::${T}[]), pg_catalog.unnest($2::${T}[])) AS u(v1, v2)`,
+      `COPY "we""ird; DROP TABLE x; --"."My Table" ("a.b", "c""; DELETE FROM t; --") FROM STDIN`,
       `UPDATE "we""ird; DROP TABLE x; --"."My Table" AS t SET "c""; DELETE FROM t; --" = u.v1::text FROM ROWS FROM (pg_catalog.unnest($1::${T}[]), pg_catalog.unnest($2::${T}[])) AS u(k1, v1) WHERE t."a.b" = u.k1::integer`,
       `DELETE FROM "we""ird; DROP TABLE x; --"."My Table" AS t WHERE t."a.b" = $1::${T}::integer`,
     ]);
@@ -65,31 +65,32 @@ describe("quoting", () => {
 });
 
 describe("batched statements", () => {
-  test("consecutive inserts become one INSERT … SELECT from text arrays cast to the standby's types", () => {
+  test("consecutive inserts become one COPY of text rows, NULL as \\N and COPY's own characters escaped", () => {
     const plan = planStatements(
-      [insert(accounts.ref, ["1", "ann", "10.50"]), insert(accounts.ref, ["2", null, "NaN"])],
+      [
+        insert(accounts.ref, ["1", "ann", "10.50"]),
+        insert(accounts.ref, ["2", null, "NaN"]),
+        insert(accounts.ref, ["3", "a\\b\tc\nd\re \\N", "0"]),
+      ],
       resolve,
       options,
     );
     expect(plan).toEqual([
       {
-        sql: `INSERT INTO "public"."accounts" ("id", "name", "balance") SELECT u.v1::bigint, u.v2::text, u.v3::numeric FROM ROWS FROM (pg_catalog.unnest($1::${T}[]), pg_catalog.unnest($2::${T}[]), pg_catalog.unnest($3::${T}[])) AS u(v1, v2, v3)`,
-        params: [
-          ["1", "2"],
-          ["ann", null],
-          ["10.50", "NaN"],
-        ],
-        expectedRows: 2,
+        sql: `COPY "public"."accounts" ("id", "name", "balance") FROM STDIN`,
+        params: [],
+        copyData: Buffer.from("1\tann\t10.50\n2\t\\N\tNaN\n3\ta\\\\b\\tc\\nd\\re \\\\N\t0\n"),
+        expectedRows: 3,
         description: {
           kind: "insert",
           tables: [{ schema: "public", table: "accounts" }],
           keyColumns: ["id"],
-          keys: [["1"], ["2"]],
-          changeIndices: [0, 1],
+          keys: [["1"], ["2"], ["3"]],
+          changeIndices: [0, 1, 2],
         },
         batched: true,
         group: 0,
-        prepare: true,
+        prepare: false,
       },
     ]);
   });
@@ -307,7 +308,7 @@ describe("tables without primary key", () => {
 });
 
 describe("standby column properties", () => {
-  test("generated columns are never written; identity ALWAYS gets OVERRIDING SYSTEM VALUE", () => {
+  test("generated columns are never written; identity ALWAYS needs no OVERRIDING clause in COPY", () => {
     const items = table(
       5,
       "public",
@@ -329,14 +330,8 @@ describe("standby column properties", () => {
       resolver(items),
       options,
     );
-    expect(plan.map((s) => [s.sql, s.params])).toEqual([
-      [
-        `INSERT INTO "public"."items" ("id", "price") OVERRIDING SYSTEM VALUE SELECT u.v1::integer, u.v2::numeric FROM ROWS FROM (pg_catalog.unnest($1::${T}[]), pg_catalog.unnest($2::${T}[])) AS u(v1, v2)`,
-        [
-          ["1", "2"],
-          ["2.5", "3"],
-        ],
-      ],
+    expect(plan.map((s) => [s.sql, s.copyData?.toString() ?? s.params])).toEqual([
+      [`COPY "public"."items" ("id", "price") FROM STDIN`, "1\t2.5\n2\t3\n"],
       [
         `UPDATE "public"."items" AS t SET "price" = u.v1::numeric FROM ROWS FROM (pg_catalog.unnest($1::${T}[]), pg_catalog.unnest($2::${T}[])) AS u(k1, v1) WHERE t."id" = u.k1::integer`,
         [["1"], ["4"]],

@@ -37,6 +37,20 @@ describe("update folding", () => {
     );
   });
 
+  test("one-column keys fold by their text alone, however JSON-like it looks", () => {
+    const folded = foldUpdates([
+      upd(['["1"]'], [1], ["a"], 0),
+      upd(["1"], [1], ["b"], 1),
+      upd(['"1"'], [1], ["c"], 2),
+      upd(["1"], [2], ["d"], 3),
+    ]);
+    expect(folded.map((row) => [row.key, row.changeIndices])).toEqual([
+      [['["1"]'], [0]],
+      [["1"], [1, 3]],
+      [['"1"'], [2]],
+    ]);
+  });
+
   test("a folded row's columns come out in source order, as one update with its values", () => {
     const [row] = foldUpdates([upd(["1"], [3, 1], ["c", "a"], 4), upd(["1"], [2, 3], ["b", "C"], 5)]);
     if (row === undefined) throw new Error("no row");
