@@ -7,7 +7,8 @@
  *   (durability as the data topics). Key `epoch/<N>` holds the latest state of
  *   epoch N (a `ClusterState`, JSON); key `node/<name>` the latest `NodeReport`
  *   of a node. Records are published with acks=all.
- * - Epochs are claimed, not written: `claimEpoch(N)` creates the topic
+ * - Epochs are claimed, not written: a role change based on the state of
+ *   epoch E claims exactly E + 1 (compare-and-set). `claimEpoch(N)` creates the topic
  *   `<topicPrefix>.cluster.<cluster>.claim.e<N>`. Kafka's controller creates a
  *   topic atomically, so of concurrent claimants of N exactly one succeeds; the
  *   others, and anyone claiming N while a claim >= N exists, get an
@@ -23,8 +24,9 @@
  *   `follow(onChange)` calls back with the whole view after each batch read,
  *   until `stop()`.
  * - Claims are never deleted: an epoch is never reused. A claimant that dies
- *   between claim and publish leaves an unused epoch; the next role change
- *   claims the one above it.
+ *   between claim and publish leaves a claim without a state, and the next
+ *   claim of that epoch fails until an operator deletes the claim topic (the
+ *   error says so): a stuck cluster is loud, never split.
  */
 export { EpochConflictError } from "./cluster-errors.js";
 export {

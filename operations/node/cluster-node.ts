@@ -383,10 +383,29 @@ export class ClusterNode {
       s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
     );
     const previous = state.previous as NonNullable<ClusterState["previous"]>;
-    await this.stopService();
-    this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
     const url = writableSessionUrl(databaseUrl);
-    await drainStandby({ config, kafka, logger, standby: { name, url }, topics: previous.topics, end });
+    const running = this.role;
+    if (running.kind === "standby" && running.topics.data === previous.topics.data) {
+      // The running applier reaches the end sooner than a new one could start.
+      await this.until(state.epoch, () =>
+        BigInt(running.service.status().nextOffset) >= end ? true : undefined,
+      );
+      await this.stopService();
+    } else {
+      await this.stopService();
+      await drainStandby({ config, kafka, logger, standby: { name, url }, topics: previous.topics, end });
+    }
+    this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
+    const held = await (await databaseFacts(url, config)).positionOn(previous.topics.data);
+    if (held === null || held < end) {
+      throw new NodeRoleError(
+        `node ${name} drained ${previous.topics.data} only to offset ${held ?? "none"}, not to its end ${end}: it cannot take part in epoch ${state.epoch}; look at its applier's last error and restart the node`,
+      );
+    }
+    logger.info(
+      { topic: previous.topics.data, endOffset: end.toString() },
+      "drained the previous epoch's topic",
+    );
     if (state.primary !== name) {
       await this.followNewPrimary(state);
       return;
@@ -455,7 +474,7 @@ export class ClusterNode {
           `node ${this.options.name}: the role change to epoch ${epoch} did not progress within ${STEP_TIMEOUT_MS} ms (phase ${state?.phase ?? "none"}): see the other nodes' /status and \`diffrelay list\``,
         );
       }
-      await this.nextView(1000);
+      await this.nextView(100);
     }
   }
 

@@ -62,7 +62,8 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
   const current = refuseUnlessPossible(view, cluster, to);
   const { followers, notFollowing } = standbysOf(view, current);
 
-  const epoch = Math.max(view.highestClaim, current.epoch) + 1;
+  // The epoch right above the state read: a concurrent role change that read the same state claims the same one.
+  const epoch = current.epoch + 1;
   await store.claimEpoch(epoch, `switchover to ${to}`);
   const fencing: ClusterState = {
     ...current,
