@@ -109,6 +109,8 @@ export class Run {
     readonly stack: BenchStack,
     readonly label: string,
     readonly systems: SystemName[],
+    /** streaming: native's subscription streams large transactions in progress (`streaming = on`). */
+    readonly options: { streaming?: boolean } = {},
   ) {
     this.db = `bench_${label}_${Date.now().toString(36)}`;
     this.primary = withDb(stack.primaryServer, this.db);
@@ -145,7 +147,7 @@ export class Run {
     // IDENTITY FULL on every published table) is the only identity change in a simultaneous run.
     if (this.systems.includes("native")) {
       this.native = new NativeSubscription(this.primary, this.standby2, `native_${this.db}`);
-      await this.native.create(["bench_marker", ...tables]);
+      await this.native.create(["bench_marker", ...tables], this.options.streaming ?? false);
     }
     if (this.systems.includes("diffrelay")) {
       this.diffrelay = new DiffrelayPipeline(this.stack, this.db, this.primary, this.standby1);
@@ -160,6 +162,15 @@ export class Run {
    * committed before it is then on the standby. Times come from commit timestamps, not polling.
    */
   async marker(what: string, timeoutMs = 300_000): Promise<MarkerTimes> {
+    const { id, primaryCommitMs } = await this.insertMarker(what);
+    const standbyCommitMs: Partial<Record<SystemName, number>> = {};
+    const deadline = Date.now() + timeoutMs;
+    for (const system of this.systems) standbyCommitMs[system] = await this.markerOn(system, id, deadline);
+    return { primaryCommitMs, standbyCommitMs };
+  }
+
+  /** Inserts a marker row on the primary, in a transaction of its own, without waiting for any standby. */
+  async insertMarker(what: string): Promise<{ id: string; label: string; primaryCommitMs: number }> {
     const label = `${what}-${++markerSeq}`;
     const inserted = await sql<{ id: string }>(
       this.primary,
@@ -167,36 +178,29 @@ export class Run {
       [label],
     );
     const id = inserted[0]?.id as string;
-    const primaryCommitMs = await markerCommitMs(this.primary, id);
-    const standbyCommitMs: Partial<Record<SystemName, number>> = {};
-    const deadline = Date.now() + timeoutMs;
-    for (const system of this.systems) {
-      const url = this.standbyOf(system);
-      const client = new pg.Client(url);
-      await client.connect();
-      try {
-        for (;;) {
-          const rows = await client.query<{ ms: number }>(
-            `SELECT (extract(epoch from at) * 1000)::float8 AS ms
-               FROM bench_applied WHERE tbl = 'bench_marker' AND id = $1`,
-            [id],
-          );
-          if (rows.rows[0]) {
-            standbyCommitMs[system] = Number(rows.rows[0].ms);
-            break;
-          }
-          if (Date.now() > deadline) {
-            throw new Error(
-              `${system} did not deliver marker ${label} within ${timeoutMs / 1000} s (run ${this.db})`,
-            );
-          }
-          await sleep(20);
+    return { id, label, primaryCommitMs: await markerCommitMs(this.primary, id) };
+  }
+
+  /** Waits until a system's standby has marker `id`; its commit time there (epoch ms), from the probe. */
+  async markerOn(system: SystemName, id: string, deadline: number): Promise<number> {
+    const client = new pg.Client(this.standbyOf(system));
+    await client.connect();
+    try {
+      for (;;) {
+        const rows = await client.query<{ ms: number }>(
+          `SELECT (extract(epoch from at) * 1000)::float8 AS ms
+             FROM bench_applied WHERE tbl = 'bench_marker' AND id = $1`,
+          [id],
+        );
+        if (rows.rows[0]) return Number(rows.rows[0].ms);
+        if (Date.now() > deadline) {
+          throw new Error(`${system} did not deliver marker ${id} in time (run ${this.db})`);
         }
-      } finally {
-        await client.end();
+        await sleep(20);
       }
+    } finally {
+      await client.end();
     }
-    return { primaryCommitMs, standbyCommitMs };
   }
 
   async close(): Promise<void> {
@@ -274,6 +278,10 @@ export interface Sizes {
   identityUpdates: number;
   /** Scenario 4: rows of the single-transaction INSERT whose peak memory is measured. */
   largeRows: number;
+  /** Scenario 5: single-row transactions in the backlog a standby catches up on. */
+  catchUpTransactions: number;
+  /** Scenario 1: rows of the one bulk INSERT that runs during the second latency measurement. */
+  latencyBulkRows: number;
 }
 
 export interface BenchContext {

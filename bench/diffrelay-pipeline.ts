@@ -28,16 +28,26 @@ export class DiffrelayPipeline {
   }
 
   async start(logDir: string, profileDir?: string): Promise<void> {
+    await this.startCapture(logDir, profileDir);
+    await this.startApply(logDir, profileDir);
+  }
+
+  private env(profileDir?: string): NodeJS.ProcessEnv {
     const common: NodeJS.ProcessEnv = {
       DIFFRELAY_KAFKA_BROKERS: this.stack.brokers,
       DIFFRELAY_TOPIC: this.topic,
       DIFFRELAY_LOG_LEVEL: "info",
     };
     if (profileDir) Object.assign(common, profilingEnv(profileDir));
+    return common;
+  }
+
+  /** Starts `diffrelay capture` and waits for its slot (it creates it at its first start). */
+  async startCapture(logDir: string, profileDir?: string): Promise<void> {
     this.capture = startDiffrelay(
       `${this.slot}-capture`,
       ["capture", "--slot", this.slot, "--publication", this.publication],
-      { ...common, DIFFRELAY_SOURCE_URL: this.primary },
+      { ...this.env(profileDir), DIFFRELAY_SOURCE_URL: this.primary },
       await freePort(),
       logDir,
     );
@@ -57,13 +67,27 @@ export class DiffrelayPipeline {
         throw new Error(`diffrelay capture made no slot; see ${this.capture.logFile}`);
       await sleep(100);
     }
+  }
+
+  async startApply(logDir: string, profileDir?: string): Promise<void> {
     this.apply = startDiffrelay(
       `${this.slot}-apply`,
       ["apply", "--standby-name", "standby1"],
-      { ...common, DIFFRELAY_STANDBY_URL: this.standby },
+      { ...this.env(profileDir), DIFFRELAY_STANDBY_URL: this.standby },
       await freePort(),
       logDir,
     );
+  }
+
+  /** Stops the applier: the standby is down as far as replication goes; the capture goes on. */
+  async stopApply(): Promise<void> {
+    if (this.apply) await stopService(this.apply);
+    this.apply = undefined;
+  }
+
+  async stopCapture(): Promise<void> {
+    if (this.capture) await stopService(this.capture);
+    this.capture = undefined;
   }
 
   /** The walsender serving the capture's slot on the primary (its decoding CPU belongs to diffrelay). */
@@ -78,9 +102,8 @@ export class DiffrelayPipeline {
 
   async stop(): Promise<void> {
     // Apply first, so the capture is not stopped under a consumer still reading.
-    for (const service of [this.apply, this.capture]) {
-      if (service) await stopService(service);
-    }
+    await this.stopApply();
+    await this.stopCapture();
   }
 
   async deleteTopics(): Promise<void> {

@@ -31,19 +31,20 @@ export async function installApplyProbe(
   );
 }
 
-/** When each row of `table` was last committed on a standby (epoch ms), from the probe. */
+/** When each row of `table` was last committed on a standby (epoch ms) in [sinceMs, untilMs), from the probe. */
 export async function rowAppliedTimes(
   url: string,
   table: string,
   sinceMs: number,
+  untilMs = Number.POSITIVE_INFINITY,
 ): Promise<Map<string, number>> {
   const rows = await sql<{ id: string; ms: number }>(
     url,
     `SELECT id::text AS id, (extract(epoch from max(at)) * 1000)::float8 AS ms
        FROM bench_applied
-      WHERE tbl = $1 AND at >= to_timestamp($2::float8 / 1000)
+      WHERE tbl = $1 AND at >= to_timestamp($2::float8 / 1000) AND at < to_timestamp($3::float8 / 1000)
       GROUP BY id`,
-    [table, sinceMs],
+    [table, sinceMs, untilMs],
   );
   return new Map(rows.map((r) => [r.id, Number(r.ms)]));
 }

@@ -14,13 +14,13 @@ export class NativeSubscription {
     return this.name;
   }
 
-  async create(tables: string[]): Promise<void> {
+  async create(tables: string[], streaming: boolean): Promise<void> {
     await sql(this.primary, `CREATE PUBLICATION ${this.name} FOR TABLE ${tables.join(", ")}`);
     // libpq accepts the same URI the bench uses; the stack's role is a superuser with REPLICATION.
     const conninfo = this.primary.replaceAll("'", "''");
     await sql(
       this.standby,
-      `CREATE SUBSCRIPTION ${this.name} CONNECTION '${conninfo}' PUBLICATION ${this.name} WITH (copy_data = false)`,
+      `CREATE SUBSCRIPTION ${this.name} CONNECTION '${conninfo}' PUBLICATION ${this.name} WITH (copy_data = false, streaming = ${streaming ? "on" : "off"})`,
     );
   }
 

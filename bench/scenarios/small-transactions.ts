@@ -3,7 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runPgbench } from "../../scripts/measure/pgbench.js";
+import { pgbenchArgs, runPgbench } from "../../scripts/measure/pgbench.js";
 import { BytesMeter, type PhaseBytes } from "../bytes-meter.js";
 import {
   accountsDdl,
@@ -26,6 +26,8 @@ import {
 import { CpuMeter } from "../resources.js";
 
 const TABLE = "bench_accounts";
+/** Takes one bulk INSERT during the second latency measurement. */
+const SIDE_TABLE = "bench_side";
 
 export interface SmallSystemResult {
   transactions: number;
@@ -34,6 +36,8 @@ export interface SmallSystemResult {
   /** Marker commit on the primary (right after pgbench ends) → its commit on the standby. */
   tailLagMs: number;
   latency: LatencySummary;
+  /** The same, while one bulk INSERT of latencyBulkRows rows commits on another table. */
+  latencyUnderBulk: LatencySummary;
   /** CPU seconds used during the burst by each of this system's processes. */
   cpuSeconds: Record<string, number>;
 }
@@ -50,11 +54,11 @@ export interface SmallShared {
 
 export type SmallResult = PerSystem<SmallSystemResult, SmallShared>;
 
-function updateScript(rows: number): string {
-  // One statement, autocommitted: one single-row transaction changing one column.
+/** pgbench script: one statement, autocommitted: one single-row transaction changing one column. */
+export function updateScript(table: string, rows: number): string {
   return `\\set id random(1, ${rows})
 \\set delta random(-500, 500)
-UPDATE ${TABLE} SET balance = balance + :delta * 0.01 WHERE id = :id;
+UPDATE ${table} SET balance = balance + :delta * 0.01 WHERE id = :id;
 `;
 }
 
@@ -62,13 +66,14 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
   const { sizes } = ctx;
   const run = new Run(ctx.stack, "small", systems);
   try {
-    await run.open(accountsDdl(TABLE), accountsInsert(TABLE, 1, sizes.smallRows), [TABLE], {
+    const ddl = `${accountsDdl(TABLE)}\n${accountsDdl(SIDE_TABLE)}`;
+    await run.open(ddl, accountsInsert(TABLE, 1, sizes.smallRows), [TABLE, SIDE_TABLE], {
       logDir: ctx.logDir,
       profileDir: ctx.profileDir ? join(ctx.profileDir, run.db) : undefined,
     });
     const dir = mkdtempSync(join(tmpdir(), "diffrelay-bench-"));
     const script = join(dir, "update.sql");
-    writeFileSync(script, updateScript(sizes.smallRows));
+    writeFileSync(script, updateScript(TABLE, sizes.smallRows));
 
     const cpu = new CpuMeter({
       "diffrelay capture": run.diffrelay?.capture?.child.pid,
@@ -87,20 +92,9 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
     ctx.log(
       `  small: ${perClient * clients} single-row UPDATEs from ${clients} clients (${systems.join(" + ")})`,
     );
-    const burst = await runPgbench([
-      "-n",
-      "-c",
-      String(clients),
-      "-j",
-      "2",
-      "-t",
-      String(perClient),
-      "--random-seed",
-      "42",
-      "-f",
-      script,
-      run.primary,
-    ]);
+    const burst = await runPgbench(
+      pgbenchArgs(run.primary, script, clients, "42", ["-t", String(perClient)]),
+    );
     const done = await run.marker("small-burst");
     const used = cpu.stop();
     const phaseBytes = await bytes.stop();
@@ -115,25 +109,25 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
     ctx.log(`  small: latency at ${sizes.latencyRate} txn/s offered for ${sizes.latencySeconds} s`);
     // The probe goes on only now: its extra insert per row would slow the burst's standbys.
     for (const system of systems) await installApplyProbe(run.standbyOf(system), TABLE, "UPDATE");
+    const paced = (seed: string) =>
+      runPgbench(
+        pgbenchArgs(run.primary, script, clients, seed, [
+          "-R",
+          String(sizes.latencyRate),
+          "-T",
+          String(sizes.latencySeconds),
+        ]),
+      );
     const latencyStart = await dbNowMs(run.primary);
-    const paced = await runPgbench([
-      "-n",
-      "-c",
-      String(clients),
-      "-j",
-      "2",
-      "-R",
-      String(sizes.latencyRate),
-      "-T",
-      String(sizes.latencySeconds),
-      "--random-seed",
-      "43",
-      "-f",
-      script,
-      run.primary,
-    ]);
+    const quiet = await paced("43");
     await run.marker("small-latency");
     const sourceTimes = await rowCommitTimes(run.primary, TABLE, latencyStart);
+
+    ctx.log(`  small: the same latency run while one INSERT of ${sizes.latencyBulkRows} rows commits`);
+    const bulkStart = await dbNowMs(run.primary);
+    await Promise.all([paced("45"), sql(run.primary, accountsInsert(SIDE_TABLE, 1, sizes.latencyBulkRows))]);
+    await run.marker("small-latency-bulk", 900_000);
+    const bulkSourceTimes = await rowCommitTimes(run.primary, TABLE, bulkStart);
 
     const result: SmallResult = {
       shared: {
@@ -142,7 +136,7 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
         bytes: phaseBytes,
         floorBytes: await textBytesPerRow(run.primary, TABLE, ["id", "balance"]),
         offeredRate: sizes.latencyRate,
-        latencyTransactions: paced.transactions,
+        latencyTransactions: quiet.transactions,
       },
     };
     for (const system of systems) {
@@ -152,7 +146,14 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
         transactions: burst.transactions,
         endToEndTps: burst.transactions / ((standbyCommit - firstCommitMs) / 1000),
         tailLagMs: standbyCommit - done.primaryCommitMs,
-        latency: latencies(sourceTimes, await rowAppliedTimes(run.standbyOf(system), TABLE, latencyStart)),
+        latency: latencies(
+          sourceTimes,
+          await rowAppliedTimes(run.standbyOf(system), TABLE, latencyStart, bulkStart),
+        ),
+        latencyUnderBulk: latencies(
+          bulkSourceTimes,
+          await rowAppliedTimes(run.standbyOf(system), TABLE, bulkStart),
+        ),
         cpuSeconds: Object.fromEntries(
           Object.entries(used).filter(
             ([name]) => name.startsWith(prefix) || (system === "diffrelay" && name === "Kafka broker"),

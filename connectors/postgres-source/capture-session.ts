@@ -46,6 +46,10 @@ export interface CaptureSessionOptions {
   maxPendingBytes: number;
   /** The limit the pgoutput decoder left values above undecoded; named in the error that refuses them. */
   maxValueBytes: number;
+  /**
+   * How long a transaction committed while Kafka is idle waits for more before
+   * its message is sealed; 0 seals it once what has already been received is handled.
+   */
   lingerMs: number;
   schemas: SchemaSink;
   /** Reads a relation's definition from the source catalog when pgoutput announces it. */
@@ -93,7 +97,7 @@ export class CaptureSession {
   /** Commit LSN of the first transaction (or chunk) in the message being built. */
   private firstInMessage: Lsn | null = null;
   private flushAtCommit = false;
-  private lingerTimer: NodeJS.Timeout | null = null;
+  private cancelLinger: (() => void) | null = null;
 
   constructor(private readonly options: CaptureSessionOptions) {
     if (options.maxMessageBytes * 2 > options.messageLimitBytes) {
@@ -306,15 +310,28 @@ export class CaptureSession {
     });
     if (this.flushAtCommit || this.builder.byteLength >= this.options.maxMessageBytes / 2) {
       this.flush();
-    } else if (this.publisher.idle && this.lingerTimer === null) {
-      // Wait briefly so that a burst of small transactions shares one message;
-      // while a request is in flight, onIdle flushes instead.
-      this.lingerTimer = setTimeout(() => {
-        this.lingerTimer = null;
+    } else if (this.publisher.idle && this.cancelLinger === null) {
+      // While a request is in flight, onIdle flushes instead.
+      this.cancelLinger = this.scheduleLinger(() => {
+        this.cancelLinger = null;
         this.flush();
-      }, this.options.lingerMs);
+      });
     }
     await this.publisher.waitForCapacity();
+  }
+
+  /**
+   * With no wait, the message is sealed on the event loop's next turn: the
+   * transactions already read from the replication socket share it, and none
+   * waits for one that has not arrived.
+   */
+  private scheduleLinger(seal: () => void): () => void {
+    if (this.options.lingerMs === 0) {
+      const immediate = setImmediate(seal);
+      return () => clearImmediate(immediate);
+    }
+    const timer = setTimeout(seal, this.options.lingerMs);
+    return () => clearTimeout(timer);
   }
 
   /** Seals what has accumulated, unless a transaction is open: then at its commit. */
@@ -344,8 +361,8 @@ export class CaptureSession {
 
   private fail(error: PublishError, unacknowledged: MessageReceipt[]): void {
     // A failed publisher takes no more messages: the linger timer must not try to seal one.
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    this.lingerTimer = null;
+    this.cancelLinger?.();
+    this.cancelLinger = null;
     const first = unacknowledged[0]?.firstCommitLsn;
     const where =
       first === undefined
@@ -362,8 +379,8 @@ export class CaptureSession {
 
   /** Stops sealing and waits for the publisher's request in flight: see OrderedPublisher.close(). */
   async close(): Promise<void> {
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    this.lingerTimer = null;
+    this.cancelLinger?.();
+    this.cancelLinger = null;
     await this.publisher.close();
   }
 }

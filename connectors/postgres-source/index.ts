@@ -8,6 +8,7 @@ export { HEARTBEAT_PREFIX } from "./heartbeat.js";
 export { DDL_PREFIX, SEQUENCES_PREFIX } from "./logical-messages.js";
 export {
   decodePgoutput,
+  OversizedValue,
   type PgoutputMessage,
   type RelationMessage,
   type TupleValue,

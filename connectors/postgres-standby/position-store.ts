@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { quoteLiteral } from "../../src/sql/quote.js";
 
 /**
  * Every statement on diffrelay's own standby tables (migrations/standby/):
@@ -48,6 +49,32 @@ export async function readPosition(
   };
 }
 
+/** The upsert of a position, with its eight values as SQL expressions (parameters or literals). */
+function positionUpsert(v: string[]): string {
+  return `INSERT INTO diffrelay.apply_position
+             (topic, partition, next_offset, last_commit_lsn, last_commit_time, source_id, epoch, standby_name, updated_at)
+           VALUES (${v[0]}, ${v[1]}, ${v[2]}, ${v[3]}::pg_lsn, to_timestamp(${v[4]}::double precision / 1000000), ${v[5]}, ${v[6]}, ${v[7]}, now())
+           ON CONFLICT (topic, partition) DO UPDATE SET
+             next_offset = EXCLUDED.next_offset, last_commit_lsn = EXCLUDED.last_commit_lsn,
+             last_commit_time = EXCLUDED.last_commit_time, source_id = EXCLUDED.source_id,
+             epoch = EXCLUDED.epoch, standby_name = EXCLUDED.standby_name, updated_at = now()`;
+}
+
+function positionValues(standbyName: string, position: ApplyPosition): (string | null)[] {
+  return [
+    position.topic,
+    String(position.partition),
+    position.nextOffset.toString(),
+    formatLsn(position.lastCommitLsn),
+    position.lastCommitTimeMicros === null ? null : position.lastCommitTimeMicros.toString(),
+    position.sourceId === null ? null : position.sourceId.toString(16).padStart(16, "0"),
+    String(position.epoch),
+    standbyName,
+  ];
+}
+
+const PARAMETERS = Array.from({ length: 8 }, (_, i) => `$${i + 1}`);
+
 /** Written inside the transaction that applied the changes it covers, never on its own. */
 export async function writePosition(
   client: pg.ClientBase,
@@ -56,24 +83,24 @@ export async function writePosition(
 ): Promise<void> {
   await client.query({
     name: "diffrelay_write_position",
-    text: `INSERT INTO diffrelay.apply_position
-             (topic, partition, next_offset, last_commit_lsn, last_commit_time, source_id, epoch, standby_name, updated_at)
-           VALUES ($1, $2, $3, $4::pg_lsn, to_timestamp($5::double precision / 1000000), $6, $7, $8, now())
-           ON CONFLICT (topic, partition) DO UPDATE SET
-             next_offset = EXCLUDED.next_offset, last_commit_lsn = EXCLUDED.last_commit_lsn,
-             last_commit_time = EXCLUDED.last_commit_time, source_id = EXCLUDED.source_id,
-             epoch = EXCLUDED.epoch, standby_name = EXCLUDED.standby_name, updated_at = now()`,
-    values: [
-      position.topic,
-      position.partition,
-      position.nextOffset.toString(),
-      formatLsn(position.lastCommitLsn),
-      position.lastCommitTimeMicros === null ? null : position.lastCommitTimeMicros.toString(),
-      position.sourceId === null ? null : position.sourceId.toString(16).padStart(16, "0"),
-      position.epoch,
-      standbyName,
-    ],
+    text: positionUpsert(PARAMETERS),
+    values: positionValues(standbyName, position),
   });
+}
+
+/**
+ * Writes the position and commits the transaction it covers in one round trip
+ * (one simple query of two statements): on the standby, every round trip of a
+ * small transaction's apply is latency. An error in the upsert skips the
+ * COMMIT, leaving the transaction aborted, as two separate queries would.
+ */
+export async function commitWithPosition(
+  client: pg.ClientBase,
+  standbyName: string,
+  position: ApplyPosition,
+): Promise<void> {
+  const literals = positionValues(standbyName, position).map((v) => (v === null ? "NULL" : quoteLiteral(v)));
+  await client.query(`${positionUpsert(literals)}; COMMIT`);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { type ApplyPosition, writePosition } from "./position-store.js";
+import { type ApplyPosition, commitWithPosition } from "./position-store.js";
 
 /**
  * The standby transaction the grouper drives: one group of source
@@ -40,8 +40,7 @@ export class PgStandbyTransaction implements StandbyTransaction {
   }
 
   async commit(position: ApplyPosition): Promise<void> {
-    await writePosition(this.client, this.standbyName, position);
-    await this.client.query("COMMIT");
+    await commitWithPosition(this.client, this.standbyName, position);
   }
 
   async rollback(): Promise<void> {

@@ -237,6 +237,9 @@ export class TransactionApplier {
    */
   private async runBatch(segment: Segment, statements: PlannedStatement[]): Promise<void> {
     const { client } = segment;
+    const indices = statements.flatMap((statement) => statement.description.changeIndices);
+    // A batch of one change is what the fallback would run anyway: the savepoint's two round trips buy nothing.
+    if (indices.length === 1) return this.runChangeByChange(segment, indices);
     await client.query(`SAVEPOINT ${SAVEPOINT}`);
     let replay = false;
     for (const statement of statements) {
@@ -257,7 +260,11 @@ export class TransactionApplier {
     await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
     this.options.metrics.batchFallbacks.inc();
-    const indices = statements.flatMap((statement) => statement.description.changeIndices);
+    await this.runChangeByChange(segment, indices);
+  }
+
+  /** One statement per change, in source order, for the changes from the first to the last of `indices`. */
+  private async runChangeByChange(segment: Segment, indices: number[]): Promise<void> {
     const first = Math.min(...indices);
     const last = Math.max(...indices);
     const exact = planChangeByChange(

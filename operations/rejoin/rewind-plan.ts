@@ -1,4 +1,4 @@
-import { type TupleValue, UNCHANGED_TOAST } from "../../connectors/postgres-source/index.js";
+import { OversizedValue, type TupleValue, UNCHANGED_TOAST } from "../../connectors/postgres-source/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { quoteIdent } from "../../src/sql/quote.js";
 import {
@@ -81,6 +81,9 @@ function undo(change: StreamRowChange, commitLsn: string): RewindStatement[] {
 
 function text(value: TupleValue | undefined): string | null {
   if (value === UNCHANGED_TOAST || value === undefined) throw new Error("a value the stream did not carry");
+  if (value instanceof OversizedValue) {
+    throw new Error(`a value of ${value.bytes} bytes, above what can be decoded (capture.maxValueBytes)`);
+  }
   return value;
 }
 

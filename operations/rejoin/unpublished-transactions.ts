@@ -3,6 +3,7 @@ import {
   DDL_PREFIX,
   decodePgoutput,
   loadRelationSchema,
+  OversizedValue,
   type PgoutputMessage,
   type RelationMessage,
   type TupleValue,
@@ -185,7 +186,11 @@ function describeChange(change: StreamRowChange): UnpublishedChange {
         const value = row[i];
         return [
           change.table.columns[i]?.name as string,
-          value === UNCHANGED_TOAST ? "(unchanged TOAST)" : (value ?? null),
+          value === UNCHANGED_TOAST
+            ? "(unchanged TOAST)"
+            : value instanceof OversizedValue
+              ? `(${value.bytes} bytes, above the value limit)`
+              : (value ?? null),
         ];
       }),
     );

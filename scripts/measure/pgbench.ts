@@ -29,3 +29,14 @@ export function runPgbench(args: string[]): Promise<PgbenchResult> {
     });
   });
 }
+
+/** pgbench's arguments for a fixed load: `clients` clients on 2 threads, a script, a seed, without vacuum. */
+export function pgbenchArgs(
+  url: string,
+  script: string,
+  clients: number,
+  seed: string,
+  load: string[],
+): string[] {
+  return ["-n", "-c", String(clients), "-j", "2", ...load, "--random-seed", seed, "-f", script, url];
+}

@@ -62,8 +62,8 @@ const captureSchema = z.object({
    * string (536870888); lower it to bound the capture's memory per row.
    */
   maxValueBytes: z.number().int().min(1024).max(536_870_888).default(536_870_888),
-  /** How long frames may wait for more frames before they are sent. */
-  lingerMs: z.number().int().min(0).max(1000).default(2),
+  /** How long frames may wait for more frames before they are sent; 0: only for what has already arrived. */
+  lingerMs: z.number().int().min(0).max(1000).default(0),
   /** Bytes of frames waiting for Kafka before the replication socket is paused. */
   maxPendingBytes: z
     .number()

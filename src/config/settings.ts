@@ -192,7 +192,7 @@ export const SETTINGS: readonly Setting[] = [
     "DIFFRELAY_LINGER_MS",
     "linger-ms",
     "number",
-    "how long frames may wait for more frames before they are sent",
+    "how long a transaction committed while Kafka is idle waits for more before it is sent (0: none)",
   ),
   setting(
     "capture.maxPendingBytes",

@@ -8,6 +8,7 @@ const { CompressionCodecs, CompressionTypes, Kafka, logLevel } = kafkajs;
 import type { DiffrelayConfig } from "../config/config-schema.js";
 import type { Logger } from "../observability/logger.js";
 import { redact } from "../observability/redact.js";
+import { noDelaySocketFactory } from "./kafka-socket.js";
 
 type KafkaSettings = NonNullable<DiffrelayConfig["kafka"]>;
 
@@ -28,6 +29,7 @@ export function createKafka(settings: KafkaSettings, logger: Logger): kafkajs.Ka
     requestTimeout: 30000,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
+    socketFactory: noDelaySocketFactory,
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;
       const fields = { kafka: entry.namespace, ...rest };

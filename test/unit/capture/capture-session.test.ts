@@ -77,7 +77,12 @@ function schemaOf(message: RelationMessage): RelationSchema {
 }
 
 function harness(
-  options: { maxMessageBytes?: number; maxPendingBytes?: number; topicMaxMessageBytes?: number } = {},
+  options: {
+    maxMessageBytes?: number;
+    maxPendingBytes?: number;
+    topicMaxMessageBytes?: number;
+    lingerMs?: number;
+  } = {},
 ) {
   const sink = new FakeMessageSink();
   const events: string[] = [];
@@ -97,7 +102,7 @@ function harness(
     ...messageLimits(options.topicMaxMessageBytes ?? 16 * 1024 * 1024, options.maxMessageBytes ?? 64 * 1024),
     maxPendingBytes: options.maxPendingBytes ?? 1024 * 1024,
     maxValueBytes: MAX_VALUE_BYTES,
-    lingerMs: LINGER_MS,
+    lingerMs: options.lingerMs ?? LINGER_MS,
     schemas: {
       ensure: async (schema) => {
         events.push(`schema ${schema.relationId}`);
@@ -215,6 +220,21 @@ describe("CaptureSession: framing", () => {
     h.sink.outstanding().ack();
     await settle();
     expect(h.durable).toEqual([[completed(100n, 1), completed(200n, 1), completed(300n, 1)]]);
+  });
+
+  it("with lingerMs 0, sends what has already arrived on the next turn, on no timer, in one message", async () => {
+    const h = harness({ lingerMs: 0 });
+    await h.feed(relation(1));
+    for (const lsn of [100n, 200n, 300n]) await h.feed(begin(lsn), insert(1, String(lsn)), commit(lsn));
+    expect(h.sink.requests).toHaveLength(0);
+    // Only the event loop's next turn: the (faked) timers never advance.
+    await settle();
+    expect(h.sent()).toHaveLength(1);
+    expect(h.chunks().map((c) => c.header.commitLsn)).toEqual([100n, 200n, 300n]);
+    h.sink.outstanding().ack();
+    await settle();
+    expect(h.durable).toEqual([[completed(100n, 1), completed(200n, 1), completed(300n, 1)]]);
+    expect(h.session.isIdle()).toBe(true);
   });
 
   it("seals at once, without lingering, a commit that leaves the message half full", async () => {
