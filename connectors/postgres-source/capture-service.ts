@@ -23,6 +23,7 @@ import { SequenceTracker } from "./sequence-tracker.js";
 import { LEGACY_SLOT_NAME } from "./slot-name.js";
 import { SlotReader } from "./slot-reader.js";
 import { SourceConfigurationError } from "./source-errors.js";
+import { ensureZeroLoss, readZeroLossState, type ZeroLossGuarantee } from "./zero-loss.js";
 
 const { Partitioners } = kafkajs;
 
@@ -36,6 +37,8 @@ export interface CaptureStatus {
   confirmedLsn: string;
   serverWalEnd: string;
   slotLagBytes: number;
+  /** Whether the source's commits wait for this capture (synchronous_standby_names), as found at start. */
+  zeroLoss: ZeroLossGuarantee;
   transactions: number;
   flowing: boolean;
   lastError: string | null;
@@ -63,6 +66,7 @@ export class CaptureService {
   private topics: SourceTopics | null = null;
   /** The capture's slot as resolved at set-up (until then, the configured one or ""). */
   private slot = "";
+  private zeroLoss: ZeroLossGuarantee = "off";
   private confirmed: Lsn = 0n;
   private serverWalEnd: Lsn = 0n;
   private transactions = 0;
@@ -101,6 +105,7 @@ export class CaptureService {
       confirmedLsn: formatLsn(this.confirmed),
       serverWalEnd: formatLsn(this.serverWalEnd),
       slotLagBytes: Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n),
+      zeroLoss: this.zeroLoss,
       transactions: this.transactions,
       flowing: this.isFlowing(),
       lastError: this.lastError,
@@ -223,6 +228,9 @@ export class CaptureService {
     const client = new pg.Client(postgresClientConfig(config.source.url, config.source.tls));
     await client.connect();
     try {
+      // The capture's own writes never wait for the capture: with zero-loss on and the capture away,
+      // its setup would otherwise wait for itself.
+      await client.query("SET synchronous_commit = local");
       const setup = await migrateSource(client, {
         publicationName: config.capture.publication,
         slotName: config.capture.slot,
@@ -261,10 +269,45 @@ export class CaptureService {
         );
       }
       this.slot = setup.slot;
-      logger.info({ slot: setup.slot }, "capture slot");
+      logger.info({ slot: setup.slot, applicationName: setup.slot }, "capture slot");
+      await this.prepareZeroLoss(client);
       return setup.source;
     } finally {
       await client.end();
+    }
+  }
+
+  /**
+   * After the slot exists (creating one waits for running transactions, which
+   * could be waiting for this capture): zero-loss mode sets or checks
+   * synchronous_standby_names; without it, a setting that names the capture
+   * anyway is reported, since commits then wait for it all the same.
+   */
+  private async prepareZeroLoss(client: pg.Client): Promise<void> {
+    const { config, logger } = this.deps;
+    const state = config.capture.zeroLoss
+      ? await ensureZeroLoss(client, this.slot)
+      : await readZeroLossState(client, this.slot);
+    this.zeroLoss = state.guarantee;
+    const facts = {
+      applicationName: this.slot,
+      synchronousStandbyNames: state.synchronousStandbyNames,
+      synchronousCommit: state.synchronousCommit,
+      guarantee: state.guarantee,
+    };
+    if (state.changed) logger.info(facts, "zero-loss mode: synchronous_standby_names set (ALTER SYSTEM)");
+    if (config.capture.zeroLoss && state.guarantee === "required") {
+      logger.info(facts, "zero-loss mode: every commit on the source waits until Kafka holds it");
+    } else if (config.capture.zeroLoss) {
+      logger.warn(
+        facts,
+        "zero-loss mode: synchronous_standby_names names the capture, but another standby can release a commit without it (ANY, a longer FIRST list, or *): a commit may return before Kafka holds it",
+      );
+    } else if (state.guarantee !== "off") {
+      logger.warn(
+        facts,
+        "synchronous_standby_names names this capture: commits on the source wait for it although zero-loss mode is off; while it is stopped they wait. Remove it from synchronous_standby_names if that is not wanted",
+      );
     }
   }
 
@@ -278,6 +321,8 @@ export class CaptureService {
     const catalogClient = new pg.Client(postgresClientConfig(config.source.url, config.source.tls));
     await catalogClient.connect();
     catalogClient.on("error", () => undefined);
+    // Its transactional writes (sequence positions) come back through this session: never wait for it.
+    await catalogClient.query("SET synchronous_commit = local");
     const session = new CaptureSession({
       sink: kafkaTopicSink(producer, topics.data, COMPRESSION[config.capture.compression]),
       sourceId: identity.sourceId,
@@ -298,6 +343,8 @@ export class CaptureService {
       connection: postgresClientConfig(config.source.url, config.source.tls),
       slotName: this.slot,
       publicationName: config.capture.publication,
+      // Slots are unique per server, so the slot's name is a stable, unique standby name.
+      applicationName: this.slot,
       isIdle: () => session.isIdle(),
       maxValueBytes: config.capture.maxValueBytes,
       onMessage: async (_walStart, message) => {
@@ -339,6 +386,11 @@ export class CaptureService {
       emitHeartbeat(catalogClient)
         .then(() => this.sequences.publishChanged(catalogClient))
         .then(readSlotState)
+        // Kept current for /status, which a failover reads: the setting can change while the capture runs.
+        .then(() => readZeroLossState(catalogClient, this.slot))
+        .then((state) => {
+          this.zeroLoss = state.guarantee;
+        })
         .catch((err) => logger.warn({ err }, "heartbeat, sequence positions or slot state failed"));
     }, config.capture.heartbeatIntervalMs);
     this.sessionLive = true;

@@ -18,3 +18,8 @@ export { replicatedSequences, SequenceTracker } from "./sequence-tracker.js";
 export { defaultSlotName, LEGACY_SLOT_NAME, resolveCaptureSlot } from "./slot-name.js";
 export { identifySource, loadRelationSchema, slotInfo } from "./source-catalog.js";
 export { migrateSource, parseTableName } from "./source-migrator.js";
+export {
+  readZeroLossState,
+  type ZeroLossGuarantee,
+  zeroLossSetting,
+} from "./zero-loss.js";

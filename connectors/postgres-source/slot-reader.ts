@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { LogicalReplicationService } from "pg-logical-replication";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { withApplicationName } from "../../src/config/postgres-connection.js";
 import { withValueFormat } from "../../src/sql/value-format.js";
 import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
 import { DiffrelayPgoutputPlugin } from "./pgoutput/pgoutput-plugin.js";
@@ -15,6 +16,11 @@ export interface SlotReaderOptions {
   connection: pg.ClientConfig | string;
   slotName: string;
   publicationName: string;
+  /**
+   * The connection's application_name (over one in the URL): how the server
+   * names this client in pg_stat_replication and in synchronous_standby_names.
+   */
+  applicationName: string;
   /** The caller's durable position; PostgreSQL starts from the later of this and the slot's confirmed position. */
   startLsn?: Lsn;
   /**
@@ -103,7 +109,7 @@ export class SlotReader {
       typeof options.connection === "string" ? { connectionString: options.connection } : options.connection;
     // The walsender formats values with its own session settings: pin the ones that change
     // text output, so captured values do not depend on the source's or the role's defaults.
-    const clientConfig = withValueFormat(given);
+    const clientConfig = withValueFormat(withApplicationName(given, options.applicationName));
     this.service = new LogicalReplicationService(clientConfig, {
       // The library's own acknowledgements follow receipt; ours follow durability.
       acknowledge: { auto: false, timeoutSeconds: 0 },

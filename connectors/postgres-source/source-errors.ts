@@ -8,7 +8,8 @@ export type SourceProblem =
   | "permission_denied"
   | "authentication_failed"
   | "wal_level"
-  | "not_capturable";
+  | "not_capturable"
+  | "zero_loss";
 
 /** A problem with the source's configuration that reconnecting will not fix. */
 export class SourceConfigurationError extends DiffrelayError {

@@ -127,3 +127,32 @@ export function encodeRecord(record: ClusterRecord): { key: string; value: strin
 export function memberNamed(state: ClusterState, name: string): ClusterMember | undefined {
   return state.members.find((m) => m.name === name);
 }
+
+/** Nodes report every 5 s: an older report is from a node that may be gone. */
+const FRESH_REPORT_MS = 20_000;
+
+/** The node's latest report is fresh and says it has reached `role` at `epoch`. */
+export function isReadyAt(
+  view: ClusterView,
+  node: string,
+  epoch: number,
+  role: "primary" | "standby",
+): boolean {
+  const report = view.reports.get(node);
+  return (
+    report?.epoch === epoch &&
+    report.role === role &&
+    report.ready &&
+    Date.now() - Date.parse(report.at) < FRESH_REPORT_MS
+  );
+}
+
+/** The members other than the primary that are ready standbys of the state's epoch, and the others. */
+export function standbysOf(
+  view: ClusterView,
+  state: ClusterState,
+): { followers: string[]; notFollowing: string[] } {
+  const others = state.members.map((m) => m.name).filter((name) => name !== state.primary);
+  const followers = others.filter((name) => isReadyAt(view, name, state.epoch, "standby"));
+  return { followers, notFollowing: others.filter((name) => !followers.includes(name)) };
+}

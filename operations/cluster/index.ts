@@ -12,7 +12,7 @@
  *   `<topicPrefix>.cluster.<cluster>.claim.e<N>`. Kafka's controller creates a
  *   topic atomically, so of concurrent claimants of N exactly one succeeds; the
  *   others, and anyone claiming N while a claim >= N exists, get an
- *   `EpochConflictError` (kind `conflict`, exit 8) having changed nothing.
+ *   `EpochConflictError` (kind `conflict`, exit 9) having changed nothing.
  * - The current state is the state of the highest epoch that is both claimed
  *   and published (`ClusterView.state`); a state record without a claim is
  *   ignored. Only the holder of the highest claim publishes states:
@@ -34,7 +34,9 @@ export {
   type ClusterPhase,
   type ClusterState,
   type ClusterView,
+  isReadyAt,
   memberNamed,
   type NodeReport,
+  standbysOf,
 } from "./cluster-state.js";
 export { type ClusterFollower, ClusterStore, type ClusterStoreOptions } from "./cluster-store.js";

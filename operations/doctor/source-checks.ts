@@ -3,9 +3,12 @@ import {
   loadRelationSchema,
   parseTableName,
   type RelationMessage,
+  readZeroLossState,
   resolveCaptureSlot,
+  zeroLossSetting,
 } from "../../connectors/postgres-source/index.js";
 import type { RelationSchema, ReplicaIdentity } from "../../src/change/relation-schema.js";
+import { quoteLiteral } from "../../src/sql/quote.js";
 import { CheckList, formatBytes, withConnection } from "./doctor-report.js";
 
 export interface SourceCheckOptions {
@@ -16,6 +19,8 @@ export interface SourceCheckOptions {
   tables: string[];
   schemas: string[];
   identity: Record<string, "full" | "default">;
+  /** capture.zeroLoss: commits are to wait for the capture. */
+  zeroLoss: boolean;
 }
 
 export interface SourceFindings {
@@ -32,7 +37,9 @@ export async function checkSource(options: SourceCheckOptions): Promise<SourceFi
   let tables: RelationSchema[] | null = null;
   await withConnection(checks, options.config, "check source.url and pg_hba.conf", async (client) => {
     const role = await checkServer(client, checks);
-    await checkSlots(client, checks, await resolveCaptureSlot(client, options.slot));
+    const slot = await resolveCaptureSlot(client, options.slot);
+    await checkSlots(client, checks, slot);
+    await checks.run("zero-loss", () => checkZeroLoss(client, checks, slot, options.zeroLoss));
     await checks.run("replication connection", () => checkReplicationConnection(options.config, checks));
     await checks.run("tables", async () => {
       tables = await checkTables(client, checks, options, role);
@@ -113,6 +120,91 @@ async function checkServer(client: pg.Client, checks: CheckList): Promise<RoleFa
       "apply every schema change to each standby yourself before the source's, or install migrations/source/003_ddl_capture.sql and 004_rewrite_recopy.sql once as a superuser",
     );
   return { name: s.role, superuser: s.superuser };
+}
+
+/**
+ * Whether commits wait for the capture (its application_name is its slot's
+ * name), against what is configured: zero-loss mode needs them to, and
+ * without it a setting that names the capture still makes commits wait.
+ */
+async function checkZeroLoss(
+  client: pg.Client,
+  checks: CheckList,
+  slot: string,
+  wanted: boolean,
+): Promise<void> {
+  const state = await readZeroLossState(client, slot);
+  const { rows } = await client.query<{ connected: boolean; may_set: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication WHERE application_name = $1) AS connected,
+            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+            OR (pg_catalog.current_setting('server_version_num')::int >= 150000
+                AND pg_catalog.has_parameter_privilege('synchronous_standby_names', 'ALTER SYSTEM')
+                AND pg_catalog.has_function_privilege('pg_catalog.pg_reload_conf()', 'EXECUTE')) AS may_set`,
+    [slot],
+  );
+  const { connected, may_set: maySet } = rows[0] as { connected: boolean; may_set: boolean };
+  const names = quoteLiteral(state.synchronousStandbyNames);
+  const line = `synchronous_standby_names = ${quoteLiteral(zeroLossSetting(slot))}`;
+  if (state.guarantee !== "off" && !connected) {
+    checks.add(
+      "zero-loss",
+      state.guarantee === "required" ? "fail" : "warn",
+      `synchronous_standby_names ${names} names the capture (application_name "${slot}"), which is not connected: ` +
+        (state.guarantee === "required"
+          ? "commits on the source wait until it is"
+          : "commits wait for another standby"),
+      "start the capture, or remove it from synchronous_standby_names (and reload) to let commits return without it",
+    );
+    return;
+  }
+  if (!wanted) {
+    if (state.guarantee === "off") checks.add("zero-loss", "ok", "off: commits do not wait for the capture");
+    else
+      checks.add(
+        "zero-loss",
+        "warn",
+        `zero-loss mode is off, but synchronous_standby_names ${names} names the capture: commits wait for it all the same`,
+        "turn zero-loss mode on (--zero-loss) to say so, or remove the capture from synchronous_standby_names",
+      );
+    return;
+  }
+  if (state.synchronousCommit === "off" || state.synchronousCommit === "local") {
+    checks.add(
+      "zero-loss",
+      "fail",
+      `synchronous_commit is ${state.synchronousCommit}: commits would not wait for the capture`,
+      "set synchronous_commit = on (or remote_write, remote_apply) in postgresql.conf and reload",
+    );
+  } else if (state.guarantee === "required") {
+    checks.add(
+      "zero-loss",
+      "ok",
+      `synchronous_standby_names ${names}: every commit waits until Kafka holds it`,
+    );
+  } else if (state.guarantee === "optional") {
+    checks.add(
+      "zero-loss",
+      "warn",
+      `synchronous_standby_names ${names} names the capture, but another standby can release a commit without it`,
+      `for every commit to wait for Kafka: ${line} (or list every name with FIRST n / ANY n equal to their number)`,
+    );
+  } else if (state.synchronousStandbyNames.trim() !== "") {
+    checks.add(
+      "zero-loss",
+      "fail",
+      `synchronous_standby_names ${names} does not name the capture (application_name "${slot}"): the capture refuses to start`,
+      `add it, e.g. FIRST 2 (<your standby>, ${zeroLossSetting(slot)}), and reload`,
+    );
+  } else if (maySet) {
+    checks.add("zero-loss", "ok", `synchronous_standby_names is empty: the capture sets ${line} at start`);
+  } else {
+    checks.add(
+      "zero-loss",
+      "fail",
+      "synchronous_standby_names is empty and the capture role may not set it: the capture refuses to start",
+      `put ${line} in postgresql.conf and reload, or GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names and EXECUTE ON FUNCTION pg_reload_conf() to the capture role`,
+    );
+  }
 }
 
 async function checkSlots(client: pg.Client, checks: CheckList, slot: string): Promise<void> {

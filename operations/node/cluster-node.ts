@@ -237,7 +237,14 @@ export class ClusterNode {
         break;
     }
     if (role.kind === "primary") {
-      if (changing && state.previous?.epoch === role.epoch && state.previous.primary === me) {
+      // Only a switchover asks the primary to hand over (phase fencing): after a failover the cluster
+      // drained without it, so what it committed since is on no other node and it must not follow as is.
+      if (
+        changing &&
+        state.phase === "fencing" &&
+        state.previous?.epoch === role.epoch &&
+        state.previous.primary === me
+      ) {
         await this.handOver(state);
       } else {
         await this.fenceStale(

@@ -8,6 +8,7 @@ import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { TopicFollower } from "../verify/topic-follower.js";
+import { captureLastKnown } from "./capture-last-known.js";
 import { fenceOldPrimary, type OldPrimaryState } from "./old-primary-fence.js";
 import {
   becomeSource,
@@ -81,7 +82,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
           slot: config.capture.slot,
           publication: config.capture.publication,
           timeoutMs: 60_000,
-          lastKnownSlotLag: () => lastKnownSlotLag(options.captureStatusUrl),
+          lastKnownSlotLag: async () => (await captureLastKnown(options.captureStatusUrl)).slotLagBytes,
         })
       : ({ alive: "unknown" } as const);
     logger.info({ oldPrimary }, "old stream stopped");
@@ -152,32 +153,42 @@ async function assertNothingPastEnd(
   admin: ReturnType<Kafka["admin"]>,
   end: bigint,
 ): Promise<void> {
-  const now = (await partitionOffsets(admin, options.oldTopics.data)).high;
-  if (now <= end) return;
-  const follower = new TopicFollower(options.kafka, options.oldTopics.data, end);
-  let lsns: string[] = [];
-  try {
-    await follower.start();
-    const deadline = Date.now() + 30_000;
-    while (follower.readUpTo < now && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    lsns = [...follower.commitLsnsFrom(end)].map(formatLsn);
-  } finally {
-    await follower.stop();
-  }
+  const past = await publishedPastEnd(options.kafka, admin, options.oldTopics.data, end);
+  if (past === null) return;
   throw new PromoteRefusedError(
-    `the old primary committed past the drained end after it was fenced: ${options.oldTopics.data} offsets ${end}..${now - 1n} ` +
-      `(commit LSNs ${lsns.length > 0 ? lsns.join(", ") : "unknown: the messages could not be read"}) are on no standby. ` +
+    `the old primary committed past the drained end after it was fenced: ${describePastEnd(options.oldTopics.data, end, past)} are on no standby. ` +
       "Find what wrote them (a background worker, or a session that bypassed ALLOW_CONNECTIONS), stop it, and run promote again: it drains them too",
   );
 }
 
-async function lastKnownSlotLag(statusUrl: string | undefined): Promise<number | null> {
-  if (!statusUrl) return null;
+/** What the old topic holds past `end`: its end now and the commit LSNs there; null when it did not grow. */
+export async function publishedPastEnd(
+  kafka: Kafka,
+  admin: ReturnType<Kafka["admin"]>,
+  topic: string,
+  end: bigint,
+): Promise<{ now: bigint; commitLsns: string[] } | null> {
+  const now = (await partitionOffsets(admin, topic)).high;
+  if (now <= end) return null;
+  const follower = new TopicFollower(kafka, topic, end);
+  let commitLsns: string[] = [];
   try {
-    const response = await fetch(statusUrl, { signal: AbortSignal.timeout(2000) });
-    const status = (await response.json()) as { slotLagBytes?: number };
-    return typeof status.slotLagBytes === "number" ? status.slotLagBytes : null;
-  } catch {
-    return null;
+    await follower.start();
+    const deadline = Date.now() + 30_000;
+    while (follower.readUpTo < now && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    commitLsns = [...follower.commitLsnsFrom(end)].map(formatLsn);
+  } finally {
+    await follower.stop();
   }
+  return { now, commitLsns };
+}
+
+export function describePastEnd(
+  topic: string,
+  end: bigint,
+  past: { now: bigint; commitLsns: string[] },
+): string {
+  const lsns =
+    past.commitLsns.length > 0 ? past.commitLsns.join(", ") : "unknown: the messages could not be read";
+  return `${topic} offsets ${end}..${past.now - 1n} (commit LSNs ${lsns})`;
 }

@@ -25,7 +25,8 @@ import { loadMigrations, runMigrations } from "../../src/migrations/migration-ru
 import type { Logger } from "../../src/observability/logger.js";
 import { withValueFormat } from "../../src/sql/value-format.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
-import { endClientSessions, onNeighbourDatabase } from "../promote/old-primary-fence.js";
+import { databaseOf, setDatabaseConnectable, setDatabaseReadOnly } from "../promote/database-access.js";
+import { endClientSessions } from "../promote/old-primary-fence.js";
 import { runSeed } from "../seed/seed-runner.js";
 import { TopicFollower } from "../verify/topic-follower.js";
 import { type RejoinReport, renderRejoinReport } from "./rejoin-report.js";
@@ -220,11 +221,10 @@ async function connect(config: pg.ClientConfig): Promise<pg.Client> {
 
 /** Read-only by default first, then connections again (promote's fence may have closed them). */
 async function refuseClientWrites(config: pg.ClientConfig, database: string): Promise<void> {
-  const quoted = pg.escapeIdentifier(database);
-  await onNeighbourDatabase(config, database, async (neighbour) => {
-    await neighbour.query(`ALTER DATABASE ${quoted} SET default_transaction_read_only = on`);
-    await neighbour.query(`ALTER DATABASE ${quoted} ALLOW_CONNECTIONS true`);
-  });
+  if (databaseOf(config) !== database)
+    throw new Error(`rejoin: the old primary's URL names database ${databaseOf(config)}, not ${database}`);
+  await setDatabaseReadOnly(config, true);
+  await setDatabaseConnectable(config, true);
 }
 
 async function newTopicStart(options: RejoinOptions): Promise<bigint> {

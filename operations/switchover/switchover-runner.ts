@@ -2,7 +2,14 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { type ClusterState, type ClusterStore, type ClusterView, memberNamed } from "../cluster/index.js";
+import {
+  type ClusterState,
+  type ClusterStore,
+  type ClusterView,
+  isReadyAt,
+  memberNamed,
+  standbysOf,
+} from "../cluster/index.js";
 
 export interface SwitchoverOptions {
   config: DiffrelayConfig;
@@ -53,12 +60,7 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
   const { store, to, cluster } = options;
   const view = await store.read();
   const current = refuseUnlessPossible(view, cluster, to);
-  const followers = current.members
-    .map((m) => m.name)
-    .filter((name) => name !== current.primary && isReadyAt(view, name, current.epoch, "standby"));
-  const notFollowing = current.members
-    .map((m) => m.name)
-    .filter((name) => name !== current.primary && !followers.includes(name));
+  const { followers, notFollowing } = standbysOf(view, current);
 
   // The epoch right above the state read: a concurrent role change that read the same state claims the same one.
   const epoch = current.epoch + 1;
@@ -168,17 +170,4 @@ function refuseUnlessPossible(view: ClusterView, cluster: string, to: string): C
     );
   }
   return state;
-}
-
-/** Nodes report every 5 s: an older report is from a node that may be gone. */
-const FRESH_REPORT_MS = 20_000;
-
-function isReadyAt(view: ClusterView, node: string, epoch: number, role: "primary" | "standby"): boolean {
-  const report = view.reports.get(node);
-  return (
-    report?.epoch === epoch &&
-    report.role === role &&
-    report.ready &&
-    Date.now() - Date.parse(report.at) < FRESH_REPORT_MS
-  );
 }

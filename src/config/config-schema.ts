@@ -71,6 +71,11 @@ const captureSchema = z.object({
     .min(65536)
     .default(16 * 1024 * 1024),
   heartbeatIntervalMs: z.number().int().min(100).default(10_000),
+  /**
+   * Commits on the source wait until their changes are durable in Kafka: the
+   * capture makes itself the source's synchronous standby (synchronous_standby_names).
+   */
+  zeroLoss: z.boolean().default(false),
 });
 
 const applySchema = z.object({

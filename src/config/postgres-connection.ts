@@ -41,6 +41,22 @@ export function postgresClientConfig(url: string, tls?: PostgresTls): pg.ClientC
   return config;
 }
 
+/**
+ * The same configuration under this application_name, which wins over one in
+ * the URL: the capture's name is what synchronous_standby_names must match.
+ */
+export function withApplicationName(config: pg.ClientConfig, name: string): pg.ClientConfig {
+  if (typeof config.connectionString !== "string") return { ...config, application_name: name };
+  let url: URL;
+  try {
+    url = new URL(config.connectionString);
+  } catch {
+    return { ...config, application_name: name };
+  }
+  url.searchParams.delete("application_name");
+  return { ...config, connectionString: url.toString(), application_name: name };
+}
+
 function tlsOptions(tls: PostgresTls, params: URLSearchParams | null): ConnectionOptions {
   const mode = params?.get("sslmode");
   const ssl: ConnectionOptions = { rejectUnauthorized: !tls.insecure && mode !== "no-verify" };

@@ -209,6 +209,13 @@ export const SETTINGS: readonly Setting[] = [
     "interval of heartbeats and sequence positions on the topic",
   ),
   setting(
+    "capture.zeroLoss",
+    "DIFFRELAY_ZERO_LOSS",
+    "zero-loss",
+    "boolean",
+    "commits on the source return only once their changes are durable in Kafka (sets or checks synchronous_standby_names)",
+  ),
+  setting(
     "apply.maxRowsPerTransaction",
     "DIFFRELAY_APPLY_MAX_ROWS",
     "apply-max-rows",

@@ -15,7 +15,12 @@ export const EXIT = {
   /** The capture cannot publish a change: a value above the hard limit, or Kafka refusing it for good. */
   unpublishable: 7,
   /** Another role change claimed the cluster's next epoch first, or the cluster moved on; nothing was changed. */
-  conflict: 8,
+  conflict: 9,
+  /**
+   * failover promoted a standby, but the old primary may have committed transactions that are on no
+   * standby (zero-loss mode was off or not known); the report names the last known slot lag.
+   */
+  possibleLoss: 8,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -162,13 +162,13 @@ describe("HA cluster of diffrelay nodes", () => {
     for (const w of windows) expect(w).toBeGreaterThan(0);
   });
 
-  it("of two concurrent switchovers at most one succeeds; the loser exits 8 or 3 and changes nothing", async () => {
+  it("of two concurrent switchovers at most one succeeds; the loser exits 9 or 3 and changes nothing", async () => {
     const [toB, toC] = await Promise.all([switchover("b"), switchover("c")]);
     const won = [toB, toC].filter((r) => r.exit.code === 0);
     const lost = [toB, toC].filter((r) => r.exit.code !== 0);
     expect(won.length).toBeLessThanOrEqual(1);
     for (const l of lost) {
-      expect([3, 8], l.output).toContain(l.exit.code);
+      expect([3, 9], l.output).toContain(l.exit.code);
       expect(l.output).toMatch(/nothing was changed/);
     }
     const winner = won.length === 1 ? (toB.exit.code === 0 ? "b" : "c") : "a";

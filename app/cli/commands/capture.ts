@@ -31,6 +31,7 @@ export const captureCommand: Command = {
     "capture.lingerMs",
     "capture.maxPendingBytes",
     "capture.heartbeatIntervalMs",
+    "capture.zeroLoss",
     ...METRICS_SERVER,
     "stallAfter",
     "logLevel",

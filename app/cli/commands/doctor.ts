@@ -37,6 +37,7 @@ export const doctorCommand: Command = {
     ...PUBLICATION,
     ...PUBLISHED_TABLES,
     "capture.maxMessageBytes",
+    "capture.zeroLoss",
     "logLevel",
   ],
   flags: { json: { type: "boolean", description: "print the report as one JSON document" } },
@@ -58,6 +59,7 @@ export const doctorCommand: Command = {
             tables: config.capture.tables,
             schemas: config.capture.schemas,
             identity: config.capture.identity,
+            zeroLoss: config.capture.zeroLoss,
           }
         : null,
       kafka: config.kafka

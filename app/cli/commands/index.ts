@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 import { applyCommand } from "./apply.js";
 import { captureCommand } from "./capture.js";
 import { doctorCommand } from "./doctor.js";
+import { failoverCommand } from "./failover.js";
 import { listCommand } from "./list.js";
 import { migrateCommand } from "./migrate.js";
 import { nodeCommand } from "./node.js";
@@ -20,6 +21,7 @@ export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   status: statusCommand,
   promote: promoteCommand,
+  failover: failoverCommand,
   rejoin: rejoinCommand,
   doctor: doctorCommand,
   node: nodeCommand,

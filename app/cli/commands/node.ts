@@ -41,6 +41,7 @@ export const nodeCommand: Command = {
     "capture.maxMessageBytes",
     "capture.lingerMs",
     "capture.heartbeatIntervalMs",
+    "capture.zeroLoss",
     "apply.maxRowsPerTransaction",
     "apply.maxGroupMs",
     "apply.onDrift",

@@ -1,0 +1,36 @@
+import type { ZeroLossGuarantee } from "../../connectors/postgres-source/index.js";
+
+/** What the old primary's capture last said about itself, from its /status. */
+export interface CaptureLastKnown {
+  /** WAL between the server's last reported end and the slot's confirmed position: what Kafka may lack. */
+  slotLagBytes: number | null;
+  /** Whether every commit waited for the capture (zero-loss mode); "unknown" when the capture did not say. */
+  zeroLoss: ZeroLossGuarantee | "unknown";
+  confirmedLsn: string | null;
+}
+
+const UNKNOWN: CaptureLastKnown = { slotLagBytes: null, zeroLoss: "unknown", confirmedLsn: null };
+
+/**
+ * The capture's /status as last served (a capture's, or a primary node's,
+ * which holds it under `service`); every field unknown when it does not answer within 2 s.
+ */
+export async function captureLastKnown(statusUrl: string | undefined): Promise<CaptureLastKnown> {
+  if (!statusUrl) return UNKNOWN;
+  try {
+    const response = await fetch(statusUrl, { signal: AbortSignal.timeout(2000) });
+    type Served = { slotLagBytes?: unknown; zeroLoss?: unknown; confirmedLsn?: unknown };
+    const body = (await response.json()) as Served & { role?: unknown; service?: Served | null };
+    const status: Served = body.role === "node" ? (body.service ?? {}) : body;
+    return {
+      slotLagBytes: typeof status.slotLagBytes === "number" ? status.slotLagBytes : null,
+      zeroLoss:
+        status.zeroLoss === "required" || status.zeroLoss === "optional" || status.zeroLoss === "off"
+          ? status.zeroLoss
+          : "unknown",
+      confirmedLsn: typeof status.confirmedLsn === "string" ? status.confirmedLsn : null,
+    };
+  } catch {
+    return UNKNOWN;
+  }
+}
