@@ -98,13 +98,18 @@ export class CaptureService {
   }
 
   status(): CaptureStatus {
+    // Read from the live reader, not the heartbeat's copy: a failover takes this
+    // lag as what the old primary may have lost, so it must be as fresh as the
+    // last keepalive, not up to a heartbeat interval old.
+    const walEnd = maxLsn(this.reader?.lastServerWalEnd ?? 0n, this.serverWalEnd);
+    const confirmed = this.reader?.confirmedLsn ?? this.confirmed;
     return {
       role: "capture",
       topic: this.topics?.data ?? "",
       slot: this.slot || (this.deps.config.capture.slot ?? ""),
-      confirmedLsn: formatLsn(this.confirmed),
-      serverWalEnd: formatLsn(this.serverWalEnd),
-      slotLagBytes: Number(this.serverWalEnd > this.confirmed ? this.serverWalEnd - this.confirmed : 0n),
+      confirmedLsn: formatLsn(confirmed),
+      serverWalEnd: formatLsn(walEnd),
+      slotLagBytes: Number(walEnd > confirmed ? walEnd - confirmed : 0n),
       zeroLoss: this.zeroLoss,
       transactions: this.transactions,
       flowing: this.isFlowing(),

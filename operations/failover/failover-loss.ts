@@ -5,7 +5,7 @@ import type { CaptureLastKnown } from "../promote/capture-last-known.js";
 export interface MayBeLost {
   /** none: zero-loss mode was on, so every commit a client saw returned was durable in Kafka first. */
   acknowledgedCommits: "none" | "possible";
-  /** WAL the old capture had not confirmed, as last known; 0 with zero-loss mode on, null when unknown. */
+  /** WAL the old capture had not confirmed as of its last keepalive (a lower bound); 0 with zero-loss mode on, null when unknown. */
   slotLagBytes: number | null;
   why: string;
 }
@@ -27,7 +27,8 @@ export function lossReport(lastKnown: CaptureLastKnown): MayBeLost {
     slotLagBytes: lastKnown.slotLagBytes,
     why:
       `zero-loss mode was ${mode}: commits the old primary acknowledged but its capture had not published are lost; ` +
-      `the capture's last known slot lag was ${lastKnown.slotLagBytes ?? "unknown"} bytes of WAL`,
+      `the capture's last known slot lag was ${lastKnown.slotLagBytes ?? "unknown"} bytes of WAL (as of the walsender's last keepalive: a lower bound); ` +
+      "`diffrelay rejoin` lists the lost transactions exactly once the old primary's database is back",
   };
 }
 
