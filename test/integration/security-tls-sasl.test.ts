@@ -151,13 +151,13 @@ describe("TLS to PostgreSQL, SASL_SSL (SCRAM-SHA-256) to Kafka", () => {
       await postgres.adminSql("src", "UPDATE public.ledger SET note = 'changed' WHERE id % 10 = 0");
       await postgres.adminSql("src", "DELETE FROM public.ledger WHERE id > 190");
 
-      // While both run: every diffrelay session on the server (capture's walsender and catalog
-      // connections, the applier's) is TLS.
+      // While both run: every diffrelay session on the server (capture's walsender, named after its
+      // slot for synchronous_standby_names, its catalog connections, the applier's) is TLS.
       const sessions = await postgres.adminSql(
         "postgres",
         `SELECT a.datname, a.backend_type, s.ssl, s.version
            FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
-          WHERE a.application_name = 'diffrelay'`,
+          WHERE a.application_name IN ('diffrelay', 'tls_rt')`,
       );
       expect(sessions.rows.length).toBeGreaterThanOrEqual(3);
       expect(sessions.rows.every((r) => r.ssl === true)).toBe(true);
