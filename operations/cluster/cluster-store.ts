@@ -192,6 +192,8 @@ export class ClusterStore {
     });
     return {
       stop: async () => {
+        // A follower that is done reads nothing more: a failed disconnect or group
+        // delete leaves only an empty group that the broker expires by itself.
         await consumer.disconnect().catch(() => undefined);
         await (await this.connectedAdmin()).deleteGroups([groupId]).catch(() => undefined);
       },
@@ -239,6 +241,7 @@ export class ClusterStore {
   }
 
   async close(): Promise<void> {
+    // Every publish was awaited before close: a failed disconnect loses nothing.
     await this.producer?.disconnect().catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);
     this.producer = null;
