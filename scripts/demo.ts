@@ -147,15 +147,19 @@ async function waitForEndpoint(node: ClusterNodeProcess, path: string): Promise<
   }
 }
 
-/** The data topic the primary captures to now, from its /status. */
+/** The data topic the primary captures to, from its /status once its capture has started. */
 async function captureTopic(primary: ClusterNodeProcess): Promise<string> {
-  const st = await fetchStatus(primary.service);
-  const topic = (st?.service as { topic?: string } | undefined)?.topic;
-  if (!topic)
-    throw new Error(
-      `node ${primary.service.name}'s /status names no capture topic; see ${primary.service.logFile}`,
-    );
-  return topic;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const st = await fetchStatus(primary.service);
+    const topic = (st?.service as { topic?: string } | undefined)?.topic;
+    if (topic) return topic;
+    if (Date.now() > deadline)
+      throw new Error(
+        `node ${primary.service.name}'s /status named no capture topic within 60 s; see ${primary.service.logFile}`,
+      );
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Runs a diffrelay command to its end and returns its output; an exit code not in `ok` fails the demo. */
@@ -322,6 +326,8 @@ async function main(): Promise<void> {
   );
   const a = startNode(0, ["--initial-primary", "a"]);
   await waitForEndpoint(a, "/primary");
+  // Its capture's session is up, so its slot exists: seed refuses without it (nothing would follow the snapshot).
+  await waitForEndpoint(a, "/healthz");
   const firstTopic = await captureTopic(a);
   for (const i of [1, 2]) {
     const name = names[i] as string;
