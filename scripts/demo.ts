@@ -86,6 +86,21 @@ async function sql<T extends pg.QueryResultRow>(url: string, text: string): Prom
 }
 
 async function recreateDatabase(serverUrl: string): Promise<string> {
+  // A slot in use cannot be dropped, and its database neither: an interrupted run may have left a
+  // session on one (a verify's temporary slot, a capture's), which ends once the server notices.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const active = await sql(
+      serverUrl,
+      `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '${DB}' AND active_pid IS NOT NULL`,
+    );
+    if (active.length === 0) break;
+    if (Date.now() > deadline)
+      throw new Error(
+        `replication slots of database ${DB} on ${new URL(serverUrl).host} stay in use; drop them by hand`,
+      );
+    await new Promise((r) => setTimeout(r, 200));
+  }
   await sql(
     serverUrl,
     `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '${DB}'`,

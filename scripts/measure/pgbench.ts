@@ -29,7 +29,11 @@ export function runPgbench(
     });
     child.on("error", reject);
     child.on("exit", (code) => {
-      const abortedBy = /aborted in command \d+ query \d+: (.+)/.exec(stderr)?.[1]?.trim() ?? null;
+      // pgbench names the server's message on the abort line ("client 0 script 0 aborted in command 1
+      // query 0: FATAL: …") or, for a session ended between commands, on a line of its own.
+      const aborted = /client \d+ (?:script \d+ )?aborted in command \d+/.test(stderr);
+      const message = /(?:FATAL|ERROR): +.+/.exec(stderr)?.[0].replace(/ +/g, " ") ?? "no message";
+      const abortedBy = aborted ? message : null;
       const cutOff = code === 2 && abortedBy !== null && options.allowAbortedClients === true;
       if (code !== 0 && !cutOff) return reject(new Error(`pgbench exited ${code}: ${stderr.slice(-2000)}`));
       resolve({
