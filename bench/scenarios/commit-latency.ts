@@ -69,6 +69,9 @@ export async function commitLatency(ctx: BenchContext): Promise<CommitLatencyRes
     const subscription = run.native?.name as string;
     nativeAsync = await measure(run, "native, asynchronous subscription");
     try {
+      // A subscription's own default, synchronous_commit = off, reports a flush only once the WAL
+      // writer has flushed (up to wal_writer_delay later): a synchronous logical standby is set to on.
+      await sql(run.standbyOf("native"), `ALTER SUBSCRIPTION ${subscription} SET (synchronous_commit = on)`);
       await setSynchronousStandbyNames(run.primary, `"${subscription}"`);
       await waitForSyncStandby(run.primary, subscription);
       nativeSync = await measure(run, "native, synchronous subscription");
