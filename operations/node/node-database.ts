@@ -1,4 +1,8 @@
-import { resolveCaptureSlot } from "../../connectors/postgres-source/index.js";
+import {
+  defaultSlotName,
+  releaseZeroLoss,
+  resolveCaptureSlot,
+} from "../../connectors/postgres-source/index.js";
 import { readPosition } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
@@ -67,10 +71,18 @@ export async function dropCaptureSlot(
 
 /**
  * Fences a primary the cluster has left behind: new sessions read-only, no
- * connections at all, the open client sessions ended. It keeps what it holds
- * for `diffrelay rejoin` to compare with the new primary.
+ * connections at all, the open client sessions ended and gone. It keeps what
+ * it holds for rejoin to compare with the new primary. Then, when
+ * synchronous_standby_names names this database's capture alone (zero-loss
+ * mode set it), it is reset: that capture will not run here again, and commits
+ * on this server would wait for it forever. The sessions end first, so no
+ * commit that waited for the capture is released to its client as if Kafka
+ * held it.
  */
-export async function fenceStalePrimary(url: string, config: DiffrelayConfig): Promise<void> {
+export async function fenceStalePrimary(
+  url: string,
+  config: DiffrelayConfig,
+): Promise<"released" | "not-set" | "still-set"> {
   const clientConfig = postgresClientConfig(url, config.standby?.tls);
   await setDatabaseReadOnly(clientConfig, true);
   await setDatabaseConnectable(clientConfig, false);
@@ -78,11 +90,21 @@ export async function fenceStalePrimary(url: string, config: DiffrelayConfig): P
   const neighbour = new URL(url);
   const database = decodeURIComponent(neighbour.pathname.slice(1));
   neighbour.pathname = "/postgres";
-  await withDatabase(neighbour.toString(), config, (c) =>
-    c.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-      [database],
-    ),
-  );
+  return withDatabase(neighbour.toString(), config, async (c) => {
+    const sessions = `SELECT pid FROM pg_stat_activity
+      WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`;
+    await c.query(`SELECT pg_terminate_backend(pid) FROM (${sessions}) s`, [database]);
+    const deadline = Date.now() + SESSIONS_GONE_MS;
+    while ((await c.query(sessions, [database])).rowCount) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `database "${database}" still has client sessions ${SESSIONS_GONE_MS} ms after they were ended: look at pg_stat_activity and end them, then restart the node`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return releaseZeroLoss(c, config.capture.slot ?? defaultSlotName(database));
+  });
 }
+
+const SESSIONS_GONE_MS = 30_000;

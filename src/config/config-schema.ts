@@ -149,6 +149,12 @@ export const configSchema = z.object({
         .regex(/^https?:\/\//, "http://host:port")
         .optional(),
       databaseUrl: postgresUrl,
+      /** Reported to the other nodes: no user or password, Kafka holds no database secret. */
+      databaseAddress: postgresUrl.refine((url) => {
+        const parsed = new URL(url);
+        return parsed.username === "" && parsed.password === "";
+      }, "postgres://host:port/db without user and password"),
+      manualRejoin: z.boolean(),
     })
     .partial()
     .optional(),

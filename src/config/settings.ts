@@ -308,6 +308,20 @@ export const SETTINGS: readonly Setting[] = [
     "this node's database, postgres://user:pw@host:5432/db (the source while primary, the standby otherwise)",
   ),
   setting(
+    "node.databaseAddress",
+    "DIFFRELAY_NODE_DATABASE_ADDRESS",
+    "database-address",
+    "string",
+    "this node's database as the other nodes reach it, postgres://host:5432/db without user and password (reported in the cluster topic; a rejoining old primary connects to the new primary's with its own user); unset: --database-url without them",
+  ),
+  setting(
+    "node.manualRejoin",
+    "DIFFRELAY_NODE_MANUAL_REJOIN",
+    "manual-rejoin",
+    "boolean",
+    "a stale primary's node stays fenced for `diffrelay rejoin` instead of rejoining as a standby by itself",
+  ),
+  setting(
     "metrics.host",
     "DIFFRELAY_METRICS_HOST",
     "metrics-host",

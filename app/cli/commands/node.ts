@@ -29,6 +29,8 @@ export const nodeCommand: Command = {
     "node.name",
     "node.url",
     "node.databaseUrl",
+    "node.databaseAddress",
+    "node.manualRejoin",
     "standby.tls.caFile",
     ...KAFKA_CONNECTION,
     ...KAFKA_DURABILITY,
@@ -45,6 +47,8 @@ export const nodeCommand: Command = {
     "apply.maxRowsPerTransaction",
     "apply.maxGroupMs",
     "apply.onDrift",
+    "seed.parallel",
+    "seed.rangeRows",
     ...METRICS_SERVER,
     "stallAfter",
     "logLevel",
@@ -73,6 +77,8 @@ export const nodeCommand: Command = {
       databaseUrl,
       members,
       initialPrimary: config.cluster?.initialPrimary,
+      databaseAddress: config.node?.databaseAddress,
+      autoRejoin: config.node?.manualRejoin !== true,
     });
     return runService({
       service: node,
