@@ -31,7 +31,7 @@ import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoi
 import { databaseFacts, dropCaptureSlot, fenceStalePrimary } from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
 import { createNodeMetrics } from "./node-metrics.js";
-import { databaseAddress, withOwnCredentials } from "./peer-database.js";
+import { databaseAddress, type PeerCredentials, peerDatabaseUrl } from "./peer-database.js";
 import { summarizeRejoin } from "./rejoin-summary.js";
 
 export interface ClusterNodeOptions {
@@ -48,6 +48,8 @@ export interface ClusterNodeOptions {
   initialPrimary: string | undefined;
   /** This node's database as the other nodes reach it, without user and password (in its reports). */
   databaseAddress: string | undefined;
+  /** What this node connects to another node's database with (each unset: that of databaseUrl). */
+  peerCredentials: PeerCredentials;
   /** A stale primary's node rejoins it as a standby by itself; false: it stays fenced for `diffrelay rejoin`. */
   autoRejoin: boolean;
 }
@@ -553,6 +555,7 @@ export class ClusterNode {
       error: null,
     };
     await this.report();
+    let newPrimary = `${state.primary}'s database`;
     try {
       const previous = state.previous;
       if (!previous || previous.primary !== name) {
@@ -568,7 +571,8 @@ export class ClusterNode {
           ? r.databaseUrl
           : undefined;
       });
-      const newPrimaryUrl = withOwnCredentials(address, databaseUrl);
+      const newPrimaryUrl = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
+      newPrimary = `${state.primary}'s database ${address} (as user ${decodeURIComponent(new URL(newPrimaryUrl).username)}; --peer-user, --peer-password)`;
       const report = await rejoinAsStandby({
         oldPrimaryUrl: databaseUrl,
         oldPrimaryConfig: postgresClientConfig(databaseUrl, config.standby?.tls),
@@ -609,11 +613,11 @@ export class ClusterNode {
       await this.startStandby(state);
     } catch (err) {
       if (err instanceof Superseded) throw err;
-      await this.rejoinFailed(state, err);
+      await this.rejoinFailed(state, err, newPrimary);
     }
   }
 
-  private async rejoinFailed(state: ClusterState, err: unknown): Promise<void> {
+  private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
     const { config, databaseUrl, logger, name } = this.options;
     const error = redactError(err);
     this.rejoin = { state: "failed", epoch: state.epoch, at: new Date().toISOString(), report: null, error };
@@ -623,7 +627,7 @@ export class ClusterNode {
       logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
     );
     const reason =
-      `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin failed: ${error}. ` +
+      `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
       "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run `diffrelay rejoin` " +
       `(--standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> --epoch ${state.epoch} --topic-prefix … ) and restart the node`;
     this.role = { kind: "fenced", epoch: state.epoch, reason };

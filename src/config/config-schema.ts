@@ -154,6 +154,9 @@ export const configSchema = z.object({
         const parsed = new URL(url);
         return parsed.username === "" && parsed.password === "";
       }, "postgres://host:port/db without user and password"),
+      /** Credentials for the other nodes' databases (their reports carry none). */
+      peerUser: z.string().min(1),
+      peerPassword: z.string(),
       manualRejoin: z.boolean(),
     })
     .partial()

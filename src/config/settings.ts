@@ -315,6 +315,20 @@ export const SETTINGS: readonly Setting[] = [
     "this node's database as the other nodes reach it, postgres://host:5432/db without user and password (reported in the cluster topic; a rejoining old primary connects to the new primary's with its own user); unset: --database-url without them",
   ),
   setting(
+    "node.peerUser",
+    "DIFFRELAY_NODE_PEER_USER",
+    "peer-user",
+    "string",
+    "the user this node connects to another node's database as (a rejoining old primary, to the new primary's); unset: the user of --database-url",
+  ),
+  setting(
+    "node.peerPassword",
+    "DIFFRELAY_NODE_PEER_PASSWORD",
+    "peer-password",
+    "string",
+    "that user's password (prefer the environment variable); unset: the password of --database-url",
+  ),
+  setting(
     "node.manualRejoin",
     "DIFFRELAY_NODE_MANUAL_REJOIN",
     "manual-rejoin",

@@ -30,6 +30,8 @@ export const nodeCommand: Command = {
     "node.url",
     "node.databaseUrl",
     "node.databaseAddress",
+    "node.peerUser",
+    "node.peerPassword",
     "node.manualRejoin",
     "standby.tls.caFile",
     ...KAFKA_CONNECTION,
@@ -78,6 +80,7 @@ export const nodeCommand: Command = {
       members,
       initialPrimary: config.cluster?.initialPrimary,
       databaseAddress: config.node?.databaseAddress,
+      peerCredentials: { user: config.node?.peerUser, password: config.node?.peerPassword },
       autoRejoin: config.node?.manualRejoin !== true,
     });
     return runService({
