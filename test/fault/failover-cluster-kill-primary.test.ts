@@ -14,6 +14,7 @@ import { writeUntilDead } from "../support/acknowledged-writes.js";
 import { spawnDiffrelay } from "../support/child-process.js";
 import { TestCluster } from "../support/cluster-nodes.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../support/private-postgres.js";
+import { stopProcess } from "../support/replication-pipeline.js";
 import {
   createTestDatabase,
   runSql,
@@ -125,10 +126,15 @@ async function ids(url: string): Promise<Set<string>> {
  * The old primary's server and node start again; the node rejoins by itself. Returns the ids of the
  * transactions its /status reports as never having reached the new primary.
  */
-async function restartAndRejoin(s: Scenario, nodeArgs: string[]): Promise<string[]> {
+async function restartAndRejoin(
+  s: Scenario,
+  nodeArgs: string[],
+  first: () => Promise<void> = async () => undefined,
+): Promise<string[]> {
   const { cluster } = s;
   await s.primary.restart();
   s.step("old primary's server restarted");
+  await first();
   // The servers' passwords differ: a connects to b's database (its address is in b's report) with b's.
   const peerPassword = decodeURIComponent(new URL(s.db.get("b")?.url as string).password);
   const node = cluster.start("a", [...nodeArgs, "--peer-password", peerPassword]);
@@ -194,6 +200,36 @@ async function restartAndRejoin(s: Scenario, nodeArgs: string[]): Promise<string
   return reported;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: /status is the node's JSON document, checked field by field.
+type Status = any;
+
+async function waitForFenced(
+  c: TestCluster,
+  done: (st: Status) => boolean,
+  output: () => string,
+): Promise<Status> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const st = await c.status("a").catch(() => null);
+    if (st && done(st)) return st;
+    if (Date.now() > deadline) throw new Error(`node a: ${JSON.stringify(st)}\n${output().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** One sample of node a's /metrics with these labels (among others), NaN when absent. */
+async function metric(c: TestCluster, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${c.apiUrl("a")}/metrics`)).text();
+  const line = text
+    .split("\n")
+    .find(
+      (l) =>
+        (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) &&
+        Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)),
+    );
+  return line ? Number(line.split(" ").at(-1)) : Number.NaN;
+}
+
 /** A client's write on the rejoined old primary is refused; it ends equal to the new primary and follows it. */
 async function expectExactStandby(s: Scenario, marker: number): Promise<void> {
   const a = s.db.get("a")?.url as string;
@@ -255,6 +291,9 @@ describe("diffrelay failover --cluster after kill -9 of the primary, then the ol
     ).toEqual([]);
 
     const reported = await restartAndRejoin(s, ["--zero-loss"]);
+    // The fence reset what the capture had set: commits on the old server no longer wait for it.
+    const names = await runSql(s.primary.url, "SHOW synchronous_standby_names");
+    expect(names.rows[0]?.synchronous_standby_names).toBe("");
     // Only commits in flight at the kill can be on a alone: in its WAL, never acknowledged to their client.
     const acked = new Set(acknowledged);
     expect(reported.filter((id) => acked.has(id))).toEqual([]);
@@ -265,6 +304,8 @@ describe("diffrelay failover --cluster after kill -9 of the primary, then the ol
     );
     await expectExactStandby(s, -2);
     s.step("old primary equal to the new one and following it");
+    // Its applier's consumer group is named after the standby (a): the next scenario's a must not meet it.
+    await c.stopAll();
   }, 360_000);
 
   it("with zero-loss mode off: failover exits 8, and the acknowledged ids missing on the new primary are exactly those the rejoin reports", async () => {
@@ -299,7 +340,28 @@ describe("diffrelay failover --cluster after kill -9 of the primary, then the ol
     const missing = acknowledged.filter((id) => !onB.has(id));
     expect(missing.length, "the SIGSTOP left no acknowledged commit unpublished").toBeGreaterThan(0);
 
-    const reported = await restartAndRejoin(s, []);
+    const reported = await restartAndRejoin(s, [], async () => {
+      // Automatic rejoin off: the node fences the database and waits for an operator.
+      const manual = c.start("a", ["--manual-rejoin"]);
+      const fenced = await waitForFenced(c, (st) => st.nodeRole === "fenced", manual.output);
+      expect(fenced.rejoin).toBeNull();
+      expect(fenced.fenced).toMatch(/automatic rejoin is off \(--manual-rejoin\): run `diffrelay rejoin`/);
+      expect(await c.probe("a", "/healthz")).toBe(503);
+      await expect(runSql(s.db.get("a")?.url as string, "SELECT 1")).rejects.toMatchObject({ code: "55000" });
+      expect(await metric(c, "diffrelay_node_fenced")).toBe(1);
+      await stopProcess(manual);
+      // A rejoin that fails (b's server refuses the password) leaves it fenced, says why, and is not retried.
+      const failing = c.start("a", ["--peer-password", "wrong"]);
+      const failed = await waitForFenced(c, (st) => st.rejoin?.state === "failed", failing.output);
+      expect(failed.rejoin.error).toMatch(/password authentication failed/);
+      expect(failed.fenced).toMatch(/automatic rejoin, from b's database .* failed: .*restart the node/);
+      await new Promise((r) => setTimeout(r, 6000));
+      expect(await metric(c, "diffrelay_node_rejoins_total", { outcome: "failed" })).toBe(1);
+      expect(await c.probe("a", "/healthz")).toBe(503);
+      await expect(runSql(s.db.get("a")?.url as string, "SELECT 1")).rejects.toMatchObject({ code: "55000" });
+      await stopProcess(failing);
+      s.step("manual and failed rejoin checked");
+    });
     const reportedSet = new Set(reported);
     // Every acknowledged id the new primary lacks is reported, and every reported one is missing there.
     expect(missing.filter((id) => !reportedSet.has(id))).toEqual([]);
