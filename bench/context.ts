@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { startPostgres, startStack, stopPostgres } from "../scripts/stack/index.js";
+import type { PgClusterState } from "../scripts/stack/stack-state.js";
 import { sleep, sql, withDb } from "./db.js";
 import { DiffrelayPipeline } from "./diffrelay-pipeline.js";
 import { installApplyProbe, PROBE_DDL } from "./latency-probe.js";
@@ -23,6 +24,8 @@ export type SystemName = "diffrelay" | "native";
 export interface BenchStack {
   baseDir: string;
   primaryServer: string;
+  /** The primary's cluster, for copying a physical standby of it. */
+  primaryCluster: PgClusterState;
   standby1Server: string;
   standby2Server: string;
   brokers: string;
@@ -66,6 +69,7 @@ export async function openBenchStack(log: (m: string) => void): Promise<BenchSta
   return {
     baseDir: BENCH_STACK_DIR,
     primaryServer: env.DIFFRELAY_SOURCE_URL as string,
+    primaryCluster: result.state.pg.primary as PgClusterState,
     standby1Server: env.DIFFRELAY_STANDBY1_URL as string,
     standby2Server: env.DIFFRELAY_STANDBY2_URL as string,
     brokers: env.DIFFRELAY_KAFKA_BROKERS as string,

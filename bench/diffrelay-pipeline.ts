@@ -43,10 +43,10 @@ export class DiffrelayPipeline {
   }
 
   /** Starts `diffrelay capture` and waits for its slot (it creates it at its first start). */
-  async startCapture(logDir: string, profileDir?: string): Promise<void> {
+  async startCapture(logDir: string, profileDir?: string, extraArgs: string[] = []): Promise<void> {
     this.capture = startDiffrelay(
       `${this.slot}-capture`,
-      ["capture", "--slot", this.slot, "--publication", this.publication],
+      ["capture", "--slot", this.slot, "--publication", this.publication, ...extraArgs],
       { ...this.env(profileDir), DIFFRELAY_SOURCE_URL: this.primary },
       await freePort(),
       logDir,

@@ -4,7 +4,7 @@
 // Flags: --tiny (every scenario once at tiny size, for the harness test), --simultaneous (both
 // systems attached to one database and one load; default is one after the other), --profile
 // (CPU profiles of diffrelay's processes, top functions printed), --keep-stack (leave the bench
-// stack running when this invocation started it), --only=small,bulk,identity,large,catchup,largevis.
+// stack running when this invocation started it), --only=small,bulk,identity,large,catchup,largevis,commit.
 // Sizes: BENCH_SMALL_ROWS, BENCH_SMALL_TXNS, BENCH_LATENCY_RATE, BENCH_LATENCY_SECONDS,
 // BENCH_LATENCY_BULK_ROWS, BENCH_BULK_ROWS, BENCH_IDENTITY_UPDATES, BENCH_LARGE_ROWS,
 // BENCH_CATCHUP_TXNS.
@@ -30,6 +30,7 @@ import { profilesByPid, topSelfTime } from "./profile-summary.js";
 import { type Figure, figure, markdownTable } from "./report.js";
 import { BULK_STEPS, type BulkResult, bulk } from "./scenarios/bulk.js";
 import { type CatchUpResult, catchUp } from "./scenarios/catch-up.js";
+import { type CommitLatencyResult, commitLatency } from "./scenarios/commit-latency.js";
 import { type IdentityWalResult, identityWal } from "./scenarios/identity-wal.js";
 import { type LargeVisibleResult, largeCommitVisible } from "./scenarios/large-commit-visible.js";
 import { type LargeResult, largeTransaction } from "./scenarios/large-transaction.js";
@@ -127,6 +128,47 @@ function smallFigures(d: SmallResult, n: SmallResult, figures: Figure[]): void {
           num(dr?.[key]?.[`${p}Ms`]),
           num(nr?.[key]?.[`${p}Ms`]),
           load === "" ? targets[p] : undefined,
+        ),
+      );
+    }
+  }
+}
+
+function commitLatencyFigures(c: CommitLatencyResult, figures: Figure[]): void {
+  const s = "7 commit latency";
+  const at = `at ${c.offeredRate} txn/s`;
+  const pairs = [
+    [
+      "no synchronous standby (diffrelay: zero-loss off; PostgreSQL: asynchronous subscription)",
+      c.zeroLossOff,
+      c.nativeAsync,
+      false,
+    ],
+    [
+      "synchronous (diffrelay: zero-loss on; PostgreSQL: the subscription as synchronous standby)",
+      c.zeroLossOn,
+      c.nativeSync,
+      true,
+    ],
+    [
+      "synchronous (diffrelay: zero-loss on; PostgreSQL: physical streaming, synchronous standby)",
+      c.zeroLossOn,
+      c.physicalSync,
+      false,
+    ],
+  ] as const;
+  for (const [what, d, n, targeted] of pairs) {
+    for (const p of ["p50", "p99"] as const) {
+      figures.push(
+        figure(
+          s,
+          `primary commit latency ${p} ${at}, ${what}`,
+          "ms",
+          d[`${p}Ms`],
+          n[`${p}Ms`],
+          targeted && p === "p99"
+            ? { text: "≤ 2× native", pass: (a, b) => b !== null && a <= 2 * b }
+            : undefined,
         ),
       );
     }
@@ -406,6 +448,7 @@ async function main(): Promise<void> {
     const [cd, cn] = wants("catchup")
       ? await both((s) => catchUp(ctx, s))
       : [{} as CatchUpResult, {} as CatchUpResult];
+    const commit = wants("commit") ? await commitLatency(ctx) : undefined;
 
     const figures: Figure[] = [];
     smallFigures(sd, sn, figures);
@@ -413,6 +456,7 @@ async function main(): Promise<void> {
     bandwidthFigures(sd, sn, bd, bn, id, figures);
     resourceFigures(sd, sn, bd, bn, large, figures);
     catchUpFigures(cd, cn, figures);
+    if (commit) commitLatencyFigures(commit, figures);
     if (ld.shared)
       figures.push(
         figure(
@@ -454,6 +498,7 @@ async function main(): Promise<void> {
         largeTransaction: large,
         catchUp: { diffrelayRun: cd, nativeRun: cn },
         largeCommitVisible: { diffrelayRun: ld, nativeRun: ln },
+        commitLatency: commit,
       },
       profiles,
     };

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Admin, Consumer, Kafka, Producer } from "kafkajs";
+import kafkajs, { type Admin, type Consumer, type Kafka, type Producer } from "kafkajs";
 import {
   createSinglePartitionTopic,
   partitionOffsets,
@@ -266,7 +266,13 @@ export class ClusterStore {
 
   private async send(message: { key: string; value: string }): Promise<void> {
     if (!this.producer) {
-      const producer = this.options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      // The state topic has one partition, so the partitioner only has to be named: kafkajs warns in
+      // every node's and command's log when none is.
+      const producer = this.options.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+      });
       await producer.connect();
       this.producer = producer;
     }

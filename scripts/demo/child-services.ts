@@ -5,6 +5,8 @@ import { join } from "node:path";
 export interface RunningService {
   name: string;
   child: ChildProcess;
+  /** Its HTTP API: /status, /metrics, and a node's /primary and /replica. */
+  apiUrl: string;
   statusUrl: string;
   logFile: string;
 }
@@ -29,7 +31,19 @@ export function startDiffrelay(
   );
   child.stdout?.pipe(out);
   child.stderr?.pipe(out);
-  return { name, child, statusUrl: `http://127.0.0.1:${metricsPort}/status`, logFile };
+  const apiUrl = `http://127.0.0.1:${metricsPort}`;
+  return { name, child, apiUrl, statusUrl: `${apiUrl}/status`, logFile };
+}
+
+/** The HTTP status one path of its API answers; 0 when it does not answer. */
+export async function probe(service: RunningService, path: string): Promise<number> {
+  try {
+    const response = await fetch(`${service.apiUrl}${path}`, { signal: AbortSignal.timeout(1000) });
+    await response.body?.cancel();
+    return response.status;
+  } catch {
+    return 0;
+  }
 }
 
 export async function fetchStatus(service: RunningService): Promise<Record<string, unknown> | null> {

@@ -149,6 +149,63 @@ export async function initCluster(
   };
 }
 
+/**
+ * A physical streaming standby of `primary`, copied with pg_basebackup, streaming under
+ * `applicationName` (the name synchronous_standby_names matches). Started, not registered in the
+ * stack's state: the bench makes one to compare with PostgreSQL's own synchronous replication.
+ */
+export async function startPhysicalStandby(
+  baseDir: string,
+  name: string,
+  primary: PgClusterState,
+  applicationName: string,
+): Promise<PgClusterState> {
+  const dataDir = join(baseDir, "pg", name);
+  const socketDir = socketDirFor(baseDir, name);
+  const logFile = join(baseDir, "logs", `pg-${name}.log`);
+  rmSync(dataDir, { recursive: true, force: true });
+  ownedDir(dataDir);
+  ownedDir(socketDir);
+  writeFileSync(logFile, "");
+  const ids = postgresIds();
+  if (ids) chownSync(logFile, ids.uid, ids.gid);
+  const conninfo = `host=127.0.0.1 port=${primary.port} user=${PG_USER} password=${primary.password} application_name=${applicationName}`;
+  await runAsPostgres(
+    join(primary.bindir, "pg_basebackup"),
+    ["-d", conninfo, "-D", dataDir, "-X", "stream", "--checkpoint=fast"],
+    {
+      cwd: dataDir,
+    },
+  );
+  const port = await freePort();
+  appendFileSync(
+    join(dataDir, "postgresql.conf"),
+    [
+      "",
+      "# physical standby",
+      `port = ${port}`,
+      `unix_socket_directories = '${socketDir}'`,
+      `primary_conninfo = '${conninfo}'`,
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(join(dataDir, "standby.signal"), "");
+  if (ids) chownSync(join(dataDir, "standby.signal"), ids.uid, ids.gid);
+  const standby: PgClusterState = { ...primary, name, dataDir, socketDir, logFile, port };
+  try {
+    await runAsPostgres(
+      join(standby.bindir, "pg_ctl"),
+      ["-D", dataDir, "-l", logFile, "-w", "-t", "60", "start"],
+      {
+        cwd: dataDir,
+      },
+    );
+  } catch (err) {
+    throw new Error(`physical standby ${name} did not start: ${(err as Error).message}\n${tail(logFile)}`);
+  }
+  return standby;
+}
+
 /** The postmaster's pid from postmaster.pid, if that process is alive. */
 export function clusterPid(c: PgClusterState): number | undefined {
   const file = join(c.dataDir, "postmaster.pid");
