@@ -556,6 +556,7 @@ export class ClusterNode {
     };
     await this.report();
     let newPrimary = `${state.primary}'s database`;
+    let report: RejoinReport;
     try {
       const previous = state.previous;
       if (!previous || previous.primary !== name) {
@@ -573,7 +574,7 @@ export class ClusterNode {
       });
       const newPrimaryUrl = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
       newPrimary = `${state.primary}'s database ${address} (as user ${decodeURIComponent(new URL(newPrimaryUrl).username)}; --peer-user, --peer-password)`;
-      const report = await rejoinAsStandby({
+      report = await rejoinAsStandby({
         oldPrimaryUrl: databaseUrl,
         oldPrimaryConfig: postgresClientConfig(databaseUrl, config.standby?.tls),
         standbyName: name,
@@ -589,32 +590,33 @@ export class ClusterNode {
         seed: { parallel: config.seed.parallel, rangeRows: config.seed.rangeRows },
         reportFile: undefined,
       });
-      this.rejoin = {
-        state: "rejoined",
-        epoch: state.epoch,
-        at: new Date().toISOString(),
-        report,
-        error: null,
-      };
-      this.nodeMetrics.rejoins.inc({ outcome: report.method });
-      this.nodeMetrics.unpublished.set(report.unpublished.length);
-      this.nodeMetrics.fenced.set(0);
-      this.lastError = null;
-      logger.warn(
-        {
-          epoch: state.epoch,
-          primary: state.primary,
-          method: report.method,
-          unpublished: report.unpublished.length,
-          reportId: report.reportId,
-        },
-        `rejoined as a standby of ${state.primary}:\n${renderRejoinReport(report)}`,
-      );
-      await this.startStandby(state);
     } catch (err) {
       if (err instanceof Superseded) throw err;
       await this.rejoinFailed(state, err, newPrimary);
+      return;
     }
+    this.rejoin = {
+      state: "rejoined",
+      epoch: state.epoch,
+      at: new Date().toISOString(),
+      report,
+      error: null,
+    };
+    this.nodeMetrics.rejoins.inc({ outcome: report.method });
+    this.nodeMetrics.unpublished.set(report.unpublished.length);
+    this.nodeMetrics.fenced.set(0);
+    this.lastError = null;
+    logger.warn(
+      {
+        epoch: state.epoch,
+        primary: state.primary,
+        method: report.method,
+        unpublished: report.unpublished.length,
+        reportId: report.reportId,
+      },
+      `rejoined as a standby of ${state.primary}:\n${renderRejoinReport(report)}`,
+    );
+    await this.startStandby(state);
   }
 
   private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
@@ -628,8 +630,10 @@ export class ClusterNode {
     );
     const reason =
       `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
-      "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run `diffrelay rejoin` " +
-      `(--standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> --epoch ${state.epoch} --topic-prefix … ) and restart the node`;
+      "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run " +
+      `diffrelay rejoin --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
+      `--topic ${clusterDataTopics(config, this.options.cluster, 0).data} --epoch ${state.epoch}${state.previous ? ` --old-epoch ${state.previous.epoch}` : ""} ` +
+      "(with this node's --brokers, --slot and --publication) and restart the node";
     this.role = { kind: "fenced", epoch: state.epoch, reason };
     this.lastError = reason;
     logger.error({ err, epoch: state.epoch, primary: state.primary }, reason);
