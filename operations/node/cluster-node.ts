@@ -28,7 +28,12 @@ import {
 import { fenceOldPrimary } from "../promote/old-primary-fence.js";
 import { becomeSource, drainStandby, pointStandbyAt, withDatabase } from "../promote/promote-steps.js";
 import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
-import { databaseFacts, dropCaptureSlot, fenceStalePrimary } from "./node-database.js";
+import {
+  type DatabaseRoleFacts,
+  databaseFacts,
+  dropCaptureSlot,
+  fenceStalePrimary,
+} from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
 import { createNodeMetrics } from "./node-metrics.js";
 import { databaseAddress, type PeerCredentials, peerDatabaseUrl } from "./peer-database.js";
@@ -337,6 +342,7 @@ export class ClusterNode {
       return true;
     }
     if ((await facts.positionOn(state.topics.data)) !== null) {
+      await this.resumeAfterRejoin(state, facts);
       await this.startStandby(state);
       return true;
     }
@@ -355,6 +361,34 @@ export class ClusterNode {
     throw new NodeRoleError(
       `node ${name}'s database has no position on ${state.topics.data} (epoch ${state.epoch}, primary ${state.primary}): it is not a standby of this cluster yet. Seed it first: diffrelay seed --source-url <${state.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${state.topics.data}, then start the node again`,
     );
+  }
+
+  /**
+   * A standby of the current topic that rejoined onto it earlier (this node or
+   * `diffrelay rejoin`): /status keeps showing what that rejoin found, and a
+   * capture slot left by a rejoin interrupted between its repair and its last
+   * step is dropped (it pins WAL, and a later promotion makes its own).
+   */
+  private async resumeAfterRejoin(state: ClusterState, facts: DatabaseRoleFacts): Promise<void> {
+    const { config, databaseUrl, logger } = this.options;
+    const earlier = await facts.rejoinedOnto(state.topics.data);
+    if (earlier) {
+      const report = { ...(earlier.report as RejoinReport), reportId: earlier.id };
+      this.rejoin = {
+        state: "rejoined",
+        epoch: state.epoch,
+        at: earlier.repairedAt.toISOString(),
+        report,
+        error: null,
+      };
+    }
+    if (facts.hasCaptureSlot && state.primary !== this.options.name) {
+      logger.warn(
+        { topic: state.topics.data },
+        "this standby still holds the capture's slot of its days as a primary: dropping it",
+      );
+      await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
+    }
   }
 
   private async startPrimary(state: ClusterState): Promise<void> {
@@ -622,21 +656,22 @@ export class ClusterNode {
   private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
     const { config, databaseUrl, logger, name } = this.options;
     const error = redactError(err);
-    this.rejoin = { state: "failed", epoch: state.epoch, at: new Date().toISOString(), report: null, error };
-    this.nodeMetrics.rejoins.inc({ outcome: "failed" });
-    // Rejoin lets sessions connect again (read-only) before it repairs; a failed one closes them off again.
-    await fenceStalePrimary(databaseUrl, config).catch((fenceErr) =>
-      logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
-    );
     const reason =
       `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
       "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run " +
       `diffrelay rejoin --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
       `--topic ${clusterDataTopics(config, this.options.cluster, 0).data} --epoch ${state.epoch}${state.previous ? ` --old-epoch ${state.previous.epoch}` : ""} ` +
       "(with this node's --brokers, --slot and --publication) and restart the node";
+    // One turn of the event loop: /status never shows the failure without its reason.
+    this.rejoin = { state: "failed", epoch: state.epoch, at: new Date().toISOString(), report: null, error };
     this.role = { kind: "fenced", epoch: state.epoch, reason };
     this.lastError = reason;
+    this.nodeMetrics.rejoins.inc({ outcome: "failed" });
     logger.error({ err, epoch: state.epoch, primary: state.primary }, reason);
+    // Rejoin lets sessions connect again (read-only) before it repairs; a failed one closes them off again.
+    await fenceStalePrimary(databaseUrl, config).catch((fenceErr) =>
+      logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
+    );
   }
 
   /**

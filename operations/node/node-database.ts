@@ -3,7 +3,7 @@ import {
   releaseZeroLoss,
   resolveCaptureSlot,
 } from "../../connectors/postgres-source/index.js";
-import { readPosition } from "../../connectors/postgres-standby/index.js";
+import { latestRejoinReport, readPosition } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { setDatabaseConnectable, setDatabaseReadOnly } from "../promote/database-access.js";
@@ -15,6 +15,8 @@ export interface DatabaseRoleFacts {
   hasCaptureSlot: boolean;
   /** The standby's position on these topics, if it has one: next offset. */
   positionOn: (topic: string) => Promise<bigint | null>;
+  /** The report of a completed rejoin onto this topic (diffrelay.rejoin_report), if this database has one. */
+  rejoinedOnto: (topic: string) => Promise<{ id: string; report: unknown; repairedAt: Date } | null>;
 }
 
 export async function databaseFacts(url: string, config: DiffrelayConfig): Promise<DatabaseRoleFacts> {
@@ -32,6 +34,15 @@ export async function databaseFacts(url: string, config: DiffrelayConfig): Promi
         const exists = await client.query("SELECT to_regclass('diffrelay.apply_position') IS NOT NULL AS ok");
         if (!exists.rows[0]?.ok) return null;
         return (await readPosition(client, topic, 0))?.nextOffset ?? null;
+      }),
+    rejoinedOnto: (topic) =>
+      withDatabase(url, config, async (client) => {
+        const exists = await client.query("SELECT to_regclass('diffrelay.rejoin_report') IS NOT NULL AS ok");
+        if (!exists.rows[0]?.ok) return null;
+        const found = await latestRejoinReport(client, topic);
+        return found?.repairedAt
+          ? { id: found.id, report: found.report, repairedAt: found.repairedAt }
+          : null;
       }),
   };
 }

@@ -373,6 +373,16 @@ describe("diffrelay failover --cluster after kill -9 of the primary, then the ol
       `cluster failover, zero-loss off: ${acknowledged.length} commits acknowledged, ${missing.length} missing on the new primary, ${reported.length} reported by the old primary's rejoin (${reported.length - missing.length} in flight at the kill)`,
     );
     await expectExactStandby(s, -2);
+    // Restarted, the node is a standby at once and its /status still tells what the rejoin found.
+    const before = await c.status("a");
+    await stopProcess(c.processes.get("a") as NonNullable<ReturnType<typeof c.processes.get>>);
+    c.start("a");
+    await c.waitFor("a", "/replica", 200);
+    expect((await c.status("a")).rejoin).toMatchObject({
+      state: "rejoined",
+      reportId: before.rejoin.reportId,
+      unpublishedTotal: reported.length,
+    });
     s.step("old primary equal to the new one and following it");
   }, 360_000);
 });
