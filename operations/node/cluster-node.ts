@@ -33,6 +33,7 @@ import {
   databaseFacts,
   dropCaptureSlot,
   fenceStalePrimary,
+  type ZeroLossRelease,
 } from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
 import { createNodeMetrics } from "./node-metrics.js";
@@ -556,7 +557,7 @@ export class ClusterNode {
     logger.error({ epoch: state.epoch, primary: state.primary }, reason);
   }
 
-  private logZeroLossRelease(outcome: "released" | "not-set" | "still-set"): void {
+  private logZeroLossRelease(outcome: ZeroLossRelease): void {
     const { logger } = this.options;
     if (outcome === "released") {
       logger.info(
@@ -565,6 +566,10 @@ export class ClusterNode {
     } else if (outcome === "still-set") {
       logger.error(
         "synchronous_standby_names still names this database's capture after ALTER SYSTEM RESET (it is set in postgresql.conf): commits on this server that wait for a synchronous standby wait forever; remove it there and reload",
+      );
+    } else if (outcome === "not-permitted") {
+      logger.error(
+        "synchronous_standby_names names this database's capture, which will not run here again, and this node's role may not reset it: commits on this server that wait for a synchronous standby wait forever; remove it (ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()) or GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names to the node's role",
       );
     }
   }

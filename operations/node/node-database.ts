@@ -90,10 +90,7 @@ export async function dropCaptureSlot(
  * commit that waited for the capture is released to its client as if Kafka
  * held it.
  */
-export async function fenceStalePrimary(
-  url: string,
-  config: DiffrelayConfig,
-): Promise<"released" | "not-set" | "still-set"> {
+export async function fenceStalePrimary(url: string, config: DiffrelayConfig): Promise<ZeroLossRelease> {
   const clientConfig = postgresClientConfig(url, config.standby?.tls);
   await setDatabaseReadOnly(clientConfig, true);
   await setDatabaseConnectable(clientConfig, false);
@@ -114,8 +111,14 @@ export async function fenceStalePrimary(
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    return releaseZeroLoss(c, config.capture.slot ?? defaultSlotName(database));
+    // Without the privilege the fence still holds; the node says what to do about the setting.
+    return releaseZeroLoss(c, config.capture.slot ?? defaultSlotName(database)).catch((err) => {
+      if ((err as { code?: string }).code === "42501") return "not-permitted" as const;
+      throw err;
+    });
   });
 }
+
+export type ZeroLossRelease = "released" | "not-set" | "still-set" | "not-permitted";
 
 const SESSIONS_GONE_MS = 30_000;
