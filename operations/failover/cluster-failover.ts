@@ -146,14 +146,49 @@ async function primaryHealth(apiUrl: string | undefined): Promise<{ healthy: boo
   }
 }
 
+const refusal = (cluster: string, why: string) =>
+  new FailoverRefusedError(`cluster ${cluster}: ${why}; nothing was changed`);
+
 function refuseUnlessPossible(view: ClusterView, cluster: string, to: string): ClusterState {
   const state = view.state;
-  const refuse = (why: string) => new FailoverRefusedError(`cluster ${cluster}: ${why}; nothing was changed`);
+  const refuse = (why: string) => refusal(cluster, why);
   if (!state) throw refuse("no state yet: start its nodes (the one with --initial-primary bootstraps it)");
-  if (state.phase !== "stable")
+  const base = stalledSwitchoverBase(view, state) ?? state;
+  if (base.phase !== "stable")
     throw refuse(
       `a role change to epoch ${state.epoch} is under way (phase ${state.phase}): wait for it (diffrelay list)`,
     );
+  return refuseUnlessTarget(view, cluster, base, to);
+}
+
+/**
+ * A switchover whose old primary never fenced (it died, or its node did):
+ * nothing has changed but the state, so the failover starts from the epoch
+ * before it, as if the switchover had not begun. Once the old primary has
+ * reported its fence, the switchover's promoting step is due instead.
+ */
+function stalledSwitchoverBase(view: ClusterView, state: ClusterState): ClusterState | undefined {
+  const previous = state.previous;
+  if (state.phase !== "fencing" || previous === null) return undefined;
+  const report = view.reports.get(previous.primary);
+  if (report?.epoch === state.epoch && report.fencedEndOffset !== null) return undefined;
+  return {
+    ...state,
+    epoch: previous.epoch,
+    primary: previous.primary,
+    topics: previous.topics,
+    phase: "stable",
+    previous: null,
+  };
+}
+
+function refuseUnlessTarget(
+  view: ClusterView,
+  cluster: string,
+  state: ClusterState,
+  to: string,
+): ClusterState {
+  const refuse = (why: string) => refusal(cluster, why);
   if (!memberNamed(state, to))
     throw refuse(`node ${to} is not a member (members: ${state.members.map((m) => m.name).join(", ")})`);
   if (state.primary === to) throw refuse(`node ${to} is already the primary (epoch ${state.epoch})`);

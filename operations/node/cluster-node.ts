@@ -475,8 +475,12 @@ export class ClusterNode {
   /** A standby's part of a role change: drain the old topic to its end, then follow or become the new primary. */
   private async followChange(state: ClusterState): Promise<void> {
     const { config, databaseUrl, kafka, logger, name } = this.options;
-    const end = await this.until(state.epoch, (s) =>
-      s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
+    // Unbounded: until the old primary fences, this standby's applier goes on, and the switchover
+    // that waits for the fence is the one that says it stalled (and that a failover ends it).
+    const end = await this.until(
+      state.epoch,
+      (s) => (s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined),
+      "unbounded",
     );
     const previous = state.previous as NonNullable<ClusterState["previous"]>;
     const url = writableSessionUrl(databaseUrl);
@@ -686,8 +690,9 @@ export class ClusterNode {
   private async until<T>(
     epoch: number,
     accept: (state: ClusterState, view: ClusterView) => T | undefined,
+    limit: "bounded" | "unbounded" = "bounded",
   ): Promise<T> {
-    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    let deadline = Date.now() + STEP_TIMEOUT_MS;
     for (;;) {
       if (this.stopping) throw new Superseded("stopping");
       const view = this.view;
@@ -697,7 +702,13 @@ export class ClusterNode {
         const value = accept(state, view);
         if (value !== undefined) return value;
       }
-      if (Date.now() > deadline) {
+      if (Date.now() > deadline && limit === "unbounded") {
+        this.options.logger.warn(
+          { epoch, phase: state?.phase ?? null, waitedMs: STEP_TIMEOUT_MS },
+          `the role change to epoch ${epoch} waits for the old primary ${state?.previous?.primary ?? "?"} to fence itself; this node goes on as it was. If that primary is down: diffrelay failover --to <standby>`,
+        );
+        deadline = Date.now() + STEP_TIMEOUT_MS;
+      } else if (Date.now() > deadline) {
         throw new NodeRoleError(
           `node ${this.options.name}: the role change to epoch ${epoch} did not progress within ${STEP_TIMEOUT_MS} ms (phase ${state?.phase ?? "none"}): see the other nodes' /status and \`diffrelay list\``,
         );

@@ -49,6 +49,15 @@ export class SwitchoverRefusedError extends DiffrelayError {
   }
 }
 
+/** A step of a switchover that began did not happen in time: the cluster stays mid-change. */
+export class SwitchoverStalledError extends DiffrelayError {
+  override readonly name = "SwitchoverStalledError";
+
+  constructor(message: string, cause: unknown) {
+    super("stalled", message, { cause });
+  }
+}
+
 /**
  * Moves the primary role to a ready standby with nothing lost: claims the next
  * epoch (of two concurrent switchovers one gets it, the other changes
@@ -83,16 +92,25 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
   await store.publishState(fencing);
   options.logger.info({ epoch, from: current.primary, to }, "switchover: the old primary fences itself");
 
-  const fenced = await store.waitFor(
-    (v) => {
-      const report = v.reports.get(current.primary);
-      return report?.epoch === epoch && report.fencedEndOffset !== null && report.fencedAt !== null
-        ? { endOffset: report.fencedEndOffset, at: report.fencedAt }
-        : undefined;
-    },
-    options.fenceTimeoutMs,
-    `the old primary ${current.primary} fencing itself for epoch ${epoch}`,
-  );
+  const fenced = await store
+    .waitFor(
+      (v) => {
+        const report = v.reports.get(current.primary);
+        return report?.epoch === epoch && report.fencedEndOffset !== null && report.fencedAt !== null
+          ? { endOffset: report.fencedEndOffset, at: report.fencedAt }
+          : undefined;
+      },
+      options.fenceTimeoutMs,
+      `the old primary ${current.primary} fencing itself for epoch ${epoch}`,
+    )
+    .catch((err: unknown) => {
+      throw new SwitchoverStalledError(
+        `switchover of cluster ${cluster} to ${to}: the old primary ${current.primary} did not fence itself within ${options.fenceTimeoutMs} ms. ` +
+          `The cluster stays at epoch ${epoch}, phase fencing; its standbys go on applying ${current.topics.data}. ` +
+          `If ${current.primary} is down, run diffrelay failover --cluster ${cluster} --to ${to}; if it is up, its node fences it once it reads the cluster state (see its /status and log)`,
+        err,
+      );
+    });
   const promoting: ClusterState = {
     ...fencing,
     phase: "promoting",
@@ -109,17 +127,26 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
   );
 
   const waitFor = [current.primary, ...followers];
-  const writableAt = await store.waitFor(
-    (v) => {
-      const primary = v.reports.get(to);
-      const ready =
-        isReadyAt(v, to, epoch, "primary") &&
-        waitFor.every((name) => name === to || isReadyAt(v, name, epoch, "standby"));
-      return ready && primary?.writableAt ? primary.writableAt : undefined;
-    },
-    options.settleTimeoutMs,
-    `${to} accepting writes as primary of epoch ${epoch} and ${waitFor.filter((n) => n !== to).join(", ")} following it`,
-  );
+  const writableAt = await store
+    .waitFor(
+      (v) => {
+        const primary = v.reports.get(to);
+        const ready =
+          isReadyAt(v, to, epoch, "primary") &&
+          waitFor.every((name) => name === to || isReadyAt(v, name, epoch, "standby"));
+        return ready && primary?.writableAt ? primary.writableAt : undefined;
+      },
+      options.settleTimeoutMs,
+      `${to} accepting writes as primary of epoch ${epoch} and ${waitFor.filter((n) => n !== to).join(", ")} following it`,
+    )
+    .catch((err: unknown) => {
+      throw new SwitchoverStalledError(
+        `switchover of cluster ${cluster} to ${to}: ${current.primary} fenced (everything it committed is in ${current.topics.data} below offset ${fenced.endOffset}), ` +
+          `but the nodes did not reach their new roles within ${options.settleTimeoutMs} ms: cluster at epoch ${epoch}, phase promoting. ` +
+          `See diffrelay list --cluster ${cluster} and the last error of each node that is not ready`,
+        err,
+      );
+    });
   await store.publishState({ ...promoting, phase: "stable", writtenAt: new Date().toISOString() });
   return {
     cluster,

@@ -26,7 +26,9 @@ export type ErrorKind =
    * The capture cannot publish a change, and sending it again cannot help: a value above the hard
    * limit, or Kafka refusing the produce for good (MESSAGE_TOO_LARGE, INVALID_RECORD, ...).
    */
-  | "unpublishable";
+  | "unpublishable"
+  /** A role change of the cluster began and a step of it did not happen in time: the cluster is mid-change. */
+  | "stalled";
 
 /** Every kind, e.g. to give a metric's `kind` label a series per kind from the start. */
 export const ERROR_KINDS: readonly ErrorKind[] = [

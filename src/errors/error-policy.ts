@@ -20,6 +20,7 @@ const POLICIES: Record<ErrorKind, Omit<ErrorPolicy, "kind">> = {
   conflict: { retry: false, exitCode: EXIT.conflict },
   incomplete: { retry: false, exitCode: EXIT.failure },
   unpublishable: { retry: false, exitCode: EXIT.unpublishable },
+  stalled: { retry: false, exitCode: EXIT.stalled },
 };
 
 /**

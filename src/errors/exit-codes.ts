@@ -21,6 +21,11 @@ export const EXIT = {
    * standby (zero-loss mode was off or not known); the report names the last known slot lag.
    */
   possibleLoss: 8,
+  /**
+   * A role change began and one of its steps did not happen in time: the cluster stays mid-change
+   * (the message names the epoch, the phase and what to do, e.g. failover when the old primary is gone).
+   */
+  stalled: 10,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -1,4 +1,5 @@
 import type { CompressionTypes, Producer } from "kafkajs";
+import { COMPRESSION } from "./kafka-client.js";
 import { DiffrelayError } from "../errors/diffrelay-error.js";
 import { produceErrorKind } from "../errors/error-policy.js";
 import { RECORD_OVERHEAD_BYTES } from "./message-limits.js";
@@ -15,6 +16,15 @@ export interface MessageSink {
   send(values: Buffer[]): Promise<bigint | null>;
 }
 
+/**
+ * Below this many bytes of values a produce request goes uncompressed: a gzip
+ * member's header and trailer (18 bytes) and its block take back most of what a
+ * few small transactions' frames would save, and each request would cost a zlib
+ * stream and a thread-pool hop on both the capture and every applier, on the
+ * commit-to-standby path (and on every zero-loss commit).
+ */
+export const MIN_COMPRESSED_REQUEST_BYTES = 256;
+
 /** A single-partition topic as a sink: acks from all in-sync replicas, the topic's compression. */
 export function kafkaTopicSink(
   producer: Producer,
@@ -27,7 +37,10 @@ export function kafkaTopicSink(
       const written = await producer.send({
         topic,
         acks: -1,
-        compression,
+        compression:
+          values.reduce((n, v) => n + v.length, 0) < MIN_COMPRESSED_REQUEST_BYTES
+            ? COMPRESSION.none
+            : compression,
         messages: values.map((value) => ({ value })),
       });
       const base = written[0]?.baseOffset;

@@ -175,9 +175,83 @@ describe("HA cluster of diffrelay nodes", () => {
     await expectRoles(winner);
   });
 
+  it("a switchover whose old primary never fences exits 10 naming failover; failover out of it promotes the target and the other standby follows", async () => {
+    const primary = (await cluster.primary())?.name as string;
+    const [target, other] = cluster.nodes.filter((n) => n.name !== primary).map((n) => n.name) as [
+      string,
+      string,
+    ];
+    // The primary's node freezes (its capture with it): it can read no state and fence nothing.
+    const frozen = cluster.processes.get(primary);
+    frozen?.kill("SIGSTOP");
+    try {
+      const stalled = spawnDiffrelay([
+        "switchover",
+        ...cluster.clusterArgs(),
+        "--to",
+        target,
+        "--timeout",
+        "5000",
+      ]);
+      const exit = await exitWithin(stalled, 60_000);
+      expect(exit.code, stalled.output()).toBe(10);
+      expect(stalled.output()).toMatch(
+        /did not fence itself within 5000 ms.*phase fencing.*diffrelay failover --cluster/,
+      );
+      // Mid-change, the standbys go on applying the old primary's topic.
+      for (const n of [target, other]) expect(await cluster.probe(n, "/healthz"), n).toBe(200);
+
+      const failover = spawnDiffrelay(["failover", ...cluster.clusterArgs(), "--to", target, "--json"]);
+      const done = await exitWithin(failover, 120_000);
+      expect([0, 8], failover.output()).toContain(done.code);
+      const report = JSON.parse(
+        failover
+          .output()
+          .split("\n")
+          .find((l) => l.startsWith('{"outcome"')) as string,
+      );
+      expect(report).toMatchObject({ oldPrimary: { name: primary }, newPrimary: target, following: [other] });
+      expect(report.epoch).toBe(report.fromEpoch + 2);
+      await cluster.waitFor(target, "/primary", 200);
+      await cluster.waitFor(other, "/replica?lag=10000", 200);
+      const row = await runSql<{ id: string }>(
+        cluster.spec(target).databaseUrl,
+        "INSERT INTO ha_writes (writer, seq) VALUES (-3, 1) RETURNING id::text",
+      );
+      const id = row.rows[0]?.id as string;
+      const deadline = Date.now() + 30_000;
+      while (
+        !(await runSql(cluster.spec(other).databaseUrl, "SELECT 1 FROM ha_writes WHERE id = $1", [id]))
+          .rowCount
+      ) {
+        if (Date.now() > deadline) throw new Error(`${other} did not get row ${id} from ${target}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(
+        describeDifferences(
+          await compareTables(cluster.spec(target).databaseUrl, cluster.spec(other).databaseUrl, [
+            HA_LOAD_TABLE,
+          ]),
+        ),
+      ).toEqual([]);
+    } finally {
+      frozen?.kill("SIGCONT");
+    }
+    // Thawed, the old primary's node finds the cluster two epochs on and fences its database.
+    await cluster.waitFor(primary, "/primary", 503, 60_000);
+    await expect(
+      withClient(cluster.spec(primary).databaseUrl, (c) =>
+        c.query("INSERT INTO ha_writes (writer, seq) VALUES (-4, 1)"),
+      ),
+    ).rejects.toThrow(/not currently accepting connections|read-only/);
+  });
+
   it("a primary left on an older epoch fences itself and never accepts a write", async () => {
     const primary = (await cluster.primary())?.name as string;
-    const next = cluster.nodes.find((n) => n.name !== primary)?.name as string;
+    let next = "";
+    for (const n of cluster.nodes.filter((x) => x.name !== primary))
+      if (!next && (await cluster.probe(n.name, "/replica")) === 200) next = n.name;
+    expect(next, "a standby to move the cluster to").not.toBe("");
     const killed = cluster.processes.get(primary);
     killed?.kill("SIGKILL");
     await killed?.exited;
