@@ -1,7 +1,7 @@
 import type { CompressionTypes, Producer } from "kafkajs";
-import { COMPRESSION } from "./kafka-client.js";
 import { DiffrelayError } from "../errors/diffrelay-error.js";
 import { produceErrorKind } from "../errors/error-policy.js";
+import { COMPRESSION } from "./kafka-client.js";
 import { RECORD_OVERHEAD_BYTES } from "./message-limits.js";
 
 /**
