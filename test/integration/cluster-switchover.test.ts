@@ -237,8 +237,16 @@ describe("HA cluster of diffrelay nodes", () => {
     } finally {
       frozen?.kill("SIGCONT");
     }
-    // Thawed, the old primary's node finds the cluster two epochs on and fences its database.
+    // Thawed, the old primary's node finds the cluster two epochs on and fences its database (then
+    // rejoins it as a standby). /primary answers 503 as soon as the node reads the new epoch, a moment
+    // before its fence holds: what is checked is the database once the node has left the primary role.
     await cluster.waitFor(primary, "/primary", 503, 60_000);
+    const deadline = Date.now() + 60_000;
+    while (!["fenced", "standby"].includes((await cluster.status(primary)).nodeRole)) {
+      if (Date.now() > deadline)
+        throw new Error(`${primary} did not fence:\n${frozen?.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await expect(
       withClient(cluster.spec(primary).databaseUrl, (c) =>
         c.query("INSERT INTO ha_writes (writer, seq) VALUES (-4, 1)"),
