@@ -90,6 +90,11 @@ export function latencies(source: Map<string, number>, standby: Map<string, numb
     const applied = standby.get(id);
     if (applied !== undefined) values.push(applied - committed);
   }
+  return latencySummary(values);
+}
+
+/** Percentiles of latencies in ms (sorts `values` in place). */
+export function latencySummary(values: number[]): LatencySummary {
   values.sort((a, b) => a - b);
   return {
     samples: values.length,

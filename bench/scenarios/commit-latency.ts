@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pgbenchArgs, runPgbench } from "../../scripts/measure/pgbench.js";
 import { startPhysicalStandby, stopCluster } from "../../scripts/stack/postgres-cluster.js";
 import { accountsDdl, accountsInsert, type BenchContext, Run, sleep, sql } from "../context.js";
-import { type LatencySummary, percentile } from "../latency-probe.js";
+import { type LatencySummary, latencySummary } from "../latency-probe.js";
 import { updateScript } from "./small-transactions.js";
 
 const TABLE = "bench_accounts";
@@ -174,14 +174,7 @@ async function commitLatencies(
       }
     }
     if (!values.length) throw new Error(`pgbench wrote no transaction log in ${dir}`);
-    values.sort((a, b) => a - b);
-    return {
-      samples: values.length,
-      p50Ms: percentile(values, 50),
-      p95Ms: percentile(values, 95),
-      p99Ms: percentile(values, 99),
-      maxMs: values[values.length - 1] as number,
-    };
+    return latencySummary(values);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import kafkajs, { type Kafka, type Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
-import { COMPRESSION } from "../../src/kafka/kafka-client.js";
+import { COMPRESSION, orderedProducer } from "../../src/kafka/kafka-client.js";
 import { type MessageLimits, messageLimits, topicMaxMessageBytes } from "../../src/kafka/message-limits.js";
 import { kafkaTopicSink, type ProduceAck } from "../../src/kafka/ordered-publisher.js";
 import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
@@ -22,13 +22,10 @@ import { emitHeartbeat, HEARTBEAT_PREFIX } from "./heartbeat.js";
 import { SequenceTracker } from "./sequence-tracker.js";
 import { LEGACY_SLOT_NAME } from "./slot-name.js";
 import { SlotReader } from "./slot-reader.js";
-import { SourceConfigurationError } from "./source-errors.js";
-import { ensureZeroLoss, readZeroLossState, type ZeroLossGuarantee } from "./zero-loss.js";
-
-const { Partitioners } = kafkajs;
-
 import { loadRelationSchema } from "./source-catalog.js";
+import { SourceConfigurationError } from "./source-errors.js";
 import { migrateSource } from "./source-migrator.js";
+import { ensureZeroLoss, readZeroLossState, type ZeroLossGuarantee } from "./zero-loss.js";
 
 export interface CaptureStatus {
   role: "capture";
@@ -166,15 +163,10 @@ export class CaptureService {
       // batch with the same numbers would be refused as out of sequence or, worse, acknowledged as a
       // duplicate without being written. A new id starts a new sequence; the resent transactions are
       // duplicates by commit LSN, which the applier skips.
-      const producer = this.deps.kafka.producer({
-        // Idempotent: a produce that kafkajs retries after the broker appended it is not written twice
-        // (measured against Kafka 4.1 with leader kills: test/integration/kafka-idempotent-producer.test.ts).
-        // Kafka requires acks=-1 (the publisher's) and at most 5 requests in flight; one keeps order simple.
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
-      });
+      // Idempotent: a produce that kafkajs retries after the broker appended it is not written twice
+      // (measured against Kafka 4.1 with leader kills: test/integration/kafka-idempotent-producer.test.ts).
+      // Kafka requires acks=-1 (the publisher's) and at most 5 requests in flight; one keeps order simple.
+      const producer = orderedProducer(this.deps.kafka, { idempotent: true });
       try {
         await producer.connect();
         await this.runSession(

@@ -1,4 +1,5 @@
 import type { Admin, Kafka, Producer } from "kafkajs";
+import { orderedProducer } from "../../src/kafka/kafka-client.js";
 
 /**
  * Sends messages the applier cannot apply to a dead-letter topic, unchanged,
@@ -21,7 +22,7 @@ export class DeadLetterSender {
     if (!(await admin.listTopics()).includes(topic)) {
       await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
     }
-    const producer = kafka.producer({ maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    const producer = orderedProducer(kafka, { idempotent: false });
     await producer.connect();
     return new DeadLetterSender(producer, topic, sourceTopic);
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import kafkajs, { type Admin, type Consumer, type Kafka, type Producer } from "kafkajs";
+import type { Admin, Consumer, Kafka, Producer } from "kafkajs";
+import { orderedProducer } from "../../src/kafka/kafka-client.js";
 import {
   createSinglePartitionTopic,
   partitionOffsets,
@@ -266,13 +267,7 @@ export class ClusterStore {
 
   private async send(message: { key: string; value: string }): Promise<void> {
     if (!this.producer) {
-      // The state topic has one partition, so the partitioner only has to be named: kafkajs warns in
-      // every node's and command's log when none is.
-      const producer = this.options.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
-      });
+      const producer = orderedProducer(this.options.kafka, { idempotent: true });
       await producer.connect();
       this.producer = producer;
     }

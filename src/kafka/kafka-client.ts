@@ -3,7 +3,7 @@ import kafkajs, { type KafkaConfig, type SASLOptions } from "kafkajs";
 import SnappyCodec from "kafkajs-snappy";
 
 // kafkajs is CommonJS: its runtime values come through the default export under ESM.
-const { CompressionCodecs, CompressionTypes, Kafka, logLevel } = kafkajs;
+const { CompressionCodecs, CompressionTypes, Kafka, logLevel, Partitioners } = kafkajs;
 
 import type { DiffrelayConfig } from "../config/config-schema.js";
 import type { Logger } from "../observability/logger.js";
@@ -20,6 +20,21 @@ export const COMPRESSION = {
   gzip: CompressionTypes.GZIP,
   snappy: CompressionTypes.Snappy,
 } as const;
+
+/**
+ * Every producer diffrelay makes: one request in flight, so a retry cannot
+ * reorder, and no topic created by a send. Idempotent where a retry after the
+ * broker appended must not write twice. The partitioner is named only so that
+ * kafkajs does not warn in every log: each topic written has one partition.
+ */
+export function orderedProducer(kafka: kafkajs.Kafka, options: { idempotent: boolean }): kafkajs.Producer {
+  return kafka.producer({
+    idempotent: options.idempotent,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+}
 
 export function createKafka(settings: KafkaSettings, logger: Logger): kafkajs.Kafka {
   const config: KafkaConfig = {
