@@ -20,6 +20,7 @@ export { identifySource, loadRelationSchema, slotInfo } from "./source-catalog.j
 export { migrateSource, parseTableName } from "./source-migrator.js";
 export {
   readZeroLossState,
+  releaseZeroLoss,
   type ZeroLossGuarantee,
   zeroLossSetting,
 } from "./zero-loss.js";

@@ -158,3 +158,35 @@ export async function ensureZeroLoss(client: pg.ClientBase, applicationName: str
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * A database that is no longer a source: undoes what ensureZeroLoss set.
+ * While synchronous_standby_names names a capture that no longer runs, every
+ * commit on the server that waits for a synchronous standby waits forever.
+ * Only the exact value ensureZeroLoss writes is removed (ALTER SYSTEM RESET);
+ * any other value is the operator's and stays. Returns what it found:
+ * `released`, `not-set` (nothing names the capture alone), or `still-set`
+ * (the value comes from postgresql.conf, which ALTER SYSTEM does not change).
+ */
+export async function releaseZeroLoss(
+  client: pg.ClientBase,
+  applicationName: string,
+): Promise<"released" | "not-set" | "still-set"> {
+  const names = async () =>
+    (
+      await client.query<{ names: string }>(
+        "SELECT pg_catalog.current_setting('synchronous_standby_names') AS names",
+      )
+    ).rows[0]?.names.trim() ?? "";
+  const ours = zeroLossSetting(applicationName);
+  if ((await names()) !== ours) return "not-set";
+  await client.query("ALTER SYSTEM RESET synchronous_standby_names");
+  await client.query("SELECT pg_catalog.pg_reload_conf()");
+  // The reload reaches this session at its next command, once the postmaster has re-read the files.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if ((await names()) !== ours) return "released";
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return "still-set";
+}

@@ -1,4 +1,4 @@
-import type { ClusterState, ClusterStore, NodeReport } from "../cluster/index.js";
+import type { ClusterState, ClusterStore, NodeReport, RejoinSummary } from "../cluster/index.js";
 
 /** One row of `diffrelay list`, as `patronictl list` shows a member. */
 export interface ListedNode {
@@ -7,7 +7,12 @@ export interface ListedNode {
   /** What the cluster state gives it. */
   role: "primary" | "standby";
   /** What it reports, and for which epoch; null when it never reported. */
-  reported: Pick<NodeReport, "role" | "epoch" | "ready" | "lagMs" | "lastError" | "at"> | null;
+  reported:
+    | (Pick<NodeReport, "role" | "epoch" | "ready" | "lagMs" | "lastError" | "at"> & {
+        /** Its latest automatic rejoin: what the old primary lost (unpublished transactions) and how it rejoined. */
+        rejoin: RejoinSummary | null;
+      })
+    | null;
   /** Whether its HTTP API answered /status just now. */
   reachable: boolean;
 }
@@ -40,6 +45,7 @@ export async function listCluster(store: ClusterStore, cluster: string): Promise
               ready: report.ready,
               lagMs: report.lagMs,
               lastError: report.lastError,
+              rejoin: report.rejoin ?? null,
               at: report.at,
             }
           : null,
@@ -69,7 +75,7 @@ async function answers(url: string): Promise<boolean> {
 /** The listing as a table. */
 export function renderListing(listing: ClusterListing): string {
   const header = `cluster ${listing.cluster}: epoch ${listing.epoch ?? "-"}, phase ${listing.phase ?? "no state"}, primary ${listing.primary ?? "-"}, topic ${listing.topic ?? "-"}`;
-  const rows = [["node", "role", "reports", "epoch", "lag ms", "api", "last error"]];
+  const rows = [["node", "role", "reports", "epoch", "lag ms", "api", "rejoin", "last error"]];
   for (const n of listing.nodes) {
     rows.push([
       n.name,
@@ -78,6 +84,7 @@ export function renderListing(listing: ClusterListing): string {
       n.reported ? String(n.reported.epoch) : "-",
       n.reported?.lagMs === null || n.reported === null ? "-" : String(n.reported.lagMs),
       n.reachable ? n.apiUrl : `${n.apiUrl} (unreachable)`,
+      describeRejoin(n.reported?.rejoin ?? null),
       n.reported?.lastError ?? "",
     ]);
   }
@@ -89,4 +96,13 @@ export function renderListing(listing: ClusterListing): string {
       .trimEnd(),
   );
   return [header, ...lines].join("\n");
+}
+
+/** One cell: how the node's last rejoin went and how many of its transactions the new primary lacks. */
+function describeRejoin(rejoin: RejoinSummary | null): string {
+  if (!rejoin) return "";
+  const lost =
+    rejoin.unpublishedTotal === null ? "" : `, ${rejoin.unpublishedTotal} unpublished transaction(s)`;
+  const how = rejoin.method ? ` (${rejoin.method})` : "";
+  return `${rejoin.state}${how} at epoch ${rejoin.epoch}${lost}`;
 }

@@ -47,13 +47,57 @@ export type ClusterState = z.infer<typeof clusterStateSchema> & { phase: Cluster
 export type ClusterMember = z.infer<typeof memberSchema>;
 
 /**
+ * What a node's automatic rejoin found and did, as its report carries it: the
+ * old primary's transactions that never reached the new primary (commit LSN,
+ * xid, tables and keys), at most a bounded number of changes of them; the
+ * whole list is in `diffrelay.rejoin_report` (`reportId`) on the node's
+ * database and in its log.
+ */
+const rejoinSummarySchema = z.object({
+  /** `rejoining`: under way; `rejoined`: it follows the new primary; `failed`: it stays fenced (`error`). */
+  state: z.enum(["rejoining", "rejoined", "failed"]),
+  /** The epoch whose primary it rejoined (or tried to). */
+  epoch: z.number().int().nonnegative(),
+  /** rewind (the unpublished transactions undone), reseed (a full copy; reasons), already-rejoined. */
+  method: z.string().nullable(),
+  reseedReasons: z.array(z.string()),
+  /** Transactions the old primary committed that the new primary does not hold. */
+  unpublishedTotal: z.number().int().nonnegative().nullable(),
+  unpublished: z.array(
+    z.object({
+      commitLsn: z.string(),
+      xid: z.number(),
+      commitTime: z.string(),
+      changes: z.array(
+        z.object({
+          op: z.enum(["insert", "update", "delete"]),
+          table: z.string(),
+          key: z.record(z.string(), z.string().nullable()),
+          newKey: z.record(z.string(), z.string().nullable()).optional(),
+        }),
+      ),
+      /** Changes of this transaction left out of `changes` to keep the record small. */
+      changesLeftOut: z.number().int().nonnegative(),
+      truncated: z.array(z.string()),
+      ddl: z.array(z.string()),
+    }),
+  ),
+  /** Transactions left out of `unpublished` to keep the record small. */
+  transactionsLeftOut: z.number().int().nonnegative(),
+  reportId: z.string().nullable(),
+  error: z.string().nullable(),
+  at: z.string().min(1),
+});
+export type RejoinSummary = z.infer<typeof rejoinSummarySchema>;
+
+/**
  * A node's own account of itself, published whenever it changes. `epoch` is the
  * epoch the node acts on; `ready` says it has reached its role of that epoch.
  */
 export const nodeReportSchema = z.object({
   node: z.string().min(1),
   epoch: z.number().int().nonnegative(),
-  /** `switching`: between roles in a change to `epoch`; `fenced`: left behind, waiting for `diffrelay rejoin`. */
+  /** `switching`: between roles in a change to `epoch`; `fenced`: left behind, its database refusing writes (see `rejoin`). */
   role: z.enum(["primary", "standby", "switching", "fenced", "starting"]),
   ready: z.boolean(),
   /** The previous epoch's topic end, reported by a primary that fenced itself for a switchover. */
@@ -69,6 +113,13 @@ export const nodeReportSchema = z.object({
   /** Milliseconds behind the primary's last commit, for a standby; null when unknown. */
   lagMs: z.number().nullable(),
   lastError: z.string().nullable(),
+  /**
+   * The node's database as the other nodes reach it, without user and password
+   * (a rejoining old primary connects to the new primary's with its own); absent in older reports.
+   */
+  databaseUrl: z.string().nullable().optional(),
+  /** The node's latest automatic rejoin; absent or null when it never rejoined. */
+  rejoin: rejoinSummarySchema.nullable().optional(),
   at: z.string().min(1),
 });
 export type NodeReport = z.infer<typeof nodeReportSchema>;

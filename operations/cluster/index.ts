@@ -37,6 +37,7 @@ export {
   isReadyAt,
   memberNamed,
   type NodeReport,
+  type RejoinSummary,
   standbysOf,
 } from "./cluster-state.js";
 export { type ClusterFollower, ClusterStore, type ClusterStoreOptions } from "./cluster-store.js";

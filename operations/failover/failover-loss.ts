@@ -28,7 +28,7 @@ export function lossReport(lastKnown: CaptureLastKnown): MayBeLost {
     why:
       `zero-loss mode was ${mode}: commits the old primary acknowledged but its capture had not published are lost; ` +
       `the capture's last known slot lag was ${lastKnown.slotLagBytes ?? "unknown"} bytes of WAL (as of the walsender's last keepalive: a lower bound); ` +
-      "`diffrelay rejoin` lists the lost transactions exactly once the old primary's database is back",
+      "the old primary's rejoin (its node's, by itself, or `diffrelay rejoin`) lists the lost transactions exactly once its database is back",
   };
 }
 

@@ -18,6 +18,7 @@ import {
   ClusterStore,
   type ClusterView,
   type NodeReport,
+  type RejoinSummary,
 } from "../cluster/index.js";
 import {
   setDatabaseConnectable,
@@ -26,8 +27,18 @@ import {
 } from "../promote/database-access.js";
 import { fenceOldPrimary } from "../promote/old-primary-fence.js";
 import { becomeSource, drainStandby, pointStandbyAt, withDatabase } from "../promote/promote-steps.js";
-import { databaseFacts, dropCaptureSlot, fenceStalePrimary } from "./node-database.js";
+import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
+import {
+  type DatabaseRoleFacts,
+  databaseFacts,
+  dropCaptureSlot,
+  fenceStalePrimary,
+  type ZeroLossRelease,
+} from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
+import { createNodeMetrics } from "./node-metrics.js";
+import { databaseAddress, type PeerCredentials, peerDatabaseUrl } from "./peer-database.js";
+import { summarizeRejoin } from "./rejoin-summary.js";
 
 export interface ClusterNodeOptions {
   config: DiffrelayConfig;
@@ -41,6 +52,21 @@ export interface ClusterNodeOptions {
   members: ClusterMember[];
   /** The node that bootstraps a cluster without state as its first primary. */
   initialPrimary: string | undefined;
+  /** This node's database as the other nodes reach it, without user and password (in its reports). */
+  databaseAddress: string | undefined;
+  /** What this node connects to another node's database with (each unset: that of databaseUrl). */
+  peerCredentials: PeerCredentials;
+  /** A stale primary's node rejoins it as a standby by itself; false: it stays fenced for `diffrelay rejoin`. */
+  autoRejoin: boolean;
+}
+
+/** The node's latest rejoin: what it found (the report) or why it failed. */
+interface RejoinOutcome {
+  state: RejoinSummary["state"];
+  epoch: number;
+  at: string;
+  report: RejoinReport | null;
+  error: string | null;
 }
 
 type Role =
@@ -56,6 +82,9 @@ class Superseded extends Error {}
 
 const REPORT_INTERVAL_MS = 5000;
 const STEP_TIMEOUT_MS = 120_000;
+/** Changes of the unpublished transactions listed in /status, and in the node's record on the cluster topic. */
+const STATUS_CHANGES = 10_000;
+const RECORD_CHANGES = 200;
 
 /**
  * One node of an HA cluster, beside one database server: the capture while the
@@ -75,8 +104,12 @@ export class ClusterNode {
   private writableAt: string | null = null;
   private fencedEndOffset: string | null = null;
   private sourceId: string | null = null;
+  private rejoin: RejoinOutcome | null = null;
+  /** The cluster epoch of the last rejoin attempt: one attempt per epoch, so a failure is never retried in a loop. */
+  private rejoinTriedAt: number | null = null;
   private readonly captureMetrics = createCaptureMetrics();
   private readonly applyMetrics;
+  private readonly nodeMetrics;
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.store = new ClusterStore({
@@ -87,6 +120,7 @@ export class ClusterNode {
       durability: options.config.kafka ?? {},
     });
     this.applyMetrics = createApplyMetrics(options.name);
+    this.nodeMetrics = createNodeMetrics([this.captureMetrics.registry, this.applyMetrics.registry]);
   }
 
   /** The metrics of the current role. */
@@ -187,9 +221,29 @@ export class ClusterNode {
       fencedAt: this.fencedAt,
       writableAt: this.writableAt,
       fenced: this.role.kind === "fenced" ? this.role.reason : null,
+      autoRejoin: this.options.autoRejoin,
+      rejoin: this.rejoinSummary(STATUS_CHANGES),
       lastError: this.lastError,
       service,
     };
+  }
+
+  private rejoinSummary(maxChanges: number): RejoinSummary | null {
+    const r = this.rejoin;
+    if (!r) return null;
+    const base = r.report
+      ? summarizeRejoin(r.report, maxChanges, r.at)
+      : {
+          epoch: r.epoch,
+          method: null,
+          reseedReasons: [],
+          unpublishedTotal: null,
+          unpublished: [],
+          transactionsLeftOut: 0,
+          reportId: null,
+          at: r.at,
+        };
+    return { ...base, state: r.state, error: r.error };
   }
 
   private lagMs(): number | null {
@@ -225,7 +279,9 @@ export class ClusterNode {
     const changing = state.phase !== "stable" && state.previous !== null;
     switch (role.kind) {
       case "fenced":
-        return false;
+        if (!this.options.autoRejoin || this.rejoinTriedAt === state.epoch) return false;
+        await this.rejoinAsStandby(state);
+        return true;
       case "primary":
       case "standby":
         if (role.epoch === state.epoch) return false;
@@ -270,12 +326,24 @@ export class ClusterNode {
   /** A node process starting: take the role the state gives this database. */
   private async start(state: ClusterState): Promise<boolean> {
     const { name, databaseUrl, config } = this.options;
-    const facts = await databaseFacts(writableSessionUrl(databaseUrl), config);
+    const facts = await databaseFacts(writableSessionUrl(databaseUrl), config).catch((err) => {
+      // A database that refuses every connection was fenced as an old primary (by an earlier run of this node or by promote).
+      if ((err as { code?: string }).code === "55000" && state.primary !== name) return null;
+      throw err;
+    });
+    if (facts === null) {
+      await this.fenceStale(
+        state,
+        `node ${name}'s database accepts no connections (fenced as an old primary earlier), and the cluster is at epoch ${state.epoch} with primary ${state.primary}`,
+      );
+      return true;
+    }
     if (state.primary === name && state.phase === "stable") {
       await this.startPrimary(state);
       return true;
     }
     if ((await facts.positionOn(state.topics.data)) !== null) {
+      await this.resumeAfterRejoin(state, facts);
       await this.startStandby(state);
       return true;
     }
@@ -294,6 +362,34 @@ export class ClusterNode {
     throw new NodeRoleError(
       `node ${name}'s database has no position on ${state.topics.data} (epoch ${state.epoch}, primary ${state.primary}): it is not a standby of this cluster yet. Seed it first: diffrelay seed --source-url <${state.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${state.topics.data}, then start the node again`,
     );
+  }
+
+  /**
+   * A standby of the current topic that rejoined onto it earlier (this node or
+   * `diffrelay rejoin`): /status keeps showing what that rejoin found, and a
+   * capture slot left by a rejoin interrupted between its repair and its last
+   * step is dropped (it pins WAL, and a later promotion makes its own).
+   */
+  private async resumeAfterRejoin(state: ClusterState, facts: DatabaseRoleFacts): Promise<void> {
+    const { config, databaseUrl, logger } = this.options;
+    const earlier = await facts.rejoinedOnto(state.topics.data);
+    if (earlier) {
+      const report = { ...(earlier.report as RejoinReport), reportId: earlier.id };
+      this.rejoin = {
+        state: "rejoined",
+        epoch: state.epoch,
+        at: earlier.repairedAt.toISOString(),
+        report,
+        error: null,
+      };
+    }
+    if (facts.hasCaptureSlot && state.primary !== this.options.name) {
+      logger.warn(
+        { topic: state.topics.data },
+        "this standby still holds the capture's slot of its days as a primary: dropping it",
+      );
+      await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
+    }
   }
 
   private async startPrimary(state: ClusterState): Promise<void> {
@@ -444,15 +540,147 @@ export class ClusterNode {
     await this.startStandby(state);
   }
 
-  /** A primary the cluster left behind: fenced, and it stays so until `diffrelay rejoin`. */
+  /**
+   * A primary the cluster left behind: fenced. With automatic rejoin the next
+   * step (actOn, fenced) makes it a standby of the new primary; without, it
+   * stays fenced until `diffrelay rejoin`.
+   */
   private async fenceStale(state: ClusterState, why: string): Promise<void> {
+    const { logger, autoRejoin } = this.options;
     await this.stopService();
-    await fenceStalePrimary(this.options.databaseUrl, this.options.config);
-    const reason = `${why}. Its database is now fenced (read-only, accepts no connections); what it committed that never reached Kafka is on no other node. Run \`diffrelay rejoin\` to make it an exact standby of ${state.primary}`;
-    this.role = { kind: "fenced", epoch: state.epoch, reason };
+    this.nodeMetrics.fenced.set(1);
     this.writableAt = null;
+    const released = await fenceStalePrimary(this.options.databaseUrl, this.options.config);
+    this.logZeroLossRelease(released);
+    const next = autoRejoin
+      ? `it rejoins as a standby of ${state.primary} by itself (automatic rejoin): it reports those transactions, then undoes them (or re-seeds)`
+      : `automatic rejoin is off (--manual-rejoin): run \`diffrelay rejoin\` to make it an exact standby of ${state.primary}, then restart the node`;
+    const reason = `${why}. Its database is now fenced (read-only, accepts no connections); what it committed that never reached Kafka is on no other node; ${next}`;
+    this.role = { kind: "fenced", epoch: state.epoch, reason };
     this.lastError = reason;
-    this.options.logger.error({ epoch: state.epoch, primary: state.primary }, reason);
+    logger.error({ epoch: state.epoch, primary: state.primary }, reason);
+  }
+
+  private logZeroLossRelease(outcome: ZeroLossRelease): void {
+    const { logger } = this.options;
+    if (outcome === "released") {
+      logger.info(
+        "synchronous_standby_names named this database's capture, which will not run here again: reset (ALTER SYSTEM RESET), so commits on this server no longer wait for it",
+      );
+    } else if (outcome === "still-set") {
+      logger.error(
+        "synchronous_standby_names still names this database's capture after ALTER SYSTEM RESET (it is set in postgresql.conf): commits on this server that wait for a synchronous standby wait forever; remove it there and reload",
+      );
+    } else if (outcome === "not-permitted") {
+      logger.error(
+        "synchronous_standby_names names this database's capture, which will not run here again, and this node's role may not reset it: commits on this server that wait for a synchronous standby wait forever; remove it (ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()) or GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names to the node's role",
+      );
+    }
+  }
+
+  /**
+   * A fenced stale primary becomes an exact standby of the new primary:
+   * operations/rejoin finds the transactions it committed that never reached
+   * Kafka, records and reports them, undoes them (or re-seeds), and leaves the
+   * database positioned on the new topic, where the applier starts. Rejoin
+   * follows one role change: this node must be the previous epoch's primary.
+   * A failure leaves the node fenced, saying why; it is tried again only at a
+   * later epoch or a restart, never in a loop.
+   */
+  private async rejoinAsStandby(state: ClusterState): Promise<void> {
+    const { config, databaseUrl, kafka, logger, name } = this.options;
+    this.rejoinTriedAt = state.epoch;
+    this.rejoin = {
+      state: "rejoining",
+      epoch: state.epoch,
+      at: new Date().toISOString(),
+      report: null,
+      error: null,
+    };
+    await this.report();
+    let newPrimary = `${state.primary}'s database`;
+    let report: RejoinReport;
+    try {
+      const previous = state.previous;
+      if (!previous || previous.primary !== name) {
+        throw new NodeRoleError(
+          `automatic rejoin follows one role change, and the cluster is at epoch ${state.epoch} (primary ${state.primary}) ` +
+            `whose previous epoch ${previous ? `${previous.epoch} had primary ${previous.primary}` : "is none"}, not ${name}: ` +
+            `re-seed this database from ${state.primary} (diffrelay seed --standby-name ${name} --topic ${state.topics.data} …) and start the node again`,
+        );
+      }
+      const address = await this.until(state.epoch, (_s, view) => {
+        const r = view.reports.get(state.primary);
+        return r?.epoch === state.epoch && r.role === "primary" && r.ready && r.databaseUrl
+          ? r.databaseUrl
+          : undefined;
+      });
+      const newPrimaryUrl = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
+      newPrimary = `${state.primary}'s database ${address} (as user ${decodeURIComponent(new URL(newPrimaryUrl).username)}; --peer-user, --peer-password)`;
+      report = await rejoinAsStandby({
+        oldPrimaryUrl: databaseUrl,
+        oldPrimaryConfig: postgresClientConfig(databaseUrl, config.standby?.tls),
+        standbyName: name,
+        newPrimaryUrl,
+        newPrimaryConfig: postgresClientConfig(newPrimaryUrl, config.standby?.tls),
+        kafka,
+        logger: logger.child({ role: "rejoin", epoch: state.epoch }),
+        oldTopics: previous.topics,
+        newTopics: state.topics,
+        epoch: state.epoch,
+        slot: config.capture.slot,
+        publication: config.capture.publication,
+        seed: { parallel: config.seed.parallel, rangeRows: config.seed.rangeRows },
+        reportFile: undefined,
+      });
+    } catch (err) {
+      if (err instanceof Superseded) throw err;
+      await this.rejoinFailed(state, err, newPrimary);
+      return;
+    }
+    this.rejoin = {
+      state: "rejoined",
+      epoch: state.epoch,
+      at: new Date().toISOString(),
+      report,
+      error: null,
+    };
+    this.nodeMetrics.rejoins.inc({ outcome: report.method });
+    this.nodeMetrics.unpublished.set(report.unpublished.length);
+    this.nodeMetrics.fenced.set(0);
+    this.lastError = null;
+    logger.warn(
+      {
+        epoch: state.epoch,
+        primary: state.primary,
+        method: report.method,
+        unpublished: report.unpublished.length,
+        reportId: report.reportId,
+      },
+      `rejoined as a standby of ${state.primary}:\n${renderRejoinReport(report)}`,
+    );
+    await this.startStandby(state);
+  }
+
+  private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
+    const { config, databaseUrl, logger, name } = this.options;
+    const error = redactError(err);
+    const reason =
+      `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
+      "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run " +
+      `diffrelay rejoin --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
+      `--topic ${clusterDataTopics(config, this.options.cluster, 0).data} --epoch ${state.epoch}${state.previous ? ` --old-epoch ${state.previous.epoch}` : ""} ` +
+      "(with this node's --brokers, --slot and --publication) and restart the node";
+    // One turn of the event loop: /status never shows the failure without its reason.
+    this.rejoin = { state: "failed", epoch: state.epoch, at: new Date().toISOString(), report: null, error };
+    this.role = { kind: "fenced", epoch: state.epoch, reason };
+    this.lastError = reason;
+    this.nodeMetrics.rejoins.inc({ outcome: "failed" });
+    logger.error({ err, epoch: state.epoch, primary: state.primary }, reason);
+    // Rejoin lets sessions connect again (read-only) before it repairs; a failed one closes them off again.
+    await fenceStalePrimary(databaseUrl, config).catch((fenceErr) =>
+      logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
+    );
   }
 
   /**
@@ -537,6 +765,8 @@ export class ClusterNode {
       sourceId: role.kind === "primary" ? this.sourceId : null,
       lagMs: this.lagMs(),
       lastError: this.lastError,
+      databaseUrl: this.options.databaseAddress ?? databaseAddress(this.options.databaseUrl),
+      rejoin: this.rejoinSummary(RECORD_CHANGES),
       at: new Date().toISOString(),
     };
     if (report.epoch < 0) return;

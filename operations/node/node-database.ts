@@ -1,5 +1,9 @@
-import { resolveCaptureSlot } from "../../connectors/postgres-source/index.js";
-import { readPosition } from "../../connectors/postgres-standby/index.js";
+import {
+  defaultSlotName,
+  releaseZeroLoss,
+  resolveCaptureSlot,
+} from "../../connectors/postgres-source/index.js";
+import { latestRejoinReport, readPosition } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { setDatabaseConnectable, setDatabaseReadOnly } from "../promote/database-access.js";
@@ -11,6 +15,8 @@ export interface DatabaseRoleFacts {
   hasCaptureSlot: boolean;
   /** The standby's position on these topics, if it has one: next offset. */
   positionOn: (topic: string) => Promise<bigint | null>;
+  /** The report of a completed rejoin onto this topic (diffrelay.rejoin_report), if this database has one. */
+  rejoinedOnto: (topic: string) => Promise<{ id: string; report: unknown; repairedAt: Date } | null>;
 }
 
 export async function databaseFacts(url: string, config: DiffrelayConfig): Promise<DatabaseRoleFacts> {
@@ -28,6 +34,15 @@ export async function databaseFacts(url: string, config: DiffrelayConfig): Promi
         const exists = await client.query("SELECT to_regclass('diffrelay.apply_position') IS NOT NULL AS ok");
         if (!exists.rows[0]?.ok) return null;
         return (await readPosition(client, topic, 0))?.nextOffset ?? null;
+      }),
+    rejoinedOnto: (topic) =>
+      withDatabase(url, config, async (client) => {
+        const exists = await client.query("SELECT to_regclass('diffrelay.rejoin_report') IS NOT NULL AS ok");
+        if (!exists.rows[0]?.ok) return null;
+        const found = await latestRejoinReport(client, topic);
+        return found?.repairedAt
+          ? { id: found.id, report: found.report, repairedAt: found.repairedAt }
+          : null;
       }),
   };
 }
@@ -67,10 +82,15 @@ export async function dropCaptureSlot(
 
 /**
  * Fences a primary the cluster has left behind: new sessions read-only, no
- * connections at all, the open client sessions ended. It keeps what it holds
- * for `diffrelay rejoin` to compare with the new primary.
+ * connections at all, the open client sessions ended and gone. It keeps what
+ * it holds for rejoin to compare with the new primary. Then, when
+ * synchronous_standby_names names this database's capture alone (zero-loss
+ * mode set it), it is reset: that capture will not run here again, and commits
+ * on this server would wait for it forever. The sessions end first, so no
+ * commit that waited for the capture is released to its client as if Kafka
+ * held it.
  */
-export async function fenceStalePrimary(url: string, config: DiffrelayConfig): Promise<void> {
+export async function fenceStalePrimary(url: string, config: DiffrelayConfig): Promise<ZeroLossRelease> {
   const clientConfig = postgresClientConfig(url, config.standby?.tls);
   await setDatabaseReadOnly(clientConfig, true);
   await setDatabaseConnectable(clientConfig, false);
@@ -78,11 +98,27 @@ export async function fenceStalePrimary(url: string, config: DiffrelayConfig): P
   const neighbour = new URL(url);
   const database = decodeURIComponent(neighbour.pathname.slice(1));
   neighbour.pathname = "/postgres";
-  await withDatabase(neighbour.toString(), config, (c) =>
-    c.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-      [database],
-    ),
-  );
+  return withDatabase(neighbour.toString(), config, async (c) => {
+    const sessions = `SELECT pid FROM pg_stat_activity
+      WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`;
+    await c.query(`SELECT pg_terminate_backend(pid) FROM (${sessions}) s`, [database]);
+    const deadline = Date.now() + SESSIONS_GONE_MS;
+    while ((await c.query(sessions, [database])).rowCount) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `database "${database}" still has client sessions ${SESSIONS_GONE_MS} ms after they were ended: look at pg_stat_activity and end them, then restart the node`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Without the privilege the fence still holds; the node says what to do about the setting.
+    return releaseZeroLoss(c, config.capture.slot ?? defaultSlotName(database)).catch((err) => {
+      if ((err as { code?: string }).code === "42501") return "not-permitted" as const;
+      throw err;
+    });
+  });
 }
+
+export type ZeroLossRelease = "released" | "not-set" | "still-set" | "not-permitted";
+
+const SESSIONS_GONE_MS = 30_000;

@@ -5,6 +5,7 @@ import {
   SequenceTracker,
 } from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { withLocalCommits } from "../../src/config/standby-session.js";
 import { setDatabaseConnectable, setDatabaseReadOnly } from "./database-access.js";
 
 export type OldPrimaryState =
@@ -83,7 +84,7 @@ export async function onNeighbourDatabase(
     const url = new URL(config.connectionString as string);
     url.pathname = `/${encodeURIComponent(neighbour)}`;
     const client = new pg.Client({
-      ...config,
+      ...withLocalCommits(config),
       connectionString: url.toString(),
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     });

@@ -17,7 +17,7 @@ import {
   writePosition,
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
-import { asStandbyWriter } from "../../src/config/standby-session.js";
+import { asStandbyWriter, withLocalCommits } from "../../src/config/standby-session.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
@@ -106,7 +106,7 @@ const TOPIC_READ_MS = 30_000;
  */
 export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinReport> {
   const { logger } = options;
-  const oldConfig = asStandbyWriter(withValueFormat(options.oldPrimaryConfig));
+  const oldConfig = withLocalCommits(asStandbyWriter(withValueFormat(options.oldPrimaryConfig)));
   const database = decodeURIComponent(new URL(options.oldPrimaryUrl).pathname.replace(/^\//, ""));
   const admin = options.kafka.admin();
   await admin.connect();

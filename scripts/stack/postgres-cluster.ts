@@ -256,8 +256,15 @@ export async function startCluster(c: PgClusterState): Promise<number> {
   }
   // Idempotent bootstrap: keeps the role's password in step with state.json on every start.
   const pw = c.password.replaceAll("'", "''");
+  // Never waits for a synchronous standby: a test's server may name one that is gone (zero-loss mode's capture).
   await query(
-    { host: c.socketDir, port: c.port, user: "postgres", database: "postgres" },
+    {
+      host: c.socketDir,
+      port: c.port,
+      user: "postgres",
+      database: "postgres",
+      options: "-c synchronous_commit=local",
+    },
     `DO $$ BEGIN
        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PG_USER}') THEN
          CREATE ROLE ${PG_USER} LOGIN SUPERUSER REPLICATION PASSWORD '${pw}';

@@ -149,6 +149,19 @@ export const configSchema = z.object({
         .regex(/^https?:\/\//, "http://host:port")
         .optional(),
       databaseUrl: postgresUrl,
+      /** Reported to the other nodes: no user or password, Kafka holds no database secret. */
+      databaseAddress: postgresUrl.refine((url) => {
+        try {
+          const parsed = new URL(url);
+          return parsed.username === "" && parsed.password === "";
+        } catch {
+          return false;
+        }
+      }, "postgres://host:port/db without user and password"),
+      /** Credentials for the other nodes' databases (their reports carry none). */
+      peerUser: z.string().min(1),
+      peerPassword: z.string(),
+      manualRejoin: z.boolean(),
     })
     .partial()
     .optional(),

@@ -13,3 +13,17 @@ export function asStandbyWriter(config: pg.ClientConfig): pg.ClientConfig {
     options: [config.options, "-c default_transaction_read_only=off"].filter(Boolean).join(" "),
   };
 }
+
+/**
+ * A session whose commits wait for no synchronous standby. On a database that
+ * was a zero-loss source, synchronous_standby_names names its capture; once
+ * that capture is gone (killed, fenced, demoted), every commit that waits for
+ * it waits forever. diffrelay's own writes there (the fence's ALTER DATABASE,
+ * rejoin's report and repair) are durable once flushed locally.
+ */
+export function withLocalCommits(config: pg.ClientConfig): pg.ClientConfig {
+  return {
+    ...config,
+    options: [config.options, "-c synchronous_commit=local"].filter(Boolean).join(" "),
+  };
+}

@@ -22,6 +22,8 @@ export interface PrivatePostgres {
   configure(settings: Record<string, string>): Promise<void>;
   /** SIGKILL to the postmaster (by pid), waiting for its backends to go. */
   kill(): Promise<void>;
+  /** Starts it again after a kill (crash recovery), as a supervisor would. */
+  restart(): Promise<void>;
   /** Stops it and removes its files. */
   destroy(): Promise<void>;
 }
@@ -54,6 +56,9 @@ export async function startPrivatePostgres(name: string): Promise<PrivatePostgre
         await client.query("SELECT pg_reload_conf()");
       }),
     kill: () => stopCluster(cluster, "kill"),
+    restart: async () => {
+      await startCluster(cluster);
+    },
     destroy: async () => {
       await stopCluster(cluster, "immediate").catch(() => undefined);
       rmSync(baseDir, { recursive: true, force: true });

@@ -35,6 +35,27 @@ describe("loadConfig", () => {
     );
   });
 
+  it("reads a node's rejoin settings; its reported database address may carry no secret", () => {
+    const config = loadConfig({
+      flags: {
+        "manual-rejoin": true,
+        "database-address": "postgres://db-a:5432/app",
+        "peer-user": "rejoiner",
+      },
+      env: { DIFFRELAY_NODE_PEER_PASSWORD: "s3cret" },
+    });
+    expect(config.node).toMatchObject({
+      manualRejoin: true,
+      databaseAddress: "postgres://db-a:5432/app",
+      peerUser: "rejoiner",
+      peerPassword: "s3cret",
+    });
+    const withSecret = () =>
+      loadConfig({ flags: { "database-address": "postgres://app:s3cret@db-a:5432/app" }, env: {} });
+    expect(withSecret).toThrow(/node\.databaseAddress: .*without user and password/);
+    expect(withSecret).not.toThrow(/s3cret/);
+  });
+
   it("reads the topic durability settings from flags, environment and file", () => {
     const config = loadConfig({
       flags: { brokers: "k:9092", "kafka-replication-factor": "3", "kafka-require-durability": true },

@@ -1,12 +1,14 @@
 // The metric names are an interface: alert rules, the Grafana dashboard and operators' own queries use them.
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import {
   createCaptureMetrics,
   recordSlotState,
 } from "../../../connectors/postgres-source/capture-metrics.js";
 import { createApplyMetrics, recordPosition } from "../../../connectors/postgres-standby/apply-metrics.js";
+import { createNodeMetrics } from "../../../operations/node/node-metrics.js";
 import { ERROR_KINDS } from "../../../src/errors/diffrelay-error.js";
 import { ALERT_RULES_FILE, DASHBOARD_FILE } from "../../support/dashboard.js";
 
@@ -16,9 +18,12 @@ const SHARED = new Set(["diffrelay_stalled"]);
 async function exposed() {
   const capture = createCaptureMetrics();
   const apply = createApplyMetrics("st1");
+  const nodeRegistry = new Registry();
+  createNodeMetrics([nodeRegistry]);
   const metrics = [
     ...(await capture.registry.getMetricsAsJSON()),
     ...(await apply.registry.getMetricsAsJSON()),
+    ...(await nodeRegistry.getMetricsAsJSON()),
   ];
   // prom-client's process and Node.js metrics keep their standard names under our prefix.
   const own = metrics.filter(
@@ -32,7 +37,7 @@ describe("metric names", () => {
     const { own } = await exposed();
     expect(own.length).toBeGreaterThan(20);
     for (const m of own) {
-      expect(m.name, m.name).toMatch(/^diffrelay_(capture|apply)_[a-z0-9_]+$/);
+      expect(m.name, m.name).toMatch(/^diffrelay_(capture|apply|node)_[a-z0-9_]+$/);
       if (String(m.type) === "counter") expect(m.name, m.name).toMatch(/_total$/);
       else expect(m.name, m.name).not.toMatch(/_total$/);
       expect(m.name, m.name).not.toMatch(/_process_process_|_(ms|milliseconds|kb|mb|bytes_total_bytes)$/);
@@ -41,7 +46,7 @@ describe("metric names", () => {
 
   it("use only labels with a bounded set of values", async () => {
     const { own } = await exposed();
-    const allowed = new Set(["standby", "topic", "kind", "wal_status", "le", "process"]);
+    const allowed = new Set(["standby", "topic", "kind", "wal_status", "le", "process", "outcome"]);
     for (const m of own) {
       for (const v of m.values) {
         for (const label of Object.keys(v.labels)) expect(allowed, `${m.name}{${label}}`).toContain(label);
