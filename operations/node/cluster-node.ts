@@ -189,15 +189,15 @@ export class ClusterNode {
     );
   }
 
-  /** /replica?lag=ms: a standby of the current epoch whose applier flows, within that lag when given. */
+  /** /replica?lag=ms: a standby of the current epoch (or of the one a role change leaves) whose applier flows, within that lag when given. */
   isReplicaWithin(maxLagMs: number | undefined): boolean {
     const state = this.view?.state;
-    if (
-      this.role.kind !== "standby" ||
-      state?.epoch !== this.role.epoch ||
-      state.primary === this.options.name
-    )
-      return false;
+    if (this.role.kind !== "standby" || !state) return false;
+    // During a role change a standby of the epoch before it still holds a committed state of the
+    // old primary and goes on applying it: it keeps serving reads until it changes role.
+    const current = state.epoch === this.role.epoch && state.primary !== this.options.name;
+    const changingFrom = state.phase !== "stable" && state.previous?.epoch === this.role.epoch;
+    if (!current && !changingFrom) return false;
     if (!this.role.service.isFlowing()) return false;
     const lag = this.lagMs();
     return maxLagMs === undefined || (lag !== null && lag <= maxLagMs);

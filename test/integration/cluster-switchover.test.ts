@@ -198,8 +198,11 @@ describe("HA cluster of diffrelay nodes", () => {
       expect(stalled.output()).toMatch(
         /did not fence itself within 5000 ms.*phase fencing.*diffrelay failover --cluster/,
       );
-      // Mid-change, the standbys go on applying the old primary's topic.
-      for (const n of [target, other]) expect(await cluster.probe(n, "/healthz"), n).toBe(200);
+      // Mid-change, the standbys go on applying the old primary's topic and serving reads.
+      for (const n of [target, other]) {
+        expect(await cluster.probe(n, "/healthz"), n).toBe(200);
+        expect(await cluster.probe(n, "/replica?lag=60000"), n).toBe(200);
+      }
 
       const failover = spawnDiffrelay(["failover", ...cluster.clusterArgs(), "--to", target, "--json"]);
       const done = await exitWithin(failover, 120_000);
