@@ -4,6 +4,7 @@ import pg from "pg";
 import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { COMPRESSION, orderedProducer } from "../../src/kafka/kafka-client.js";
@@ -198,7 +199,7 @@ export class CaptureService {
       } finally {
         // The session's publisher is closed (its request in flight settled); a producer that fails
         // to disconnect holds nothing that is not already acknowledged or left for the next session.
-        await producer.disconnect().catch(() => undefined);
+        await closeQuietly(producer.disconnect());
       }
     }
   }
@@ -398,7 +399,7 @@ export class CaptureService {
       clearInterval(heartbeat);
       this.countPgoutputBytes();
       await session.close();
-      await catalogClient.end().catch(() => undefined);
+      await closeQuietly(catalogClient.end());
       this.reader = null;
     }
   }

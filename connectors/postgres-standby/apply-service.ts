@@ -4,6 +4,7 @@ import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { asStandbyWriter } from "../../src/config/standby-session.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
@@ -477,7 +478,7 @@ export class ApplyService {
       // Without the watcher the applier just stops pausing for verify, whose attempts then
       // find the standby moving and say so: nothing is applied or compared wrongly.
       .catch(() => undefined)
-      .finally(() => watcher.end().catch(() => undefined));
+      .finally(() => closeQuietly(watcher.end()));
     return () => {
       active = false;
     };
@@ -528,10 +529,10 @@ async function closeSession(session: Session): Promise<void> {
   await session.grouper?.abandon();
   await session.deadLetters?.close();
   // The session is over and the next one opens everything anew: what fails to close is already gone.
-  await session.consumer?.disconnect().catch(() => undefined);
+  await closeQuietly(session.consumer?.disconnect());
   await session.catalog?.stop().catch(() => undefined);
-  await session.admin.disconnect().catch(() => undefined);
-  await session.client.end().catch(() => undefined);
+  await closeQuietly(session.admin.disconnect());
+  await closeQuietly(session.client.end());
 }
 
 /** The pause gate's view of diffrelay.apply_pause, on the session's connection. */

@@ -1,4 +1,5 @@
 import type { Admin, Kafka, Producer } from "kafkajs";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { orderedProducer } from "../../src/kafka/kafka-client.js";
 
 /**
@@ -47,6 +48,6 @@ export class DeadLetterSender {
   }
 
   async close(): Promise<void> {
-    await this.producer.disconnect().catch(() => undefined);
+    await closeQuietly(this.producer.disconnect());
   }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Admin, Consumer, Kafka, Producer } from "kafkajs";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { orderedProducer } from "../../src/kafka/kafka-client.js";
 import {
   createSinglePartitionTopic,
@@ -195,7 +196,7 @@ export class ClusterStore {
       stop: async () => {
         // A follower that is done reads nothing more: a failed disconnect or group
         // delete leaves only an empty group that the broker expires by itself.
-        await consumer.disconnect().catch(() => undefined);
+        await closeQuietly(consumer.disconnect());
         await (await this.connectedAdmin()).deleteGroups([groupId]).catch(() => undefined);
       },
     };
@@ -243,8 +244,8 @@ export class ClusterStore {
 
   async close(): Promise<void> {
     // Every publish was awaited before close: a failed disconnect loses nothing.
-    await this.producer?.disconnect().catch(() => undefined);
-    await this.admin?.disconnect().catch(() => undefined);
+    await closeQuietly(this.producer?.disconnect());
+    await closeQuietly(this.admin?.disconnect());
     this.producer = null;
     this.admin = null;
   }

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -54,14 +55,14 @@ export async function withConnection(
     await client.connect();
   } catch (err) {
     checks.add("connect", "fail", `cannot connect: ${(err as Error).message}`, fix);
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
     return false;
   }
   try {
     await body(client);
     return true;
   } finally {
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
   }
 }
 

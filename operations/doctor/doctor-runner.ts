@@ -1,5 +1,6 @@
 import type { Admin } from "kafkajs";
 import type pg from "pg";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { CheckResult, DoctorReport } from "./doctor-report.js";
 import { checkKafka, type KafkaCheckOptions } from "./kafka-checks.js";
@@ -29,7 +30,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       checks.push(...kafka.checks.results);
       offsets = kafka.offsets;
     } finally {
-      await options.kafka.admin.disconnect().catch(() => undefined);
+      await closeQuietly(options.kafka.admin.disconnect());
     }
   }
   for (const standby of options.standbys) {

@@ -8,6 +8,7 @@ import {
   zeroLossSetting,
 } from "../../connectors/postgres-source/index.js";
 import type { RelationSchema, ReplicaIdentity } from "../../src/change/relation-schema.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { quoteLiteral } from "../../src/sql/quote.js";
 import { CheckList, formatBytes, withConnection } from "./doctor-report.js";
 
@@ -323,7 +324,7 @@ async function checkReplicationConnection(config: pg.ClientConfig, checks: Check
       "add a host/hostssl replication line for the role to pg_hba.conf and give it REPLICATION",
     );
   } finally {
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Kafka } from "kafkajs";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
@@ -127,7 +128,7 @@ export async function clusterFailover(options: ClusterFailoverOptions): Promise<
       newTopic: promoting.topics.data,
     };
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await closeQuietly(admin.disconnect());
   }
 }
 

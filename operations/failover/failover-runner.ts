@@ -2,6 +2,7 @@ import type { Kafka } from "kafkajs";
 import pg from "pg";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redact } from "../../src/observability/redact.js";
@@ -119,7 +120,7 @@ export async function failover(options: FailoverOptions): Promise<FailoverReport
       );
     }
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await closeQuietly(admin.disconnect());
   }
 
   const loss = lossReport(lastKnown);
@@ -149,6 +150,6 @@ async function probe(config: pg.ClientConfig): Promise<string | null> {
   } catch (err) {
     return (err as Error).message;
   } finally {
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
   }
 }

@@ -7,6 +7,7 @@ import {
 import { ApplyService, createApplyMetrics } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics, type SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
@@ -460,7 +461,7 @@ export class ClusterNode {
     try {
       this.fencedEndOffset = (await partitionOffsets(admin, previous.topics.data)).high.toString();
     } finally {
-      await admin.disconnect().catch(() => undefined);
+      await closeQuietly(admin.disconnect());
     }
     await setDatabaseConnectable(postgresClientConfig(databaseUrl, config.standby?.tls), true);
     await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
@@ -517,7 +518,7 @@ export class ClusterNode {
       this.sourceId = source.sourceId.toString(16);
       for (const s of source.sequencesAdvanced) logger.info(s, "sequence advanced");
     } finally {
-      await admin.disconnect().catch(() => undefined);
+      await closeQuietly(admin.disconnect());
     }
     this.writableAt = null;
     await this.startPrimary(state);

@@ -6,6 +6,7 @@ import {
 } from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import { withLocalCommits } from "../../src/config/standby-session.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { setDatabaseConnectable, setDatabaseReadOnly } from "./database-access.js";
 
 export type OldPrimaryState =
@@ -69,7 +70,7 @@ export async function fenceOldPrimary(options: {
     await waitForSlot(client, await resolveCaptureSlot(client, options.slot), heartbeat, options.timeoutMs);
     return { alive: true, fencedAt: formatLsn(heartbeat) };
   } finally {
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
   }
 }
 
@@ -99,7 +100,7 @@ export async function onNeighbourDatabase(
       await fn(client);
       return;
     } finally {
-      await client.end().catch(() => undefined);
+      await closeQuietly(client.end());
     }
   }
   throw new Error(

@@ -3,6 +3,7 @@ import { assertApplierStopped, readPosition } from "../../connectors/postgres-st
 import { formatLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
@@ -138,7 +139,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
       repointed: options.others.map((o) => o.name),
     };
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await closeQuietly(admin.disconnect());
   }
 }
 

@@ -5,6 +5,7 @@ import { ApplyService, createApplyMetrics, writePosition } from "../../connector
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { asStandbyWriter } from "../../src/config/standby-session.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { describeShortfall, ensureSourceTopics } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
@@ -121,6 +122,6 @@ export async function withDatabase<T>(
   try {
     return await fn(client);
   } finally {
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
   }
 }

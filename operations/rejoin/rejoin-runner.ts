@@ -18,6 +18,7 @@ import {
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import { asStandbyWriter, withLocalCommits } from "../../src/config/standby-session.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
@@ -118,7 +119,7 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
       (running) => new RejoinRefusedError(`${running}; stop it before rejoining`),
     );
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await closeQuietly(admin.disconnect());
   }
   await refuseClientWrites(oldConfig, database);
   const old = await connect(oldConfig);
@@ -207,8 +208,8 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
     logger.info({ report }, renderRejoinReport(report));
     return report;
   } finally {
-    await old.end().catch(() => undefined);
-    await fresh.end().catch(() => undefined);
+    await closeQuietly(old.end());
+    await closeQuietly(fresh.end());
   }
 }
 
@@ -233,7 +234,7 @@ async function newTopicStart(options: RejoinOptions): Promise<bigint> {
   try {
     return (await partitionOffsets(admin, options.newTopics.data)).low;
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await closeQuietly(admin.disconnect());
   }
 }
 
@@ -243,7 +244,7 @@ async function commitLsnsPastDrain(options: RejoinOptions, from: bigint): Promis
   await admin.connect();
   const end = await partitionOffsets(admin, options.oldTopics.data)
     .then((o) => o.high)
-    .finally(() => admin.disconnect().catch(() => undefined));
+    .finally(() => closeQuietly(admin.disconnect()));
   if (end <= from) return new Set();
   const follower = new TopicFollower(options.kafka, options.oldTopics.data, from);
   try {
@@ -341,7 +342,7 @@ async function reseed(options: RejoinOptions, reportId: string, old: pg.Client):
       epoch: options.epoch,
     });
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await closeQuietly(admin.disconnect());
   }
   await markRejoinRepaired(old, reportId);
   return result.tables.map((t) => t.table);

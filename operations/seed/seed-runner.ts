@@ -15,6 +15,7 @@ import {
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import { asStandbyWriter } from "../../src/config/standby-session.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
@@ -241,8 +242,8 @@ export async function runSeed(given: SeedOptions): Promise<SeedResult> {
     };
   } finally {
     await snapshot?.close();
-    await source.end().catch(() => undefined);
-    await standby.end().catch(() => undefined);
+    await closeQuietly(source.end());
+    await closeQuietly(standby.end());
   }
 }
 

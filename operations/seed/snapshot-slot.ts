@@ -1,5 +1,6 @@
 import pg from "pg";
 import { type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { quoteLiteral } from "../../src/sql/quote.js";
 
 /**
@@ -38,10 +39,10 @@ export async function createExportedSnapshot(
       slotName,
       consistentPoint: parseLsn(row.consistent_point),
       snapshotName: row.snapshot_name,
-      close: () => client.end().catch(() => undefined),
+      close: () => closeQuietly(client.end()),
     };
   } catch (err) {
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
     throw err;
   }
 }

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { quoteIdent } from "../../src/sql/quote.js";
 import { pipeCopy } from "./copy-stream.js";
 import type { PublishedTable } from "./published-tables.js";
@@ -125,8 +126,8 @@ export async function copyItems(items: CopyItem[], options: CopyRunOptions): Pro
     } catch (err) {
       failure ??= err;
     } finally {
-      await source.end().catch(() => undefined);
-      await standby.end().catch(() => undefined);
+      await closeQuietly(source.end());
+      await closeQuietly(standby.end());
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(options.parallel, items.length)) }, worker));

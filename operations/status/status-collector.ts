@@ -8,6 +8,7 @@ import {
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import { withPgClient } from "../../src/config/postgres-connection.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { redactError } from "../../src/observability/redact.js";
 
@@ -141,7 +142,7 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
     } catch (err) {
       sourceProblems.push(`topic: ${redactError(err)}`);
     } finally {
-      await admin.disconnect().catch(() => undefined);
+      await closeQuietly(admin.disconnect());
     }
   }
   report.source.error = sourceProblems.length ? sourceProblems.join("; ") : null;

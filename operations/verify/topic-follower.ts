@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Consumer, Kafka } from "kafkajs";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { decodeDataMessage } from "../../src/wire/data-message.js";
 
 /**
@@ -74,12 +75,12 @@ export class TopicFollower {
   }
 
   async stop(): Promise<void> {
-    await this.consumer?.disconnect().catch(() => undefined);
+    await closeQuietly(this.consumer?.disconnect());
     const admin = this.kafka.admin();
     await admin
       .connect()
       .then(() => admin.deleteGroups([this.groupId]))
       .catch(() => undefined)
-      .finally(() => admin.disconnect().catch(() => undefined));
+      .finally(() => closeQuietly(admin.disconnect()));
   }
 }

@@ -17,6 +17,7 @@ import {
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
 import { withPgClient } from "../../src/config/postgres-connection.js";
 import { asStandbyWriter } from "../../src/config/standby-session.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
@@ -160,15 +161,15 @@ export async function runVerify(given: VerifyOptions): Promise<VerifyReport> {
         }
       }
     } finally {
-      await admin.disconnect().catch(() => undefined);
+      await closeQuietly(admin.disconnect());
     }
     throw new VerifyUnableError(
       `the standby never stood exactly at a source snapshot in ${options.maxAttempts} attempts (its applier groups transactions across each snapshot's consistent point); retry with more --max-attempts or when the write load is lower`,
     );
   } finally {
     await follower?.stop();
-    await source.end().catch(() => undefined);
-    await standby.end().catch(() => undefined);
+    await closeQuietly(source.end());
+    await closeQuietly(standby.end());
   }
 }
 

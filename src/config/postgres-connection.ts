@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
+import { closeQuietly } from "../errors/close-quietly.js";
 
 export interface PostgresTls {
   caFile?: string | undefined;
@@ -85,6 +86,6 @@ export async function withPgClient<T>(
     return await fn(client);
   } finally {
     // The work is done (or failed with its own error); a failing close loses nothing.
-    await client.end().catch(() => undefined);
+    await closeQuietly(client.end());
   }
 }

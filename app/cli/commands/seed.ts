@@ -1,6 +1,7 @@
 import { runSeed } from "../../../operations/seed/seed-runner.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
+import { closeQuietly } from "../../../src/errors/close-quietly.js";
 import { EXIT } from "../../../src/errors/exit-codes.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
@@ -73,7 +74,7 @@ export const seedCommand: Command = {
       );
       return EXIT.ok;
     } finally {
-      await admin.disconnect().catch(() => undefined);
+      await closeQuietly(admin.disconnect());
     }
   },
 };
