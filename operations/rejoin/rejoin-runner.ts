@@ -315,6 +315,8 @@ async function rewind(
     await markRejoinRepaired(old, reportId);
     await old.query("COMMIT");
   } catch (err) {
+    // The repair's own error is the one rethrown; a ROLLBACK that fails means the session is gone,
+    // and the server rolls the transaction back with it.
     await old.query("ROLLBACK").catch(() => undefined);
     throw err;
   }
