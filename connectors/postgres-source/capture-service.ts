@@ -345,14 +345,14 @@ export class CaptureService {
       applicationName: this.slot,
       isIdle: () => session.isIdle(),
       maxValueBytes: config.capture.maxValueBytes,
-      onMessage: async (_walStart, message) => {
+      onMessage: (message) => {
         this.slotBusyAttempts = 0;
         if (message.tag === "message" && !message.transactional && message.prefix === HEARTBEAT_PREFIX) {
           // Everything before the heartbeat has been received; if all of it is durable, so is this point.
           if (session.isIdle()) reader.confirm(message.lsn);
-          return;
+          return undefined;
         }
-        await session.handle(message);
+        return session.handle(message);
       },
       logger,
     });

@@ -17,7 +17,7 @@ import {
   valuesInFrameOrder,
 } from "../../src/wire/data-message.js";
 import { toMessageChange } from "./logical-messages.js";
-import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
+import type { PgoutputMessage, RelationMessage } from "./pgoutput/pgoutput-decoder.js";
 import { type KnownRelation, toChange } from "./row-differ.js";
 import { ChangeTooLargeError } from "./unpublishable-change.js";
 
@@ -138,7 +138,13 @@ export class CaptureSession {
     );
   }
 
-  async handle(message: PgoutputMessage): Promise<void> {
+  /**
+   * Takes one message, in stream order. Undefined when done with it; a promise
+   * when it must wait (for Kafka to make room, for a relation's schema): then
+   * the next message waits for it too. Throws (or rejects) when the session has
+   * failed or the stream breaks its own rules.
+   */
+  handle(message: PgoutputMessage): Promise<void> | undefined {
     // A failed session takes nothing more: it could never confirm it.
     this.publisher.throwIfFailed();
     switch (message.tag) {
@@ -155,17 +161,13 @@ export class CaptureSession {
           rows: 0,
         };
         return;
-      case "relation": {
+      case "relation":
         if (message.schema === DIFFRELAY_SCHEMA) {
           // diffrelay's own bookkeeping on the source is published by FOR ALL TABLES but is not user data.
           this.ignored.add(message.relationId);
           return;
         }
-        const schema = await this.options.loadRelation(message);
-        const ref = await this.options.schemas.ensure(schema);
-        this.relations.set(message.relationId, { schema, ref });
-        return;
-      }
+        return this.learnRelation(message);
       case "insert":
       case "update":
       case "delete":
@@ -193,8 +195,7 @@ export class CaptureSession {
       case "message": {
         // Non-transactional ones (heartbeats) are the service's; other prefixes are not ours.
         const change = toMessageChange(message);
-        if (change) await this.add(change);
-        return;
+        return change ? this.add(change) : undefined;
       }
       case "origin":
       case "type":
@@ -209,7 +210,13 @@ export class CaptureSession {
     return known;
   }
 
-  private async add(change: Change): Promise<void> {
+  private async learnRelation(message: RelationMessage): Promise<void> {
+    const schema = await this.options.loadRelation(message);
+    const ref = await this.options.schemas.ensure(schema);
+    this.relations.set(message.relationId, { schema, ref });
+  }
+
+  private add(change: Change): Promise<void> | undefined {
     const open = this.open;
     if (!open) throw new Error(`pgoutput sent a ${change.kind} outside a transaction`);
     if (!open.begun) {
@@ -218,13 +225,32 @@ export class CaptureSession {
       open.begun = true;
     }
     const joined = this.joinedPositions(change, open);
+    if (joined.size > 0) return this.addWithValueParts(change, joined, open);
+    const frameBytes = changeByteBound(change, joined);
+    if (this.builder.byteLength + frameBytes > this.options.messageLimitBytes) {
+      const room = this.cut(open);
+      if (room) return room.then(() => this.addFrame(change, joined, open));
+    }
+    return this.addFrame(change, joined, open);
+  }
+
+  private async addWithValueParts(change: Change, joined: ReadonlySet<number>, open: OpenTransaction) {
     const values = valuesInFrameOrder(change);
     for (const position of joined) await this.addValueParts(values[position] as string, open);
     const frameBytes = changeByteBound(change, joined);
     if (this.builder.byteLength + frameBytes > this.options.messageLimitBytes) await this.cut(open);
+    await this.addFrame(change, joined, open);
+  }
+
+  private addFrame(
+    change: Change,
+    joined: ReadonlySet<number>,
+    open: OpenTransaction,
+  ): Promise<void> | undefined {
     this.builder.addChange(change, joined);
     if (change.kind === "insert" || change.kind === "update" || change.kind === "delete") open.rows++;
-    if (this.builder.byteLength >= this.options.maxMessageBytes) await this.cut(open);
+    if (this.builder.byteLength >= this.options.maxMessageBytes) return this.cut(open);
+    return undefined;
   }
 
   /**
@@ -287,15 +313,15 @@ export class CaptureSession {
   }
 
   /** Cuts the open transaction here: this chunk goes out, the next message continues it. */
-  private async cut(open: OpenTransaction): Promise<void> {
+  private cut(open: OpenTransaction): Promise<void> | undefined {
     this.seal();
     open.header = { ...open.header, chunk: open.header.chunk + 1 };
     this.firstInMessage = open.header.commitLsn;
     this.builder.beginTransaction(open.header);
-    await this.publisher.waitForCapacity();
+    return this.publisher.waitForCapacity();
   }
 
-  private async commit(endLsn: Lsn): Promise<void> {
+  private commit(endLsn: Lsn): Promise<void> | undefined {
     const open = this.open;
     if (!open) throw new Error("pgoutput sent Commit without Begin");
     this.open = null;
@@ -317,7 +343,7 @@ export class CaptureSession {
         this.flush();
       });
     }
-    await this.publisher.waitForCapacity();
+    return this.publisher.waitForCapacity();
   }
 
   /**

@@ -1,10 +1,10 @@
-import type pg from "pg";
-import { LogicalReplicationService } from "pg-logical-replication";
-import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import pg from "pg";
+import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import { withApplicationName } from "../../src/config/postgres-connection.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { withValueFormat } from "../../src/sql/value-format.js";
-import type { PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
-import { DiffrelayPgoutputPlugin } from "./pgoutput/pgoutput-plugin.js";
+import { decodePgoutput, type PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
+import { requireUtf8Source, startReplicationCommand } from "./pgoutput/start-replication.js";
 import { SourceConfigurationError, type SourceProblem } from "./source-errors.js";
 
 export interface SlotReaderLogger {
@@ -24,13 +24,14 @@ export interface SlotReaderOptions {
   /** The caller's durable position; PostgreSQL starts from the later of this and the slot's confirmed position. */
   startLsn?: Lsn;
   /**
-   * Handles one decoded message, in stream order. The next message is not
-   * delivered until the returned promise settles, and the socket is not read
-   * meanwhile, so a slow sink slows the replication stream. A rejection stops
-   * the reader (start() rejects with it); nothing after the last confirm() is
-   * acknowledged, so a new reader streams it again.
+   * Handles one decoded message, in stream order. Returns undefined when done
+   * with it, or a promise: then the next message is not delivered until it
+   * settles, and the socket is not read meanwhile, so a slow sink slows the
+   * replication stream. A throw or rejection stops the reader (start() rejects
+   * with it); nothing after the last confirm() is acknowledged, so a new reader
+   * streams it again.
    */
-  onMessage(walStart: Lsn, msg: PgoutputMessage): Promise<void>;
+  onMessage(msg: PgoutputMessage): Promise<void> | undefined;
   /** True when nothing received is waiting to become durable (every delivered transaction confirmed). */
   isIdle(): boolean;
   /** Values with more bytes of text stop the capture (capture.maxValueBytes). */
@@ -78,21 +79,48 @@ export function classifySourceError(error: unknown, slotName: string, publicatio
 /** Milliseconds between the Unix epoch and 2000-01-01, PostgreSQL's epoch. */
 const PG_EPOCH_UNIX_MS = 946_684_800_000;
 
+/** CopyData message types of the streaming replication protocol. */
+const XLOG_DATA = 0x77; // 'w'
+const PRIMARY_KEEPALIVE = 0x6b; // 'k'
+/** How long stop() waits for the server to close the stream before closing it itself. */
+const STOP_GRACE_MS = 5_000;
+/** 'w', WAL start, WAL end and send time come before the pgoutput message. */
+const XLOG_DATA_HEADER_BYTES = 25;
+
+/** The parts of pg's internal Connection that a replication stream uses. */
+interface ReplicationConnection {
+  on(event: "copyData", listener: (message: { chunk: Buffer }) => void): void;
+  once(event: "replicationStart", listener: () => void): void;
+  sendCopyFromChunk(chunk: Buffer): boolean;
+  stream: { pause(): void; resume(): void; end(): void };
+}
+
 /**
  * Reads a logical slot and acknowledges positions only when the caller says
  * they are durable. One reader is one connection: after start() settles,
  * construct a new reader from the durable position to reconnect.
+ *
+ * It speaks the replication protocol over pg's connection itself, decoding
+ * each CopyData straight into a message and handing it over synchronously,
+ * because per-message events and promises were a large share of the capture's
+ * CPU.
  */
 export class SlotReader {
   private readonly options: SlotReaderOptions;
-  private readonly service: LogicalReplicationService;
-  private readonly plugin: DiffrelayPgoutputPlugin;
+  private readonly client: pg.Client;
   private readonly statusIntervalMs: number;
+  private connection: ReplicationConnection | null = null;
 
   private confirmed: Lsn;
   private serverWalEnd = 0n;
-  private processedCount = 0;
+  private received = 0;
+  private receivedByteCount = 0;
+  private processed = 0;
   private inTransaction = false;
+  /** Messages that arrived while the handler's promise was pending; the socket is paused meanwhile. */
+  private queue: PgoutputMessage[] = [];
+  private queueHead = 0;
+  private waiting = false;
 
   private statusTimer: NodeJS.Timeout | null = null;
   private statusScheduled = false;
@@ -100,6 +128,7 @@ export class SlotReader {
   private stopping = false;
   private failure: unknown = null;
   private settle: ((error: unknown) => void) | null = null;
+  private ended: Promise<void> = Promise.resolve();
 
   constructor(options: SlotReaderOptions) {
     this.options = options;
@@ -110,32 +139,9 @@ export class SlotReader {
     // The walsender formats values with its own session settings: pin the ones that change
     // text output, so captured values do not depend on the source's or the role's defaults.
     const clientConfig = withValueFormat(withApplicationName(given, options.applicationName));
-    this.service = new LogicalReplicationService(clientConfig, {
-      // The library's own acknowledgements follow receipt; ours follow durability.
-      acknowledge: { auto: false, timeoutSeconds: 0 },
-      // Awaits each async 'data' handler and pauses the socket meanwhile. Its queue holds at
-      // most what one socket read delivered plus the stream's buffer: the socket is paused
-      // before the first queued message is handled, and resumed only once the queue is empty.
-      flowControl: { enabled: true },
-    });
-    this.plugin = new DiffrelayPgoutputPlugin({
-      publicationNames: [options.publicationName],
-      maxValueBytes: options.maxValueBytes,
-      onDecodeError: (error) => this.fail(error),
-    });
-    this.service.on("data", (lsn: string, msg: PgoutputMessage | null) => this.handleData(lsn, msg));
-    this.service.on("heartbeat", (lsn: string, _time: number, shouldRespond: boolean) =>
-      this.handleKeepalive(lsn, shouldRespond),
-    );
-    this.service.on("error", (error: Error) => this.fail(error));
-    this.service.on("start", () => {
-      this.options.logger?.info(
-        { slot: options.slotName, startLsn: formatLsn(this.confirmed) },
-        "logical replication started",
-      );
-      this.sendStatus();
-      this.statusTimer = setInterval(() => this.sendStatus(), this.statusIntervalMs);
-    });
+    // A walsender connection ("replication" is a startup parameter pg passes on but does not type).
+    this.client = new pg.Client({ ...clientConfig, replication: "database" } as pg.ClientConfig);
+    this.client.on("error", (error: Error) => this.fail(error));
   }
 
   /** The highest position acknowledged to PostgreSQL as durable. */
@@ -145,7 +151,7 @@ export class SlotReader {
 
   /** Bytes of pgoutput messages this reader has received. */
   get receivedBytes(): number {
-    return this.plugin.parsedBytes;
+    return this.receivedByteCount;
   }
 
   /** The server's WAL end from its latest keepalive; with confirmedLsn, gives the slot's lag. */
@@ -161,35 +167,46 @@ export class SlotReader {
   start(): Promise<void> {
     if (this.started) throw new Error("a SlotReader runs once; construct a new one to reconnect");
     this.started = true;
-    return new Promise<void>((resolve, reject) => {
+    const ended = new Promise<void>((resolve, reject) => {
       this.settle = (error) => {
         this.settle = null;
         if (this.statusTimer) clearInterval(this.statusTimer);
         this.statusTimer = null;
-        this.service.destroy().then(
-          () => (error === null ? resolve() : reject(error)),
-          () => (error === null ? resolve() : reject(error)),
-        );
+        closeQuietly(this.client.end()).then(() => (error === null ? resolve() : reject(error)));
       };
-      this.service.subscribe(this.plugin, this.options.slotName, formatLsn(this.confirmed)).then(
+      this.stream().then(
         () => {
           if (!this.stopping) this.fail(new Error("the source ended the replication stream"));
+          else this.finish();
         },
-        (error: unknown) => this.fail(error),
+        (error: unknown) => {
+          if (this.stopping && /Connection\s+terminated/i.test(String(error))) this.finish();
+          else this.fail(error);
+        },
       );
     });
+    this.ended = ended.catch(() => undefined);
+    return ended;
   }
 
-  /** Sends a last status update and closes the connection; start() then resolves. */
+  /**
+   * Sends a last status update and closes the connection once it is written,
+   * so that the server reads it before the end of the stream; start() then
+   * resolves.
+   */
   async stop(): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    this.sendStatus();
-    try {
-      await this.service.stop();
-    } finally {
-      this.finish();
+    if (!this.stopping) {
+      this.stopping = true;
+      this.sendStatus();
+      if (this.connection === null) {
+        this.finish();
+      } else {
+        this.connection.stream.end();
+        // The server closes its side on our end of stream; a server that does not is cut off.
+        setTimeout(() => this.finish(), STOP_GRACE_MS).unref();
+      }
     }
+    await this.ended;
   }
 
   /**
@@ -222,42 +239,113 @@ export class SlotReader {
     }
   }
 
-  private async handleData(lsn: string, msg: PgoutputMessage | null): Promise<void> {
-    if (this.failure !== null || msg === null) return;
-    try {
-      await this.options.onMessage(parseLsn(lsn), msg);
-      if (msg.tag === "begin") this.inTransaction = true;
-      else if (msg.tag === "commit") this.inTransaction = false;
-      this.processedCount++;
-    } catch (error) {
-      this.fail(error);
+  /** Settles when the server ends the stream (or the connection closes). */
+  private async stream(): Promise<void> {
+    await this.client.connect();
+    await requireUtf8Source(this.client);
+    if (this.settle === null) return;
+    const connection = (this.client as unknown as { connection: ReplicationConnection }).connection;
+    this.connection = connection;
+    connection.once("replicationStart", () => {
+      this.options.logger?.info(
+        { slot: this.options.slotName, startLsn: formatLsn(this.confirmed) },
+        "logical replication started",
+      );
+      this.sendStatus();
+      this.statusTimer = setInterval(() => this.sendStatus(), this.statusIntervalMs);
+    });
+    connection.on("copyData", ({ chunk }) => this.receive(chunk));
+    await this.client.query(
+      startReplicationCommand(this.options.slotName, formatLsn(this.confirmed), [
+        this.options.publicationName,
+      ]),
+    );
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.failure !== null || this.settle === null) return;
+    if (chunk[0] === XLOG_DATA) {
+      this.receivedByteCount += chunk.length - XLOG_DATA_HEADER_BYTES;
+      let message: PgoutputMessage;
+      try {
+        message = decodePgoutput(chunk.subarray(XLOG_DATA_HEADER_BYTES), this.options.maxValueBytes);
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+      this.received++;
+      if (this.waiting) this.queue.push(message);
+      else this.deliver(message);
+    } else if (chunk[0] === PRIMARY_KEEPALIVE) {
+      this.handleKeepalive(chunk.readBigUInt64BE(1), chunk[17] === 1);
+    } else {
+      this.fail(new Error(`the source sent an unknown replication message type 0x${chunk[0]?.toString(16)}`));
     }
   }
 
-  private handleKeepalive(lsn: string, shouldRespond: boolean): void {
-    const walEnd = parseLsn(lsn);
+  /** Hands one message over; false when its handler is still working on it (the stream is paused). */
+  private deliver(message: PgoutputMessage): boolean {
+    let pending: Promise<void> | undefined;
+    try {
+      pending = this.options.onMessage(message);
+    } catch (error) {
+      this.fail(error);
+      return false;
+    }
+    if (pending === undefined) {
+      this.handled(message);
+      return true;
+    }
+    this.waiting = true;
+    this.connection?.stream.pause();
+    pending.then(
+      () => {
+        if (this.failure !== null) return;
+        this.handled(message);
+        this.drainQueue();
+      },
+      (error: unknown) => this.fail(error),
+    );
+    return false;
+  }
+
+  private drainQueue(): void {
+    while (this.queueHead < this.queue.length) {
+      const message = this.queue[this.queueHead] as PgoutputMessage;
+      this.queueHead++;
+      if (!this.deliver(message)) return;
+    }
+    this.queue = [];
+    this.queueHead = 0;
+    this.waiting = false;
+    this.connection?.stream.resume();
+  }
+
+  private handled(message: PgoutputMessage): void {
+    if (message.tag === "begin") this.inTransaction = true;
+    else if (message.tag === "commit") this.inTransaction = false;
+    this.processed++;
+  }
+
+  private handleKeepalive(walEnd: Lsn, shouldRespond: boolean): void {
     if (walEnd > this.serverWalEnd) this.serverWalEnd = walEnd;
     // Keepalives are read as they arrive, ahead of queued data. Only when every message
-    // parsed so far has been handled, no transaction is half delivered and the pipeline
+    // received so far has been handled, no transaction is half delivered and the pipeline
     // holds nothing undurable does nothing before walEnd still need the slot; confirming
     // it then keeps an idle slot (or one whose tables are quiet) from pinning WAL.
     const advanced =
       walEnd > this.confirmed &&
       !this.inTransaction &&
       this.failure === null &&
-      this.plugin.parsedCount === this.processedCount &&
+      this.received === this.processed &&
       this.options.isIdle();
     if (advanced) this.confirmed = walEnd;
     if (shouldRespond || advanced) this.sendStatus();
   }
 
-  /**
-   * Standby status update ('r') written here rather than through the library's
-   * acknowledge(), which reports lsn+1 (past the position, enough to skip a
-   * commit starting there) and dates its clock from 1999-12-25 instead of 2000-01-01.
-   */
+  /** Standby status update ('r'): written, flushed and applied are all the durable position. */
   private sendStatus(): void {
-    const connection = this.plugin.connection;
+    const connection = this.connection;
     if (connection === null || this.settle === null) return;
     const message = Buffer.allocUnsafe(34);
     message[0] = 0x72; // 'r'

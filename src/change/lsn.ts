@@ -1,15 +1,14 @@
 /**
  * A PostgreSQL log sequence number, held as a 64-bit unsigned integer.
- * LSNs are compared as numbers, never as strings: pg-logical-replication prints
- * them both unpadded ("0/163B1A8") and padded ("00000000/0163B1A8").
+ * LSNs are compared as numbers, never as strings: the same position is written
+ * both unpadded ("0/163B1A8") and padded ("00000000/0163B1A8").
  */
 export type Lsn = bigint;
 
 const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
 export function parseLsn(text: string): Lsn {
-  // Called for every replication message: halves parsed as numbers (each fits in 32 bits) cost
-  // far less than BigInt from hex strings.
+  // Halves parsed as numbers (each fits in 32 bits) cost far less than BigInt from hex strings.
   const match = LSN_TEXT.exec(text.trim());
   if (!match) throw new Error(`not an LSN: ${JSON.stringify(text)} (expected hex "X/Y")`);
   return (

@@ -148,8 +148,19 @@ export class OrderedPublisher<T> {
     this.publish({ value: null, receipt });
   }
 
-  /** Resolves when there is room for more; this is how Kafka's pace reaches the replication socket. */
-  async waitForCapacity(): Promise<void> {
+  /**
+   * Undefined when there is room for more, else a promise that resolves once
+   * there is: this is how Kafka's pace reaches the replication socket, and the
+   * synchronous answer keeps the common case free of promises. A failed
+   * publisher throws (or rejects) with its failure.
+   */
+  waitForCapacity(): Promise<void> | undefined {
+    this.throwIfFailed();
+    if (this.pendingBytes < this.options.maxPendingBytes || this.closed) return undefined;
+    return this.capacity();
+  }
+
+  private async capacity(): Promise<void> {
     while (this.pendingBytes >= this.options.maxPendingBytes && !this.closed) {
       this.throwIfFailed();
       await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));

@@ -38,7 +38,7 @@ async function confirmedFlush(): Promise<Lsn | null> {
 
 /** A reader that records every message; transactions count as durable only when the test says so. */
 function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {}) {
-  const messages: { walStart: Lsn; msg: PgoutputMessage }[] = [];
+  const messages: { msg: PgoutputMessage }[] = [];
   const reader = new SlotReader({
     connection: db.url,
     slotName: SLOT,
@@ -48,13 +48,13 @@ function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {})
     startLsn: options.startLsn,
     statusIntervalMs: 200,
     isIdle: options.idle ?? (() => false),
-    onMessage: async (walStart, msg) => {
-      messages.push({ walStart, msg });
+    onMessage: (msg) => {
+      messages.push({ msg });
+      return undefined;
     },
   });
   const running = reader.start();
-  const commits = () =>
-    messages.filter((m): m is { walStart: Lsn; msg: CommitMessage } => m.msg.tag === "commit");
+  const commits = () => messages.filter((m): m is { msg: CommitMessage } => m.msg.tag === "commit");
   return { reader, running, messages, commits };
 }
 
@@ -62,7 +62,7 @@ function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {})
 function commitAfterInsert(messages: { msg: PgoutputMessage }[], id: string) {
   const at = messages.findIndex((m) => m.msg.tag === "insert" && m.msg.newTuple[0] === id);
   if (at < 0) return undefined;
-  return messages.slice(at).find((m): m is { walStart: Lsn; msg: CommitMessage } => m.msg.tag === "commit");
+  return messages.slice(at).find((m): m is { msg: CommitMessage } => m.msg.tag === "commit");
 }
 
 beforeAll(async () => {

@@ -313,7 +313,9 @@ describe("CaptureSession: large transactions", () => {
     await h.feed(relation(1), begin(100n));
     for (let i = 0; i < 2; i++) await h.feed(insert(1, String(i), "x".repeat(60)));
     let handled = false;
-    const third = h.session.handle(insert(1, "2", "x".repeat(120))).then(() => {
+    const waiting = h.session.handle(insert(1, "2", "x".repeat(120)));
+    expect(waiting).toBeInstanceOf(Promise);
+    const third = waiting?.then(() => {
       handled = true;
     });
     await settle();
@@ -338,9 +340,7 @@ describe("CaptureSession: relations", () => {
   it("rejects a change to a relation it was never told about, naming the relation", async () => {
     const h = harness();
     await h.feed(begin(100n));
-    await expect(h.session.handle(insert(99, "1"))).rejects.toThrow(
-      /relation 99 before its Relation message/,
-    );
+    await expect(h.feed(insert(99, "1"))).rejects.toThrow(/relation 99 before its Relation message/);
   });
 
   it("leaves diffrelay's own bookkeeping tables out, without loading or publishing their schema", async () => {
@@ -441,7 +441,7 @@ describe("CaptureSession: Kafka failure", () => {
     expect(h.durable).toEqual([[completed(0x1_0000_00a0n, 1)]]);
     // What was received since the last acknowledgement is lost with the session: never "idle".
     expect(h.session.isIdle()).toBe(false);
-    await expect(h.session.handle(begin(0x1_0000_0200n))).rejects.toThrow(/fake\.data/);
+    await expect(h.feed(begin(0x1_0000_0200n))).rejects.toThrow(/fake\.data/);
     expect(h.failures).toHaveLength(1);
   });
 
@@ -453,7 +453,7 @@ describe("CaptureSession: Kafka failure", () => {
     h.sink.outstanding().fail(new Error("broker gone"));
     await settle();
     expect(h.failures).toHaveLength(1);
-    await expect(h.session.handle(commit(100n))).rejects.toThrow(/broker gone/);
+    await expect(h.feed(commit(100n))).rejects.toThrow(/broker gone/);
     await linger();
     expect(h.sink.requests).toHaveLength(1);
     expect(h.failures).toHaveLength(1);
