@@ -44,6 +44,13 @@ export interface CaptureStatus {
   stalled: Stall | null;
 }
 
+/**
+ * How long a durable position waits to reach the slot when no commit waits
+ * for it: the slot's position matters for the WAL it keeps, not for data, and
+ * one status update then covers some 20 ms of Kafka acknowledgements.
+ */
+const STATUS_DELAY_MS = 20;
+
 interface CaptureServiceDeps {
   config: DiffrelayConfig & { source: NonNullable<DiffrelayConfig["source"]> };
   topics: SourceTopics;
@@ -344,6 +351,8 @@ export class CaptureService {
       // Slots are unique per server, so the slot's name is a stable, unique standby name.
       applicationName: this.slot,
       isIdle: () => session.isIdle(),
+      // A commit waits for this capture only when synchronous_standby_names names it.
+      statusDelayMs: () => (this.zeroLoss === "off" ? STATUS_DELAY_MS : 0),
       maxValueBytes: config.capture.maxValueBytes,
       onMessage: (message) => {
         this.slotBusyAttempts = 0;

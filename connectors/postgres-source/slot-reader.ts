@@ -36,6 +36,13 @@ export interface SlotReaderOptions {
   isIdle(): boolean;
   /** Values with more bytes of text stop the capture (capture.maxValueBytes). */
   maxValueBytes: number;
+  /**
+   * How long a confirmed position may wait to be sent, so that one status
+   * update carries many confirms; 0 sends it on the event loop's next turn.
+   * Asked at each confirm: a capture that a commit may be waiting for
+   * (synchronous_standby_names names it) must answer 0.
+   */
+  statusDelayMs(): number;
   /** How often a standby status update is sent regardless of traffic. Default 10 000 ms. */
   statusIntervalMs?: number;
   logger?: SlotReaderLogger;
@@ -229,14 +236,17 @@ export class SlotReader {
   confirm(lsn: Lsn): void {
     if (lsn <= this.confirmed) return;
     this.confirmed = lsn;
-    // Coalesces a burst of confirms (one per transaction of a Kafka batch) into one status message.
-    if (!this.statusScheduled) {
-      this.statusScheduled = true;
-      setImmediate(() => {
-        this.statusScheduled = false;
-        this.sendStatus();
-      });
-    }
+    // Coalesces confirms (one per transaction of a Kafka batch, one batch per produce round trip)
+    // into one status message: each is a write here and a wake-up of the walsender.
+    if (this.statusScheduled) return;
+    this.statusScheduled = true;
+    const send = () => {
+      this.statusScheduled = false;
+      this.sendStatus();
+    };
+    const delayMs = this.options.statusDelayMs();
+    if (delayMs === 0) setImmediate(send);
+    else setTimeout(send, delayMs);
   }
 
   /** Settles when the server ends the stream (or the connection closes). */

@@ -37,7 +37,7 @@ async function confirmedFlush(): Promise<Lsn | null> {
 }
 
 /** A reader that records every message; transactions count as durable only when the test says so. */
-function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {}) {
+function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean; statusDelayMs?: number } = {}) {
   const messages: { msg: PgoutputMessage }[] = [];
   const reader = new SlotReader({
     connection: db.url,
@@ -48,6 +48,7 @@ function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean } = {})
     startLsn: options.startLsn,
     statusIntervalMs: 200,
     isIdle: options.idle ?? (() => false),
+    statusDelayMs: () => options.statusDelayMs ?? 0,
     onMessage: (msg) => {
       messages.push({ msg });
       return undefined;
@@ -151,7 +152,8 @@ describe("SlotReader against PostgreSQL", () => {
     await first.running;
     expect(await confirmedFlush()).toBe(commitA.endLsn);
 
-    const second = recordingReader({ startLsn: commitA.endLsn });
+    // Its status updates wait 100 ms to carry more confirms; the last one goes out at stop().
+    const second = recordingReader({ startLsn: commitA.endLsn, statusDelayMs: 100 });
     try {
       const again = await waitFor("B streamed again", () => second.commits()[0]);
       expect(again.msg).toEqual(commitB);
@@ -164,6 +166,12 @@ describe("SlotReader against PostgreSQL", () => {
       await waitFor("confirmed B", async () =>
         (await confirmedFlush()) === commitB.endLsn ? true : undefined,
       );
+      await runSql(db.url, "INSERT INTO typed (id, t) VALUES (12, 'twelve')");
+      const commitC = (await waitFor("transaction C", () => commitAfterInsert(second.messages, "12"))).msg;
+      second.reader.confirm(commitC.endLsn);
+      await second.reader.stop();
+      await second.running;
+      expect(await confirmedFlush()).toBe(commitC.endLsn);
     } finally {
       await second.reader.stop();
       await second.running;
@@ -229,6 +237,7 @@ describe("SlotReader against PostgreSQL", () => {
         applicationName: SLOT,
         maxValueBytes: MAX_VALUE_BYTES,
         isIdle: () => false,
+        statusDelayMs: () => 0,
         onMessage: async () => undefined,
       });
       const failure = await intruder.start().then(
@@ -252,6 +261,7 @@ describe("SlotReader against PostgreSQL", () => {
       applicationName: "no_such_slot",
       maxValueBytes: MAX_VALUE_BYTES,
       isIdle: () => false,
+      statusDelayMs: () => 0,
       onMessage: async () => undefined,
     });
     await expect(reader.start()).rejects.toMatchObject({ problem: "slot_missing", kind: "setup" });

@@ -83,6 +83,7 @@ describe("pgoutput streaming from the primary", () => {
       applicationName: slot,
       maxValueBytes: MAX_VALUE_BYTES,
       isIdle: () => false,
+      statusDelayMs: () => 0,
       onMessage: (msg) => {
         if (msg.tag === "insert") {
           inserts.push(msg);
