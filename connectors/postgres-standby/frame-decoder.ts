@@ -15,31 +15,55 @@ export interface FrameOrigin {
   sourceId: bigint | null;
 }
 
-/** Decodes one message and checks that it comes from the source this standby follows. */
-export function decodeFrame(value: Buffer | null, offset: bigint, origin: FrameOrigin): Frame {
-  const bad = (problem: string, cause?: unknown): Frame => ({
+/**
+ * Decodes one message. Apart from the check of its source (checkSource), so
+ * that the applier can decode a message ahead while the standby still works on
+ * the one before, whose position that check needs.
+ */
+export function readFrame(
+  value: Buffer | null,
+  offset: bigint,
+  where: { topic: string; partition: number },
+): Frame {
+  if (!value) return badFrame(value, offset, where, "empty message");
+  try {
+    return { kind: "transactions", offset, message: decodeDataMessage(value) };
+  } catch (err) {
+    const problem =
+      err instanceof WireFormatError ? err.message : `does not decode: ${(err as Error).message}`;
+    return badFrame(value, offset, where, problem, err);
+  }
+}
+
+/**
+ * The frame, or a bad one (with the message's bytes, `value`) when it comes
+ * from another source than the one this standby follows.
+ */
+export function checkSource(frame: Frame, value: Buffer | null, origin: FrameOrigin): Frame {
+  if (frame.kind === "bad" || origin.sourceId === null) return frame;
+  const { sourceId } = frame.message.envelope;
+  if (sourceId === origin.sourceId) return frame;
+  return badFrame(
+    value,
+    frame.offset,
+    origin,
+    `it comes from source ${hex(sourceId)}, but this standby follows source ${hex(origin.sourceId)}`,
+  );
+}
+
+function badFrame(
+  value: Buffer | null,
+  offset: bigint,
+  where: { topic: string; partition: number },
+  problem: string,
+  cause?: unknown,
+): Frame {
+  return {
     kind: "bad",
     offset,
     value,
-    error: new BadFrameError(origin.topic, origin.partition, offset.toString(), problem, { cause }),
-  });
-  if (!value) return bad("empty message");
-  let message: DecodedDataMessage;
-  try {
-    message = decodeDataMessage(value);
-  } catch (err) {
-    return bad(
-      err instanceof WireFormatError ? err.message : `does not decode: ${(err as Error).message}`,
-      err,
-    );
-  }
-  const { sourceId } = message.envelope;
-  if (origin.sourceId !== null && sourceId !== origin.sourceId) {
-    return bad(
-      `it comes from source ${hex(sourceId)}, but this standby follows source ${hex(origin.sourceId)}`,
-    );
-  }
-  return { kind: "transactions", offset, message };
+    error: new BadFrameError(where.topic, where.partition, offset.toString(), problem, { cause }),
+  };
 }
 
 function hex(id: bigint): string {

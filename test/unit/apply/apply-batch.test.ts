@@ -8,6 +8,8 @@ import {
 import type { Frame } from "../../../connectors/postgres-standby/frame-decoder.js";
 import { TopicGapError } from "../../../connectors/postgres-standby/position-errors.js";
 import type { ApplyPosition } from "../../../connectors/postgres-standby/position-store.js";
+import { DataMessageBuilder } from "../../../src/wire/data-message.js";
+import { TEST_SESSION } from "../../support/capture-session-id.js";
 import { position } from "./apply-fakes.js";
 
 /** Takes every frame and moves its position past it, as the grouper does between transactions. */
@@ -68,6 +70,45 @@ describe("apply batch", () => {
     };
     await applyBatch(batch([0, 1]).topicBatch, sink, cursorAt(0n), () => false);
     expect(seen).toEqual([0n, 1n]);
+  });
+
+  test("a message decoded ahead is checked against the source the message before it set", async () => {
+    const from = (sourceId: bigint) => {
+      const builder = new DataMessageBuilder({ sourceId, epoch: 1 }, TEST_SESSION);
+      builder.beginTransaction({
+        commitLsn: 0x100n,
+        commitTimeMicros: 1n,
+        xid: 7,
+        chunk: 0,
+        finalChunk: true,
+      });
+      builder.addChange({ kind: "insert", relation: { relationId: 1, version: 1 }, values: ["1"] });
+      return builder.finish();
+    };
+    // A fresh standby follows no source yet: the first message's source becomes the one it follows.
+    const sink = new RecordingSink(0n);
+    sink.current = { ...sink.current, sourceId: null };
+    const kinds: string[] = [];
+    sink.handleFrame = async (frame) => {
+      kinds.push(frame.kind);
+      await new Promise((resolve) => setTimeout(resolve, 5)); // the standby at work
+      if (frame.kind === "transactions") sink.current = { ...sink.current, sourceId: 0xaan };
+      sink.current = { ...sink.current, nextOffset: frame.offset + 1n };
+    };
+    const topicBatch: TopicBatch = {
+      batch: {
+        highWatermark: "2",
+        messages: [
+          { offset: "0", value: from(0xaan) },
+          { offset: "1", value: from(0xbbn) },
+        ],
+      },
+      isRunning: () => true,
+      isStale: () => false,
+      heartbeat: async () => undefined,
+    };
+    await applyBatch(topicBatch, sink, cursorAt(0n), () => false);
+    expect(kinds).toEqual(["transactions", "bad"]);
   });
 
   test("stops between messages when the session ends or kafkajs stops running", async () => {

@@ -1,11 +1,20 @@
 import { describe, expect, test } from "vitest";
-import { decodeFrame, type FrameOrigin } from "../../../connectors/postgres-standby/frame-decoder.js";
+import {
+  checkSource,
+  type FrameOrigin,
+  readFrame,
+} from "../../../connectors/postgres-standby/frame-decoder.js";
 import { DataMessageBuilder } from "../../../src/wire/data-message.js";
 import { WireFormatError } from "../../../src/wire/wire-format-error.js";
 import { TEST_SESSION } from "../../support/capture-session-id.js";
 import { SOURCE_ID, TOPIC } from "./apply-fakes.js";
 
 const origin: FrameOrigin = { topic: TOPIC, partition: 0, sourceId: SOURCE_ID };
+
+/** What the applier does with each message: decode it, then check its source. */
+function decodeFrame(value: Buffer | null, offset: bigint, from: FrameOrigin) {
+  return checkSource(readFrame(value, offset, from), value, from);
+}
 
 function message(sourceId: bigint): Buffer {
   const builder = new DataMessageBuilder({ sourceId, epoch: 2 }, TEST_SESSION);

@@ -1,9 +1,9 @@
 // The grouper joins values split into VALUE_PART frames across messages, and skips a stale capture
 // session's late messages. Frames are built the real way: the capture's DataMessageBuilder, then the
-// applier's decodeFrame, as they would cross the topic.
+// applier's readFrame and checkSource, as they would cross the topic.
 import { describe, expect, test } from "vitest";
 import { createApplyMetrics } from "../../../connectors/postgres-standby/apply-metrics.js";
-import { decodeFrame, type Frame } from "../../../connectors/postgres-standby/frame-decoder.js";
+import { checkSource, type Frame, readFrame } from "../../../connectors/postgres-standby/frame-decoder.js";
 import { TransactionGrouper } from "../../../connectors/postgres-standby/transaction-grouper.js";
 import type { Change, TransactionHeader } from "../../../src/change/change-model.js";
 import { type CaptureSessionId, DataMessageBuilder } from "../../../src/wire/data-message.js";
@@ -47,11 +47,8 @@ function grouper() {
   let offset = 0;
   const feed = async (messages: Buffer[]) => {
     for (const value of messages) {
-      const frame: Frame = decodeFrame(value, BigInt(offset++), {
-        topic: TOPIC,
-        partition: 0,
-        sourceId: SOURCE_ID,
-      });
+      const origin = { topic: TOPIC, partition: 0, sourceId: SOURCE_ID };
+      const frame: Frame = checkSource(readFrame(value, BigInt(offset++), origin), value, origin);
       await g.handleFrame(frame, true);
     }
   };
