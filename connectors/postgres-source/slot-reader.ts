@@ -192,6 +192,7 @@ export class SlotReader {
         },
       );
     });
+    // stop() waits for the end, not for its outcome: the failure goes to start()'s caller.
     this.ended = ended.catch(() => undefined);
     return ended;
   }
