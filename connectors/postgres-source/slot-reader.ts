@@ -210,6 +210,9 @@ export class SlotReader {
         this.finish();
       } else {
         this.connection.stream.end();
+        // Read on, so that the server's end of the stream is seen even while the capture was
+        // waiting for Kafka; what arrives meanwhile is dropped, like everything unconfirmed.
+        this.connection.stream.resume();
         // The server closes its side on our end of stream; a server that does not is cut off.
         setTimeout(() => this.finish(), STOP_GRACE_MS).unref();
       }
@@ -274,7 +277,7 @@ export class SlotReader {
   }
 
   private receive(chunk: Buffer): void {
-    if (this.failure !== null || this.settle === null) return;
+    if (this.failure !== null || this.settle === null || this.stopping) return;
     if (chunk[0] === XLOG_DATA) {
       this.receivedByteCount += chunk.length - XLOG_DATA_HEADER_BYTES;
       let message: PgoutputMessage;

@@ -224,6 +224,36 @@ describe("SlotReader against PostgreSQL", () => {
     expect(await confirmedFlush()).toBe(start);
   });
 
+  it("stops at once while the sink holds a message back (the socket paused), and frees the slot", async () => {
+    let held = false;
+    const reader = new SlotReader({
+      connection: db.url,
+      slotName: SLOT,
+      publicationName: PUBLICATION,
+      applicationName: SLOT,
+      maxValueBytes: MAX_VALUE_BYTES,
+      isIdle: () => false,
+      statusDelayMs: () => 0,
+      // Kafka never makes room: the reader pauses its socket behind the first message.
+      onMessage: () => {
+        held = true;
+        return new Promise<void>(() => undefined);
+      },
+    });
+    const running = reader.start();
+    await runSql(db.url, "INSERT INTO typed (id, t) VALUES (20, 'twenty')");
+    await waitFor("a message held back", () => (held ? true : undefined));
+    await runSql(db.url, "INSERT INTO typed (id, t) SELECT g, 'more' FROM generate_series(21, 2000) g");
+    const stopAt = Date.now();
+    await reader.stop();
+    await running;
+    // Well within the 5 s that stop() gives a server that does not close the stream.
+    expect(Date.now() - stopAt).toBeLessThan(4000);
+    await waitFor("the slot released", async () =>
+      (await withClient(db.url, (c) => slotInfo(c, SLOT))).active ? undefined : true,
+    );
+  });
+
   it("refuses a slot another process is reading, as a non-retryable error", async () => {
     const holder = recordingReader();
     try {
