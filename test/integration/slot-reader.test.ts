@@ -4,7 +4,7 @@ import type {
   PgoutputMessage,
 } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
 import { MAX_VALUE_BYTES } from "../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
-import { SlotReader } from "../../connectors/postgres-source/slot-reader.js";
+import { SlotReader, type SlotReaderOptions } from "../../connectors/postgres-source/slot-reader.js";
 import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
 import { SourceConfigurationError } from "../../connectors/postgres-source/source-errors.js";
 import { migrateSource } from "../../connectors/postgres-source/source-migrator.js";
@@ -36,24 +36,36 @@ async function confirmedFlush(): Promise<Lsn | null> {
   return withClient(db.url, async (c) => (await slotInfo(c, SLOT)).confirmedFlushLsn);
 }
 
-/** A reader that records every message; transactions count as durable only when the test says so. */
-function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean; statusDelayMs?: number } = {}) {
-  const messages: { msg: PgoutputMessage }[] = [];
-  const reader = new SlotReader({
+/** A reader of the test's slot and publication, with these options over the defaults. */
+function slotReader(onMessage: SlotReaderOptions["onMessage"], options: Partial<SlotReaderOptions> = {}) {
+  return new SlotReader({
     connection: db.url,
     slotName: SLOT,
     publicationName: PUBLICATION,
     applicationName: SLOT,
     maxValueBytes: MAX_VALUE_BYTES,
-    startLsn: options.startLsn,
-    statusIntervalMs: 200,
-    isIdle: options.idle ?? (() => false),
-    statusDelayMs: () => options.statusDelayMs ?? 0,
-    onMessage: (msg) => {
+    isIdle: () => false,
+    statusDelayMs: () => 0,
+    onMessage,
+    ...options,
+  });
+}
+
+/** A reader that records every message; transactions count as durable only when the test says so. */
+function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean; statusDelayMs?: number } = {}) {
+  const messages: { msg: PgoutputMessage }[] = [];
+  const reader = slotReader(
+    (msg) => {
       messages.push({ msg });
       return undefined;
     },
-  });
+    {
+      startLsn: options.startLsn,
+      statusIntervalMs: 200,
+      isIdle: options.idle ?? (() => false),
+      statusDelayMs: () => options.statusDelayMs ?? 0,
+    },
+  );
   const running = reader.start();
   const commits = () => messages.filter((m): m is { msg: CommitMessage } => m.msg.tag === "commit");
   return { reader, running, messages, commits };
@@ -226,19 +238,10 @@ describe("SlotReader against PostgreSQL", () => {
 
   it("stops at once while the sink holds a message back (the socket paused), and frees the slot", async () => {
     let held = false;
-    const reader = new SlotReader({
-      connection: db.url,
-      slotName: SLOT,
-      publicationName: PUBLICATION,
-      applicationName: SLOT,
-      maxValueBytes: MAX_VALUE_BYTES,
-      isIdle: () => false,
-      statusDelayMs: () => 0,
-      // Kafka never makes room: the reader pauses its socket behind the first message.
-      onMessage: () => {
-        held = true;
-        return new Promise<void>(() => undefined);
-      },
+    // Kafka never makes room: the reader pauses its socket behind the first message.
+    const reader = slotReader(() => {
+      held = true;
+      return new Promise<void>(() => undefined);
     });
     const running = reader.start();
     await runSql(db.url, "INSERT INTO typed (id, t) VALUES (20, 'twenty')");
@@ -260,16 +263,7 @@ describe("SlotReader against PostgreSQL", () => {
       await waitFor("the first reader to hold the slot", async () =>
         (await withClient(db.url, (c) => slotInfo(c, SLOT))).active ? true : undefined,
       );
-      const intruder = new SlotReader({
-        connection: db.url,
-        slotName: SLOT,
-        publicationName: PUBLICATION,
-        applicationName: SLOT,
-        maxValueBytes: MAX_VALUE_BYTES,
-        isIdle: () => false,
-        statusDelayMs: () => 0,
-        onMessage: async () => undefined,
-      });
+      const intruder = slotReader(async () => undefined);
       const failure = await intruder.start().then(
         () => new Error("second reader started"),
         (error: unknown) => error,
@@ -284,15 +278,9 @@ describe("SlotReader against PostgreSQL", () => {
   });
 
   it("reports a missing slot as a non-retryable error", async () => {
-    const reader = new SlotReader({
-      connection: db.url,
+    const reader = slotReader(async () => undefined, {
       slotName: "no_such_slot",
-      publicationName: PUBLICATION,
       applicationName: "no_such_slot",
-      maxValueBytes: MAX_VALUE_BYTES,
-      isIdle: () => false,
-      statusDelayMs: () => 0,
-      onMessage: async () => undefined,
     });
     await expect(reader.start()).rejects.toMatchObject({ problem: "slot_missing", kind: "setup" });
   });
