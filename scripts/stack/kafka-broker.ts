@@ -12,6 +12,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { Kafka, type KafkaConfig, logLevel } from "kafkajs";
+import { ensureCommands, type NeededCommand } from "./debian-packages.js";
 import { freePort, portIsFree } from "./free-port.js";
 import { awaitReaped, isAlive, run, tail, terminate, waitUntil } from "./processes.js";
 import { CACHE_DIR, type KafkaState, REPO_ROOT } from "./stack-state.js";
@@ -19,13 +20,19 @@ import { CACHE_DIR, type KafkaState, REPO_ROOT } from "./stack-state.js";
 export const DEFAULT_KAFKA_VERSION = "4.1.1";
 export type KafkaStopMode = "term" | "kill";
 
+const JAVA: NeededCommand = { command: "java", debianPackage: "openjdk-17-jre-headless" };
+
 /**
  * Resolves the broker's jars from Maven Central once per machine into .cache/kafka-<ver>/lib
  * (Maven's ~/.m2 also caches them). Written to a temp dir and renamed so a half-done copy is never used.
  */
 export async function ensureKafkaJars(version: string, log: (m: string) => void): Promise<string> {
   const libDir = join(CACHE_DIR, `kafka-${version}`, "lib");
-  if (existsSync(join(libDir, ".complete"))) return libDir;
+  // Every broker start comes through here, so this is where a fresh machine gets its Java (Debian
+  // bookworm's is 17, what Kafka 4 needs) and, for the first resolution only, Maven.
+  const cached = existsSync(join(libDir, ".complete"));
+  await ensureCommands([JAVA, ...(cached ? [] : [{ command: "mvn", debianPackage: "maven" }])], log);
+  if (cached) return libDir;
   log(`resolving Kafka ${version} jars with Maven into ${libDir}`);
   const partial = `${libDir}.partial-${process.pid}`;
   rmSync(partial, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { installDebianPackages } from "./debian-packages.js";
 import { isRoot, run } from "./processes.js";
 import type { PgFlavor } from "./stack-state.js";
 
@@ -58,9 +59,7 @@ export async function resolvePgBinaries(flavor: PgFlavor, log: (m: string) => vo
     bindir = await findDebianBindir();
     if (!bindir && isRoot()) {
       log("Debian PostgreSQL binaries not found: installing the postgresql package with apt-get");
-      const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-      await run("apt-get", ["update"], { env });
-      await run("apt-get", ["install", "-y", "--no-install-recommends", "postgresql"], { env });
+      await installDebianPackages(["postgresql"]);
       bindir = await findDebianBindir();
     }
     if (!bindir) throw new Error("no PostgreSQL binaries: install Debian's postgresql package (needs root)");

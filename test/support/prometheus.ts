@@ -1,11 +1,13 @@
 // A real Prometheus server for monitoring tests: started on a free 127.0.0.1 port with a temporary config
-// and data directory, stopped by pid. The binaries come from Debian's `prometheus` package (.ci/run installs it).
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+// and data directory, stopped by pid. The binaries come from Debian's `prometheus` package, which the
+// test run's global setup installs when missing.
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { commandPath, missingCommandsMessage } from "../../scripts/stack/debian-packages.js";
 
 const running = new Set<ChildProcess>();
 // A test that fails before its afterAll must not leave a Prometheus behind after the worker exits.
@@ -13,13 +15,12 @@ process.once("exit", () => {
   for (const child of running) if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
 });
 
-/** Path of a Prometheus tool (prometheus, promtool); throws with the install command if it is missing. */
+/** Path of a Prometheus tool (prometheus, promtool); the run's global setup installs them when missing. */
 export function prometheusTool(name: "prometheus" | "promtool"): string {
-  try {
-    return execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error(`${name} is not installed (apt-get install -y prometheus; .ci/run does it)`);
-  }
+  const path = commandPath(name);
+  if (path === undefined)
+    throw new Error(missingCommandsMessage([{ command: name, debianPackage: "prometheus" }]));
+  return path;
 }
 
 export async function freePort(): Promise<number> {
