@@ -130,6 +130,8 @@ export interface ClusterView {
   state: ClusterState | null;
   /** The highest claimed epoch, -1 when none is: a role change may be under way above `state.epoch`. */
   highestClaim: number;
+  /** Every claimed epoch, lowest first (claims are never removed). */
+  claims: readonly number[];
   /** The latest report of each node, by name. */
   reports: ReadonlyMap<string, NodeReport>;
 }

@@ -122,16 +122,15 @@ export class ClusterStore {
 
   /** Everything the topic holds now: reads it from its start to its current end. */
   async read(): Promise<ClusterView> {
-    const end = (await partitionOffsets(await this.connectedAdmin(), this.topic)).high;
     let latest: ClusterView | null = null;
     let reached: () => void = () => undefined;
     const done = new Promise<void>((resolve) => {
       reached = resolve;
     });
-    const follower = await this.follow((view, readTo) => {
+    const follower = await this.follow((view) => {
       latest = view;
-      if (readTo >= end) reached();
-    }, end === 0n);
+      reached();
+    });
     try {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -140,9 +139,7 @@ export class ClusterStore {
           timer = setTimeout(
             () =>
               reject(
-                new Error(
-                  `cluster topic ${this.topic} not read to offset ${end} within ${READ_TIMEOUT_MS} ms`,
-                ),
+                new Error(`cluster topic ${this.topic} not read to its end within ${READ_TIMEOUT_MS} ms`),
               ),
             READ_TIMEOUT_MS,
           );
@@ -155,15 +152,15 @@ export class ClusterStore {
   }
 
   /**
-   * Calls `onChange` with the whole view after every batch of records read,
-   * from the topic's start on (and once at once when `emitEmpty`).
+   * Calls `onChange` with the whole view once the topic has been read to the
+   * end it had when following began (an empty topic: at once), then after
+   * every batch of records read. A view is never one of a topic read halfway:
+   * a state not yet read is not a state that does not exist.
    * A record that does not decode is logged and skipped: it can hold no state.
    */
-  async follow(
-    onChange: (view: ClusterView, readTo: bigint) => void,
-    emitEmpty = false,
-  ): Promise<ClusterFollower> {
+  async follow(onChange: (view: ClusterView) => void): Promise<ClusterFollower> {
     const { kafka, logger } = this.options;
+    const end = (await partitionOffsets(await this.connectedAdmin(), this.topic)).high;
     const groupId = `diffrelay-cluster-${process.pid}-${randomBytes(4).toString("hex")}`;
     const consumer: Consumer = kafka.consumer({
       groupId,
@@ -173,7 +170,8 @@ export class ClusterStore {
     const records = new Map<string, ReturnType<typeof decodeRecord>>();
     await consumer.connect();
     await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    if (emitEmpty) onChange(await this.viewOf(records), 0n);
+    let caughtUp = end === 0n;
+    if (caughtUp) onChange(await this.viewOf(records));
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
@@ -189,7 +187,8 @@ export class ClusterStore {
           }
           if (decoded) records.set(key, decoded);
         }
-        onChange(await this.viewOf(records), BigInt(batch.lastOffset()) + 1n);
+        caughtUp ||= BigInt(batch.lastOffset()) + 1n >= end;
+        if (caughtUp) onChange(await this.viewOf(records));
       },
     });
     return {
@@ -220,7 +219,7 @@ export class ClusterStore {
       last = view;
       const value = accept(view);
       if (value !== undefined) resolveWith(value);
-    }, true);
+    });
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
@@ -263,7 +262,7 @@ export class ClusterStore {
         state = record.state;
       }
     }
-    return { state, highestClaim, reports };
+    return { state, highestClaim, claims: [...claimed].sort((x, y) => x - y), reports };
   }
 
   private async send(message: { key: string; value: string }): Promise<void> {

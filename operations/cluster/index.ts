@@ -21,8 +21,10 @@
  * - A node acts only on `view.state`. A node that is primary of an older
  *   epoch than `view.state.epoch` fences itself (read-only, stops capturing).
  * - Reading: `read()` returns the view as of the topic's end when called;
- *   `follow(onChange)` calls back with the whole view after each batch read,
- *   until `stop()`.
+ *   `follow(onChange)` calls back with the whole view once the topic was read
+ *   to the end it had when following began, then after each batch read, until
+ *   `stop()`. No view of a topic read halfway is ever given: a node that saw
+ *   "no state" in one would bootstrap a cluster that has one.
  * - Claims are never deleted: an epoch is never reused. A claimant that dies
  *   between claim and publish leaves a claim without a state, and the next
  *   claim of that epoch fails until an operator deletes the claim topic (the

@@ -134,14 +134,14 @@ export class ClusterNode {
     const follower = await this.store.follow((view) => {
       this.view = view;
       this.wake();
-    }, true);
+    });
     const timer = setInterval(() => void this.report(), REPORT_INTERVAL_MS);
     try {
       while (!this.stopping) {
         if (this.failure) throw this.failure;
         const state = this.view?.state ?? null;
         if (state === null) {
-          if (this.view && this.options.initialPrimary === this.options.name) await this.bootstrap();
+          if (this.view && this.options.initialPrimary === this.options.name) await this.bootstrap(this.view);
           else await this.nextView();
           continue;
         }
@@ -253,11 +253,25 @@ export class ClusterNode {
     return seconds === null ? null : Math.round(seconds * 1000);
   }
 
-  /** The first state of a cluster: this node primary of the configured epoch, on a fresh claim. */
-  private async bootstrap(): Promise<void> {
+  /**
+   * The first state of a cluster whose topic, read to its end, holds none:
+   * this node primary of the configured epoch, on a fresh claim. A claim
+   * without any state can only be an earlier bootstrap's that died before
+   * publishing (every other claimant starts from a state): its epoch is
+   * published. More claims and no state: the cluster topic lost its states,
+   * and nothing here may guess them.
+   */
+  private async bootstrap(view: ClusterView): Promise<void> {
     const { config, name } = this.options;
-    const epoch = config.epoch;
-    await this.store.claimEpoch(epoch, `node ${name} (bootstrap)`);
+    if (view.claims.length > 1) {
+      throw new NodeRoleError(
+        `cluster ${this.options.cluster}: epochs ${view.claims.join(", ")} are claimed but its topic ${this.store.topic} holds no state: ` +
+          "its states were lost (the topic deleted or recreated), so no node can know the primary; node " +
+          `${name} does not bootstrap over it. Recreate the cluster under a new --cluster name, its first primary the node that was primary last`,
+      );
+    }
+    const epoch = view.claims[0] ?? config.epoch;
+    if (view.claims.length === 0) await this.store.claimEpoch(epoch, `node ${name} (bootstrap)`);
     await this.store.publishState({
       cluster: this.options.cluster,
       epoch,

@@ -12,6 +12,8 @@ export interface NodeSpec {
 
 export class TestCluster {
   readonly processes = new Map<string, DiffrelayProcess>();
+  /** Each node's own command line (extra flags and environment), as a supervisor would re-run it. */
+  private readonly lines = new Map<string, { extra: string[]; env: Record<string, string> }>();
 
   private constructor(
     readonly name: string,
@@ -49,30 +51,42 @@ export class TestCluster {
     return ["--cluster", this.name, "--brokers", this.brokers.join(","), "--topic-prefix", this.topicPrefix];
   }
 
-  start(node: string, extra: string[] = []): DiffrelayProcess {
+  start(node: string, extra: string[] = [], env: Record<string, string> = {}): DiffrelayProcess {
     const spec = this.spec(node);
+    this.lines.set(node, { extra, env });
     const members = this.nodes.filter((n) => n.name !== node).map((n) => `${n.name}=${this.apiUrl(n.name)}`);
-    const p = spawnDiffrelay([
-      "node",
-      ...this.clusterArgs(),
-      "--node-name",
-      node,
-      "--database-url",
-      spec.databaseUrl,
-      "--members",
-      members.join(","),
-      "--metrics-port",
-      String(spec.port),
-      "--tables",
-      this.tables.join(","),
-      "--heartbeat-interval-ms",
-      "500",
-      "--log-level",
-      "info",
-      ...extra,
-    ]);
+    const p = spawnDiffrelay(
+      [
+        "node",
+        ...this.clusterArgs(),
+        "--node-name",
+        node,
+        "--database-url",
+        spec.databaseUrl,
+        "--members",
+        members.join(","),
+        "--metrics-port",
+        String(spec.port),
+        "--tables",
+        this.tables.join(","),
+        "--heartbeat-interval-ms",
+        "500",
+        "--log-level",
+        "info",
+        ...extra,
+      ],
+      env,
+    );
     this.processes.set(node, p);
     return p;
+  }
+
+  /** Stops a node (SIGTERM) and starts it again with the same command line. */
+  async restart(node: string): Promise<DiffrelayProcess> {
+    const running = this.processes.get(node);
+    if (running) await stopProcess(running);
+    const line = this.lines.get(node) ?? { extra: [], env: {} };
+    return this.start(node, line.extra, line.env);
   }
 
   async stopAll(): Promise<void> {
