@@ -34,6 +34,7 @@ import {
   databaseFacts,
   dropCaptureSlot,
   fenceStalePrimary,
+  releaseZeroLossOf,
   type ZeroLossRelease,
 } from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
@@ -477,6 +478,8 @@ export class ClusterNode {
     } finally {
       await closeQuietly(admin.disconnect());
     }
+    // The capture is stopped with everything committed published: no commit waits for it any more.
+    this.logZeroLossRelease(await releaseZeroLossOf(databaseUrl, config));
     await setDatabaseConnectable(postgresClientConfig(databaseUrl, config.standby?.tls), true);
     await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
     logger.info(

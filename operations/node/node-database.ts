@@ -1,3 +1,4 @@
+import type pg from "pg";
 import {
   defaultSlotName,
   releaseZeroLoss,
@@ -111,11 +112,34 @@ export async function fenceStalePrimary(url: string, config: DiffrelayConfig): P
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    // Without the privilege the fence still holds; the node says what to do about the setting.
-    return releaseZeroLoss(c, config.capture.slot ?? defaultSlotName(database)).catch((err) => {
-      if ((err as { code?: string }).code === "42501") return "not-permitted" as const;
-      throw err;
-    });
+    return releaseCapture(c, database, config);
+  });
+}
+
+/**
+ * A database whose capture stopped for good (a switchover's old primary, once
+ * its capture published everything committed): when synchronous_standby_names
+ * names that capture alone (zero-loss mode set it), it is reset, or every
+ * commit on the server that waits for a synchronous standby, the node's own
+ * position writes included, would wait forever. Runs on the server's postgres
+ * database, which a fenced database leaves reachable.
+ */
+export async function releaseZeroLossOf(url: string, config: DiffrelayConfig): Promise<ZeroLossRelease> {
+  const neighbour = new URL(url);
+  const database = decodeURIComponent(neighbour.pathname.slice(1));
+  neighbour.pathname = "/postgres";
+  return withDatabase(neighbour.toString(), config, (c) => releaseCapture(c, database, config));
+}
+
+function releaseCapture(
+  client: pg.ClientBase,
+  database: string,
+  config: DiffrelayConfig,
+): Promise<ZeroLossRelease> {
+  // Without the privilege a fence still holds; the node says what to do about the setting.
+  return releaseZeroLoss(client, config.capture.slot ?? defaultSlotName(database)).catch((err) => {
+    if ((err as { code?: string }).code === "42501") return "not-permitted" as const;
+    throw err;
   });
 }
 

@@ -5,7 +5,13 @@ import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { spawnDiffrelay } from "../support/child-process.js";
-import { HA_LOAD_DDL, HA_LOAD_TABLE, PrimaryFollowingLoad, TestCluster } from "../support/cluster-nodes.js";
+import {
+  commitSynchronously,
+  HA_LOAD_DDL,
+  HA_LOAD_TABLE,
+  PrimaryFollowingLoad,
+  TestCluster,
+} from "../support/cluster-nodes.js";
 import { exitWithin, stopProcess } from "../support/replication-pipeline.js";
 import {
   createTestDatabase,
@@ -26,6 +32,7 @@ beforeAll(async () => {
   const servers = [services.sourceUrl, ...services.standbyUrls.slice(0, 2)];
   for (const server of servers) {
     const db = await createTestDatabase(server, "ha");
+    await commitSynchronously(db);
     await runSql(db.url, HA_LOAD_DDL);
     databases.push(db);
   }

@@ -129,6 +129,20 @@ export class TestCluster {
   }
 }
 
+/**
+ * Commits on this database wait as production's do (the stack's servers run synchronous_commit = off):
+ * a node's own writes that would wait for a synchronous standby show up as hangs in the HA tests.
+ */
+export async function commitSynchronously(db: { name: string; url: string }): Promise<void> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await client.query(`ALTER DATABASE ${pg.escapeIdentifier(db.name)} SET synchronous_commit = on`);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Rows the load writes: a serial key (from the primary's sequence), and the writer's own numbering. */
 export const HA_LOAD_DDL =
   "CREATE TABLE ha_writes (id bigserial PRIMARY KEY, writer integer NOT NULL, seq integer NOT NULL, UNIQUE (writer, seq));";
