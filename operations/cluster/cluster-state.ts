@@ -182,7 +182,7 @@ export function memberNamed(state: ClusterState, name: string): ClusterMember | 
 }
 
 /** Nodes report every 5 s: an older report is from a node that may be gone. */
-const FRESH_REPORT_MS = 20_000;
+export const FRESH_REPORT_MS = 20_000;
 
 /** The node's latest report is fresh and says it has reached `role` at `epoch`. */
 export function isReadyAt(

@@ -30,6 +30,7 @@
  *   claim of that epoch fails until an operator deletes the claim topic (the
  *   error says so): a stuck cluster is loud, never split.
  */
+export { type ChangeBase, changeBase, holdsBase, nextEpoch } from "./change-base.js";
 export { EpochConflictError } from "./cluster-errors.js";
 export {
   type ClusterMember,

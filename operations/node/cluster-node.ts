@@ -105,6 +105,8 @@ export class ClusterNode {
   private fencedAt: string | null = null;
   private writableAt: string | null = null;
   private fencedEndOffset: string | null = null;
+  /** The hand-over this node made as the primary of epoch `from`: its database holds exactly its topic below `end`. */
+  private handedOver: { from: number; end: bigint } | null = null;
   private sourceId: string | null = null;
   private rejoin: RejoinOutcome | null = null;
   /** The cluster epoch of the last rejoin attempt: one attempt per epoch, so a failure is never retried in a loop. */
@@ -354,7 +356,10 @@ export class ClusterNode {
       );
       return true;
     }
-    if (state.primary === name && state.phase === "stable") {
+    const mine = this.view?.reports.get(name);
+    // A change that made this node its primary but was never marked stable (its command died): it serves.
+    const promoted = mine?.epoch === state.epoch && mine.role === "primary" && mine.writableAt !== null;
+    if (state.primary === name && (state.phase === "stable" || promoted)) {
       await this.startPrimary(state);
       return true;
     }
@@ -364,6 +369,15 @@ export class ClusterNode {
       return true;
     }
     if (state.previous && (await facts.positionOn(state.previous.topics.data)) !== null) {
+      this.role = { kind: "switching", from: state.previous.epoch, epoch: state.epoch };
+      await this.followChange(state);
+      return true;
+    }
+    if (state.previous?.primary === name && mine?.fencedEndOffset && mine.epoch > state.previous.epoch) {
+      // This node handed over as the previous epoch's primary, and stopped before following:
+      // its own report says where it fenced, which its database holds exactly.
+      this.handedOver = { from: state.previous.epoch, end: BigInt(mine.fencedEndOffset) };
+      this.fencedEndOffset = mine.fencedEndOffset;
       this.role = { kind: "switching", from: state.previous.epoch, epoch: state.epoch };
       await this.followChange(state);
       return true;
@@ -474,7 +488,9 @@ export class ClusterNode {
     const admin = this.options.kafka.admin();
     await admin.connect();
     try {
-      this.fencedEndOffset = (await partitionOffsets(admin, previous.topics.data)).high.toString();
+      const end = (await partitionOffsets(admin, previous.topics.data)).high;
+      this.fencedEndOffset = end.toString();
+      this.handedOver = { from: previous.epoch, end };
     } finally {
       await closeQuietly(admin.disconnect());
     }
@@ -490,22 +506,40 @@ export class ClusterNode {
     await this.followNewPrimary(state);
   }
 
-  /** A standby's part of a role change: drain the old topic to its end, then follow or become the new primary. */
+  /**
+   * A standby's part of a role change: hold exactly the old topic up to its
+   * drained end, then follow or become the new primary. The old primary that
+   * handed over already holds exactly that (its fence's end) and follows.
+   */
   private async followChange(state: ClusterState): Promise<void> {
     const { config, databaseUrl, kafka, logger, name } = this.options;
+    const previous = state.previous as NonNullable<ClusterState["previous"]>;
+    if (previous.primary === name) {
+      await this.followAfterHandOver(state);
+      return;
+    }
+    const url = writableSessionUrl(databaseUrl);
+    if (state.phase !== "fencing") {
+      // Without the old primary's fence, it may still publish past the end this change takes:
+      // the applier stops now, before that end is known, and a drain bounded by it does the rest.
+      await this.stopService();
+      this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
+      await this.report();
+    }
     // Unbounded: until the old primary fences, this standby's applier goes on, and the switchover
     // that waits for the fence is the one that says it stalled (and that a failover ends it).
-    const end = await this.until(
-      state.epoch,
-      (s) => (s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined),
-      "unbounded",
+    const end = await this.until(state.epoch, "the old topic's drained end", (s) =>
+      s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
     );
-    const previous = state.previous as NonNullable<ClusterState["previous"]>;
-    const url = writableSessionUrl(databaseUrl);
     const running = this.role;
-    if (running.kind === "standby" && running.topics.data === previous.topics.data) {
-      // The running applier reaches the end sooner than a new one could start.
-      await this.until(state.epoch, () =>
+    if (
+      running.kind === "standby" &&
+      running.topics.data === previous.topics.data &&
+      this.fenceEndOf(previous.primary, state.epoch) === end
+    ) {
+      // The old primary fenced at this end and can publish nothing after it: the running applier
+      // reaches it sooner than a new one could start, and cannot pass it.
+      await this.until(state.epoch, "the applier reaching the drained end", () =>
         BigInt(running.service.status().nextOffset) >= end ? true : undefined,
       );
       await this.stopService();
@@ -515,9 +549,12 @@ export class ClusterNode {
     }
     this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
     const held = await (await databaseFacts(url, config)).positionOn(previous.topics.data);
-    if (held === null || held < end) {
+    if (held !== end) {
       throw new NodeRoleError(
-        `node ${name} drained ${previous.topics.data} only to offset ${held ?? "none"}, not to its end ${end}: it cannot take part in epoch ${state.epoch}; look at its applier's last error and restart the node`,
+        held !== null && held > end
+          ? `node ${name} applied ${previous.topics.data} to offset ${held}, past the drained end ${end} of the change to epoch ${state.epoch}: ` +
+              `it holds changes of the old primary ${previous.primary} that the new primary ${state.primary} does not, and cannot follow it; re-seed it from ${state.primary} and start the node again`
+          : `node ${name} drained ${previous.topics.data} only to offset ${held ?? "none"}, not to its end ${end}: it cannot take part in epoch ${state.epoch}; look at its applier's last error and restart the node`,
       );
     }
     logger.info(
@@ -541,13 +578,45 @@ export class ClusterNode {
     await this.startPrimary(state);
   }
 
+  /** The old primary's fence end as its report for `epoch` gives it, if it fenced for that change. */
+  private fenceEndOf(node: string, epoch: number): bigint | null {
+    const report = this.view?.reports.get(node);
+    return report?.epoch === epoch && report.fencedEndOffset !== null ? BigInt(report.fencedEndOffset) : null;
+  }
+
+  /**
+   * The old primary after its hand-over, in a change that a later one
+   * superseded (a failover out of a switchover that gave up): it holds
+   * exactly the old topic up to its fence's end, which must be the end the
+   * change drained to.
+   */
+  private async followAfterHandOver(state: ClusterState): Promise<void> {
+    const previous = state.previous as NonNullable<ClusterState["previous"]>;
+    const end = await this.until(state.epoch, "the old topic's drained end", (s) =>
+      s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
+    );
+    const fenced = this.handedOver?.from === previous.epoch ? this.handedOver.end : null;
+    if (fenced !== end) {
+      throw new NodeRoleError(
+        `node ${this.options.name} was the primary of epoch ${previous.epoch} and fenced at offset ${fenced ?? "unknown"} of ${previous.topics.data}, ` +
+          `but the change to epoch ${state.epoch} drained it to ${end}: its database is not known to hold exactly that; ` +
+          `re-seed it from ${state.primary} and start the node again`,
+      );
+    }
+    await this.followNewPrimary(state);
+  }
+
   private async followNewPrimary(state: ClusterState): Promise<void> {
-    const sourceId = await this.until(state.epoch, (_s, view) => {
-      const report = view.reports.get(state.primary);
-      return report?.epoch === state.epoch && report.role === "primary" && report.sourceId
-        ? report.sourceId
-        : undefined;
-    });
+    const sourceId = await this.until(
+      state.epoch,
+      `${state.primary} reporting itself primary`,
+      (_s, view) => {
+        const report = view.reports.get(state.primary);
+        return report?.epoch === state.epoch && report.role === "primary" && report.sourceId
+          ? report.sourceId
+          : undefined;
+      },
+    );
     await pointStandbyAt({
       config: this.options.config,
       standby: { name: this.options.name, url: writableSessionUrl(this.options.databaseUrl) },
@@ -627,12 +696,16 @@ export class ClusterNode {
             `re-seed this database from ${state.primary} (diffrelay seed --standby-name ${name} --topic ${state.topics.data} …) and start the node again`,
         );
       }
-      const address = await this.until(state.epoch, (_s, view) => {
-        const r = view.reports.get(state.primary);
-        return r?.epoch === state.epoch && r.role === "primary" && r.ready && r.databaseUrl
-          ? r.databaseUrl
-          : undefined;
-      });
+      const address = await this.until(
+        state.epoch,
+        `${state.primary} reporting its database as the ready primary`,
+        (_s, view) => {
+          const r = view.reports.get(state.primary);
+          return r?.epoch === state.epoch && r.role === "primary" && r.ready && r.databaseUrl
+            ? r.databaseUrl
+            : undefined;
+        },
+      );
       const newPrimaryUrl = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
       newPrimary = `${state.primary}'s database ${address} (as user ${decodeURIComponent(new URL(newPrimaryUrl).username)}; --peer-user, --peer-password)`;
       report = await rejoinAsStandby({
@@ -703,12 +776,14 @@ export class ClusterNode {
 
   /**
    * Waits until the state of `epoch` gives `accept` a value. Superseded when a
-   * later epoch appears; a timeout is an error naming the step.
+   * later epoch appears: a change that does not progress is ended by a later
+   * one (failover), never by this node giving up its part halfway, so the wait
+   * has no limit; it warns every STEP_TIMEOUT_MS, naming what it waits for.
    */
   private async until<T>(
     epoch: number,
+    waitingFor: string,
     accept: (state: ClusterState, view: ClusterView) => T | undefined,
-    limit: "bounded" | "unbounded" = "bounded",
   ): Promise<T> {
     let deadline = Date.now() + STEP_TIMEOUT_MS;
     for (;;) {
@@ -720,16 +795,13 @@ export class ClusterNode {
         const value = accept(state, view);
         if (value !== undefined) return value;
       }
-      if (Date.now() > deadline && limit === "unbounded") {
+      if (Date.now() > deadline) {
         this.options.logger.warn(
           { epoch, phase: state?.phase ?? null, waitedMs: STEP_TIMEOUT_MS },
-          `the role change to epoch ${epoch} waits for the old primary ${state?.previous?.primary ?? "?"} to fence itself; this node goes on as it was. If that primary is down: diffrelay failover --to <standby>`,
+          `the role change to epoch ${epoch} (phase ${state?.phase ?? "none"}) waits for ${waitingFor}; this node goes on as it is. ` +
+            `See diffrelay list; if a node it waits for is gone: diffrelay failover --cluster ${this.options.cluster} --to <a standby>`,
         );
         deadline = Date.now() + STEP_TIMEOUT_MS;
-      } else if (Date.now() > deadline) {
-        throw new NodeRoleError(
-          `node ${this.options.name}: the role change to epoch ${epoch} did not progress within ${STEP_TIMEOUT_MS} ms (phase ${state?.phase ?? "none"}): see the other nodes' /status and \`diffrelay list\``,
-        );
       }
       await this.nextView(100);
     }
