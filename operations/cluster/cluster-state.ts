@@ -10,13 +10,15 @@ const topicsSchema = z.object({ data: z.string().min(1), schemas: z.string().min
  * - `stable`: `primary` captures to `topics`, every other member applies it.
  * - `fencing`: the previous primary makes its database read-only and lets its
  *   capture publish everything it committed; it then reports the old topic's end.
+ * - `halting`: a failover's first step when the old primary never fenced:
+ *   every standby stops applying, before the old topic's end is taken.
  * - `promoting`: `previous.drainedEndOffset` is known; every member drains the
  *   old topic to it, `primary` becomes the source of `topics`, the others follow it.
  * Other phases may be added by other role changes (failover); a node that does
  * not know a phase keeps its current role and reports it.
  */
 export const clusterPhaseSchema = z.string().min(1);
-export type ClusterPhase = "stable" | "fencing" | "promoting" | (string & {});
+export type ClusterPhase = "stable" | "fencing" | "halting" | "promoting" | (string & {});
 
 export const clusterStateSchema = z.object({
   cluster: z.string().min(1),

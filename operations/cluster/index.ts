@@ -26,9 +26,10 @@
  *   `stop()`. No view of a topic read halfway is ever given: a node that saw
  *   "no state" in one would bootstrap a cluster that has one.
  * - Claims are never deleted: an epoch is never reused. A claimant that dies
- *   between claim and publish leaves a claim without a state, and the next
- *   claim of that epoch fails until an operator deletes the claim topic (the
- *   error says so): a stuck cluster is loud, never split.
+ *   between claim and publish leaves a claim without a state; role changes
+ *   claim above every claim (`nextEpoch`), so it blocks nothing.
+ * - A role change starts from whatever phase the state is in (`changeBase`):
+ *   none needs a hand-written record to recover.
  */
 export { type ChangeBase, changeBase, holdsBase, nextEpoch } from "./change-base.js";
 export { EpochConflictError } from "./cluster-errors.js";
