@@ -47,7 +47,11 @@ export function changeBase(view: ClusterView): ChangeBase | null {
   };
 }
 
-/** The epoch a new role change claims: above every claim, so a claimant that died between claim and publish blocks nothing. */
+/**
+ * The epoch a failover claims: above every claim, so a claimant that died
+ * between claim and publish never blocks it (a switchover claims exactly the
+ * state's epoch + 1 instead, so that one in flight is a conflict).
+ */
 export function nextEpoch(view: ClusterView): number {
   return Math.max(view.highestClaim, view.state?.epoch ?? -1) + 1;
 }

@@ -79,8 +79,9 @@ export class ClusterStore {
     if (highest >= epoch) {
       throw new EpochConflictError(
         `cluster ${this.options.cluster}: epoch ${epoch} cannot be claimed by ${claimant}, epoch ${highest} is already claimed: ` +
-          "another role change ran at the same time or first; nothing was changed. Run `diffrelay list` and try again if still wanted " +
-          "(a new role change claims above every claim, so a claim whose claimant died blocks nothing)",
+          "another role change ran at the same time or first; nothing was changed. Run `diffrelay list` and try again if still wanted. " +
+          `If no role change is running and epoch ${highest} has no state (its claimant died between claim and publish), ` +
+          `diffrelay failover claims above it; a switchover needs its claim topic ${epochClaimTopic(this.options.topicPrefix, this.options.cluster, highest)} deleted first`,
       );
     }
     const topic = epochClaimTopic(this.options.topicPrefix, this.options.cluster, epoch);

@@ -26,8 +26,10 @@
  *   `stop()`. No view of a topic read halfway is ever given: a node that saw
  *   "no state" in one would bootstrap a cluster that has one.
  * - Claims are never deleted: an epoch is never reused. A claimant that dies
- *   between claim and publish leaves a claim without a state; role changes
- *   claim above every claim (`nextEpoch`), so it blocks nothing.
+ *   between claim and publish leaves a claim without a state. A switchover
+ *   based on epoch E claims exactly E+1 (compare-and-set: a claim in flight is
+ *   a conflict), so it finds that claim a conflict; a failover claims above
+ *   every claim (`nextEpoch`), so it is never blocked.
  * - A role change starts from whatever phase the state is in (`changeBase`):
  *   none needs a hand-written record to recover.
  */

@@ -30,6 +30,15 @@ import { fenceOldPrimary } from "../promote/old-primary-fence.js";
 import { becomeSource, drainStandby, pointStandbyAt, withDatabase } from "../promote/promote-steps.js";
 import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
 import {
+  applierRole,
+  captureRole,
+  type DatabaseObservation,
+  decideStep,
+  type RoleInputs,
+  type RoleService,
+  type RoleStep,
+} from "../roles/index.js";
+import {
   type DatabaseRoleFacts,
   databaseFacts,
   dropCaptureSlot,
@@ -73,8 +82,8 @@ interface RejoinOutcome {
 
 type Role =
   | { kind: "starting" }
-  | { kind: "primary"; epoch: number; service: CaptureService; done: Promise<void> }
-  | { kind: "standby"; epoch: number; topics: SourceTopics; service: ApplyService; done: Promise<void> }
+  | { kind: "primary"; epoch: number; service: RoleService; done: Promise<void> }
+  | { kind: "standby"; epoch: number; topics: SourceTopics; service: RoleService; done: Promise<void> }
   /** Between roles, during the change from epoch `from` to `epoch`: neither capturing nor applying. */
   | { kind: "switching"; from: number; epoch: number }
   | { kind: "fenced"; epoch: number; reason: string };
@@ -111,6 +120,8 @@ export class ClusterNode {
   private rejoin: RejoinOutcome | null = null;
   /** The cluster epoch of the last rejoin attempt: one attempt per epoch, so a failure is never retried in a loop. */
   private rejoinTriedAt: number | null = null;
+  /** The role machine's latest step (a wait says what for, and how long the primary has been silent). */
+  private lastStep: RoleStep | null = null;
   private readonly captureMetrics = createCaptureMetrics();
   private readonly applyMetrics;
   private readonly nodeMetrics;
@@ -142,16 +153,17 @@ export class ClusterNode {
     try {
       while (!this.stopping) {
         if (this.failure) throw this.failure;
-        const state = this.view?.state ?? null;
-        if (state === null) {
-          if (this.view && this.options.initialPrimary === this.options.name) await this.bootstrap(this.view);
-          else await this.nextView();
+        let step = decideStep(this.inputs(null));
+        if (step.kind === "observe-database") step = decideStep(this.inputs(await this.observe(step.state)));
+        this.lastStep = step;
+        // A decision with the database observed never asks to observe it again.
+        if (step.kind === "wait" || step.kind === "observe-database") {
+          await this.nextView();
           continue;
         }
         try {
-          const acted = await this.actOn(state);
-          if (acted) await this.report();
-          else await this.nextView();
+          await this.take(step);
+          if (step.kind !== "bootstrap") await this.report();
         } catch (err) {
           if (err instanceof Superseded) continue;
           throw err;
@@ -178,7 +190,7 @@ export class ClusterNode {
   /** /healthz: the current role's stream flows; a fenced or failed node is unhealthy. */
   isFlowing(): boolean {
     if (this.failure) return false;
-    if (this.role.kind === "primary" || this.role.kind === "standby") return this.role.service.isFlowing();
+    if (this.role.kind === "primary" || this.role.kind === "standby") return this.role.service.flowing();
     return this.role.kind === "switching";
   }
 
@@ -202,7 +214,7 @@ export class ClusterNode {
     const current = state.epoch === this.role.epoch && state.primary !== this.options.name;
     const changingFrom = state.phase !== "stable" && state.previous?.epoch === this.role.epoch;
     if (!current && !changingFrom) return false;
-    if (!this.role.service.isFlowing()) return false;
+    if (!this.role.service.flowing()) return false;
     const lag = this.lagMs();
     return maxLagMs === undefined || (lag !== null && lag <= maxLagMs);
   }
@@ -227,6 +239,8 @@ export class ClusterNode {
       fenced: this.role.kind === "fenced" ? this.role.reason : null,
       autoRejoin: this.options.autoRejoin,
       rejoin: this.rejoinSummary(STATUS_CHANGES),
+      waitingFor: this.lastStep?.kind === "wait" ? this.lastStep.why : null,
+      primarySilentMs: this.lastStep?.kind === "wait" ? this.lastStep.primarySilentMs : null,
       lastError: this.lastError,
       service,
     };
@@ -252,29 +266,107 @@ export class ClusterNode {
 
   private lagMs(): number | null {
     if (this.role.kind !== "standby") return null;
-    const seconds = this.role.service.status().timeLagSeconds;
+    const seconds = this.role.service.lagSeconds();
     return seconds === null ? null : Math.round(seconds * 1000);
+  }
+
+  /** What the next step depends on, as the pure decision takes it. */
+  private inputs(database: DatabaseObservation | null): RoleInputs {
+    const role = this.role;
+    return {
+      me: this.options.name,
+      role:
+        role.kind === "starting"
+          ? role
+          : role.kind === "switching"
+            ? { kind: "switching", from: role.from, epoch: role.epoch }
+            : { kind: role.kind, epoch: role.epoch },
+      view: this.view,
+      database,
+      handedOver: this.handedOver,
+      initialPrimary: this.options.initialPrimary,
+      bootstrapEpoch: this.options.config.epoch,
+      autoRejoin: this.options.autoRejoin,
+      rejoinTriedAt: this.rejoinTriedAt,
+      now: Date.now(),
+    };
+  }
+
+  /** A starting node's look at its own database, for the state it starts into. */
+  private async observe(state: ClusterState): Promise<DatabaseObservation> {
+    const { databaseUrl, config } = this.options;
+    const facts = await databaseFacts(writableSessionUrl(databaseUrl), config).catch((err) => {
+      // A database that refuses every connection was fenced as an old primary (by an earlier run of this node or by promote).
+      if ((err as { code?: string }).code === "55000") return null;
+      throw err;
+    });
+    if (facts === null) {
+      return { connectable: false, hasCaptureSlot: false, positionOnCurrent: null, positionOnPrevious: null };
+    }
+    return {
+      connectable: true,
+      hasCaptureSlot: facts.hasCaptureSlot,
+      positionOnCurrent: await facts.positionOn(state.topics.data),
+      positionOnPrevious: state.previous ? await facts.positionOn(state.previous.topics.data) : null,
+    };
+  }
+
+  /** Carries out one step of the role machine (operations/roles). */
+  private async take(step: Exclude<RoleStep, { kind: "wait" | "observe-database" }>): Promise<void> {
+    switch (step.kind) {
+      case "bootstrap":
+        await this.bootstrap(step.epoch, step.claim);
+        return;
+      case "fail":
+        throw new NodeRoleError(`cluster ${this.options.cluster}: ${step.message}`);
+      case "start-primary":
+        await this.startPrimary(step.state);
+        return;
+      case "start-standby":
+        if (this.role.kind === "starting") {
+          const { databaseUrl, config } = this.options;
+          await this.resumeAfterRejoin(
+            step.state,
+            await databaseFacts(writableSessionUrl(databaseUrl), config),
+          );
+        }
+        await this.startStandby(step.state);
+        return;
+      case "hand-over":
+        await this.handOver(step.state);
+        return;
+      case "follow-change":
+        if (this.role.kind === "starting") {
+          const previous = step.state.previous as NonNullable<ClusterState["previous"]>;
+          this.role = { kind: "switching", from: previous.epoch, epoch: step.state.epoch };
+        }
+        await this.followChange(step.state);
+        return;
+      case "follow-after-hand-over": {
+        const previous = step.state.previous as NonNullable<ClusterState["previous"]>;
+        this.handedOver = { from: previous.epoch, end: step.end };
+        this.fencedEndOffset = step.end.toString();
+        if (this.role.kind === "starting")
+          this.role = { kind: "switching", from: previous.epoch, epoch: step.state.epoch };
+        await this.followAfterHandOver(step.state, step.end);
+        return;
+      }
+      case "fence":
+        await this.fenceStale(step.state, step.why);
+        return;
+      case "rejoin":
+        await this.rejoinAsStandby(step.state);
+        return;
+    }
   }
 
   /**
    * The first state of a cluster whose topic, read to its end, holds none:
-   * this node primary of the configured epoch, on a fresh claim. A claim
-   * without any state can only be an earlier bootstrap's that died before
-   * publishing (every other claimant starts from a state): its epoch is
-   * published. More claims and no state: the cluster topic lost its states,
-   * and nothing here may guess them.
+   * this node its primary (see decideStep for when).
    */
-  private async bootstrap(view: ClusterView): Promise<void> {
+  private async bootstrap(epoch: number, claim: boolean): Promise<void> {
     const { config, name } = this.options;
-    if (view.claims.length > 1) {
-      throw new NodeRoleError(
-        `cluster ${this.options.cluster}: epochs ${view.claims.join(", ")} are claimed but its topic ${this.store.topic} holds no state: ` +
-          "its states were lost (the topic deleted or recreated), so no node can know the primary; node " +
-          `${name} does not bootstrap over it. Recreate the cluster under a new --cluster name, its first primary the node that was primary last`,
-      );
-    }
-    const epoch = view.claims[0] ?? config.epoch;
-    if (view.claims.length === 0) await this.store.claimEpoch(epoch, `node ${name} (bootstrap)`);
+    if (claim) await this.store.claimEpoch(epoch, `node ${name} (bootstrap)`);
     await this.store.publishState({
       cluster: this.options.cluster,
       epoch,
@@ -288,110 +380,6 @@ export class ClusterNode {
     });
     this.options.logger.info({ epoch }, "cluster bootstrapped: this node is its first primary");
     await this.nextView();
-  }
-
-  /** Takes this node's step for the state, if it has one. Returns whether it did anything. */
-  private async actOn(state: ClusterState): Promise<boolean> {
-    const me = this.options.name;
-    const role = this.role;
-    const changing = state.phase !== "stable" && state.previous !== null;
-    switch (role.kind) {
-      case "fenced":
-        if (!this.options.autoRejoin || this.rejoinTriedAt === state.epoch) return false;
-        await this.rejoinAsStandby(state);
-        return true;
-      case "primary":
-      case "standby":
-        if (role.epoch === state.epoch) return false;
-        break;
-      case "switching":
-        if (role.epoch === state.epoch) return false;
-        break;
-      case "starting":
-        break;
-    }
-    if (role.kind === "primary") {
-      // Only a switchover asks the primary to hand over (phase fencing): after a failover the cluster
-      // drained without it, so what it committed since is on no other node and it must not follow as is.
-      if (
-        changing &&
-        state.phase === "fencing" &&
-        state.previous?.epoch === role.epoch &&
-        state.previous.primary === me
-      ) {
-        await this.handOver(state);
-      } else {
-        await this.fenceStale(
-          state,
-          `node ${me} was the primary of epoch ${role.epoch}, but the cluster is at epoch ${state.epoch} with primary ${state.primary}`,
-        );
-      }
-      return true;
-    }
-    if (role.kind === "standby" || role.kind === "switching") {
-      const from = role.kind === "standby" ? role.epoch : role.from;
-      if (state.previous && state.previous.epoch === from) {
-        await this.followChange(state);
-        return true;
-      }
-      throw new NodeRoleError(
-        `node ${me} is a standby of epoch ${from}, but the cluster is at epoch ${state.epoch} (previous ${state.previous?.epoch ?? "none"}): it missed a role change and is not known to be exact; re-seed it from ${state.primary} and start it again`,
-      );
-    }
-    return this.start(state);
-  }
-
-  /** A node process starting: take the role the state gives this database. */
-  private async start(state: ClusterState): Promise<boolean> {
-    const { name, databaseUrl, config } = this.options;
-    const facts = await databaseFacts(writableSessionUrl(databaseUrl), config).catch((err) => {
-      // A database that refuses every connection was fenced as an old primary (by an earlier run of this node or by promote).
-      if ((err as { code?: string }).code === "55000" && state.primary !== name) return null;
-      throw err;
-    });
-    if (facts === null) {
-      await this.fenceStale(
-        state,
-        `node ${name}'s database accepts no connections (fenced as an old primary earlier), and the cluster is at epoch ${state.epoch} with primary ${state.primary}`,
-      );
-      return true;
-    }
-    const mine = this.view?.reports.get(name);
-    // A change that made this node its primary but was never marked stable (its command died): it serves.
-    const promoted = mine?.epoch === state.epoch && mine.role === "primary" && mine.writableAt !== null;
-    if (state.primary === name && (state.phase === "stable" || promoted)) {
-      await this.startPrimary(state);
-      return true;
-    }
-    if ((await facts.positionOn(state.topics.data)) !== null) {
-      await this.resumeAfterRejoin(state, facts);
-      await this.startStandby(state);
-      return true;
-    }
-    if (state.previous && (await facts.positionOn(state.previous.topics.data)) !== null) {
-      this.role = { kind: "switching", from: state.previous.epoch, epoch: state.epoch };
-      await this.followChange(state);
-      return true;
-    }
-    if (state.previous?.primary === name && mine?.fencedEndOffset && mine.epoch > state.previous.epoch) {
-      // This node handed over as the previous epoch's primary, and stopped before following:
-      // its own report says where it fenced, which its database holds exactly.
-      this.handedOver = { from: state.previous.epoch, end: BigInt(mine.fencedEndOffset) };
-      this.fencedEndOffset = mine.fencedEndOffset;
-      this.role = { kind: "switching", from: state.previous.epoch, epoch: state.epoch };
-      await this.followChange(state);
-      return true;
-    }
-    if (facts.hasCaptureSlot) {
-      await this.fenceStale(
-        state,
-        `node ${name}'s database holds the capture's slot (it was a primary), but the cluster is at epoch ${state.epoch} with primary ${state.primary} and this database is no standby of it`,
-      );
-      return true;
-    }
-    throw new NodeRoleError(
-      `node ${name}'s database has no position on ${state.topics.data} (epoch ${state.epoch}, primary ${state.primary}): it is not a standby of this cluster yet. Seed it first: diffrelay seed --source-url <${state.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${state.topics.data}, then start the node again`,
-    );
   }
 
   /**
@@ -433,7 +421,13 @@ export class ClusterNode {
       logger: logger.child({ role: "primary", epoch: state.epoch }),
       metrics: this.captureMetrics,
     });
-    this.role = { kind: "primary", epoch: state.epoch, service, done: this.watch(service.run(), "capture") };
+    const role = captureRole(service);
+    this.role = {
+      kind: "primary",
+      epoch: state.epoch,
+      service: role,
+      done: this.watch(role.run(), "capture"),
+    };
     this.writableAt ??= new Date().toISOString();
     logger.info({ epoch: state.epoch, topic: state.topics.data }, "primary: capturing");
   }
@@ -451,12 +445,13 @@ export class ClusterNode {
       logger: logger.child({ role: "standby", epoch: state.epoch }),
       metrics: this.applyMetrics,
     });
+    const applier = applierRole(service);
     this.role = {
       kind: "standby",
       epoch: state.epoch,
       topics: state.topics,
-      service,
-      done: this.watch(service.run(), "applier"),
+      service: applier,
+      done: this.watch(applier.run(), "applier"),
     };
     this.writableAt = null;
     logger.info({ epoch: state.epoch, topic: state.topics.data }, "standby: applying");
@@ -514,10 +509,6 @@ export class ClusterNode {
   private async followChange(state: ClusterState): Promise<void> {
     const { config, databaseUrl, kafka, logger, name } = this.options;
     const previous = state.previous as NonNullable<ClusterState["previous"]>;
-    if (previous.primary === name) {
-      await this.followAfterHandOver(state);
-      return;
-    }
     const url = writableSessionUrl(databaseUrl);
     if (state.phase !== "fencing") {
       // Without the old primary's fence, it may still publish past the end this change takes:
@@ -540,7 +531,7 @@ export class ClusterNode {
       // The old primary fenced at this end and can publish nothing after it: the running applier
       // reaches it sooner than a new one could start, and cannot pass it.
       await this.until(state.epoch, "the applier reaching the drained end", () =>
-        BigInt(running.service.status().nextOffset) >= end ? true : undefined,
+        (running.service.appliedThrough() ?? 0n) >= end ? true : undefined,
       );
       await this.stopService();
     } else {
@@ -590,15 +581,14 @@ export class ClusterNode {
    * exactly the old topic up to its fence's end, which must be the end the
    * change drained to.
    */
-  private async followAfterHandOver(state: ClusterState): Promise<void> {
+  private async followAfterHandOver(state: ClusterState, fenced: bigint): Promise<void> {
     const previous = state.previous as NonNullable<ClusterState["previous"]>;
     const end = await this.until(state.epoch, "the old topic's drained end", (s) =>
       s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
     );
-    const fenced = this.handedOver?.from === previous.epoch ? this.handedOver.end : null;
     if (fenced !== end) {
       throw new NodeRoleError(
-        `node ${this.options.name} was the primary of epoch ${previous.epoch} and fenced at offset ${fenced ?? "unknown"} of ${previous.topics.data}, ` +
+        `node ${this.options.name} was the primary of epoch ${previous.epoch} and fenced at offset ${fenced} of ${previous.topics.data}, ` +
           `but the change to epoch ${state.epoch} drained it to ${end}: its database is not known to hold exactly that; ` +
           `re-seed it from ${state.primary} and start the node again`,
       );

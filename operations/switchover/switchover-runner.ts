@@ -9,7 +9,6 @@ import {
   changeBase,
   isReadyAt,
   memberNamed,
-  nextEpoch,
   standbysOf,
 } from "../cluster/index.js";
 
@@ -73,8 +72,9 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
   const current = refuseUnlessPossible(view, cluster, to);
   const { followers, notFollowing } = standbysOf(view, current);
 
-  // Above every claim read: a concurrent role change that read the same view claims the same one.
-  const epoch = nextEpoch(view);
+  // The epoch right above the state read (compare-and-set): a concurrent role change that read the
+  // same state, or one whose claim is in flight, claims the same one, and one of them gets a conflict.
+  const epoch = current.epoch + 1;
   await store.claimEpoch(epoch, `switchover to ${to}`);
   const fencing: ClusterState = {
     ...current,
@@ -177,7 +177,7 @@ function refuseUnlessPossible(view: ClusterView, cluster: string, to: string): C
     throw new SwitchoverRefusedError(
       `cluster ${cluster} is in a role change to epoch ${s.epoch} (phase ${s.phase}, primary ${s.primary}) that promoted nobody yet: ` +
         `wait for it (diffrelay list); if it is stuck (its command gave up, or ${s.primary} is gone), ` +
-        `diffrelay failover --cluster ${cluster} --to <a standby> ends it. Nothing was changed`,
+        `diffrelay failover --cluster ${cluster} --to <a standby> ends it; nothing was changed`,
     );
   }
   // A change whose new primary serves, that its command never marked stable, is a state to start from.
