@@ -78,6 +78,8 @@ interface Session {
   catalog: SchemaCatalog | null;
   grouper: TransactionGrouper | null;
   consumer: Consumer | null;
+  /** The batch kafkajs handed over last; settled once it is applied, halted or failed. */
+  batch: Promise<void>;
 }
 
 interface Pipeline {
@@ -214,7 +216,7 @@ export class ApplyService {
       const { catalog, grouper, gate, consumer } = await this.buildPipeline(session, start);
       const stopWatching = this.watchPauseRequests(gate);
       try {
-        await this.consume(consumer, catalog, grouper, start);
+        await this.consume(session, consumer, catalog, grouper, start);
       } finally {
         stopWatching();
       }
@@ -232,7 +234,15 @@ export class ApplyService {
     // A broken connection also rejects the query in flight, which ends the session.
     client.on("error", () => undefined);
     await client.connect();
-    return { client, admin: kafka.admin(), deadLetters: null, catalog: null, grouper: null, consumer: null };
+    return {
+      client,
+      admin: kafka.admin(),
+      deadLetters: null,
+      catalog: null,
+      grouper: null,
+      consumer: null,
+      batch: Promise.resolve(),
+    };
   }
 
   /** Where this session starts: the standby's position; null when a drain has nothing left to apply. */
@@ -361,6 +371,7 @@ export class ApplyService {
 
   /** Runs the consumer until stop(), the drain's end or a failure, which rejects. */
   private async consume(
+    session: Session,
     consumer: Consumer,
     catalog: SchemaCatalog,
     grouper: TransactionGrouper,
@@ -384,7 +395,11 @@ export class ApplyService {
     consumer
       .run({
         autoCommit: false,
-        eachBatch: (payload) => this.onBatch(payload, catalog, grouper, cursor, end, commitOffsets),
+        eachBatch: (payload) => {
+          const batch = this.onBatch(payload, catalog, grouper, cursor, end, commitOffsets);
+          session.batch = batch;
+          return batch;
+        },
       })
       .then(
         () => this.seekToStart(consumer, start, end),
@@ -526,6 +541,9 @@ export class ApplyService {
 
 /** Closes what a session opened, in this order. */
 async function closeSession(session: Session): Promise<void> {
+  // A stop or a failure ends the session while a batch may still send statements on its connection: the
+  // ROLLBACK must come after the batch's last one, or the statements after it commit on their own.
+  await session.batch;
   await session.grouper?.abandon();
   await session.deadLetters?.close();
   // The session is over and the next one opens everything anew: what fails to close is already gone.
