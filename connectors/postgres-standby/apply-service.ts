@@ -355,7 +355,7 @@ export class ApplyService {
   private async subscribe(session: Session): Promise<Consumer> {
     const { kafka, topics, standbyName } = this.deps;
     const consumer = kafka.consumer({
-      groupId: applierGroupId(standbyName),
+      groupId: applierGroupId(standbyName, topics.data),
       maxWaitTimeInMs: 100,
       allowAutoTopicCreation: false,
       retry: { retries: 5 },
