@@ -5,15 +5,14 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
-import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
+import { runReconnecting } from "../../src/retry/reconnect-loop.js";
 import { applyBatch, TopicCursor } from "./apply-batch.js";
 import { type ApplyMetrics, recordPosition } from "./apply-metrics.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
@@ -168,33 +167,20 @@ export class ApplyService {
   }
 
   async run(): Promise<void> {
-    while (!this.stopping) {
-      const startedAt = Date.now();
-      try {
-        await this.runSession();
-      } catch (err) {
-        this.lastError = redactError(err);
-        const { kind, retry } = errorPolicy(err);
-        this.deps.metrics.errors.inc({ kind });
+    await runReconnecting({
+      session: () => this.runSession(),
+      stopping: () => this.stopping,
+      position: () => this.describePosition(),
+      backoff: this.backoff,
+      failures: this.failures,
+      metrics: this.deps.metrics,
+      logger: this.deps.logger,
+      retryMessage: "apply session ended; resuming from the standby's position",
+      onFailure: (err, description) => {
+        this.lastError = description;
         if (err instanceof TopicGapError) this.deps.metrics.topicGap.set(1);
-        if (!retry || this.stopping) throw err;
-        this.deps.metrics.reconnects.inc();
-        const retryInMs = this.backoff.next(Date.now() - startedAt);
-        const stall = this.failures.failed(this.describePosition(), err, this.lastError);
-        if (stall) {
-          this.deps.logger.error(
-            { err, stall, retryInMs },
-            `stalled: the same failure ${stall.attempts} times in a row at ${stall.position}; retrying alone will not get past it, fix its cause (the error says what and where)`,
-          );
-        } else {
-          this.deps.logger.warn(
-            { err, retryInMs },
-            "apply session ended; resuming from the standby's position",
-          );
-        }
-        await this.backoff.pause(retryInMs);
-      }
-    }
+      },
+    });
   }
 
   async stop(): Promise<void> {
