@@ -63,7 +63,13 @@ describe("apply: a stop at any statement of a batch", () => {
 
   function newService(standbyName: string): ApplyService {
     const config = loadConfig({
-      flags: { brokers: brokers.join(","), topic: pipeline.topic, "standby-name": standbyName },
+      // Groups end by rows and batches only, not by time: every run sends the recorded statements.
+      flags: {
+        brokers: brokers.join(","),
+        topic: pipeline.topic,
+        "standby-name": standbyName,
+        "apply-max-group-ms": "600000",
+      },
       env: {},
     });
     const logger = createLogger("silent", "apply-stop-mid-batch");
@@ -173,6 +179,7 @@ describe("apply: a stop at any statement of a batch", () => {
     expect(statements.filter((s) => s.startsWith("COPY")).length).toBeGreaterThanOrEqual(4);
 
     const failures: string[] = [];
+    const met: number[] = [];
     for (const [index, statement] of statements.entries()) {
       await emptyStandby();
       const name = `stop_at_${index}`;
@@ -180,14 +187,17 @@ describe("apply: a stop at any statement of a batch", () => {
       let seen = -1;
       const unhookStop = watchStandbyWriterStatements(standby.name, (text) => {
         if (text === SESSION_SET_UP) seen = 0;
-        else if (seen >= 0 && seen++ === index) void service.stop();
+        else if (seen >= 0 && seen++ === index) {
+          met.push(index);
+          void service.stop();
+        }
       });
       let ended = false;
       const running = service.run().finally(() => {
         ended = true;
       });
       try {
-        // Batches may split differently from the recording run: a statement that never comes stops nothing.
+        // Should the statement never come, the run ends at the topic's end (and `met` says so below).
         await within(
           60_000,
           `${name}: applying`,
@@ -211,5 +221,6 @@ describe("apply: a stop at any statement of a batch", () => {
       }
     }
     expect(failures, `expected ${JSON.stringify(expected)}`).toEqual([]);
+    expect(met, "stop points met").toEqual(statements.map((_, index) => index));
   }, 600_000);
 });
