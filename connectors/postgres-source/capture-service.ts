@@ -5,7 +5,6 @@ import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
-import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { COMPRESSION, orderedProducer } from "../../src/kafka/kafka-client.js";
 import { type MessageLimits, messageLimits, topicMaxMessageBytes } from "../../src/kafka/message-limits.js";
@@ -14,8 +13,8 @@ import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
 import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
+import { runReconnecting } from "../../src/retry/reconnect-loop.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type CaptureMetrics, recordSlotState } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
@@ -164,50 +163,42 @@ export class CaptureService {
       sourceId: computeSourceId(source.systemIdentifier, source.databaseName),
       epoch: this.deps.config.epoch,
     };
-    while (!this.stopping) {
-      const startedAt = Date.now();
-      // A fresh producer (so a fresh producer id) per session: after a failed send kafkajs hands the
-      // batch's sequence numbers out again, and if the broker had appended that batch after all, the next
-      // batch with the same numbers would be refused as out of sequence or, worse, acknowledged as a
-      // duplicate without being written. A new id starts a new sequence; the resent transactions are
-      // duplicates by commit LSN, which the applier skips.
-      // Idempotent: a produce that kafkajs retries after the broker appended it is not written twice
-      // (measured against Kafka 4.1 with leader kills: test/integration/kafka-idempotent-producer.test.ts).
-      // Kafka requires acks=-1 (the publisher's) and at most 5 requests in flight; one keeps order simple.
-      const producer = orderedProducer(this.deps.kafka, { idempotent: true });
-      try {
-        await producer.connect();
-        await this.runSession(
-          producer,
-          new SchemaPublisher(producer, this.topics.schemas, identity),
-          identity,
-        );
-      } catch (err) {
-        const { kind, retry } = errorPolicy(err);
-        this.deps.metrics.errors.inc({ kind });
-        if (!retry && !this.slotMayBeFreed(err)) throw err;
-        if (this.stopping) break;
-        this.lastError = redactError(err);
-        this.deps.metrics.reconnects.inc();
-        const retryInMs = this.backoff.next(Date.now() - startedAt);
-        const stall = this.failures.failed(`LSN ${formatLsn(this.confirmed)}`, err, this.lastError);
-        if (stall) {
-          logger.error(
-            { err, stall, retryInMs },
-            `stalled: the same failure ${stall.attempts} times in a row at slot position ${stall.position}; retrying alone will not get past it, fix its cause (the error says what and where)`,
-          );
-        } else {
-          logger.warn(
-            { err, retryInMs },
-            "capture session ended; reconnecting from the slot's durable position",
-          );
-        }
-        await this.backoff.pause(retryInMs);
-      } finally {
-        // The session's publisher is closed (its request in flight settled); a producer that fails
-        // to disconnect holds nothing that is not already acknowledged or left for the next session.
-        await closeQuietly(producer.disconnect());
-      }
+    await runReconnecting({
+      session: () => this.runProducerSession(identity),
+      stopping: () => this.stopping,
+      position: () => `LSN ${formatLsn(this.confirmed)}`,
+      backoff: this.backoff,
+      failures: this.failures,
+      metrics: this.deps.metrics,
+      logger,
+      retryMessage: "capture session ended; reconnecting from the slot's durable position",
+      onFailure: (_err, description) => {
+        this.lastError = description;
+      },
+      retryAnyway: (err) => this.slotMayBeFreed(err),
+    });
+  }
+
+  /**
+   * One session with a fresh producer (so a fresh producer id): after a failed send kafkajs hands the
+   * batch's sequence numbers out again, and if the broker had appended that batch after all, the next
+   * batch with the same numbers would be refused as out of sequence or, worse, acknowledged as a
+   * duplicate without being written. A new id starts a new sequence; the resent transactions are
+   * duplicates by commit LSN, which the applier skips.
+   * Idempotent: a produce that kafkajs retries after the broker appended it is not written twice
+   * (measured against Kafka 4.1 with leader kills: test/integration/kafka-idempotent-producer.test.ts).
+   * Kafka requires acks=-1 (the publisher's) and at most 5 requests in flight; one keeps order simple.
+   */
+  private async runProducerSession(identity: { sourceId: bigint; epoch: number }): Promise<void> {
+    const producer = orderedProducer(this.deps.kafka, { idempotent: true });
+    try {
+      await producer.connect();
+      const { schemas } = this.topics as SourceTopics;
+      await this.runSession(producer, new SchemaPublisher(producer, schemas, identity), identity);
+    } finally {
+      // The session's publisher is closed (its request in flight settled); a producer that fails
+      // to disconnect holds nothing that is not already acknowledged or left for the next session.
+      await closeQuietly(producer.disconnect());
     }
   }
 
