@@ -90,6 +90,8 @@ export class CaptureService {
    */
   private readonly captureId = (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
   private sessions = 0;
+  /** The backend pid of the current session's catalog connection (null between sessions). */
+  private catalogPid: number | null = null;
   private limits: MessageLimits | null = null;
 
   /** pgoutput bytes of the current reader already added to the metric. */
@@ -121,6 +123,16 @@ export class CaptureService {
       lastError: this.lastError,
       stalled: this.failures.stall,
     };
+  }
+
+  /**
+   * The pids of this capture's client sessions on the source: a fence that ends
+   * every other session spares these, so that the capture can still load the
+   * schema of a relation whose first change it has yet to read. (Its replication
+   * connection is a walsender, which a fence of client sessions leaves alone.)
+   */
+  clientBackendPids(): number[] {
+    return this.catalogPid === null ? [] : [this.catalogPid];
   }
 
   /** Flowing: a session is connected and the slot moved recently or nothing waits. */
@@ -328,6 +340,8 @@ export class CaptureService {
     catalogClient.on("error", () => undefined);
     // Its transactional writes (sequence positions) come back through this session: never wait for it.
     await catalogClient.query("SET synchronous_commit = local");
+    this.catalogPid =
+      (await catalogClient.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid ?? null;
     const session = new CaptureSession({
       sink: kafkaTopicSink(producer, topics.data, COMPRESSION[config.capture.compression]),
       sourceId: identity.sourceId,
@@ -408,6 +422,7 @@ export class CaptureService {
       clearInterval(heartbeat);
       this.countPgoutputBytes();
       await session.close();
+      this.catalogPid = null;
       await closeQuietly(catalogClient.end());
       this.reader = null;
     }
