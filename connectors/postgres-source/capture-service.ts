@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { Kafka, Producer } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
@@ -16,6 +15,7 @@ import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
+import { countedCaptureId, describeCaptureId } from "../../src/wire/capture-id.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type CaptureMetrics, recordSlotState } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
@@ -84,11 +84,11 @@ export class CaptureService {
   private readonly failures: RepeatedFailureGuard;
 
   /**
-   * Written into every message with the session's number: which capture process wrote it. The start
-   * time in its high 48 bits orders it after an earlier process's, so an applier can tell a late message
-   * of an ended process from the current one's; the random low 16 bits tell two starts in one millisecond apart.
+   * Written into every message with the session's number: which capture start wrote it, greater than
+   * every earlier start's (the epoch and the source's start counter, not a clock), so an applier can tell
+   * a late message of an ended capture from the current one's. Set by run() before the first session.
    */
-  private readonly captureId = (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
+  private captureId: bigint | null = null;
   private sessions = 0;
   /** The backend pid of the current session's catalog connection (null between sessions). */
   private catalogPid: number | null = null;
@@ -287,6 +287,11 @@ export class CaptureService {
       }
       this.slot = setup.slot;
       logger.info({ slot: setup.slot, applicationName: setup.slot }, "capture slot");
+      this.captureId = await nextCaptureId(client, config.epoch);
+      logger.info(
+        { captureId: this.captureId.toString(16) },
+        `capture id: ${describeCaptureId(this.captureId)}`,
+      );
       await this.prepareZeroLoss(client);
       return setup.source;
     } finally {
@@ -346,7 +351,7 @@ export class CaptureService {
       sink: kafkaTopicSink(producer, topics.data, COMPRESSION[config.capture.compression]),
       sourceId: identity.sourceId,
       epoch: identity.epoch,
-      session: { captureId: this.captureId, session: ++this.sessions },
+      session: { captureId: this.captureId as bigint, session: ++this.sessions },
       ...(this.limits as MessageLimits),
       maxPendingBytes: config.capture.maxPendingBytes,
       maxValueBytes: config.capture.maxValueBytes,
@@ -456,4 +461,12 @@ export class CaptureService {
     metrics.lastAckedLsn.set(Number(last.endLsn));
     metrics.timeBehindSeconds.set(Math.max(0, Date.now() / 1000 - Number(last.commitTimeMicros) / 1e6));
   }
+}
+
+/** This start's capture id: the source hands out the start's number (migrations/source/005_capture_start.sql). */
+async function nextCaptureId(client: pg.Client, epoch: number): Promise<bigint> {
+  const { rows } = await client.query<{ start: string }>(
+    "SELECT pg_catalog.nextval('diffrelay.capture_start')::text AS start",
+  );
+  return countedCaptureId(epoch, BigInt(rows[0]?.start as string));
 }
