@@ -67,6 +67,17 @@ describe("apply: a stale capture session's late message", () => {
     await pipeline?.stop();
   });
 
+  /** Inserts one more row at the source; once the standby has caught up, it equals the source with `rows` rows. */
+  async function expectEqualAfter(values: string, rows: number): Promise<void> {
+    await runSql(pipeline.source.url, `INSERT INTO items VALUES ${values}`);
+    await pipeline.waitForCatchUp();
+    const comparison = await compareTables(pipeline.source.url, pipeline.standby("s1").db.url, [
+      "public.items",
+    ]);
+    expect(describeDifferences(comparison)).toEqual([]);
+    expect(comparison[0]?.standbyRows).toBe(rows);
+  }
+
   it("is skipped whole, and the standby stays equal to the source", { timeout: 120_000 }, async () => {
     const { brokers } = pipeline.options;
     await runSql(pipeline.source.url, "INSERT INTO items VALUES (1, 'first capture')");
@@ -91,13 +102,7 @@ describe("apply: a stale capture session's late message", () => {
       "stale session",
     ]);
 
-    await runSql(pipeline.source.url, "INSERT INTO items VALUES (3, 'after the late message')");
-    await pipeline.waitForCatchUp();
-    const comparison = await compareTables(pipeline.source.url, pipeline.standby("s1").db.url, [
-      "public.items",
-    ]);
-    expect(describeDifferences(comparison)).toEqual([]);
-    expect(comparison[0]?.standbyRows).toBe(3);
+    await expectEqualAfter("(3, 'after the late message')", 3);
     expect(pipeline.standby("s1").applier.output()).toMatch(
       /skipped: it comes from capture [0-9a-f]{16} session 1/,
     );
@@ -130,13 +135,7 @@ describe("apply: a stale capture session's late message", () => {
       "998",
       "stale after the clock stepped back",
     ]);
-    await runSql(pipeline.source.url, "INSERT INTO items VALUES (5, 'after the second late message')");
-    await pipeline.waitForCatchUp();
-    const comparison = await compareTables(pipeline.source.url, pipeline.standby("s1").db.url, [
-      "public.items",
-    ]);
-    expect(describeDifferences(comparison)).toEqual([]);
-    expect(comparison[0]?.standbyRows).toBe(5);
+    await expectEqualAfter("(5, 'after the second late message')", 5);
     expect(
       pipeline
         .standby("s1")
