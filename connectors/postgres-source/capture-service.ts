@@ -465,8 +465,19 @@ export class CaptureService {
 
 /** This start's capture id: the source hands out the start's number (migrations/source/005_capture_start.sql). */
 async function nextCaptureId(client: pg.Client, epoch: number): Promise<bigint> {
-  const { rows } = await client.query<{ start: string }>(
-    "SELECT pg_catalog.nextval('diffrelay.capture_start')::text AS start",
-  );
-  return countedCaptureId(epoch, BigInt(rows[0]?.start as string));
+  let start: string;
+  try {
+    const { rows } = await client.query<{ start: string }>(
+      "SELECT pg_catalog.nextval('diffrelay.capture_start')::text AS start",
+    );
+    start = rows[0]?.start as string;
+  } catch (error) {
+    if ((error as { code?: string }).code !== "42501") throw error;
+    throw new SourceConfigurationError(
+      "permission_denied",
+      `the capture's role may not number its start (${(error as Error).message}): GRANT USAGE ON SEQUENCE diffrelay.capture_start TO it (another role created it)`,
+      { cause: error },
+    );
+  }
+  return countedCaptureId(epoch, BigInt(start));
 }
