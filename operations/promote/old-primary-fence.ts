@@ -28,8 +28,8 @@ const CONNECT_TIMEOUT_MS = 5000;
  * sessions (named by their pids, which a client cannot forge the way it can an
  * application_name) are spared: the capture loads a relation's schema on one
  * when it reads that relation's first change, which may come after the fence.
- * Not covered: background
- * workers that bypass ALLOW_CONNECTIONS, and other databases of the server.
+ * Not covered: background workers that bypass ALLOW_CONNECTIONS, and other
+ * databases of the server.
  * promote checks after the drain that the topic did not grow (see
  * assertNothingPastEnd), so even those cannot pass unnoticed.
  * When it does not answer, it is recorded as gone; what it may have lost is
