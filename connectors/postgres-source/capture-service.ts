@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { Kafka, Producer } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
@@ -15,6 +14,7 @@ import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import { runReconnecting } from "../../src/retry/reconnect-loop.js";
+import { countedCaptureId, describeCaptureId } from "../../src/wire/capture-id.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type CaptureMetrics, recordSlotState } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
@@ -83,12 +83,14 @@ export class CaptureService {
   private readonly failures: RepeatedFailureGuard;
 
   /**
-   * Written into every message with the session's number: which capture process wrote it. The start
-   * time in its high 48 bits orders it after an earlier process's, so an applier can tell a late message
-   * of an ended process from the current one's; the random low 16 bits tell two starts in one millisecond apart.
+   * Written into every message with the session's number: which capture start wrote it, greater than
+   * every earlier start's (the epoch and the source's start counter, not a clock), so an applier can tell
+   * a late message of an ended capture from the current one's. Set by run() before the first session.
    */
-  private readonly captureId = (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
+  private captureId: bigint | null = null;
   private sessions = 0;
+  /** The backend pid of the current session's catalog connection (null between sessions). */
+  private catalogPid: number | null = null;
   private limits: MessageLimits | null = null;
 
   /** pgoutput bytes of the current reader already added to the metric. */
@@ -120,6 +122,16 @@ export class CaptureService {
       lastError: this.lastError,
       stalled: this.failures.stall,
     };
+  }
+
+  /**
+   * The pids of this capture's client sessions on the source: a fence that ends
+   * every other session spares these, so that the capture can still load the
+   * schema of a relation whose first change it has yet to read. (Its replication
+   * connection is a walsender, which a fence of client sessions leaves alone.)
+   */
+  clientBackendPids(): number[] {
+    return this.catalogPid === null ? [] : [this.catalogPid];
   }
 
   /** Flowing: a session is connected and the slot moved recently or nothing waits. */
@@ -266,6 +278,11 @@ export class CaptureService {
       }
       this.slot = setup.slot;
       logger.info({ slot: setup.slot, applicationName: setup.slot }, "capture slot");
+      this.captureId = await nextCaptureId(client, config.epoch);
+      logger.info(
+        { captureId: this.captureId.toString(16) },
+        `capture id: ${describeCaptureId(this.captureId)}`,
+      );
       await this.prepareZeroLoss(client);
       return setup.source;
     } finally {
@@ -319,11 +336,13 @@ export class CaptureService {
     catalogClient.on("error", () => undefined);
     // Its transactional writes (sequence positions) come back through this session: never wait for it.
     await catalogClient.query("SET synchronous_commit = local");
+    this.catalogPid =
+      (await catalogClient.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid ?? null;
     const session = new CaptureSession({
       sink: kafkaTopicSink(producer, topics.data, COMPRESSION[config.capture.compression]),
       sourceId: identity.sourceId,
       epoch: identity.epoch,
-      session: { captureId: this.captureId, session: ++this.sessions },
+      session: { captureId: this.captureId as bigint, session: ++this.sessions },
       ...(this.limits as MessageLimits),
       maxPendingBytes: config.capture.maxPendingBytes,
       maxValueBytes: config.capture.maxValueBytes,
@@ -399,6 +418,7 @@ export class CaptureService {
       clearInterval(heartbeat);
       this.countPgoutputBytes();
       await session.close();
+      this.catalogPid = null;
       await closeQuietly(catalogClient.end());
       this.reader = null;
     }
@@ -432,4 +452,23 @@ export class CaptureService {
     metrics.lastAckedLsn.set(Number(last.endLsn));
     metrics.timeBehindSeconds.set(Math.max(0, Date.now() / 1000 - Number(last.commitTimeMicros) / 1e6));
   }
+}
+
+/** This start's capture id: the source hands out the start's number (migrations/source/005_capture_start.sql). */
+async function nextCaptureId(client: pg.Client, epoch: number): Promise<bigint> {
+  let start: string;
+  try {
+    const { rows } = await client.query<{ start: string }>(
+      "SELECT pg_catalog.nextval('diffrelay.capture_start')::text AS start",
+    );
+    start = rows[0]?.start as string;
+  } catch (error) {
+    if ((error as { code?: string }).code !== "42501") throw error;
+    throw new SourceConfigurationError(
+      "permission_denied",
+      `the capture's role may not number its start (${(error as Error).message}): GRANT USAGE ON SEQUENCE diffrelay.capture_start TO it (another role created it)`,
+      { cause: error },
+    );
+  }
+  return countedCaptureId(epoch, BigInt(start));
 }

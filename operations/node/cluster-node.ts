@@ -475,6 +475,7 @@ export class ClusterNode {
       publication: config.capture.publication,
       timeoutMs: 30_000,
       lastKnownSlotLag: async () => null,
+      capturePids: () => (this.role.kind === "primary" ? this.role.service.clientBackendPids() : []),
     });
     if (fence.alive !== true)
       throw new Error(`node could not reach its own database to fence it: ${fence.reason}`);

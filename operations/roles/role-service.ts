@@ -15,6 +15,8 @@ export interface RoleService {
   appliedThrough(): bigint | null;
   /** Seconds behind the primary's last commit, for an applier; null when unknown or a capture. */
   lagSeconds(): number | null;
+  /** Its client sessions on its own database that a switchover's fence must spare (the capture's catalog session). */
+  clientBackendPids(): number[];
   /** The service's own /status document, shown under the node's. */
   status(): object;
 }
@@ -26,6 +28,7 @@ export function captureRole(service: CaptureService): RoleService {
     flowing: () => service.isFlowing(),
     appliedThrough: () => null,
     lagSeconds: () => null,
+    clientBackendPids: () => service.clientBackendPids(),
     status: () => service.status(),
   };
 }
@@ -37,6 +40,7 @@ export function applierRole(service: ApplyService): RoleService {
     flowing: () => service.isFlowing(),
     appliedThrough: () => BigInt(service.status().nextOffset),
     lagSeconds: () => service.status().timeLagSeconds,
+    clientBackendPids: () => [],
     status: () => service.status(),
   };
 }
