@@ -1,9 +1,5 @@
 import type { Kafka } from "kafkajs";
-import {
-  CaptureService,
-  createCaptureMetrics,
-  identifySource,
-} from "../../connectors/postgres-source/index.js";
+import { CaptureService, createCaptureMetrics } from "../../connectors/postgres-source/index.js";
 import { ApplyService, createApplyMetrics } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
@@ -12,7 +8,6 @@ import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics, type SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
-import { computeSourceId } from "../../src/wire/envelope.js";
 import {
   type ClusterMember,
   type ClusterState,
@@ -21,13 +16,7 @@ import {
   type NodeReport,
   type RejoinSummary,
 } from "../cluster/index.js";
-import {
-  setDatabaseConnectable,
-  setDatabaseReadOnly,
-  writableSessionUrl,
-} from "../promote/database-access.js";
-import { fenceOldPrimary } from "../promote/old-primary-fence.js";
-import { becomeSource, drainStandby, pointStandbyAt, withDatabase } from "../promote/promote-steps.js";
+import { becomeSource, drainStandby, pointStandbyAt } from "../promote/promote-steps.js";
 import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
 import {
   applierRole,
@@ -38,14 +27,7 @@ import {
   type RoleService,
   type RoleStep,
 } from "../roles/index.js";
-import {
-  type DatabaseRoleFacts,
-  databaseFacts,
-  dropCaptureSlot,
-  fenceStalePrimary,
-  releaseZeroLossOf,
-  type ZeroLossRelease,
-} from "./node-database.js";
+import { type DatabaseRoleFacts, NodeDatabase, type ZeroLossRelease } from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
 import { createNodeMetrics } from "./node-metrics.js";
 import { databaseAddress, type PeerCredentials, peerDatabaseUrl } from "./peer-database.js";
@@ -105,6 +87,7 @@ const RECORD_CHANGES = 200;
  */
 export class ClusterNode {
   private readonly store: ClusterStore;
+  private readonly database: NodeDatabase;
   private view: ClusterView | null = null;
   private wake: () => void = () => undefined;
   private role: Role = { kind: "starting" };
@@ -134,6 +117,7 @@ export class ClusterNode {
       cluster: options.cluster,
       durability: options.config.kafka ?? {},
     });
+    this.database = new NodeDatabase(options.databaseUrl, options.config);
     this.applyMetrics = createApplyMetrics(options.name);
     this.nodeMetrics = createNodeMetrics([this.captureMetrics.registry, this.applyMetrics.registry]);
   }
@@ -294,8 +278,7 @@ export class ClusterNode {
 
   /** A starting node's look at its own database, for the state it starts into. */
   private async observe(state: ClusterState): Promise<DatabaseObservation> {
-    const { databaseUrl, config } = this.options;
-    const facts = await databaseFacts(writableSessionUrl(databaseUrl), config).catch((err) => {
+    const facts = await this.database.facts().catch((err) => {
       // A database that refuses every connection was fenced as an old primary (by an earlier run of this node or by promote).
       if ((err as { code?: string }).code === "55000") return null;
       throw err;
@@ -324,11 +307,7 @@ export class ClusterNode {
         return;
       case "start-standby":
         if (this.role.kind === "starting") {
-          const { databaseUrl, config } = this.options;
-          await this.resumeAfterRejoin(
-            step.state,
-            await databaseFacts(writableSessionUrl(databaseUrl), config),
-          );
+          await this.resumeAfterRejoin(step.state, await this.database.facts());
         }
         await this.startStandby(step.state);
         return;
@@ -389,7 +368,7 @@ export class ClusterNode {
    * step is dropped (it pins WAL, and a later promotion makes its own).
    */
   private async resumeAfterRejoin(state: ClusterState, facts: DatabaseRoleFacts): Promise<void> {
-    const { config, databaseUrl, logger } = this.options;
+    const { logger } = this.options;
     const earlier = await facts.rejoinedOnto(state.topics.data);
     if (earlier) {
       const report = { ...(earlier.report as RejoinReport), reportId: earlier.id };
@@ -406,14 +385,14 @@ export class ClusterNode {
         { topic: state.topics.data },
         "this standby still holds the capture's slot of its days as a primary: dropping it",
       );
-      await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
+      await this.database.dropCaptureSlot(30_000);
     }
   }
 
   private async startPrimary(state: ClusterState): Promise<void> {
     const { config, databaseUrl, logger } = this.options;
-    await setDatabaseReadOnly(postgresClientConfig(databaseUrl, config.standby?.tls), false);
-    this.sourceId ??= await this.readSourceId();
+    await this.database.setReadOnly(false);
+    this.sourceId ??= await this.database.sourceId();
     const service = new CaptureService({
       config: { ...config, epoch: state.epoch, source: { url: databaseUrl, tls: config.standby?.tls } },
       topics: state.topics,
@@ -433,13 +412,13 @@ export class ClusterNode {
   }
 
   private async startStandby(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, logger, name } = this.options;
+    const { config, logger, name } = this.options;
     // Client sessions opened from now on cannot write; the applier's own session overrides it.
-    await setDatabaseReadOnly(postgresClientConfig(databaseUrl, config.standby?.tls), true);
+    await this.database.setReadOnly(true);
     const service = new ApplyService({
       config: { ...config, epoch: state.epoch },
       standbyName: name,
-      standbyUrl: writableSessionUrl(databaseUrl),
+      standbyUrl: this.database.writableUrl,
       topics: state.topics,
       kafka: this.options.kafka,
       logger: logger.child({ role: "standby", epoch: state.epoch }),
@@ -464,19 +443,14 @@ export class ClusterNode {
    * database holds exactly what the old topic holds, so no re-seed is needed.
    */
   private async handOver(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, logger } = this.options;
+    const { logger } = this.options;
     const previous = state.previous as NonNullable<ClusterState["previous"]>;
     this.fencedAt = new Date().toISOString();
     this.fencedEndOffset = null;
     this.writableAt = null;
-    const fence = await fenceOldPrimary({
-      config: postgresClientConfig(databaseUrl, config.standby?.tls),
-      slot: config.capture.slot,
-      publication: config.capture.publication,
-      timeoutMs: 30_000,
-      lastKnownSlotLag: async () => null,
-      capturePids: () => (this.role.kind === "primary" ? this.role.service.clientBackendPids() : []),
-    });
+    const fence = await this.database.fenceForHandOver(() =>
+      this.role.kind === "primary" ? this.role.service.clientBackendPids() : [],
+    );
     if (fence.alive !== true)
       throw new Error(`node could not reach its own database to fence it: ${fence.reason}`);
     await this.stopService();
@@ -491,9 +465,9 @@ export class ClusterNode {
       await closeQuietly(admin.disconnect());
     }
     // The capture is stopped with everything committed published: no commit waits for it any more.
-    this.logZeroLossRelease(await releaseZeroLossOf(databaseUrl, config));
-    await setDatabaseConnectable(postgresClientConfig(databaseUrl, config.standby?.tls), true);
-    await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
+    this.logZeroLossRelease(await this.database.releaseZeroLoss());
+    await this.database.setConnectable(true);
+    await this.database.dropCaptureSlot(30_000);
     logger.info(
       { fencedAt: fence.fencedAt, topic: previous.topics.data, endOffset: this.fencedEndOffset },
       "fenced for the switchover: everything committed here is in the old topic",
@@ -508,9 +482,9 @@ export class ClusterNode {
    * handed over already holds exactly that (its fence's end) and follows.
    */
   private async followChange(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, kafka, logger, name } = this.options;
+    const { config, kafka, logger, name } = this.options;
     const previous = state.previous as NonNullable<ClusterState["previous"]>;
-    const url = writableSessionUrl(databaseUrl);
+    const url = this.database.writableUrl;
     if (state.phase !== "fencing") {
       // Without the old primary's fence, it may still publish past the end this change takes:
       // the applier stops now, before that end is known, and a drain bounded by it does the rest.
@@ -540,7 +514,7 @@ export class ClusterNode {
       await drainStandby({ config, kafka, logger, standby: { name, url }, topics: previous.topics, end });
     }
     this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
-    const held = await (await databaseFacts(url, config)).positionOn(previous.topics.data);
+    const held = await (await this.database.facts()).positionOn(previous.topics.data);
     if (held !== end) {
       throw new NodeRoleError(
         held !== null && held > end
@@ -610,7 +584,7 @@ export class ClusterNode {
     );
     await pointStandbyAt({
       config: this.options.config,
-      standby: { name: this.options.name, url: writableSessionUrl(this.options.databaseUrl) },
+      standby: { name: this.options.name, url: this.database.writableUrl },
       topics: state.topics,
       sourceId: BigInt(`0x${sourceId}`),
       epoch: state.epoch,
@@ -628,7 +602,7 @@ export class ClusterNode {
     await this.stopService();
     this.nodeMetrics.fenced.set(1);
     this.writableAt = null;
-    const released = await fenceStalePrimary(this.options.databaseUrl, this.options.config);
+    const released = await this.database.fenceStale();
     this.logZeroLossRelease(released);
     const next = autoRejoin
       ? `it rejoins as a standby of ${state.primary} by itself (automatic rejoin): it reports those transactions, then undoes them (or re-seeds)`
@@ -745,7 +719,7 @@ export class ClusterNode {
   }
 
   private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
-    const { config, databaseUrl, logger, name } = this.options;
+    const { config, logger, name } = this.options;
     const error = redactError(err);
     const reason =
       `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
@@ -760,9 +734,11 @@ export class ClusterNode {
     this.nodeMetrics.rejoins.inc({ outcome: "failed" });
     logger.error({ err, epoch: state.epoch, primary: state.primary }, reason);
     // Rejoin lets sessions connect again (read-only) before it repairs; a failed one closes them off again.
-    await fenceStalePrimary(databaseUrl, config).catch((fenceErr) =>
-      logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
-    );
+    await this.database
+      .fenceStale()
+      .catch((fenceErr) =>
+        logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
+      );
   }
 
   /**
@@ -822,15 +798,6 @@ export class ClusterNode {
     if (role.kind !== "primary" && role.kind !== "standby") return;
     await role.service.stop();
     await role.done;
-  }
-
-  private async readSourceId(): Promise<string> {
-    const identity = await withDatabase(
-      writableSessionUrl(this.options.databaseUrl),
-      this.options.config,
-      (c) => identifySource(c),
-    );
-    return computeSourceId(identity.systemIdentifier, identity.databaseName).toString(16);
   }
 
   private async report(): Promise<void> {

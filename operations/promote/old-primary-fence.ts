@@ -5,15 +5,12 @@ import {
   SequenceTracker,
 } from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
-import { withLocalCommits } from "../../src/config/standby-session.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
-import { setDatabaseConnectable, setDatabaseReadOnly } from "./database-access.js";
+import { CONNECT_TIMEOUT_MS, setDatabaseConnectable, setDatabaseReadOnly } from "./database-access.js";
 
 export type OldPrimaryState =
   | { alive: true; fencedAt: string }
   | { alive: false; reason: string; lastKnownSlotLagBytes: number | null };
-
-const CONNECT_TIMEOUT_MS = 5000;
 
 /**
  * Stops the old primary's writes from reaching the topic. When it answers:
@@ -78,40 +75,6 @@ export async function fenceOldPrimary(options: {
   } finally {
     await closeQuietly(client.end());
   }
-}
-
-/** Runs `fn` on another database of the same server (postgres, else template1): ALTER DATABASE of `db` runs there. */
-export async function onNeighbourDatabase(
-  config: pg.ClientConfig,
-  db: string,
-  fn: (client: pg.Client) => Promise<unknown>,
-): Promise<void> {
-  const failures: string[] = [];
-  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
-    const url = new URL(config.connectionString as string);
-    url.pathname = `/${encodeURIComponent(neighbour)}`;
-    const client = new pg.Client({
-      ...withLocalCommits(config),
-      connectionString: url.toString(),
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      failures.push(`${neighbour}: ${(err as Error).message}`);
-      continue;
-    }
-    try {
-      await fn(client);
-      return;
-    } finally {
-      await closeQuietly(client.end());
-    }
-  }
-  throw new Error(
-    `fencing database "${db}" needs a connection to another database of the old primary, to run ALTER DATABASE … ALLOW_CONNECTIONS false (${failures.join("; ")}): let the role connect to postgres or template1`,
-  );
 }
 
 /**
