@@ -766,7 +766,7 @@ export class ClusterNode {
       sourceId: role.kind === "primary" ? this.sourceId : null,
       lagMs: this.lagMs(),
       lastError: this.lastError,
-      databaseUrl: this.options.databaseAddress ?? databaseAddress(this.options.databaseUrl),
+      databaseUrl: databaseAddress(this.options.databaseAddress ?? this.options.databaseUrl),
       rejoin: this.rejoinSummary(RECORD_CHANGES),
       at: new Date().toISOString(),
     };
