@@ -12,9 +12,16 @@ import {
   memberNamed,
   standbysOf,
 } from "../cluster/index.js";
-import { type CaptureLastKnown, captureLastKnown } from "../promote/capture-last-known.js";
+import { captureLastKnown } from "../promote/capture-last-known.js";
 import { describePastEnd, publishedPastEnd } from "../promote/promote-runner.js";
-import { FailoverDivergedError, FailoverRefusedError, lossReport, type MayBeLost } from "./failover-loss.js";
+import {
+  FailoverDivergedError,
+  FailoverRefusedError,
+  lossReport,
+  type MayBeLost,
+  type OldCaptureKnown,
+  oldCaptureKnown,
+} from "./failover-loss.js";
 
 export interface ClusterFailoverOptions {
   config: DiffrelayConfig;
@@ -32,7 +39,7 @@ export interface ClusterFailoverReport {
   cluster: string;
   fromEpoch: number;
   epoch: number;
-  oldPrimary: { name: string; reachable: false; reason: string; lastKnown: CaptureLastKnown };
+  oldPrimary: { name: string; reachable: false; reason: string; lastKnown: OldCaptureKnown };
   newPrimary: string;
   /** Every node that follows drained the old topic to this offset, so they hold the same source position. */
   drainedEndOffset: string;
@@ -65,7 +72,11 @@ export async function clusterFailover(options: ClusterFailoverOptions): Promise<
         `failover is for a primary that is gone, and nothing was changed. Use diffrelay switchover --to ${to}`,
     );
   }
-  const lastKnown = await captureLastKnown(oldPrimary ? `${oldPrimary.apiUrl}/status` : undefined);
+  const lastKnown = oldCaptureKnown(
+    await captureLastKnown(oldPrimary ? `${oldPrimary.apiUrl}/status` : undefined),
+    view.reports.get(current.primary),
+    current.epoch,
+  );
   const { followers, notFollowing } = standbysOf(view, current);
 
   const epoch = Math.max(view.highestClaim, current.epoch) + 1;

@@ -20,6 +20,7 @@ import {
   type ClusterView,
   type NodeReport,
   type RejoinSummary,
+  reportedCapture,
 } from "../cluster/index.js";
 import {
   setDatabaseConnectable,
@@ -768,6 +769,7 @@ export class ClusterNode {
       lastError: this.lastError,
       databaseUrl: databaseAddress(this.options.databaseAddress ?? this.options.databaseUrl),
       rejoin: this.rejoinSummary(RECORD_CHANGES),
+      capture: role.kind === "primary" ? reportedCapture(role.service.status()) : null,
       at: new Date().toISOString(),
     };
     if (report.epoch < 0) return;
