@@ -32,8 +32,12 @@ export interface TopicReaderOptions {
    * nothing after that batch is delivered and the error becomes the reader's failure.
    */
   onRecords(records: readonly TopicRecord[], progress: ReadProgress): void | Promise<void>;
-  /** Called once when the reader is caught up; when the topic held nothing to read, at once from startTopicReader. */
-  onCaughtUp?(): void;
+  /**
+   * Called once when the reader is caught up, after the `onRecords` of the batch that got it there and before
+   * the next one (awaited); when the topic held nothing to read, from startTopicReader before it returns. A
+   * throw fails the reader as one in `onRecords` does (from startTopicReader: it rejects).
+   */
+  onCaughtUp?(): void | Promise<void>;
   /** Called once when the reader cannot read on (onRecords threw, or the consumer crashed for good). */
   onFailure?(error: Error): void;
 }
@@ -65,6 +69,24 @@ export interface TopicReader {
  * high watermark fetched before the consumer subscribes, so it is never reported before the reader has read
  * everything that was there when it started. The last record below the high watermark is always held (Kafka
  * never cleans a log's active segment and diffrelay writes no transaction markers), so that offset is reached.
+ *
+ * A reader whose view must never be that of a topic read halfway (the cluster store, which bootstraps a
+ * cluster only when its state topic holds no state) keeps what `onRecords` hands it and acts on it from
+ * `onCaughtUp` on, then after each batch (`progress.caughtUp`), for an empty topic too:
+ *
+ *     const records = new Map<string, Decoded>();
+ *     let caughtUp = false;
+ *     const reader = await startTopicReader({
+ *       kafka, topic, purpose: "cluster",
+ *       onRecords: async (batch) => {
+ *         for (const r of batch) records.set(keyOf(r), decode(r));
+ *         if (caughtUp) await onChange(viewOf(records));
+ *       },
+ *       onCaughtUp: async () => {
+ *         caughtUp = true;
+ *         await onChange(viewOf(records));
+ *       },
+ *     });
  */
 export async function startTopicReader(options: TopicReaderOptions): Promise<TopicReader> {
   const { kafka, topic } = options;
@@ -113,7 +135,7 @@ class RunningTopicReader implements TopicReader {
         this.fail(new Error(`reader of topic ${this.topic} stopped: ${event.payload.error.message}`));
       }
     });
-    if (this.caughtUp) this.options.onCaughtUp?.();
+    if (this.caughtUp) await this.options.onCaughtUp?.();
     await consumer.connect();
     await consumer.subscribe({ topic: this.topic, fromBeginning: true });
     await consumer.run({
@@ -135,12 +157,12 @@ class RunningTopicReader implements TopicReader {
             readTo: last.offset + 1n,
             caughtUp: last.offset + 1n >= this.endAtStart,
           });
+          this.readTo = last.offset + 1n;
+          if (!wasCaughtUp && this.caughtUp) await this.options.onCaughtUp?.();
         } catch (err) {
           this.fail(err instanceof Error ? err : new Error(String(err)));
           return;
         }
-        this.readTo = last.offset + 1n;
-        if (!wasCaughtUp && this.caughtUp) this.options.onCaughtUp?.();
         this.wake();
       },
     });

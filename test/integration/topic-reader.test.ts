@@ -63,7 +63,9 @@ async function collect(topic: string, extra: { from?: bigint; purpose?: string }
     onRecords: (records) => {
       seen.push(...records);
     },
-    onCaughtUp: () => atCaughtUp.push(seen.length),
+    onCaughtUp: () => {
+      atCaughtUp.push(seen.length);
+    },
   });
   readers.push(reader);
   return { reader, seen, atCaughtUp };
@@ -110,6 +112,46 @@ describe("reading a topic from its start with a throw-away consumer group", () =
     await until("700 records", () => seen.length === 700);
     expect(seen.map((r) => r.value?.toString())).toEqual(Array.from({ length: 700 }, (_, i) => `v${i}`));
     expect(reader.readTo).toBe(700n);
+  });
+
+  it("awaits onCaughtUp before the next batch: a view built from it is never overtaken by a later one", async () => {
+    const topic = await newTopic();
+    await append(topic, 0, 50);
+    const events: string[] = [];
+    let caughtUp = false;
+    const reader = await startTopicReader({
+      kafka,
+      topic,
+      purpose: "test",
+      onRecords: (records) => {
+        if (caughtUp) events.push(`after ${records[0]?.offset}`);
+      },
+      onCaughtUp: async () => {
+        await append(topic, 50, 1);
+        // The record just appended is fetched meanwhile; it must wait for this call to end.
+        await new Promise((r) => setTimeout(r, 1500));
+        events.push("caught up");
+        caughtUp = true;
+      },
+    });
+    readers.push(reader);
+    await until("the record appended while caught up", () => events.length === 2);
+    expect(events).toEqual(["caught up", "after 50"]);
+  });
+
+  it("a throw in onCaughtUp of an empty topic rejects startTopicReader", async () => {
+    const topic = await newTopic();
+    await expect(
+      startTopicReader({
+        kafka,
+        topic,
+        purpose: "test",
+        onRecords: () => undefined,
+        onCaughtUp: () => {
+          throw new Error("cannot act on an empty topic");
+        },
+      }),
+    ).rejects.toThrow("cannot act on an empty topic");
   });
 
   it("starts at `from`, and is caught up at the end the topic had", async () => {
