@@ -95,7 +95,12 @@ export async function startTopicReader(options: TopicReaderOptions): Promise<Top
   const offsets = await partitionOffsets(admin, topic).finally(() => closeQuietly(admin.disconnect()));
   const start = options.from === undefined || options.from < offsets.low ? offsets.low : options.from;
   const reader = new RunningTopicReader(options, offsets.high, start);
-  await reader.run();
+  try {
+    await reader.run();
+  } catch (err) {
+    await reader.stop();
+    throw err;
+  }
   return reader;
 }
 
