@@ -53,7 +53,7 @@ async function ids(url: string): Promise<Set<string>> {
 }
 
 describe("diffrelay failover --cluster after the primary's server and node died (kill -9 of both)", () => {
-  it("knows from the cluster topic that zero-loss mode was on: exit 0, nothing acknowledged lost, every acknowledged id on the new primary", async () => {
+  it("knows from the cluster topic that zero-loss mode was on: exit 0, every acknowledged id on the new primary; the old primary then rejoins at its reported address", async () => {
     primary = await startPrivatePostgres("failover-dead-primary");
     // The client's COMMIT returns once its WAL is flushed and the capture (the synchronous standby) has it in Kafka.
     await primary.configure({ synchronous_commit: "on" });
@@ -123,6 +123,14 @@ describe("diffrelay failover --cluster after the primary's server and node died 
     const onB = await ids(databases.get(B)?.url as string);
     const missing = acknowledged.filter((id) => !onB.has(id));
     expect(missing).toEqual([]);
+
+    // The machine comes back: the old primary's node rejoins by itself, reaching the new primary's database
+    // at the address in its report (host, port, database) with the peer credentials.
+    await primary.restart();
+    const peerPassword = decodeURIComponent(new URL(databases.get(B)?.url as string).password);
+    c.start(A, ["--zero-loss", "--peer-password", peerPassword]);
+    await c.waitFor(A, "/replica", 200, 120_000);
+    expect((await c.status(A)).rejoin).toMatchObject({ state: "rejoined", epoch: 1, error: null });
     console.log(
       `failover after the primary's server and node died, zero-loss on: ${acknowledged.length} commits acknowledged, ${missing.length} missing on the new primary; failover exit ${exit.code}`,
     );
