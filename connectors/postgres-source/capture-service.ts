@@ -36,6 +36,8 @@ export interface CaptureStatus {
   slotLagBytes: number;
   /** Whether the source's commits wait for this capture (synchronous_standby_names), as found at start. */
   zeroLoss: ZeroLossGuarantee;
+  /** Its walsender's sync_state ("sync": the synchronous standby commits wait for), as of the last heartbeat; null: not connected. */
+  syncState: string | null;
   transactions: number;
   flowing: boolean;
   lastError: string | null;
@@ -71,6 +73,7 @@ export class CaptureService {
   /** The capture's slot as resolved at set-up (until then, the configured one or ""). */
   private slot = "";
   private zeroLoss: ZeroLossGuarantee = "off";
+  private syncState: string | null = null;
   private confirmed: Lsn = 0n;
   private serverWalEnd: Lsn = 0n;
   private transactions = 0;
@@ -117,6 +120,7 @@ export class CaptureService {
       serverWalEnd: formatLsn(walEnd),
       slotLagBytes: Number(walEnd > confirmed ? walEnd - confirmed : 0n),
       zeroLoss: this.zeroLoss,
+      syncState: this.syncState,
       transactions: this.transactions,
       flowing: this.isFlowing(),
       lastError: this.lastError,
@@ -407,6 +411,7 @@ export class CaptureService {
         .then(() => readZeroLossState(catalogClient, this.slot))
         .then((state) => {
           this.zeroLoss = state.guarantee;
+          this.syncState = state.syncState;
         })
         .catch((err) => logger.warn({ err }, "heartbeat, sequence positions or slot state failed"));
     }, config.capture.heartbeatIntervalMs);

@@ -93,6 +93,27 @@ const rejoinSummarySchema = z.object({
 export type RejoinSummary = z.infer<typeof rejoinSummarySchema>;
 
 /**
+ * A primary's capture as its node last reported it, so that a failover knows
+ * it without the old primary (a machine death takes its node too).
+ */
+const reportedCaptureSchema = z.object({
+  /** Whether the server's commits wait for the capture: `required` is zero-loss mode (no acknowledged commit can be lost). */
+  zeroLoss: z.enum(["required", "optional", "off"]),
+  /** Its walsender's sync_state (`sync`: the synchronous standby commits wait for); null when not connected. */
+  syncState: z.string().nullable(),
+  /** WAL the capture had not confirmed, as of the walsender's last keepalive (a lower bound). */
+  slotLagBytes: z.number().nullable(),
+  confirmedLsn: z.string().nullable(),
+});
+export type ReportedCapture = z.infer<typeof reportedCaptureSchema>;
+
+/** What a report carries of a capture's status: these fields, nothing else. */
+export function reportedCapture(status: ReportedCapture): ReportedCapture {
+  const { zeroLoss, syncState, slotLagBytes, confirmedLsn } = status;
+  return { zeroLoss, syncState, slotLagBytes, confirmedLsn };
+}
+
+/**
  * A node's own account of itself, published whenever it changes. `epoch` is the
  * epoch the node acts on; `ready` says it has reached its role of that epoch.
  */
@@ -122,6 +143,8 @@ export const nodeReportSchema = z.object({
   databaseUrl: z.string().nullable().optional(),
   /** The node's latest automatic rejoin; absent or null when it never rejoined. */
   rejoin: rejoinSummarySchema.nullable().optional(),
+  /** A primary's capture (null for other roles; absent in older reports). */
+  capture: reportedCaptureSchema.nullable().optional(),
   at: z.string().min(1),
 });
 export type NodeReport = z.infer<typeof nodeReportSchema>;

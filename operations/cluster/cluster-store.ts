@@ -1,13 +1,9 @@
-import { randomBytes } from "node:crypto";
-import type { Admin, Consumer, Kafka, Producer } from "kafkajs";
+import type { Admin, Kafka, Producer } from "kafkajs";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { orderedProducer } from "../../src/kafka/kafka-client.js";
-import {
-  createSinglePartitionTopic,
-  partitionOffsets,
-  type TopicDurabilitySettings,
-} from "../../src/kafka/topic-admin.js";
+import { createSinglePartitionTopic, type TopicDurabilitySettings } from "../../src/kafka/topic-admin.js";
 import { claimedEpoch, clusterStateTopic, epochClaimTopic } from "../../src/kafka/topic-names.js";
+import { startTopicReader } from "../../src/kafka/topic-reader.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { EpochConflictError } from "./cluster-errors.js";
 import {
@@ -154,51 +150,47 @@ export class ClusterStore {
   /**
    * Calls `onChange` with the whole view once the topic has been read to the
    * end it had when following began (an empty topic: at once), then after
-   * every batch of records read. A view is never one of a topic read halfway:
-   * a state not yet read is not a state that does not exist.
-   * A record that does not decode is logged and skipped: it can hold no state.
+   * every batch of records read (src/kafka/topic-reader.ts). A view is never
+   * one of a topic read halfway: a state not yet read is not a state that does
+   * not exist. A record that does not decode is logged and skipped: it can hold
+   * no state. `onFailure` hears of a reader that cannot read on.
    */
-  async follow(onChange: (view: ClusterView) => void): Promise<ClusterFollower> {
+  async follow(
+    onChange: (view: ClusterView) => void,
+    onFailure: (error: Error) => void = () => undefined,
+  ): Promise<ClusterFollower> {
     const { kafka, logger } = this.options;
-    const end = (await partitionOffsets(await this.connectedAdmin(), this.topic)).high;
-    const groupId = `diffrelay-cluster-${process.pid}-${randomBytes(4).toString("hex")}`;
-    const consumer: Consumer = kafka.consumer({
-      groupId,
-      maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
-    });
     const records = new Map<string, ReturnType<typeof decodeRecord>>();
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    let caughtUp = end === 0n;
-    if (caughtUp) onChange(await this.viewOf(records));
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) {
+    let caughtUp = false;
+    const reader = await startTopicReader({
+      kafka,
+      topic: this.topic,
+      purpose: "cluster",
+      onRecords: async (batch) => {
+        for (const message of batch) {
           const key = message.key?.toString("utf8") ?? "";
           const decoded = message.value ? decodeRecord(key, message.value.toString("utf8")) : null;
           if (decoded instanceof Error) {
             logger.warn(
-              { topic: this.topic, offset: message.offset, key },
+              { topic: this.topic, offset: message.offset.toString(), key },
               `cluster record skipped: ${decoded.message}`,
             );
             continue;
           }
           if (decoded) records.set(key, decoded);
         }
-        caughtUp ||= BigInt(batch.lastOffset()) + 1n >= end;
         if (caughtUp) onChange(await this.viewOf(records));
       },
-    });
-    return {
-      stop: async () => {
-        // A follower that is done reads nothing more: a failed disconnect or group
-        // delete leaves only an empty group that the broker expires by itself.
-        await closeQuietly(consumer.disconnect());
-        await (await this.connectedAdmin()).deleteGroups([groupId]).catch(() => undefined);
+      onCaughtUp: async () => {
+        caughtUp = true;
+        onChange(await this.viewOf(records));
       },
-    };
+      onFailure: (error) => {
+        logger.error({ err: error, topic: this.topic }, "the cluster topic cannot be read on");
+        onFailure(error);
+      },
+    });
+    return { stop: () => reader.stop() };
   }
 
   /**

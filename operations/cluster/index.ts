@@ -44,6 +44,8 @@ export {
   memberNamed,
   type NodeReport,
   type RejoinSummary,
+  type ReportedCapture,
+  reportedCapture,
   standbysOf,
 } from "./cluster-state.js";
 export { type ClusterFollower, ClusterStore, type ClusterStoreOptions } from "./cluster-store.js";

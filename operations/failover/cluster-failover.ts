@@ -15,9 +15,16 @@ import {
   memberNamed,
   nextEpoch,
 } from "../cluster/index.js";
-import { type CaptureLastKnown, captureLastKnown } from "../promote/capture-last-known.js";
+import { captureLastKnown } from "../promote/capture-last-known.js";
 import { describePastEnd, publishedPastEnd } from "../promote/promote-runner.js";
-import { FailoverDivergedError, FailoverRefusedError, lossReport, type MayBeLost } from "./failover-loss.js";
+import {
+  FailoverDivergedError,
+  FailoverRefusedError,
+  lossReport,
+  type MayBeLost,
+  type OldCaptureKnown,
+  oldCaptureKnown,
+} from "./failover-loss.js";
 
 export interface ClusterFailoverOptions {
   config: DiffrelayConfig;
@@ -35,7 +42,7 @@ export interface ClusterFailoverReport {
   cluster: string;
   fromEpoch: number;
   epoch: number;
-  oldPrimary: { name: string; reachable: false; reason: string; lastKnown: CaptureLastKnown };
+  oldPrimary: { name: string; reachable: false; reason: string; lastKnown: OldCaptureKnown };
   newPrimary: string;
   /** Every node that follows drained the old topic to this offset, so they hold the same source position. */
   drainedEndOffset: string;
@@ -93,7 +100,11 @@ export async function clusterFailover(options: ClusterFailoverOptions): Promise<
       );
     }
   }
-  const lastKnown = await captureLastKnown(oldPrimary ? `${oldPrimary.apiUrl}/status` : undefined);
+  const lastKnown = oldCaptureKnown(
+    await captureLastKnown(oldPrimary ? `${oldPrimary.apiUrl}/status` : undefined),
+    view.reports.get(current.primary),
+    current.epoch,
+  );
   const others = current.members.map((m) => m.name).filter((n) => n !== current.primary);
   const holding = others.filter((n) => holdsBase(view, from, n));
   // A node that holds the topic but does not answer is not waited for: it finds its part when it starts.

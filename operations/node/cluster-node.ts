@@ -15,6 +15,7 @@ import {
   type ClusterView,
   type NodeReport,
   type RejoinSummary,
+  reportedCapture,
 } from "../cluster/index.js";
 import { becomeSource, drainStandby, pointStandbyAt } from "../promote/promote-steps.js";
 import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
@@ -64,7 +65,12 @@ interface RejoinOutcome {
 
 type Role =
   | { kind: "starting" }
-  | { kind: "primary"; epoch: number; service: RoleService; done: Promise<void> }
+  | {
+      kind: "primary";
+      epoch: number;
+      service: RoleService<ReturnType<CaptureService["status"]>>;
+      done: Promise<void>;
+    }
   | { kind: "standby"; epoch: number; topics: SourceTopics; service: RoleService; done: Promise<void> }
   /** Between roles, during the change from epoch `from` to `epoch`: neither capturing nor applying. */
   | { kind: "switching"; from: number; epoch: number }
@@ -129,10 +135,17 @@ export class ClusterNode {
 
   async run(): Promise<void> {
     await this.store.ensureTopic();
-    const follower = await this.store.follow((view) => {
-      this.view = view;
-      this.wake();
-    });
+    const follower = await this.store.follow(
+      (view) => {
+        this.view = view;
+        this.wake();
+      },
+      (err) => {
+        // Blind to the cluster state, the node may not act on the last one it saw.
+        this.failure = err;
+        this.wake();
+      },
+    );
     const timer = setInterval(() => void this.report(), REPORT_INTERVAL_MS);
     try {
       while (!this.stopping) {
@@ -813,8 +826,9 @@ export class ClusterNode {
       sourceId: role.kind === "primary" ? this.sourceId : null,
       lagMs: this.lagMs(),
       lastError: this.lastError,
-      databaseUrl: this.options.databaseAddress ?? databaseAddress(this.options.databaseUrl),
+      databaseUrl: databaseAddress(this.options.databaseAddress ?? this.options.databaseUrl),
       rejoin: this.rejoinSummary(RECORD_CHANGES),
+      capture: role.kind === "primary" ? reportedCapture(role.service.status()) : null,
       at: new Date().toISOString(),
     };
     if (report.epoch < 0) return;

@@ -5,7 +5,7 @@ import type { ApplyService } from "../../connectors/postgres-standby/index.js";
  * What the node needs of the service its role runs (the capture on a primary,
  * the applier on a standby): typed answers, never text read back from /status.
  */
-export interface RoleService {
+export interface RoleService<Status extends object = object> {
   /** Runs until stopped; rejects when the service stops on its own with an error. */
   run(): Promise<void>;
   stop(): Promise<void>;
@@ -18,10 +18,10 @@ export interface RoleService {
   /** Its client sessions on its own database that a switchover's fence must spare (the capture's catalog session). */
   clientBackendPids(): number[];
   /** The service's own /status document, shown under the node's. */
-  status(): object;
+  status(): Status;
 }
 
-export function captureRole(service: CaptureService): RoleService {
+export function captureRole(service: CaptureService): RoleService<ReturnType<CaptureService["status"]>> {
   return {
     run: () => service.run(),
     stop: () => service.stop(),
@@ -33,7 +33,7 @@ export function captureRole(service: CaptureService): RoleService {
   };
 }
 
-export function applierRole(service: ApplyService): RoleService {
+export function applierRole(service: ApplyService): RoleService<ReturnType<ApplyService["status"]>> {
   return {
     run: () => service.run(),
     stop: () => service.stop(),
