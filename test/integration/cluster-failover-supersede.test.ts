@@ -2,11 +2,8 @@
 // them whatever their phase, and every node finishes or abandons its part. And a failover drains every
 // node to exactly the old topic's end, even when the old primary comes back and publishes past it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterStore } from "../../operations/cluster/index.js";
-import { createKafka } from "../../src/kafka/kafka-client.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
-import { createLogger } from "../../src/observability/logger.js";
 import { spawnDiffrelay } from "../support/child-process.js";
 import { commitSynchronously, HA_LOAD_DDL, HA_LOAD_TABLE, TestCluster } from "../support/cluster-nodes.js";
 import { exitWithin, stopProcess } from "../support/replication-pipeline.js";
@@ -45,16 +42,7 @@ afterAll(async () => {
 });
 
 async function topicEnd(topic: string): Promise<bigint> {
-  const logger = createLogger("warn", "end-test");
-  const admin = createKafka(
-    {
-      brokers: testServices().kafkaBrokers,
-      clientId: "end-test",
-      tls: { enabled: false, insecure: false },
-      requireDurability: false,
-    },
-    logger,
-  ).admin();
+  const admin = cluster.store().kafka.admin();
   await admin.connect();
   try {
     return (await partitionOffsets(admin, topic)).high;
@@ -63,30 +51,7 @@ async function topicEnd(topic: string): Promise<bigint> {
   }
 }
 
-async function readView() {
-  const logger = createLogger("warn", "view-test");
-  const kafka = createKafka(
-    {
-      brokers: testServices().kafkaBrokers,
-      clientId: "view-test",
-      tls: { enabled: false, insecure: false },
-      requireDurability: false,
-    },
-    logger,
-  );
-  const store = new ClusterStore({
-    kafka,
-    logger,
-    topicPrefix: cluster.topicPrefix,
-    cluster: cluster.name,
-    durability: {},
-  });
-  try {
-    return await store.read();
-  } finally {
-    await store.close();
-  }
-}
+const readView = () => cluster.view();
 
 function command(name: "switchover" | "failover", to: string, extra: string[] = []) {
   return spawnDiffrelay([name, ...cluster.clusterArgs(), "--to", to, ...extra]);

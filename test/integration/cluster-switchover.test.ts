@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterStore } from "../../operations/cluster/index.js";
-import { createKafka } from "../../src/kafka/kafka-client.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
-import { createLogger } from "../../src/observability/logger.js";
 import { spawnDiffrelay } from "../support/child-process.js";
 import {
   commitSynchronously,
@@ -50,45 +47,7 @@ afterAll(async () => {
   for (const db of databases) await db.drop().catch(() => undefined);
 });
 
-/** What the cluster topic says now, read by the test itself. */
-async function readView() {
-  const logger = createLogger("warn", "view-test");
-  const kafka = createKafka(
-    {
-      brokers: testServices().kafkaBrokers,
-      clientId: "view-test",
-      tls: { enabled: false, insecure: false },
-      requireDurability: false,
-    },
-    logger,
-  );
-  const store = new ClusterStore({
-    kafka,
-    logger,
-    topicPrefix: cluster.topicPrefix,
-    cluster: cluster.name,
-    durability: {},
-  });
-  try {
-    return await store.read();
-  } finally {
-    await store.close();
-  }
-}
-
-async function switchover(to: string) {
-  const p = spawnDiffrelay([
-    "switchover",
-    ...cluster.clusterArgs(),
-    "--to",
-    to,
-    "--json",
-    "--timeout",
-    "30000",
-  ]);
-  const exit = await exitWithin(p, 70_000);
-  return { exit, output: p.output() };
-}
+const switchover = (to: string) => cluster.switchover(to);
 
 async function expectRoles(primary: string) {
   for (const n of cluster.nodes) {
@@ -207,7 +166,7 @@ describe("HA cluster of diffrelay nodes", () => {
     const { exit, output } = await switchover("b");
     expect(exit.code, output).toBe(0);
     await expectRoles("b");
-    const claimsBefore = (await readView()).highestClaim;
+    const claimsBefore = (await cluster.view()).highestClaim;
     // The same line again: node a must follow b, never claim a state of its own.
     const plain = await cluster.restart("a");
     await cluster.waitFor("a", "/replica?lag=10000", 200, 60_000);
@@ -218,7 +177,7 @@ describe("HA cluster of diffrelay nodes", () => {
     await cluster.waitFor("a", "/replica?lag=10000", 200, 60_000);
     expect(await cluster.probe("a", "/primary")).toBe(503);
     expect(await cluster.probe("b", "/primary")).toBe(200);
-    const view = await readView();
+    const view = await cluster.view();
     expect(view.highestClaim).toBe(claimsBefore);
     expect(view.state).toMatchObject({ primary: "b", phase: "stable" });
     expect(plain.output() + epochSet.output()).not.toMatch(/cannot be claimed|bootstrapped/);
@@ -333,23 +292,7 @@ describe("HA cluster of diffrelay nodes", () => {
     killed?.kill("SIGKILL");
     await killed?.exited;
     // The cluster moves on without it (as a failover elsewhere would): a new epoch, primary `next`.
-    const logger = createLogger("warn", "stale-test");
-    const kafka = createKafka(
-      {
-        brokers: testServices().kafkaBrokers,
-        clientId: "stale-test",
-        tls: { enabled: false, insecure: false },
-        requireDurability: false,
-      },
-      logger,
-    );
-    const store = new ClusterStore({
-      kafka,
-      logger,
-      topicPrefix: cluster.topicPrefix,
-      cluster: cluster.name,
-      durability: {},
-    });
+    const { store, kafka } = cluster.store();
     try {
       const view = await store.read();
       const state = view.state as NonNullable<typeof view.state>;

@@ -44,19 +44,7 @@ afterAll(async () => {
   for (const server of servers) await server.destroy();
 });
 
-async function switchover(to: string) {
-  const p = spawnDiffrelay([
-    "switchover",
-    ...cluster.clusterArgs(),
-    "--to",
-    to,
-    "--json",
-    "--timeout",
-    "30000",
-  ]);
-  const exit = await exitWithin(p, 90_000);
-  return { exit, output: p.output() };
-}
+const switchover = (to: string) => cluster.switchover(to);
 
 async function synchronousStandbyNames(node: string): Promise<string> {
   const { rows } = await runSql<{ names: string }>(

@@ -1,8 +1,11 @@
 // HA cluster nodes as real `diffrelay node` processes, their HTTP API, and a write load that follows the primary.
 import pg from "pg";
+import { ClusterStore, type ClusterView } from "../../operations/cluster/index.js";
 import { freePort } from "../../scripts/stack/free-port.js";
+import { createKafka } from "../../src/kafka/kafka-client.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { type DiffrelayProcess, spawnDiffrelay } from "./child-process.js";
-import { stopProcess } from "./replication-pipeline.js";
+import { exitWithin, stopProcess } from "./replication-pipeline.js";
 
 export interface NodeSpec {
   name: string;
@@ -79,6 +82,56 @@ export class TestCluster {
     );
     this.processes.set(node, p);
     return p;
+  }
+
+  /** The cluster's state store as the test itself reads and writes it; close it after use. */
+  store(): { store: ClusterStore; kafka: ReturnType<typeof createKafka> } {
+    const logger = createLogger("warn", "cluster-test");
+    const kafka = createKafka(
+      {
+        brokers: this.brokers,
+        clientId: "cluster-test",
+        tls: { enabled: false, insecure: false },
+        requireDurability: false,
+      },
+      logger,
+    );
+    const store = new ClusterStore({
+      kafka,
+      logger,
+      topicPrefix: this.topicPrefix,
+      cluster: this.name,
+      durability: {},
+    });
+    return { store, kafka };
+  }
+
+  /** What the cluster topic says now. */
+  async view(): Promise<ClusterView> {
+    const { store } = this.store();
+    try {
+      return await store.read();
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** `diffrelay switchover --to` with a JSON report, as an operator runs it. */
+  async switchover(
+    to: string,
+    timeoutMs = 30_000,
+  ): Promise<{ exit: { code: number | null }; output: string }> {
+    const p = spawnDiffrelay([
+      "switchover",
+      ...this.clusterArgs(),
+      "--to",
+      to,
+      "--json",
+      "--timeout",
+      String(timeoutMs),
+    ]);
+    const exit = await exitWithin(p, timeoutMs * 2 + 30_000);
+    return { exit, output: p.output() };
   }
 
   /** Stops a node (SIGTERM) and starts it again with the same command line. */
