@@ -1,11 +1,9 @@
-import { randomBytes } from "node:crypto";
 import type { Kafka, Producer } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn, maxLsn } from "../../src/change/lsn.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
-import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { COMPRESSION, orderedProducer } from "../../src/kafka/kafka-client.js";
 import { type MessageLimits, messageLimits, topicMaxMessageBytes } from "../../src/kafka/message-limits.js";
@@ -14,8 +12,9 @@ import { SchemaPublisher } from "../../src/kafka/schema-topic.js";
 import { describeShortfall, ensureSourceTopics, partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
+import { runReconnecting } from "../../src/retry/reconnect-loop.js";
+import { countedCaptureId, describeCaptureId } from "../../src/wire/capture-id.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import { type CaptureMetrics, recordSlotState } from "./capture-metrics.js";
 import { CaptureSession, type CompletedTransaction } from "./capture-session.js";
@@ -37,6 +36,8 @@ export interface CaptureStatus {
   slotLagBytes: number;
   /** Whether the source's commits wait for this capture (synchronous_standby_names), as found at start. */
   zeroLoss: ZeroLossGuarantee;
+  /** Its walsender's sync_state ("sync": the synchronous standby commits wait for), as of the last heartbeat; null: not connected. */
+  syncState: string | null;
   transactions: number;
   flowing: boolean;
   lastError: string | null;
@@ -72,6 +73,7 @@ export class CaptureService {
   /** The capture's slot as resolved at set-up (until then, the configured one or ""). */
   private slot = "";
   private zeroLoss: ZeroLossGuarantee = "off";
+  private syncState: string | null = null;
   private confirmed: Lsn = 0n;
   private serverWalEnd: Lsn = 0n;
   private transactions = 0;
@@ -84,12 +86,14 @@ export class CaptureService {
   private readonly failures: RepeatedFailureGuard;
 
   /**
-   * Written into every message with the session's number: which capture process wrote it. The start
-   * time in its high 48 bits orders it after an earlier process's, so an applier can tell a late message
-   * of an ended process from the current one's; the random low 16 bits tell two starts in one millisecond apart.
+   * Written into every message with the session's number: which capture start wrote it, greater than
+   * every earlier start's (the epoch and the source's start counter, not a clock), so an applier can tell
+   * a late message of an ended capture from the current one's. Set by run() before the first session.
    */
-  private readonly captureId = (BigInt(Date.now()) << 16n) | BigInt(randomBytes(2).readUInt16BE(0));
+  private captureId: bigint | null = null;
   private sessions = 0;
+  /** The backend pid of the current session's catalog connection (null between sessions). */
+  private catalogPid: number | null = null;
   private limits: MessageLimits | null = null;
 
   /** pgoutput bytes of the current reader already added to the metric. */
@@ -116,11 +120,22 @@ export class CaptureService {
       serverWalEnd: formatLsn(walEnd),
       slotLagBytes: Number(walEnd > confirmed ? walEnd - confirmed : 0n),
       zeroLoss: this.zeroLoss,
+      syncState: this.syncState,
       transactions: this.transactions,
       flowing: this.isFlowing(),
       lastError: this.lastError,
       stalled: this.failures.stall,
     };
+  }
+
+  /**
+   * The pids of this capture's client sessions on the source: a fence that ends
+   * every other session spares these, so that the capture can still load the
+   * schema of a relation whose first change it has yet to read. (Its replication
+   * connection is a walsender, which a fence of client sessions leaves alone.)
+   */
+  clientBackendPids(): number[] {
+    return this.catalogPid === null ? [] : [this.catalogPid];
   }
 
   /** Flowing: a session is connected and the slot moved recently or nothing waits. */
@@ -164,50 +179,42 @@ export class CaptureService {
       sourceId: computeSourceId(source.systemIdentifier, source.databaseName),
       epoch: this.deps.config.epoch,
     };
-    while (!this.stopping) {
-      const startedAt = Date.now();
-      // A fresh producer (so a fresh producer id) per session: after a failed send kafkajs hands the
-      // batch's sequence numbers out again, and if the broker had appended that batch after all, the next
-      // batch with the same numbers would be refused as out of sequence or, worse, acknowledged as a
-      // duplicate without being written. A new id starts a new sequence; the resent transactions are
-      // duplicates by commit LSN, which the applier skips.
-      // Idempotent: a produce that kafkajs retries after the broker appended it is not written twice
-      // (measured against Kafka 4.1 with leader kills: test/integration/kafka-idempotent-producer.test.ts).
-      // Kafka requires acks=-1 (the publisher's) and at most 5 requests in flight; one keeps order simple.
-      const producer = orderedProducer(this.deps.kafka, { idempotent: true });
-      try {
-        await producer.connect();
-        await this.runSession(
-          producer,
-          new SchemaPublisher(producer, this.topics.schemas, identity),
-          identity,
-        );
-      } catch (err) {
-        const { kind, retry } = errorPolicy(err);
-        this.deps.metrics.errors.inc({ kind });
-        if (!retry && !this.slotMayBeFreed(err)) throw err;
-        if (this.stopping) break;
-        this.lastError = redactError(err);
-        this.deps.metrics.reconnects.inc();
-        const retryInMs = this.backoff.next(Date.now() - startedAt);
-        const stall = this.failures.failed(`LSN ${formatLsn(this.confirmed)}`, err, this.lastError);
-        if (stall) {
-          logger.error(
-            { err, stall, retryInMs },
-            `stalled: the same failure ${stall.attempts} times in a row at slot position ${stall.position}; retrying alone will not get past it, fix its cause (the error says what and where)`,
-          );
-        } else {
-          logger.warn(
-            { err, retryInMs },
-            "capture session ended; reconnecting from the slot's durable position",
-          );
-        }
-        await this.backoff.pause(retryInMs);
-      } finally {
-        // The session's publisher is closed (its request in flight settled); a producer that fails
-        // to disconnect holds nothing that is not already acknowledged or left for the next session.
-        await closeQuietly(producer.disconnect());
-      }
+    await runReconnecting({
+      session: () => this.runProducerSession(identity),
+      stopping: () => this.stopping,
+      position: () => `LSN ${formatLsn(this.confirmed)}`,
+      backoff: this.backoff,
+      failures: this.failures,
+      metrics: this.deps.metrics,
+      logger,
+      retryMessage: "capture session ended; reconnecting from the slot's durable position",
+      onFailure: (_err, description) => {
+        this.lastError = description;
+      },
+      retryAnyway: (err) => this.slotMayBeFreed(err),
+    });
+  }
+
+  /**
+   * One session with a fresh producer (so a fresh producer id): after a failed send kafkajs hands the
+   * batch's sequence numbers out again, and if the broker had appended that batch after all, the next
+   * batch with the same numbers would be refused as out of sequence or, worse, acknowledged as a
+   * duplicate without being written. A new id starts a new sequence; the resent transactions are
+   * duplicates by commit LSN, which the applier skips.
+   * Idempotent: a produce that kafkajs retries after the broker appended it is not written twice
+   * (measured against Kafka 4.1 with leader kills: test/integration/kafka-idempotent-producer.test.ts).
+   * Kafka requires acks=-1 (the publisher's) and at most 5 requests in flight; one keeps order simple.
+   */
+  private async runProducerSession(identity: { sourceId: bigint; epoch: number }): Promise<void> {
+    const producer = orderedProducer(this.deps.kafka, { idempotent: true });
+    try {
+      await producer.connect();
+      const { schemas } = this.topics as SourceTopics;
+      await this.runSession(producer, new SchemaPublisher(producer, schemas, identity), identity);
+    } finally {
+      // The session's publisher is closed (its request in flight settled); a producer that fails
+      // to disconnect holds nothing that is not already acknowledged or left for the next session.
+      await closeQuietly(producer.disconnect());
     }
   }
 
@@ -275,6 +282,11 @@ export class CaptureService {
       }
       this.slot = setup.slot;
       logger.info({ slot: setup.slot, applicationName: setup.slot }, "capture slot");
+      this.captureId = await nextCaptureId(client, config.epoch);
+      logger.info(
+        { captureId: this.captureId.toString(16) },
+        `capture id: ${describeCaptureId(this.captureId)}`,
+      );
       await this.prepareZeroLoss(client);
       return setup.source;
     } finally {
@@ -328,11 +340,13 @@ export class CaptureService {
     catalogClient.on("error", () => undefined);
     // Its transactional writes (sequence positions) come back through this session: never wait for it.
     await catalogClient.query("SET synchronous_commit = local");
+    this.catalogPid =
+      (await catalogClient.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid ?? null;
     const session = new CaptureSession({
       sink: kafkaTopicSink(producer, topics.data, COMPRESSION[config.capture.compression]),
       sourceId: identity.sourceId,
       epoch: identity.epoch,
-      session: { captureId: this.captureId, session: ++this.sessions },
+      session: { captureId: this.captureId as bigint, session: ++this.sessions },
       ...(this.limits as MessageLimits),
       maxPendingBytes: config.capture.maxPendingBytes,
       maxValueBytes: config.capture.maxValueBytes,
@@ -397,6 +411,7 @@ export class CaptureService {
         .then(() => readZeroLossState(catalogClient, this.slot))
         .then((state) => {
           this.zeroLoss = state.guarantee;
+          this.syncState = state.syncState;
         })
         .catch((err) => logger.warn({ err }, "heartbeat, sequence positions or slot state failed"));
     }, config.capture.heartbeatIntervalMs);
@@ -408,6 +423,7 @@ export class CaptureService {
       clearInterval(heartbeat);
       this.countPgoutputBytes();
       await session.close();
+      this.catalogPid = null;
       await closeQuietly(catalogClient.end());
       this.reader = null;
     }
@@ -441,4 +457,23 @@ export class CaptureService {
     metrics.lastAckedLsn.set(Number(last.endLsn));
     metrics.timeBehindSeconds.set(Math.max(0, Date.now() / 1000 - Number(last.commitTimeMicros) / 1e6));
   }
+}
+
+/** This start's capture id: the source hands out the start's number (migrations/source/005_capture_start.sql). */
+async function nextCaptureId(client: pg.Client, epoch: number): Promise<bigint> {
+  let start: string;
+  try {
+    const { rows } = await client.query<{ start: string }>(
+      "SELECT pg_catalog.nextval('diffrelay.capture_start')::text AS start",
+    );
+    start = rows[0]?.start as string;
+  } catch (error) {
+    if ((error as { code?: string }).code !== "42501") throw error;
+    throw new SourceConfigurationError(
+      "permission_denied",
+      `the capture's role may not number its start (${(error as Error).message}): GRANT USAGE ON SEQUENCE diffrelay.capture_start TO it (another role created it)`,
+      { cause: error },
+    );
+  }
+  return countedCaptureId(epoch, BigInt(start));
 }

@@ -78,6 +78,11 @@ export interface ZeroLossState {
   synchronousStandbyNames: string;
   /** The server's default synchronous_commit. */
   synchronousCommit: string;
+  /**
+   * The sync_state (sync, quorum, potential, async) of the capture's walsender in pg_stat_replication:
+   * "sync" when it is the synchronous standby commits wait for; null when it is not connected.
+   */
+  syncState: string | null;
   /** True when this call set synchronous_standby_names (ALTER SYSTEM). */
   changed: boolean;
 }
@@ -87,13 +92,23 @@ export async function readZeroLossState(
   client: pg.ClientBase,
   applicationName: string,
 ): Promise<ZeroLossState> {
-  const { rows } = await client.query<{ names: string; commit: string }>(
+  type Row = { names: string; commit: string; sync_state: string | null };
+  const { rows } = await client.query<Row>(
     `SELECT pg_catalog.current_setting('synchronous_standby_names') AS names,
-            (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'synchronous_commit') AS commit`,
+            (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'synchronous_commit') AS commit,
+            (SELECT sync_state FROM pg_catalog.pg_stat_replication WHERE application_name = $1
+              ORDER BY sync_state = 'sync' DESC, backend_start DESC LIMIT 1) AS sync_state`,
+    [applicationName],
   );
-  const row = rows[0] as { names: string; commit: string };
+  const row = rows[0] as Row;
   const guarantee = NO_WAIT.has(row.commit) ? "off" : zeroLossGuarantee(row.names, applicationName);
-  return { guarantee, synchronousStandbyNames: row.names, synchronousCommit: row.commit, changed: false };
+  return {
+    guarantee,
+    synchronousStandbyNames: row.names,
+    synchronousCommit: row.commit,
+    syncState: row.sync_state,
+    changed: false,
+  };
 }
 
 /** The synchronous_standby_names value that makes every commit wait for this capture alone. */

@@ -3,11 +3,11 @@ import { applierGroupId } from "../../src/kafka/topic-names.js";
 import { APPLIER_SESSION_TIMEOUT_MS } from "./apply-service.js";
 
 /**
- * Throws `refuse(why)` while the applier of `standbyName` runs, for operations
- * that change what it reads or writes (seed, promote); `refuse` gives the
- * caller's own error, so the caller keeps its exit code.
+ * Throws `refuse(why)` while the applier of `standbyName` for `dataTopic` runs,
+ * for operations that change what it reads or writes (seed, promote, rejoin);
+ * `refuse` gives the caller's own error, so the caller keeps its exit code.
  *
- * Its Kafka consumer group (diffrelay-apply-<standby name>) has members
+ * Its Kafka consumer group (applierGroupId) has members
  * exactly while it runs. A killed applier stays a member until its session
  * times out, so a member is given that long (plus a margin) to go: the answer
  * is "running" a little longer than needed, never shorter. The position row's
@@ -17,18 +17,19 @@ import { APPLIER_SESSION_TIMEOUT_MS } from "./apply-service.js";
 export async function assertApplierStopped(
   admin: Admin,
   standbyName: string,
+  dataTopic: string,
   refuse: (why: string) => Error,
 ): Promise<void> {
-  const members = await groupMembersAfterTimeout(admin, standbyName);
+  const groupId = applierGroupId(standbyName, dataTopic);
+  const members = await groupMembersAfterTimeout(admin, groupId);
   if (members > 0) {
     throw refuse(
-      `the applier of standby "${standbyName}" is running (consumer group ${applierGroupId(standbyName)} has ${members} member(s))`,
+      `the applier of standby "${standbyName}" for topic ${dataTopic} is running (consumer group ${groupId} has ${members} member(s))`,
     );
   }
 }
 
-async function groupMembersAfterTimeout(admin: Admin, standbyName: string): Promise<number> {
-  const groupId = applierGroupId(standbyName);
+async function groupMembersAfterTimeout(admin: Admin, groupId: string): Promise<number> {
   const deadline = Date.now() + APPLIER_SESSION_TIMEOUT_MS + 5000;
   for (;;) {
     const { groups } = await admin.describeGroups([groupId]);

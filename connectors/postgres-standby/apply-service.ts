@@ -5,15 +5,14 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { asStandbyWriter } from "../../src/config/standby-session.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
-import { errorPolicy } from "../../src/errors/error-policy.js";
 import { RepeatedFailureGuard, type Stall } from "../../src/errors/repeated-failure-guard.js";
 import { SchemaCatalog } from "../../src/kafka/schema-topic.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { applierGroupId, type SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import type { Logger } from "../../src/observability/logger.js";
-import { redactError } from "../../src/observability/redact.js";
 import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
+import { runReconnecting } from "../../src/retry/reconnect-loop.js";
 import { applyBatch, TopicCursor } from "./apply-batch.js";
 import { type ApplyMetrics, recordPosition } from "./apply-metrics.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
@@ -78,6 +77,8 @@ interface Session {
   catalog: SchemaCatalog | null;
   grouper: TransactionGrouper | null;
   consumer: Consumer | null;
+  /** The batch kafkajs handed over last; settled once it is applied, halted or failed. */
+  batch: Promise<void>;
 }
 
 interface Pipeline {
@@ -166,33 +167,20 @@ export class ApplyService {
   }
 
   async run(): Promise<void> {
-    while (!this.stopping) {
-      const startedAt = Date.now();
-      try {
-        await this.runSession();
-      } catch (err) {
-        this.lastError = redactError(err);
-        const { kind, retry } = errorPolicy(err);
-        this.deps.metrics.errors.inc({ kind });
+    await runReconnecting({
+      session: () => this.runSession(),
+      stopping: () => this.stopping,
+      position: () => this.describePosition(),
+      backoff: this.backoff,
+      failures: this.failures,
+      metrics: this.deps.metrics,
+      logger: this.deps.logger,
+      retryMessage: "apply session ended; resuming from the standby's position",
+      onFailure: (err, description) => {
+        this.lastError = description;
         if (err instanceof TopicGapError) this.deps.metrics.topicGap.set(1);
-        if (!retry || this.stopping) throw err;
-        this.deps.metrics.reconnects.inc();
-        const retryInMs = this.backoff.next(Date.now() - startedAt);
-        const stall = this.failures.failed(this.describePosition(), err, this.lastError);
-        if (stall) {
-          this.deps.logger.error(
-            { err, stall, retryInMs },
-            `stalled: the same failure ${stall.attempts} times in a row at ${stall.position}; retrying alone will not get past it, fix its cause (the error says what and where)`,
-          );
-        } else {
-          this.deps.logger.warn(
-            { err, retryInMs },
-            "apply session ended; resuming from the standby's position",
-          );
-        }
-        await this.backoff.pause(retryInMs);
-      }
-    }
+      },
+    });
   }
 
   async stop(): Promise<void> {
@@ -214,7 +202,7 @@ export class ApplyService {
       const { catalog, grouper, gate, consumer } = await this.buildPipeline(session, start);
       const stopWatching = this.watchPauseRequests(gate);
       try {
-        await this.consume(consumer, catalog, grouper, start);
+        await this.consume(session, consumer, catalog, grouper, start);
       } finally {
         stopWatching();
       }
@@ -232,7 +220,15 @@ export class ApplyService {
     // A broken connection also rejects the query in flight, which ends the session.
     client.on("error", () => undefined);
     await client.connect();
-    return { client, admin: kafka.admin(), deadLetters: null, catalog: null, grouper: null, consumer: null };
+    return {
+      client,
+      admin: kafka.admin(),
+      deadLetters: null,
+      catalog: null,
+      grouper: null,
+      consumer: null,
+      batch: Promise.resolve(),
+    };
   }
 
   /** Where this session starts: the standby's position; null when a drain has nothing left to apply. */
@@ -345,7 +341,7 @@ export class ApplyService {
   private async subscribe(session: Session): Promise<Consumer> {
     const { kafka, topics, standbyName } = this.deps;
     const consumer = kafka.consumer({
-      groupId: applierGroupId(standbyName),
+      groupId: applierGroupId(standbyName, topics.data),
       maxWaitTimeInMs: 100,
       allowAutoTopicCreation: false,
       retry: { retries: 5 },
@@ -361,6 +357,7 @@ export class ApplyService {
 
   /** Runs the consumer until stop(), the drain's end or a failure, which rejects. */
   private async consume(
+    session: Session,
     consumer: Consumer,
     catalog: SchemaCatalog,
     grouper: TransactionGrouper,
@@ -384,7 +381,11 @@ export class ApplyService {
     consumer
       .run({
         autoCommit: false,
-        eachBatch: (payload) => this.onBatch(payload, catalog, grouper, cursor, end, commitOffsets),
+        eachBatch: (payload) => {
+          const batch = this.onBatch(payload, catalog, grouper, cursor, end, commitOffsets);
+          session.batch = batch;
+          return batch;
+        },
       })
       .then(
         () => this.seekToStart(consumer, start, end),
@@ -526,6 +527,9 @@ export class ApplyService {
 
 /** Closes what a session opened, in this order. */
 async function closeSession(session: Session): Promise<void> {
+  // A stop or a failure ends the session while a batch may still send statements on its connection: the
+  // ROLLBACK must come after the batch's last one, or the statements after it commit on their own.
+  await session.batch;
   await session.grouper?.abandon();
   await session.deadLetters?.close();
   // The session is over and the next one opens everything anew: what fails to close is already gone.

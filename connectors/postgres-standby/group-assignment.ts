@@ -1,10 +1,10 @@
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 
 /**
- * An applier's consumer group is named after its standby, and its topic has
- * one partition, which the group gives to one member only. A member left
- * without it (another applier runs under the same standby name, for this
- * topic or another) would sit joined, healthy and idle: it must stop instead.
+ * An applier's consumer group is named after its standby and its topic, which
+ * has one partition, which the group gives to one member only. A member left
+ * without it (another applier of this topic runs under the same standby name)
+ * would sit joined, healthy and idle: it must stop instead.
  */
 export class StandbyNameClashError extends DiffrelayError {
   override readonly name = "StandbyNameClashError";
@@ -17,7 +17,7 @@ export class StandbyNameClashError extends DiffrelayError {
       "setup",
       `consumer group ${groupId} gave this applier no ${topic} partition ${partition}` +
         `${others ? ` (it was given ${others})` : ""}: another applier runs under the same standby name. ` +
-        "Each standby needs a name of its own on this Kafka cluster: stop the other applier, or rename this standby (--standby-name)",
+        "Each standby of a topic needs a name of its own: stop the other applier, or rename this standby (--standby-name)",
     );
   }
 }

@@ -1,11 +1,13 @@
+import { describeCaptureId } from "../../src/wire/capture-id.js";
 import type { CaptureSessionId } from "../../src/wire/data-message.js";
 
 /**
  * Tells a stale capture session's late messages from the current one's.
- * A capture id begins with its process's start time, and a process numbers
- * its sessions from 1, so (capture id, session) grows with every new session
- * as long as a capture host's clock does not go back by more than the time
- * between two capture starts. A produce request still in flight when its
+ * A capture id grows with every capture start (src/wire/capture-id.ts: the
+ * epoch and the source's start counter, whatever the capture host's clock
+ * says; ids of older captures, a start time, are smaller than all of those),
+ * and a capture numbers its sessions from 1, so (capture id, session) grows
+ * with every new session. A produce request still in flight when its
  * session ended can land after the next session's first messages; everything
  * it carried was unacknowledged, so the newer session sends it again and the
  * late copy can be skipped whole.
@@ -28,5 +30,5 @@ function compare(a: CaptureSessionId, b: CaptureSessionId): number {
 }
 
 export function describeSession(session: CaptureSessionId): string {
-  return `capture ${session.captureId.toString(16).padStart(16, "0")} session ${session.session}`;
+  return `capture ${session.captureId.toString(16).padStart(16, "0")} session ${session.session} (${describeCaptureId(session.captureId)})`;
 }

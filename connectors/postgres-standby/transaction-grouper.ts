@@ -2,6 +2,7 @@ import type { Change, DdlChange, TransactionChunk } from "../../src/change/chang
 import type { Lsn } from "../../src/change/lsn.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import type { Envelope } from "../../src/wire/envelope.js";
+import { AbandonedGroupError } from "./abandoned-group-error.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
 import { BadFrameError } from "./bad-frame-error.js";
 import { ApplyError, type SourcePosition } from "./drift-error.js";
@@ -76,7 +77,13 @@ const MAX_PENDING_JOINED_BYTES = 64 * 1024 * 1024;
  * position commits with them.
  */
 export class TransactionGrouper {
+  /** The options' transaction and sinks, each refusing to send anything once the group is abandoned. */
   private readonly tx: StandbyTransaction;
+  private readonly apply: ChangeSink;
+  private readonly applyAloneSink: AloneDdlSink;
+  private abandoned = false;
+  /** The frame (or the drain's end) under way; abandon() waits for it. */
+  private working: Promise<void> = Promise.resolve();
   private readonly now: () => number;
   private position: ApplyPosition;
   private inTransaction = false;
@@ -93,7 +100,19 @@ export class TransactionGrouper {
   private commitAfterTransaction = false;
 
   constructor(private readonly options: TransactionGrouperOptions) {
-    this.tx = options.transaction;
+    const tx = options.transaction;
+    this.tx = {
+      begin: this.refusingOnceAbandoned("BEGIN", () => tx.begin()),
+      savepoint: this.refusingOnceAbandoned("SAVEPOINT", () => tx.savepoint()),
+      rollbackToSavepoint: this.refusingOnceAbandoned("ROLLBACK TO SAVEPOINT", () =>
+        tx.rollbackToSavepoint(),
+      ),
+      releaseSavepoint: this.refusingOnceAbandoned("RELEASE SAVEPOINT", () => tx.releaseSavepoint()),
+      commit: this.refusingOnceAbandoned("COMMIT", (position: ApplyPosition) => tx.commit(position)),
+      rollback: () => tx.rollback(),
+    };
+    this.apply = this.refusingOnceAbandoned("applying changes", options.apply);
+    this.applyAloneSink = this.refusingOnceAbandoned("applying DDL alone", options.applyAlone);
     this.now = options.now ?? Date.now;
     this.position = { ...options.position };
   }
@@ -103,7 +122,53 @@ export class TransactionGrouper {
   }
 
   /** Handles one message of the topic; `lastOfBatch` lets a quiet topic commit at once. */
-  async handleFrame(frame: Frame, lastOfBatch: boolean): Promise<void> {
+  handleFrame(frame: Frame, lastOfBatch: boolean): Promise<void> {
+    return this.work(() => this.applyFrame(frame, lastOfBatch));
+  }
+
+  /**
+   * Commits every complete transaction applied so far and drops a chunked one
+   * whose last chunk never came (its capture died before publishing it): used
+   * when draining a topic that will get no more messages.
+   */
+  commitCompleted(): Promise<void> {
+    return this.work(() => this.commitCompletedTransactions());
+  }
+
+  /**
+   * Rolls back whatever is not committed; the next session starts from the
+   * stored position. It waits for the frame under way first: its statements go
+   * out on the same connection, and one sent after the ROLLBACK would run
+   * outside any transaction and commit on its own. From here on the grouper
+   * refuses to send anything (AbandonedGroupError).
+   */
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    await this.working;
+    // The session's connection is closed next, which rolls back just the same: a failed ROLLBACK loses nothing.
+    if (this.inTransaction) await this.tx.rollback().catch(() => undefined);
+    this.inTransaction = false;
+  }
+
+  private work(task: () => Promise<void>): Promise<void> {
+    const running = this.abandoned ? Promise.reject(this.refusal("applying a message")) : task();
+    this.working = running.catch(() => undefined);
+    return running;
+  }
+
+  private refusingOnceAbandoned<A extends unknown[]>(
+    statement: string,
+    send: (...args: A) => Promise<void>,
+  ): (...args: A) => Promise<void> {
+    return (...args) => (this.abandoned ? Promise.reject(this.refusal(statement)) : send(...args));
+  }
+
+  private refusal(statement: string): AbandonedGroupError {
+    const { topic, partition, nextOffset } = this.position;
+    return new AbandonedGroupError(statement, topic, partition, nextOffset);
+  }
+
+  private async applyFrame(frame: Frame, lastOfBatch: boolean): Promise<void> {
     if (frame.kind === "bad") {
       await this.stepOver(frame, lastOfBatch);
       return;
@@ -127,12 +192,7 @@ export class TransactionGrouper {
     }
   }
 
-  /**
-   * Commits every complete transaction applied so far and drops a chunked one
-   * whose last chunk never came (its capture died before publishing it): used
-   * when draining a topic that will get no more messages.
-   */
-  async commitCompleted(): Promise<void> {
+  private async commitCompletedTransactions(): Promise<void> {
     if (this.open) {
       this.pendingChanges = [];
       this.pendingPositions = [];
@@ -142,13 +202,6 @@ export class TransactionGrouper {
       this.open = null;
     }
     if (this.inTransaction) await this.commitGroup();
-  }
-
-  /** Rolls back whatever is not committed; the next session starts from the stored position. */
-  async abandon(): Promise<void> {
-    // The session's connection is closed next, which rolls back just the same: a failed ROLLBACK loses nothing.
-    if (this.inTransaction) await this.tx.rollback().catch(() => undefined);
-    this.inTransaction = false;
   }
 
   private async stepOver(frame: Frame & { kind: "bad" }, lastOfBatch: boolean): Promise<void> {
@@ -304,7 +357,7 @@ export class TransactionGrouper {
         cause: null,
       });
     }
-    for (const change of chunk.changes) await this.options.applyAlone(change as DdlChange, source);
+    for (const change of chunk.changes) await this.applyAloneSink(change as DdlChange, source);
     await this.beginGroup();
     this.markApplied(chunk);
     this.groupRows += chunk.changes.length;
@@ -331,7 +384,7 @@ export class TransactionGrouper {
     this.pendingChanges = [];
     this.pendingPositions = [];
     this.pendingJoinedBytes = 0;
-    await this.options.apply(changes, positions);
+    await this.apply(changes, positions);
   }
 
   private async commitGroup(): Promise<void> {

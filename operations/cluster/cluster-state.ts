@@ -10,13 +10,15 @@ const topicsSchema = z.object({ data: z.string().min(1), schemas: z.string().min
  * - `stable`: `primary` captures to `topics`, every other member applies it.
  * - `fencing`: the previous primary makes its database read-only and lets its
  *   capture publish everything it committed; it then reports the old topic's end.
+ * - `halting`: a failover's first step when the old primary never fenced:
+ *   every standby stops applying, before the old topic's end is taken.
  * - `promoting`: `previous.drainedEndOffset` is known; every member drains the
  *   old topic to it, `primary` becomes the source of `topics`, the others follow it.
  * Other phases may be added by other role changes (failover); a node that does
  * not know a phase keeps its current role and reports it.
  */
 export const clusterPhaseSchema = z.string().min(1);
-export type ClusterPhase = "stable" | "fencing" | "promoting" | (string & {});
+export type ClusterPhase = "stable" | "fencing" | "halting" | "promoting" | (string & {});
 
 export const clusterStateSchema = z.object({
   cluster: z.string().min(1),
@@ -91,6 +93,27 @@ const rejoinSummarySchema = z.object({
 export type RejoinSummary = z.infer<typeof rejoinSummarySchema>;
 
 /**
+ * A primary's capture as its node last reported it, so that a failover knows
+ * it without the old primary (a machine death takes its node too).
+ */
+const reportedCaptureSchema = z.object({
+  /** Whether the server's commits wait for the capture: `required` is zero-loss mode (no acknowledged commit can be lost). */
+  zeroLoss: z.enum(["required", "optional", "off"]),
+  /** Its walsender's sync_state (`sync`: the synchronous standby commits wait for); null when not connected. */
+  syncState: z.string().nullable(),
+  /** WAL the capture had not confirmed, as of the walsender's last keepalive (a lower bound). */
+  slotLagBytes: z.number().nullable(),
+  confirmedLsn: z.string().nullable(),
+});
+export type ReportedCapture = z.infer<typeof reportedCaptureSchema>;
+
+/** What a report carries of a capture's status: these fields, nothing else. */
+export function reportedCapture(status: ReportedCapture): ReportedCapture {
+  const { zeroLoss, syncState, slotLagBytes, confirmedLsn } = status;
+  return { zeroLoss, syncState, slotLagBytes, confirmedLsn };
+}
+
+/**
  * A node's own account of itself, published whenever it changes. `epoch` is the
  * epoch the node acts on; `ready` says it has reached its role of that epoch.
  */
@@ -120,6 +143,8 @@ export const nodeReportSchema = z.object({
   databaseUrl: z.string().nullable().optional(),
   /** The node's latest automatic rejoin; absent or null when it never rejoined. */
   rejoin: rejoinSummarySchema.nullable().optional(),
+  /** A primary's capture (null for other roles; absent in older reports). */
+  capture: reportedCaptureSchema.nullable().optional(),
   at: z.string().min(1),
 });
 export type NodeReport = z.infer<typeof nodeReportSchema>;
@@ -130,6 +155,8 @@ export interface ClusterView {
   state: ClusterState | null;
   /** The highest claimed epoch, -1 when none is: a role change may be under way above `state.epoch`. */
   highestClaim: number;
+  /** Every claimed epoch, lowest first (claims are never removed). */
+  claims: readonly number[];
   /** The latest report of each node, by name. */
   reports: ReadonlyMap<string, NodeReport>;
 }
@@ -180,7 +207,7 @@ export function memberNamed(state: ClusterState, name: string): ClusterMember | 
 }
 
 /** Nodes report every 5 s: an older report is from a node that may be gone. */
-const FRESH_REPORT_MS = 20_000;
+export const FRESH_REPORT_MS = 20_000;
 
 /** The node's latest report is fresh and says it has reached `role` at `epoch`. */
 export function isReadyAt(

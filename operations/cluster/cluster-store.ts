@@ -1,13 +1,9 @@
-import { randomBytes } from "node:crypto";
-import type { Admin, Consumer, Kafka, Producer } from "kafkajs";
+import type { Admin, Kafka, Producer } from "kafkajs";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { orderedProducer } from "../../src/kafka/kafka-client.js";
-import {
-  createSinglePartitionTopic,
-  partitionOffsets,
-  type TopicDurabilitySettings,
-} from "../../src/kafka/topic-admin.js";
+import { createSinglePartitionTopic, type TopicDurabilitySettings } from "../../src/kafka/topic-admin.js";
 import { claimedEpoch, clusterStateTopic, epochClaimTopic } from "../../src/kafka/topic-names.js";
+import { startTopicReader } from "../../src/kafka/topic-reader.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { EpochConflictError } from "./cluster-errors.js";
 import {
@@ -81,7 +77,7 @@ export class ClusterStore {
         `cluster ${this.options.cluster}: epoch ${epoch} cannot be claimed by ${claimant}, epoch ${highest} is already claimed: ` +
           "another role change ran at the same time or first; nothing was changed. Run `diffrelay list` and try again if still wanted. " +
           `If no role change is running and epoch ${highest} has no state (its claimant died between claim and publish), ` +
-          `delete its claim topic ${epochClaimTopic(this.options.topicPrefix, this.options.cluster, highest)} and try again`,
+          `diffrelay failover claims above it; a switchover needs its claim topic ${epochClaimTopic(this.options.topicPrefix, this.options.cluster, highest)} deleted first`,
       );
     }
     const topic = epochClaimTopic(this.options.topicPrefix, this.options.cluster, epoch);
@@ -122,16 +118,15 @@ export class ClusterStore {
 
   /** Everything the topic holds now: reads it from its start to its current end. */
   async read(): Promise<ClusterView> {
-    const end = (await partitionOffsets(await this.connectedAdmin(), this.topic)).high;
     let latest: ClusterView | null = null;
     let reached: () => void = () => undefined;
     const done = new Promise<void>((resolve) => {
       reached = resolve;
     });
-    const follower = await this.follow((view, readTo) => {
+    const follower = await this.follow((view) => {
       latest = view;
-      if (readTo >= end) reached();
-    }, end === 0n);
+      reached();
+    });
     try {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -140,9 +135,7 @@ export class ClusterStore {
           timer = setTimeout(
             () =>
               reject(
-                new Error(
-                  `cluster topic ${this.topic} not read to offset ${end} within ${READ_TIMEOUT_MS} ms`,
-                ),
+                new Error(`cluster topic ${this.topic} not read to its end within ${READ_TIMEOUT_MS} ms`),
               ),
             READ_TIMEOUT_MS,
           );
@@ -155,51 +148,49 @@ export class ClusterStore {
   }
 
   /**
-   * Calls `onChange` with the whole view after every batch of records read,
-   * from the topic's start on (and once at once when `emitEmpty`).
-   * A record that does not decode is logged and skipped: it can hold no state.
+   * Calls `onChange` with the whole view once the topic has been read to the
+   * end it had when following began (an empty topic: at once), then after
+   * every batch of records read (src/kafka/topic-reader.ts). A view is never
+   * one of a topic read halfway: a state not yet read is not a state that does
+   * not exist. A record that does not decode is logged and skipped: it can hold
+   * no state. `onFailure` hears of a reader that cannot read on.
    */
   async follow(
-    onChange: (view: ClusterView, readTo: bigint) => void,
-    emitEmpty = false,
+    onChange: (view: ClusterView) => void,
+    onFailure: (error: Error) => void = () => undefined,
   ): Promise<ClusterFollower> {
     const { kafka, logger } = this.options;
-    const groupId = `diffrelay-cluster-${process.pid}-${randomBytes(4).toString("hex")}`;
-    const consumer: Consumer = kafka.consumer({
-      groupId,
-      maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
-    });
     const records = new Map<string, ReturnType<typeof decodeRecord>>();
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    if (emitEmpty) onChange(await this.viewOf(records), 0n);
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) {
+    let caughtUp = false;
+    const reader = await startTopicReader({
+      kafka,
+      topic: this.topic,
+      purpose: "cluster",
+      onRecords: async (batch) => {
+        for (const message of batch) {
           const key = message.key?.toString("utf8") ?? "";
           const decoded = message.value ? decodeRecord(key, message.value.toString("utf8")) : null;
           if (decoded instanceof Error) {
             logger.warn(
-              { topic: this.topic, offset: message.offset, key },
+              { topic: this.topic, offset: message.offset.toString(), key },
               `cluster record skipped: ${decoded.message}`,
             );
             continue;
           }
           if (decoded) records.set(key, decoded);
         }
-        onChange(await this.viewOf(records), BigInt(batch.lastOffset()) + 1n);
+        if (caughtUp) onChange(await this.viewOf(records));
+      },
+      onCaughtUp: async () => {
+        caughtUp = true;
+        onChange(await this.viewOf(records));
+      },
+      onFailure: (error) => {
+        logger.error({ err: error, topic: this.topic }, "the cluster topic cannot be read on");
+        onFailure(error);
       },
     });
-    return {
-      stop: async () => {
-        // A follower that is done reads nothing more: a failed disconnect or group
-        // delete leaves only an empty group that the broker expires by itself.
-        await closeQuietly(consumer.disconnect());
-        await (await this.connectedAdmin()).deleteGroups([groupId]).catch(() => undefined);
-      },
-    };
+    return { stop: () => reader.stop() };
   }
 
   /**
@@ -220,7 +211,7 @@ export class ClusterStore {
       last = view;
       const value = accept(view);
       if (value !== undefined) resolveWith(value);
-    }, true);
+    });
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
@@ -263,7 +254,7 @@ export class ClusterStore {
         state = record.state;
       }
     }
-    return { state, highestClaim, reports };
+    return { state, highestClaim, claims: [...claimed].sort((x, y) => x - y), reports };
   }
 
   private async send(message: { key: string; value: string }): Promise<void> {

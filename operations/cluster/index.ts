@@ -21,13 +21,19 @@
  * - A node acts only on `view.state`. A node that is primary of an older
  *   epoch than `view.state.epoch` fences itself (read-only, stops capturing).
  * - Reading: `read()` returns the view as of the topic's end when called;
- *   `follow(onChange)` calls back with the whole view after each batch read,
- *   until `stop()`.
+ *   `follow(onChange)` calls back with the whole view once the topic was read
+ *   to the end it had when following began, then after each batch read, until
+ *   `stop()`. No view of a topic read halfway is ever given: a node that saw
+ *   "no state" in one would bootstrap a cluster that has one.
  * - Claims are never deleted: an epoch is never reused. A claimant that dies
- *   between claim and publish leaves a claim without a state, and the next
- *   claim of that epoch fails until an operator deletes the claim topic (the
- *   error says so): a stuck cluster is loud, never split.
+ *   between claim and publish leaves a claim without a state. A switchover
+ *   based on epoch E claims exactly E+1 (compare-and-set: a claim in flight is
+ *   a conflict), so it finds that claim a conflict; a failover claims above
+ *   every claim (`nextEpoch`), so it is never blocked.
+ * - A role change starts from whatever phase the state is in (`changeBase`):
+ *   none needs a hand-written record to recover.
  */
+export { type ChangeBase, changeBase, holdsBase, nextEpoch } from "./change-base.js";
 export { EpochConflictError } from "./cluster-errors.js";
 export {
   type ClusterMember,
@@ -38,6 +44,8 @@ export {
   memberNamed,
   type NodeReport,
   type RejoinSummary,
+  type ReportedCapture,
+  reportedCapture,
   standbysOf,
 } from "./cluster-state.js";
 export { type ClusterFollower, ClusterStore, type ClusterStoreOptions } from "./cluster-store.js";

@@ -237,7 +237,7 @@ export function aclNeeds(topics: SourceTopics, capture: boolean, standbys: strin
       label: "DescribeConfigs on the cluster",
     });
   for (const standby of standbys) {
-    const group = applierGroupId(standby);
+    const group = applierGroupId(standby, topics.data);
     needs.push({
       resourceType: AclResourceTypes.GROUP,
       name: group,

@@ -1,4 +1,5 @@
 import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
+import type { NodeReport } from "../cluster/index.js";
 import type { CaptureLastKnown } from "../promote/capture-last-known.js";
 
 /** What a failover may have lost, from what the old capture last said. */
@@ -10,18 +11,49 @@ export interface MayBeLost {
   why: string;
 }
 
-export function lossReport(lastKnown: CaptureLastKnown): MayBeLost {
+/** What a failover knows of the old primary's capture, and where it learnt it. */
+export interface OldCaptureKnown extends CaptureLastKnown {
+  /** `its /status`, `<node>'s report on the cluster topic at <time>`, or why nothing is known. */
+  from: string;
+}
+
+/**
+ * The old capture as its /status says when it answers; else as the old
+ * primary's last report of that epoch on the cluster topic says. A machine
+ * death takes the node with the database, and the failover (and an
+ * orchestrator reading its exit code) must still know whether zero-loss mode
+ * was on. The report is at most a report interval old; the mode it holds is
+ * the server's setting, which only an operator changes.
+ */
+export function oldCaptureKnown(
+  live: CaptureLastKnown,
+  report: NodeReport | undefined,
+  epoch: number,
+): OldCaptureKnown {
+  if (live.zeroLoss !== "unknown") return { ...live, from: "its /status" };
+  if (report?.epoch === epoch && report.role === "primary" && report.capture) {
+    return { ...report.capture, from: `${report.node}'s report on the cluster topic at ${report.at}` };
+  }
+  const reported = report
+    ? `its last report on the cluster topic (${report.role} of epoch ${report.epoch}, at ${report.at}) says nothing of a capture of epoch ${epoch}`
+    : "the cluster topic holds no report of it";
+  return { ...live, from: `the old capture's /status did not answer, and ${reported}` };
+}
+
+export function lossReport(lastKnown: CaptureLastKnown & { from?: string }): MayBeLost {
   if (lastKnown.zeroLoss === "required") {
     return {
       acknowledgedCommits: "none",
       slotLagBytes: 0,
-      why: "zero-loss mode was on: every commit returned to a client was durable in Kafka first, and is on every node that follows",
+      why:
+        `zero-loss mode was on (${lastKnown.from ?? "its /status"}; the capture's sync_state ${lastKnown.syncState ?? "unknown"}): ` +
+        "every commit returned to a client was durable in Kafka first, and is on every node that follows",
     };
   }
   const mode =
     lastKnown.zeroLoss === "unknown"
-      ? "not known (the old capture's /status did not answer)"
-      : lastKnown.zeroLoss;
+      ? `not known (${lastKnown.from ?? "the old capture's /status did not answer"})`
+      : `${lastKnown.zeroLoss} (${lastKnown.from ?? "its /status"})`;
   return {
     acknowledgedCommits: "possible",
     slotLagBytes: lastKnown.slotLagBytes,

@@ -1,9 +1,5 @@
 import type { Kafka } from "kafkajs";
-import {
-  CaptureService,
-  createCaptureMetrics,
-  identifySource,
-} from "../../connectors/postgres-source/index.js";
+import { CaptureService, createCaptureMetrics } from "../../connectors/postgres-source/index.js";
 import { ApplyService, createApplyMetrics } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
@@ -12,7 +8,6 @@ import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics, type SourceTopics } from "../../src/kafka/topic-names.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { redactError } from "../../src/observability/redact.js";
-import { computeSourceId } from "../../src/wire/envelope.js";
 import {
   type ClusterMember,
   type ClusterState,
@@ -20,22 +15,20 @@ import {
   type ClusterView,
   type NodeReport,
   type RejoinSummary,
+  reportedCapture,
 } from "../cluster/index.js";
-import {
-  setDatabaseConnectable,
-  setDatabaseReadOnly,
-  writableSessionUrl,
-} from "../promote/database-access.js";
-import { fenceOldPrimary } from "../promote/old-primary-fence.js";
-import { becomeSource, drainStandby, pointStandbyAt, withDatabase } from "../promote/promote-steps.js";
+import { becomeSource, drainStandby, pointStandbyAt } from "../promote/promote-steps.js";
 import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
 import {
-  type DatabaseRoleFacts,
-  databaseFacts,
-  dropCaptureSlot,
-  fenceStalePrimary,
-  type ZeroLossRelease,
-} from "./node-database.js";
+  applierRole,
+  captureRole,
+  type DatabaseObservation,
+  decideStep,
+  type RoleInputs,
+  type RoleService,
+  type RoleStep,
+} from "../roles/index.js";
+import { type DatabaseRoleFacts, NodeDatabase, type ZeroLossRelease } from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
 import { createNodeMetrics } from "./node-metrics.js";
 import { databaseAddress, type PeerCredentials, peerDatabaseUrl } from "./peer-database.js";
@@ -72,8 +65,13 @@ interface RejoinOutcome {
 
 type Role =
   | { kind: "starting" }
-  | { kind: "primary"; epoch: number; service: CaptureService; done: Promise<void> }
-  | { kind: "standby"; epoch: number; topics: SourceTopics; service: ApplyService; done: Promise<void> }
+  | {
+      kind: "primary";
+      epoch: number;
+      service: RoleService<ReturnType<CaptureService["status"]>>;
+      done: Promise<void>;
+    }
+  | { kind: "standby"; epoch: number; topics: SourceTopics; service: RoleService; done: Promise<void> }
   /** Between roles, during the change from epoch `from` to `epoch`: neither capturing nor applying. */
   | { kind: "switching"; from: number; epoch: number }
   | { kind: "fenced"; epoch: number; reason: string };
@@ -95,6 +93,7 @@ const RECORD_CHANGES = 200;
  */
 export class ClusterNode {
   private readonly store: ClusterStore;
+  private readonly database: NodeDatabase;
   private view: ClusterView | null = null;
   private wake: () => void = () => undefined;
   private role: Role = { kind: "starting" };
@@ -104,10 +103,14 @@ export class ClusterNode {
   private fencedAt: string | null = null;
   private writableAt: string | null = null;
   private fencedEndOffset: string | null = null;
+  /** The hand-over this node made as the primary of epoch `from`: its database holds exactly its topic below `end`. */
+  private handedOver: { from: number; end: bigint } | null = null;
   private sourceId: string | null = null;
   private rejoin: RejoinOutcome | null = null;
   /** The cluster epoch of the last rejoin attempt: one attempt per epoch, so a failure is never retried in a loop. */
   private rejoinTriedAt: number | null = null;
+  /** The role machine's latest step (a wait says what for, and how long the primary has been silent). */
+  private lastStep: RoleStep | null = null;
   private readonly captureMetrics = createCaptureMetrics();
   private readonly applyMetrics;
   private readonly nodeMetrics;
@@ -120,6 +123,7 @@ export class ClusterNode {
       cluster: options.cluster,
       durability: options.config.kafka ?? {},
     });
+    this.database = new NodeDatabase(options.databaseUrl, options.config);
     this.applyMetrics = createApplyMetrics(options.name);
     this.nodeMetrics = createNodeMetrics([this.captureMetrics.registry, this.applyMetrics.registry]);
   }
@@ -131,24 +135,32 @@ export class ClusterNode {
 
   async run(): Promise<void> {
     await this.store.ensureTopic();
-    const follower = await this.store.follow((view) => {
-      this.view = view;
-      this.wake();
-    }, true);
+    const follower = await this.store.follow(
+      (view) => {
+        this.view = view;
+        this.wake();
+      },
+      (err) => {
+        // Blind to the cluster state, the node may not act on the last one it saw.
+        this.failure = err;
+        this.wake();
+      },
+    );
     const timer = setInterval(() => void this.report(), REPORT_INTERVAL_MS);
     try {
       while (!this.stopping) {
         if (this.failure) throw this.failure;
-        const state = this.view?.state ?? null;
-        if (state === null) {
-          if (this.view && this.options.initialPrimary === this.options.name) await this.bootstrap();
-          else await this.nextView();
+        let step = decideStep(this.inputs(null));
+        if (step.kind === "observe-database") step = decideStep(this.inputs(await this.observe(step.state)));
+        this.lastStep = step;
+        // A decision with the database observed never asks to observe it again.
+        if (step.kind === "wait" || step.kind === "observe-database") {
+          await this.nextView();
           continue;
         }
         try {
-          const acted = await this.actOn(state);
-          if (acted) await this.report();
-          else await this.nextView();
+          await this.take(step);
+          if (step.kind !== "bootstrap") await this.report();
         } catch (err) {
           if (err instanceof Superseded) continue;
           throw err;
@@ -175,7 +187,7 @@ export class ClusterNode {
   /** /healthz: the current role's stream flows; a fenced or failed node is unhealthy. */
   isFlowing(): boolean {
     if (this.failure) return false;
-    if (this.role.kind === "primary" || this.role.kind === "standby") return this.role.service.isFlowing();
+    if (this.role.kind === "primary" || this.role.kind === "standby") return this.role.service.flowing();
     return this.role.kind === "switching";
   }
 
@@ -199,7 +211,7 @@ export class ClusterNode {
     const current = state.epoch === this.role.epoch && state.primary !== this.options.name;
     const changingFrom = state.phase !== "stable" && state.previous?.epoch === this.role.epoch;
     if (!current && !changingFrom) return false;
-    if (!this.role.service.isFlowing()) return false;
+    if (!this.role.service.flowing()) return false;
     const lag = this.lagMs();
     return maxLagMs === undefined || (lag !== null && lag <= maxLagMs);
   }
@@ -224,6 +236,8 @@ export class ClusterNode {
       fenced: this.role.kind === "fenced" ? this.role.reason : null,
       autoRejoin: this.options.autoRejoin,
       rejoin: this.rejoinSummary(STATUS_CHANGES),
+      waitingFor: this.lastStep?.kind === "wait" ? this.lastStep.why : null,
+      primarySilentMs: this.lastStep?.kind === "wait" ? this.lastStep.primarySilentMs : null,
       lastError: this.lastError,
       service,
     };
@@ -249,15 +263,102 @@ export class ClusterNode {
 
   private lagMs(): number | null {
     if (this.role.kind !== "standby") return null;
-    const seconds = this.role.service.status().timeLagSeconds;
+    const seconds = this.role.service.lagSeconds();
     return seconds === null ? null : Math.round(seconds * 1000);
   }
 
-  /** The first state of a cluster: this node primary of the configured epoch, on a fresh claim. */
-  private async bootstrap(): Promise<void> {
+  /** What the next step depends on, as the pure decision takes it. */
+  private inputs(database: DatabaseObservation | null): RoleInputs {
+    const role = this.role;
+    return {
+      me: this.options.name,
+      role:
+        role.kind === "starting"
+          ? role
+          : role.kind === "switching"
+            ? { kind: "switching", from: role.from, epoch: role.epoch }
+            : { kind: role.kind, epoch: role.epoch },
+      view: this.view,
+      database,
+      handedOver: this.handedOver,
+      initialPrimary: this.options.initialPrimary,
+      bootstrapEpoch: this.options.config.epoch,
+      autoRejoin: this.options.autoRejoin,
+      rejoinTriedAt: this.rejoinTriedAt,
+      now: Date.now(),
+    };
+  }
+
+  /** A starting node's look at its own database, for the state it starts into. */
+  private async observe(state: ClusterState): Promise<DatabaseObservation> {
+    const facts = await this.database.facts().catch((err) => {
+      // A database that refuses every connection was fenced as an old primary (by an earlier run of this node or by promote).
+      if ((err as { code?: string }).code === "55000") return null;
+      throw err;
+    });
+    if (facts === null) {
+      return { connectable: false, hasCaptureSlot: false, positionOnCurrent: null, positionOnPrevious: null };
+    }
+    return {
+      connectable: true,
+      hasCaptureSlot: facts.hasCaptureSlot,
+      positionOnCurrent: await facts.positionOn(state.topics.data),
+      positionOnPrevious: state.previous ? await facts.positionOn(state.previous.topics.data) : null,
+    };
+  }
+
+  /** Carries out one step of the role machine (operations/roles). */
+  private async take(step: Exclude<RoleStep, { kind: "wait" | "observe-database" }>): Promise<void> {
+    switch (step.kind) {
+      case "bootstrap":
+        await this.bootstrap(step.epoch, step.claim);
+        return;
+      case "fail":
+        throw new NodeRoleError(`cluster ${this.options.cluster}: ${step.message}`);
+      case "start-primary":
+        await this.startPrimary(step.state);
+        return;
+      case "start-standby":
+        if (this.role.kind === "starting") {
+          await this.resumeAfterRejoin(step.state, await this.database.facts());
+        }
+        await this.startStandby(step.state);
+        return;
+      case "hand-over":
+        await this.handOver(step.state);
+        return;
+      case "follow-change":
+        if (this.role.kind === "starting") {
+          const previous = step.state.previous as NonNullable<ClusterState["previous"]>;
+          this.role = { kind: "switching", from: previous.epoch, epoch: step.state.epoch };
+        }
+        await this.followChange(step.state);
+        return;
+      case "follow-after-hand-over": {
+        const previous = step.state.previous as NonNullable<ClusterState["previous"]>;
+        this.handedOver = { from: previous.epoch, end: step.end };
+        this.fencedEndOffset = step.end.toString();
+        if (this.role.kind === "starting")
+          this.role = { kind: "switching", from: previous.epoch, epoch: step.state.epoch };
+        await this.followAfterHandOver(step.state, step.end);
+        return;
+      }
+      case "fence":
+        await this.fenceStale(step.state, step.why);
+        return;
+      case "rejoin":
+        await this.rejoinAsStandby(step.state);
+        return;
+    }
+  }
+
+  /**
+   * The first state of a cluster whose topic, read to its end, holds none:
+   * this node its primary (see decideStep for when).
+   */
+  private async bootstrap(epoch: number, claim: boolean): Promise<void> {
     const { config, name } = this.options;
-    const epoch = config.epoch;
-    await this.store.claimEpoch(epoch, `node ${name} (bootstrap)`);
+    if (claim) await this.store.claimEpoch(epoch, `node ${name} (bootstrap)`);
     await this.store.publishState({
       cluster: this.options.cluster,
       epoch,
@@ -273,98 +374,6 @@ export class ClusterNode {
     await this.nextView();
   }
 
-  /** Takes this node's step for the state, if it has one. Returns whether it did anything. */
-  private async actOn(state: ClusterState): Promise<boolean> {
-    const me = this.options.name;
-    const role = this.role;
-    const changing = state.phase !== "stable" && state.previous !== null;
-    switch (role.kind) {
-      case "fenced":
-        if (!this.options.autoRejoin || this.rejoinTriedAt === state.epoch) return false;
-        await this.rejoinAsStandby(state);
-        return true;
-      case "primary":
-      case "standby":
-        if (role.epoch === state.epoch) return false;
-        break;
-      case "switching":
-        if (role.epoch === state.epoch) return false;
-        break;
-      case "starting":
-        break;
-    }
-    if (role.kind === "primary") {
-      // Only a switchover asks the primary to hand over (phase fencing): after a failover the cluster
-      // drained without it, so what it committed since is on no other node and it must not follow as is.
-      if (
-        changing &&
-        state.phase === "fencing" &&
-        state.previous?.epoch === role.epoch &&
-        state.previous.primary === me
-      ) {
-        await this.handOver(state);
-      } else {
-        await this.fenceStale(
-          state,
-          `node ${me} was the primary of epoch ${role.epoch}, but the cluster is at epoch ${state.epoch} with primary ${state.primary}`,
-        );
-      }
-      return true;
-    }
-    if (role.kind === "standby" || role.kind === "switching") {
-      const from = role.kind === "standby" ? role.epoch : role.from;
-      if (state.previous && state.previous.epoch === from) {
-        await this.followChange(state);
-        return true;
-      }
-      throw new NodeRoleError(
-        `node ${me} is a standby of epoch ${from}, but the cluster is at epoch ${state.epoch} (previous ${state.previous?.epoch ?? "none"}): it missed a role change and is not known to be exact; re-seed it from ${state.primary} and start it again`,
-      );
-    }
-    return this.start(state);
-  }
-
-  /** A node process starting: take the role the state gives this database. */
-  private async start(state: ClusterState): Promise<boolean> {
-    const { name, databaseUrl, config } = this.options;
-    const facts = await databaseFacts(writableSessionUrl(databaseUrl), config).catch((err) => {
-      // A database that refuses every connection was fenced as an old primary (by an earlier run of this node or by promote).
-      if ((err as { code?: string }).code === "55000" && state.primary !== name) return null;
-      throw err;
-    });
-    if (facts === null) {
-      await this.fenceStale(
-        state,
-        `node ${name}'s database accepts no connections (fenced as an old primary earlier), and the cluster is at epoch ${state.epoch} with primary ${state.primary}`,
-      );
-      return true;
-    }
-    if (state.primary === name && state.phase === "stable") {
-      await this.startPrimary(state);
-      return true;
-    }
-    if ((await facts.positionOn(state.topics.data)) !== null) {
-      await this.resumeAfterRejoin(state, facts);
-      await this.startStandby(state);
-      return true;
-    }
-    if (state.previous && (await facts.positionOn(state.previous.topics.data)) !== null) {
-      this.role = { kind: "switching", from: state.previous.epoch, epoch: state.epoch };
-      await this.followChange(state);
-      return true;
-    }
-    if (facts.hasCaptureSlot) {
-      await this.fenceStale(
-        state,
-        `node ${name}'s database holds the capture's slot (it was a primary), but the cluster is at epoch ${state.epoch} with primary ${state.primary} and this database is no standby of it`,
-      );
-      return true;
-    }
-    throw new NodeRoleError(
-      `node ${name}'s database has no position on ${state.topics.data} (epoch ${state.epoch}, primary ${state.primary}): it is not a standby of this cluster yet. Seed it first: diffrelay seed --source-url <${state.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${state.topics.data}, then start the node again`,
-    );
-  }
-
   /**
    * A standby of the current topic that rejoined onto it earlier (this node or
    * `diffrelay rejoin`): /status keeps showing what that rejoin found, and a
@@ -372,7 +381,7 @@ export class ClusterNode {
    * step is dropped (it pins WAL, and a later promotion makes its own).
    */
   private async resumeAfterRejoin(state: ClusterState, facts: DatabaseRoleFacts): Promise<void> {
-    const { config, databaseUrl, logger } = this.options;
+    const { logger } = this.options;
     const earlier = await facts.rejoinedOnto(state.topics.data);
     if (earlier) {
       const report = { ...(earlier.report as RejoinReport), reportId: earlier.id };
@@ -389,14 +398,14 @@ export class ClusterNode {
         { topic: state.topics.data },
         "this standby still holds the capture's slot of its days as a primary: dropping it",
       );
-      await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
+      await this.database.dropCaptureSlot(30_000);
     }
   }
 
   private async startPrimary(state: ClusterState): Promise<void> {
     const { config, databaseUrl, logger } = this.options;
-    await setDatabaseReadOnly(postgresClientConfig(databaseUrl, config.standby?.tls), false);
-    this.sourceId ??= await this.readSourceId();
+    await this.database.setReadOnly(false);
+    this.sourceId ??= await this.database.sourceId();
     const service = new CaptureService({
       config: { ...config, epoch: state.epoch, source: { url: databaseUrl, tls: config.standby?.tls } },
       topics: state.topics,
@@ -404,30 +413,37 @@ export class ClusterNode {
       logger: logger.child({ role: "primary", epoch: state.epoch }),
       metrics: this.captureMetrics,
     });
-    this.role = { kind: "primary", epoch: state.epoch, service, done: this.watch(service.run(), "capture") };
+    const role = captureRole(service);
+    this.role = {
+      kind: "primary",
+      epoch: state.epoch,
+      service: role,
+      done: this.watch(role.run(), "capture"),
+    };
     this.writableAt ??= new Date().toISOString();
     logger.info({ epoch: state.epoch, topic: state.topics.data }, "primary: capturing");
   }
 
   private async startStandby(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, logger, name } = this.options;
+    const { config, logger, name } = this.options;
     // Client sessions opened from now on cannot write; the applier's own session overrides it.
-    await setDatabaseReadOnly(postgresClientConfig(databaseUrl, config.standby?.tls), true);
+    await this.database.setReadOnly(true);
     const service = new ApplyService({
       config: { ...config, epoch: state.epoch },
       standbyName: name,
-      standbyUrl: writableSessionUrl(databaseUrl),
+      standbyUrl: this.database.writableUrl,
       topics: state.topics,
       kafka: this.options.kafka,
       logger: logger.child({ role: "standby", epoch: state.epoch }),
       metrics: this.applyMetrics,
     });
+    const applier = applierRole(service);
     this.role = {
       kind: "standby",
       epoch: state.epoch,
       topics: state.topics,
-      service,
-      done: this.watch(service.run(), "applier"),
+      service: applier,
+      done: this.watch(applier.run(), "applier"),
     };
     this.writableAt = null;
     logger.info({ epoch: state.epoch, topic: state.topics.data }, "standby: applying");
@@ -440,18 +456,14 @@ export class ClusterNode {
    * database holds exactly what the old topic holds, so no re-seed is needed.
    */
   private async handOver(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, logger } = this.options;
+    const { logger } = this.options;
     const previous = state.previous as NonNullable<ClusterState["previous"]>;
     this.fencedAt = new Date().toISOString();
     this.fencedEndOffset = null;
     this.writableAt = null;
-    const fence = await fenceOldPrimary({
-      config: postgresClientConfig(databaseUrl, config.standby?.tls),
-      slot: config.capture.slot,
-      publication: config.capture.publication,
-      timeoutMs: 30_000,
-      lastKnownSlotLag: async () => null,
-    });
+    const fence = await this.database.fenceForHandOver(() =>
+      this.role.kind === "primary" ? this.role.service.clientBackendPids() : [],
+    );
     if (fence.alive !== true)
       throw new Error(`node could not reach its own database to fence it: ${fence.reason}`);
     await this.stopService();
@@ -459,12 +471,16 @@ export class ClusterNode {
     const admin = this.options.kafka.admin();
     await admin.connect();
     try {
-      this.fencedEndOffset = (await partitionOffsets(admin, previous.topics.data)).high.toString();
+      const end = (await partitionOffsets(admin, previous.topics.data)).high;
+      this.fencedEndOffset = end.toString();
+      this.handedOver = { from: previous.epoch, end };
     } finally {
       await closeQuietly(admin.disconnect());
     }
-    await setDatabaseConnectable(postgresClientConfig(databaseUrl, config.standby?.tls), true);
-    await dropCaptureSlot(writableSessionUrl(databaseUrl), config, 30_000);
+    // The capture is stopped with everything committed published: no commit waits for it any more.
+    this.logZeroLossRelease(await this.database.releaseZeroLoss());
+    await this.database.setConnectable(true);
+    await this.database.dropCaptureSlot(30_000);
     logger.info(
       { fencedAt: fence.fencedAt, topic: previous.topics.data, endOffset: this.fencedEndOffset },
       "fenced for the switchover: everything committed here is in the old topic",
@@ -473,23 +489,37 @@ export class ClusterNode {
     await this.followNewPrimary(state);
   }
 
-  /** A standby's part of a role change: drain the old topic to its end, then follow or become the new primary. */
+  /**
+   * A standby's part of a role change: hold exactly the old topic up to its
+   * drained end, then follow or become the new primary. The old primary that
+   * handed over already holds exactly that (its fence's end) and follows.
+   */
   private async followChange(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, kafka, logger, name } = this.options;
+    const { config, kafka, logger, name } = this.options;
+    const previous = state.previous as NonNullable<ClusterState["previous"]>;
+    const url = this.database.writableUrl;
+    if (state.phase !== "fencing") {
+      // Without the old primary's fence, it may still publish past the end this change takes:
+      // the applier stops now, before that end is known, and a drain bounded by it does the rest.
+      await this.stopService();
+      this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
+      await this.report();
+    }
     // Unbounded: until the old primary fences, this standby's applier goes on, and the switchover
     // that waits for the fence is the one that says it stalled (and that a failover ends it).
-    const end = await this.until(
-      state.epoch,
-      (s) => (s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined),
-      "unbounded",
+    const end = await this.until(state.epoch, "the old topic's drained end", (s) =>
+      s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
     );
-    const previous = state.previous as NonNullable<ClusterState["previous"]>;
-    const url = writableSessionUrl(databaseUrl);
     const running = this.role;
-    if (running.kind === "standby" && running.topics.data === previous.topics.data) {
-      // The running applier reaches the end sooner than a new one could start.
-      await this.until(state.epoch, () =>
-        BigInt(running.service.status().nextOffset) >= end ? true : undefined,
+    if (
+      running.kind === "standby" &&
+      running.topics.data === previous.topics.data &&
+      this.fenceEndOf(previous.primary, state.epoch) === end
+    ) {
+      // The old primary fenced at this end and can publish nothing after it: the running applier
+      // reaches it sooner than a new one could start, and cannot pass it.
+      await this.until(state.epoch, "the applier reaching the drained end", () =>
+        (running.service.appliedThrough() ?? 0n) >= end ? true : undefined,
       );
       await this.stopService();
     } else {
@@ -497,10 +527,13 @@ export class ClusterNode {
       await drainStandby({ config, kafka, logger, standby: { name, url }, topics: previous.topics, end });
     }
     this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
-    const held = await (await databaseFacts(url, config)).positionOn(previous.topics.data);
-    if (held === null || held < end) {
+    const held = await (await this.database.facts()).positionOn(previous.topics.data);
+    if (held !== end) {
       throw new NodeRoleError(
-        `node ${name} drained ${previous.topics.data} only to offset ${held ?? "none"}, not to its end ${end}: it cannot take part in epoch ${state.epoch}; look at its applier's last error and restart the node`,
+        held !== null && held > end
+          ? `node ${name} applied ${previous.topics.data} to offset ${held}, past the drained end ${end} of the change to epoch ${state.epoch}: ` +
+              `it holds changes of the old primary ${previous.primary} that the new primary ${state.primary} does not, and cannot follow it; re-seed it from ${state.primary} and start the node again`
+          : `node ${name} drained ${previous.topics.data} only to offset ${held ?? "none"}, not to its end ${end}: it cannot take part in epoch ${state.epoch}; look at its applier's last error and restart the node`,
       );
     }
     logger.info(
@@ -524,16 +557,47 @@ export class ClusterNode {
     await this.startPrimary(state);
   }
 
+  /** The old primary's fence end as its report for `epoch` gives it, if it fenced for that change. */
+  private fenceEndOf(node: string, epoch: number): bigint | null {
+    const report = this.view?.reports.get(node);
+    return report?.epoch === epoch && report.fencedEndOffset !== null ? BigInt(report.fencedEndOffset) : null;
+  }
+
+  /**
+   * The old primary after its hand-over, in a change that a later one
+   * superseded (a failover out of a switchover that gave up): it holds
+   * exactly the old topic up to its fence's end, which must be the end the
+   * change drained to.
+   */
+  private async followAfterHandOver(state: ClusterState, fenced: bigint): Promise<void> {
+    const previous = state.previous as NonNullable<ClusterState["previous"]>;
+    const end = await this.until(state.epoch, "the old topic's drained end", (s) =>
+      s.previous?.drainedEndOffset ? BigInt(s.previous.drainedEndOffset) : undefined,
+    );
+    if (fenced !== end) {
+      throw new NodeRoleError(
+        `node ${this.options.name} was the primary of epoch ${previous.epoch} and fenced at offset ${fenced} of ${previous.topics.data}, ` +
+          `but the change to epoch ${state.epoch} drained it to ${end}: its database is not known to hold exactly that; ` +
+          `re-seed it from ${state.primary} and start the node again`,
+      );
+    }
+    await this.followNewPrimary(state);
+  }
+
   private async followNewPrimary(state: ClusterState): Promise<void> {
-    const sourceId = await this.until(state.epoch, (_s, view) => {
-      const report = view.reports.get(state.primary);
-      return report?.epoch === state.epoch && report.role === "primary" && report.sourceId
-        ? report.sourceId
-        : undefined;
-    });
+    const sourceId = await this.until(
+      state.epoch,
+      `${state.primary} reporting itself primary`,
+      (_s, view) => {
+        const report = view.reports.get(state.primary);
+        return report?.epoch === state.epoch && report.role === "primary" && report.sourceId
+          ? report.sourceId
+          : undefined;
+      },
+    );
     await pointStandbyAt({
       config: this.options.config,
-      standby: { name: this.options.name, url: writableSessionUrl(this.options.databaseUrl) },
+      standby: { name: this.options.name, url: this.database.writableUrl },
       topics: state.topics,
       sourceId: BigInt(`0x${sourceId}`),
       epoch: state.epoch,
@@ -551,7 +615,7 @@ export class ClusterNode {
     await this.stopService();
     this.nodeMetrics.fenced.set(1);
     this.writableAt = null;
-    const released = await fenceStalePrimary(this.options.databaseUrl, this.options.config);
+    const released = await this.database.fenceStale();
     this.logZeroLossRelease(released);
     const next = autoRejoin
       ? `it rejoins as a standby of ${state.primary} by itself (automatic rejoin): it reports those transactions, then undoes them (or re-seeds)`
@@ -610,12 +674,16 @@ export class ClusterNode {
             `re-seed this database from ${state.primary} (diffrelay seed --standby-name ${name} --topic ${state.topics.data} …) and start the node again`,
         );
       }
-      const address = await this.until(state.epoch, (_s, view) => {
-        const r = view.reports.get(state.primary);
-        return r?.epoch === state.epoch && r.role === "primary" && r.ready && r.databaseUrl
-          ? r.databaseUrl
-          : undefined;
-      });
+      const address = await this.until(
+        state.epoch,
+        `${state.primary} reporting its database as the ready primary`,
+        (_s, view) => {
+          const r = view.reports.get(state.primary);
+          return r?.epoch === state.epoch && r.role === "primary" && r.ready && r.databaseUrl
+            ? r.databaseUrl
+            : undefined;
+        },
+      );
       const newPrimaryUrl = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
       newPrimary = `${state.primary}'s database ${address} (as user ${decodeURIComponent(new URL(newPrimaryUrl).username)}; --peer-user, --peer-password)`;
       report = await rejoinAsStandby({
@@ -664,7 +732,7 @@ export class ClusterNode {
   }
 
   private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
-    const { config, databaseUrl, logger, name } = this.options;
+    const { config, logger, name } = this.options;
     const error = redactError(err);
     const reason =
       `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
@@ -679,19 +747,23 @@ export class ClusterNode {
     this.nodeMetrics.rejoins.inc({ outcome: "failed" });
     logger.error({ err, epoch: state.epoch, primary: state.primary }, reason);
     // Rejoin lets sessions connect again (read-only) before it repairs; a failed one closes them off again.
-    await fenceStalePrimary(databaseUrl, config).catch((fenceErr) =>
-      logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
-    );
+    await this.database
+      .fenceStale()
+      .catch((fenceErr) =>
+        logger.error({ err: fenceErr }, "could not fence the database again after the failed rejoin"),
+      );
   }
 
   /**
    * Waits until the state of `epoch` gives `accept` a value. Superseded when a
-   * later epoch appears; a timeout is an error naming the step.
+   * later epoch appears: a change that does not progress is ended by a later
+   * one (failover), never by this node giving up its part halfway, so the wait
+   * has no limit; it warns every STEP_TIMEOUT_MS, naming what it waits for.
    */
   private async until<T>(
     epoch: number,
+    waitingFor: string,
     accept: (state: ClusterState, view: ClusterView) => T | undefined,
-    limit: "bounded" | "unbounded" = "bounded",
   ): Promise<T> {
     let deadline = Date.now() + STEP_TIMEOUT_MS;
     for (;;) {
@@ -703,16 +775,13 @@ export class ClusterNode {
         const value = accept(state, view);
         if (value !== undefined) return value;
       }
-      if (Date.now() > deadline && limit === "unbounded") {
+      if (Date.now() > deadline) {
         this.options.logger.warn(
           { epoch, phase: state?.phase ?? null, waitedMs: STEP_TIMEOUT_MS },
-          `the role change to epoch ${epoch} waits for the old primary ${state?.previous?.primary ?? "?"} to fence itself; this node goes on as it was. If that primary is down: diffrelay failover --to <standby>`,
+          `the role change to epoch ${epoch} (phase ${state?.phase ?? "none"}) waits for ${waitingFor}; this node goes on as it is. ` +
+            `See diffrelay list; if a node it waits for is gone: diffrelay failover --cluster ${this.options.cluster} --to <a standby>`,
         );
         deadline = Date.now() + STEP_TIMEOUT_MS;
-      } else if (Date.now() > deadline) {
-        throw new NodeRoleError(
-          `node ${this.options.name}: the role change to epoch ${epoch} did not progress within ${STEP_TIMEOUT_MS} ms (phase ${state?.phase ?? "none"}): see the other nodes' /status and \`diffrelay list\``,
-        );
       }
       await this.nextView(100);
     }
@@ -744,15 +813,6 @@ export class ClusterNode {
     await role.done;
   }
 
-  private async readSourceId(): Promise<string> {
-    const identity = await withDatabase(
-      writableSessionUrl(this.options.databaseUrl),
-      this.options.config,
-      (c) => identifySource(c),
-    );
-    return computeSourceId(identity.systemIdentifier, identity.databaseName).toString(16);
-  }
-
   private async report(): Promise<void> {
     const role = this.role;
     const report: NodeReport = {
@@ -766,8 +826,9 @@ export class ClusterNode {
       sourceId: role.kind === "primary" ? this.sourceId : null,
       lagMs: this.lagMs(),
       lastError: this.lastError,
-      databaseUrl: this.options.databaseAddress ?? databaseAddress(this.options.databaseUrl),
+      databaseUrl: databaseAddress(this.options.databaseAddress ?? this.options.databaseUrl),
       rejoin: this.rejoinSummary(RECORD_CHANGES),
+      capture: role.kind === "primary" ? reportedCapture(role.service.status()) : null,
       at: new Date().toISOString(),
     };
     if (report.epoch < 0) return;

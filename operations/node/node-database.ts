@@ -1,12 +1,20 @@
+import type pg from "pg";
 import {
   defaultSlotName,
+  identifySource,
   releaseZeroLoss,
   resolveCaptureSlot,
 } from "../../connectors/postgres-source/index.js";
 import { latestRejoinReport, readPosition } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
-import { setDatabaseConnectable, setDatabaseReadOnly } from "../promote/database-access.js";
+import { computeSourceId } from "../../src/wire/envelope.js";
+import {
+  setDatabaseConnectable,
+  setDatabaseReadOnly,
+  writableSessionUrl,
+} from "../promote/database-access.js";
+import { fenceOldPrimary, type OldPrimaryState } from "../promote/old-primary-fence.js";
 import { withDatabase } from "../promote/promote-steps.js";
 
 /** What a node finds in its own database when it starts or the cluster moves on. */
@@ -19,7 +27,7 @@ export interface DatabaseRoleFacts {
   rejoinedOnto: (topic: string) => Promise<{ id: string; report: unknown; repairedAt: Date } | null>;
 }
 
-export async function databaseFacts(url: string, config: DiffrelayConfig): Promise<DatabaseRoleFacts> {
+async function databaseFacts(url: string, config: DiffrelayConfig): Promise<DatabaseRoleFacts> {
   const hasCaptureSlot = await withDatabase(url, config, async (client) => {
     const slot = await resolveCaptureSlot(client, config.capture.slot);
     const { rowCount } = await client.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [
@@ -52,11 +60,7 @@ export async function databaseFacts(url: string, config: DiffrelayConfig): Promi
  * not keep it: it would pin WAL, and a later promotion must start a new slot at
  * that moment, not resend what an older epoch already published.
  */
-export async function dropCaptureSlot(
-  url: string,
-  config: DiffrelayConfig,
-  timeoutMs: number,
-): Promise<void> {
+async function dropCaptureSlot(url: string, config: DiffrelayConfig, timeoutMs: number): Promise<void> {
   await withDatabase(url, config, async (client) => {
     const slot = await resolveCaptureSlot(client, config.capture.slot);
     const deadline = Date.now() + timeoutMs;
@@ -90,7 +94,7 @@ export async function dropCaptureSlot(
  * commit that waited for the capture is released to its client as if Kafka
  * held it.
  */
-export async function fenceStalePrimary(url: string, config: DiffrelayConfig): Promise<ZeroLossRelease> {
+async function fenceStalePrimary(url: string, config: DiffrelayConfig): Promise<ZeroLossRelease> {
   const clientConfig = postgresClientConfig(url, config.standby?.tls);
   await setDatabaseReadOnly(clientConfig, true);
   await setDatabaseConnectable(clientConfig, false);
@@ -111,14 +115,104 @@ export async function fenceStalePrimary(url: string, config: DiffrelayConfig): P
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    // Without the privilege the fence still holds; the node says what to do about the setting.
-    return releaseZeroLoss(c, config.capture.slot ?? defaultSlotName(database)).catch((err) => {
-      if ((err as { code?: string }).code === "42501") return "not-permitted" as const;
-      throw err;
-    });
+    return releaseCapture(c, database, config);
+  });
+}
+
+/**
+ * A database whose capture stopped for good (a switchover's old primary, once
+ * its capture published everything committed): when synchronous_standby_names
+ * names that capture alone (zero-loss mode set it), it is reset, or every
+ * commit on the server that waits for a synchronous standby, the node's own
+ * position writes included, would wait forever. Runs on the server's postgres
+ * database, which a fenced database leaves reachable.
+ */
+async function releaseZeroLossOf(url: string, config: DiffrelayConfig): Promise<ZeroLossRelease> {
+  const neighbour = new URL(url);
+  const database = decodeURIComponent(neighbour.pathname.slice(1));
+  neighbour.pathname = "/postgres";
+  return withDatabase(neighbour.toString(), config, (c) => releaseCapture(c, database, config));
+}
+
+function releaseCapture(
+  client: pg.ClientBase,
+  database: string,
+  config: DiffrelayConfig,
+): Promise<ZeroLossRelease> {
+  // Without the privilege a fence still holds; the node says what to do about the setting.
+  return releaseZeroLoss(client, config.capture.slot ?? defaultSlotName(database)).catch((err) => {
+    if ((err as { code?: string }).code === "42501") return "not-permitted" as const;
+    throw err;
   });
 }
 
 export type ZeroLossRelease = "released" | "not-set" | "still-set" | "not-permitted";
 
 const SESSIONS_GONE_MS = 30_000;
+
+/**
+ * The node's one handle on its own database: what it finds there and every
+ * lever it pulls on it (read-only, connections, the fences, the capture's
+ * slot and zero-loss setting, its source identity).
+ */
+export class NodeDatabase {
+  constructor(
+    private readonly url: string,
+    private readonly config: DiffrelayConfig,
+  ) {}
+
+  /** A session that may write while new client sessions are read-only: the applier's and the node's own bookkeeping. */
+  get writableUrl(): string {
+    return writableSessionUrl(this.url);
+  }
+
+  /** What it holds; rejects with code 55000 when the database accepts no connections. */
+  facts(): Promise<DatabaseRoleFacts> {
+    return databaseFacts(this.writableUrl, this.config);
+  }
+
+  /** `default_transaction_read_only` for new client sessions. */
+  setReadOnly(readOnly: boolean): Promise<void> {
+    return setDatabaseReadOnly(this.clientConfig(), readOnly);
+  }
+
+  setConnectable(connectable: boolean): Promise<void> {
+    return setDatabaseConnectable(this.clientConfig(), connectable);
+  }
+
+  dropCaptureSlot(timeoutMs: number): Promise<void> {
+    return dropCaptureSlot(this.writableUrl, this.config, timeoutMs);
+  }
+
+  /** A switchover's fence: everything committed is published by the capture before it returns; `capturePids` are spared. */
+  fenceForHandOver(capturePids: () => number[]): Promise<OldPrimaryState> {
+    return fenceOldPrimary({
+      config: this.clientConfig(),
+      slot: this.config.capture.slot,
+      publication: this.config.capture.publication,
+      timeoutMs: 30_000,
+      lastKnownSlotLag: async () => null,
+      capturePids,
+    });
+  }
+
+  /** A stale primary's fence (see fenceStalePrimary). */
+  fenceStale(): Promise<ZeroLossRelease> {
+    return fenceStalePrimary(this.url, this.config);
+  }
+
+  /** The zero-loss setting naming a capture that stopped for good, reset (see releaseZeroLossOf). */
+  releaseZeroLoss(): Promise<ZeroLossRelease> {
+    return releaseZeroLossOf(this.url, this.config);
+  }
+
+  /** Its source identity (hex), which its standbys' positions name. */
+  async sourceId(): Promise<string> {
+    const identity = await withDatabase(this.writableUrl, this.config, (c) => identifySource(c));
+    return computeSourceId(identity.systemIdentifier, identity.databaseName).toString(16);
+  }
+
+  private clientConfig() {
+    return postgresClientConfig(this.url, this.config.standby?.tls);
+  }
+}

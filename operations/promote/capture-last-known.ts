@@ -6,10 +6,17 @@ export interface CaptureLastKnown {
   slotLagBytes: number | null;
   /** Whether every commit waited for the capture (zero-loss mode); "unknown" when the capture did not say. */
   zeroLoss: ZeroLossGuarantee | "unknown";
+  /** Its walsender's sync_state (`sync`: the synchronous standby commits wait for); null when unknown or not connected. */
+  syncState: string | null;
   confirmedLsn: string | null;
 }
 
-const UNKNOWN: CaptureLastKnown = { slotLagBytes: null, zeroLoss: "unknown", confirmedLsn: null };
+const UNKNOWN: CaptureLastKnown = {
+  slotLagBytes: null,
+  zeroLoss: "unknown",
+  syncState: null,
+  confirmedLsn: null,
+};
 
 /**
  * The capture's /status as last served (a capture's, or a primary node's,
@@ -19,7 +26,7 @@ export async function captureLastKnown(statusUrl: string | undefined): Promise<C
   if (!statusUrl) return UNKNOWN;
   try {
     const response = await fetch(statusUrl, { signal: AbortSignal.timeout(2000) });
-    type Served = { slotLagBytes?: unknown; zeroLoss?: unknown; confirmedLsn?: unknown };
+    type Served = { slotLagBytes?: unknown; zeroLoss?: unknown; syncState?: unknown; confirmedLsn?: unknown };
     const body = (await response.json()) as Served & { role?: unknown; service?: Served | null };
     const status: Served = body.role === "node" ? (body.service ?? {}) : body;
     return {
@@ -28,6 +35,7 @@ export async function captureLastKnown(statusUrl: string | undefined): Promise<C
         status.zeroLoss === "required" || status.zeroLoss === "optional" || status.zeroLoss === "off"
           ? status.zeroLoss
           : "unknown",
+      syncState: typeof status.syncState === "string" ? status.syncState : null,
       confirmedLsn: typeof status.confirmedLsn === "string" ? status.confirmedLsn : null,
     };
   } catch {

@@ -1,5 +1,6 @@
 import pg from "pg";
-import { onNeighbourDatabase } from "./old-primary-fence.js";
+import { withLocalCommits } from "../../src/config/standby-session.js";
+import { closeQuietly } from "../../src/errors/close-quietly.js";
 
 /**
  * Who may connect to a database and write in it: the levers a role change pulls.
@@ -40,4 +41,40 @@ export function writableSessionUrl(url: string): string {
 /** The database a client config names, from its URL. */
 export function databaseOf(config: pg.ClientConfig): string {
   return decodeURIComponent(new URL(config.connectionString as string).pathname.slice(1));
+}
+
+export const CONNECT_TIMEOUT_MS = 5000;
+
+/** Runs `fn` on another database of the same server (postgres, else template1): ALTER DATABASE of `db` runs there. */
+export async function onNeighbourDatabase(
+  config: pg.ClientConfig,
+  db: string,
+  fn: (client: pg.Client) => Promise<unknown>,
+): Promise<void> {
+  const failures: string[] = [];
+  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
+    const url = new URL(config.connectionString as string);
+    url.pathname = `/${encodeURIComponent(neighbour)}`;
+    const client = new pg.Client({
+      ...withLocalCommits(config),
+      connectionString: url.toString(),
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      failures.push(`${neighbour}: ${(err as Error).message}`);
+      continue;
+    }
+    try {
+      await fn(client);
+      return;
+    } finally {
+      await closeQuietly(client.end());
+    }
+  }
+  throw new Error(
+    `fencing database "${db}" needs a connection to another database of the old primary, to run ALTER DATABASE … ALLOW_CONNECTIONS false (${failures.join("; ")}): let the role connect to postgres or template1`,
+  );
 }

@@ -5,15 +5,12 @@ import {
   SequenceTracker,
 } from "../../connectors/postgres-source/index.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
-import { withLocalCommits } from "../../src/config/standby-session.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
-import { setDatabaseConnectable, setDatabaseReadOnly } from "./database-access.js";
+import { CONNECT_TIMEOUT_MS, setDatabaseConnectable, setDatabaseReadOnly } from "./database-access.js";
 
 export type OldPrimaryState =
   | { alive: true; fencedAt: string }
   | { alive: false; reason: string; lastKnownSlotLagBytes: number | null };
-
-const CONNECT_TIMEOUT_MS = 5000;
 
 /**
  * Stops the old primary's writes from reaching the topic. When it answers:
@@ -24,8 +21,12 @@ const CONNECT_TIMEOUT_MS = 5000;
  * published, and a heartbeat written after that tells when the capture has
  * made everything before it durable in Kafka (the slot's confirmed position
  * passes it). The capture's walsender keeps streaming; a capture that
- * reconnects now cannot, and the wait says so. Not covered: background
- * workers that bypass ALLOW_CONNECTIONS, and other databases of the server.
+ * reconnects now cannot, and the wait says so. The capture's own client
+ * sessions (named by their pids, which a client cannot forge the way it can an
+ * application_name) are spared: the capture loads a relation's schema on one
+ * when it reads that relation's first change, which may come after the fence.
+ * Not covered: background workers that bypass ALLOW_CONNECTIONS, and other
+ * databases of the server.
  * promote checks after the drain that the topic did not grow (see
  * assertNothingPastEnd), so even those cannot pass unnoticed.
  * When it does not answer, it is recorded as gone; what it may have lost is
@@ -38,6 +39,8 @@ export async function fenceOldPrimary(options: {
   publication: string;
   timeoutMs: number;
   lastKnownSlotLag: () => Promise<number | null>;
+  /** The capture's client sessions on this database, read at each round of ending sessions (unset: none). */
+  capturePids?: () => readonly number[];
 }): Promise<OldPrimaryState> {
   const client = new pg.Client({ ...options.config, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   client.on("error", () => undefined);
@@ -56,7 +59,7 @@ export async function fenceOldPrimary(options: {
     // Read-only too, for whoever re-enables connections: a node that follows the new primary, or an operator.
     await setDatabaseReadOnly(options.config, true);
     await setDatabaseConnectable(options.config, false);
-    await endClientSessions(client, db, options.timeoutMs);
+    await endClientSessions(client, db, options.timeoutMs, options.capturePids);
     // Values handed out since the capture's last heartbeat would otherwise be handed out again.
     await new SequenceTracker(options.publication).publishChanged(client);
     const heartbeat = parseLsn(
@@ -74,51 +77,24 @@ export async function fenceOldPrimary(options: {
   }
 }
 
-/** Runs `fn` on another database of the same server (postgres, else template1): ALTER DATABASE of `db` runs there. */
-export async function onNeighbourDatabase(
-  config: pg.ClientConfig,
-  db: string,
-  fn: (client: pg.Client) => Promise<unknown>,
-): Promise<void> {
-  const failures: string[] = [];
-  for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
-    const url = new URL(config.connectionString as string);
-    url.pathname = `/${encodeURIComponent(neighbour)}`;
-    const client = new pg.Client({
-      ...withLocalCommits(config),
-      connectionString: url.toString(),
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      failures.push(`${neighbour}: ${(err as Error).message}`);
-      continue;
-    }
-    try {
-      await fn(client);
-      return;
-    } finally {
-      await closeQuietly(client.end());
-    }
-  }
-  throw new Error(
-    `fencing database "${db}" needs a connection to another database of the old primary, to run ALTER DATABASE … ALLOW_CONNECTIONS false (${failures.join("; ")}): let the role connect to postgres or template1`,
-  );
-}
-
 /**
  * pg_terminate_backend only signals: a session in the middle of its commit can
  * still commit after it returns. Waiting until they are gone puts every commit
  * of theirs before the heartbeat that follows.
  */
-export async function endClientSessions(client: pg.Client, db: string, timeoutMs: number): Promise<void> {
+export async function endClientSessions(
+  client: pg.Client,
+  db: string,
+  timeoutMs: number,
+  spared: () => readonly number[] = () => [],
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await client.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+          AND pid <> ALL ($1::int[])`,
+      [[...spared()]],
     );
     if (rows.length === 0) return;
     await client.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [

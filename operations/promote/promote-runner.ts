@@ -73,6 +73,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteReport> {
       await assertApplierStopped(
         admin,
         standby.name,
+        options.oldTopics.data,
         (running) => new PromoteRefusedError(`${running}; stop it: promote drains every standby itself`),
       );
     }

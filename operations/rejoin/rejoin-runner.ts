@@ -116,6 +116,7 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
     await assertApplierStopped(
       admin,
       options.standbyName,
+      options.newTopics.data,
       (running) => new RejoinRefusedError(`${running}; stop it before rejoining`),
     );
   } finally {

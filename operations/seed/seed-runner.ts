@@ -124,6 +124,7 @@ export async function runSeed(given: SeedOptions): Promise<SeedResult> {
     await assertApplierStopped(
       options.admin,
       options.standbyName,
+      options.topics.data,
       (running) => new SeedRefusedError(`${running}; stop it before seeding`),
     );
 

@@ -6,6 +6,7 @@ import {
   type ClusterState,
   type ClusterStore,
   type ClusterView,
+  changeBase,
   isReadyAt,
   memberNamed,
   standbysOf,
@@ -71,7 +72,8 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
   const current = refuseUnlessPossible(view, cluster, to);
   const { followers, notFollowing } = standbysOf(view, current);
 
-  // The epoch right above the state read: a concurrent role change that read the same state claims the same one.
+  // The epoch right above the state read (compare-and-set): a concurrent role change that read the
+  // same state, or one whose claim is in flight, claims the same one, and one of them gets a conflict.
   const epoch = current.epoch + 1;
   await store.claimEpoch(epoch, `switchover to ${to}`);
   const fencing: ClusterState = {
@@ -164,17 +166,22 @@ export async function switchover(options: SwitchoverOptions): Promise<Switchover
 }
 
 function refuseUnlessPossible(view: ClusterView, cluster: string, to: string): ClusterState {
-  const state = view.state;
-  if (!state) {
+  const from = changeBase(view);
+  if (!from) {
     throw new SwitchoverRefusedError(
       `cluster ${cluster} has no state yet: start its nodes (the one with --initial-primary bootstraps it)`,
     );
   }
-  if (state.phase !== "stable") {
+  if (from.kind === "halted") {
+    const s = from.stalled;
     throw new SwitchoverRefusedError(
-      `cluster ${cluster} is in a role change to epoch ${state.epoch} (phase ${state.phase}, primary ${state.primary}): wait for it to end (diffrelay list); nothing was changed`,
+      `cluster ${cluster} is in a role change to epoch ${s.epoch} (phase ${s.phase}, primary ${s.primary}) that promoted nobody yet: ` +
+        `wait for it (diffrelay list); if it is stuck (its command gave up, or ${s.primary} is gone), ` +
+        `diffrelay failover --cluster ${cluster} --to <a standby> ends it; nothing was changed`,
     );
   }
+  // A change whose new primary serves, that its command never marked stable, is a state to start from.
+  const state = from.state;
   if (!memberNamed(state, to)) {
     throw new SwitchoverRefusedError(
       `node ${to} is not a member of cluster ${cluster} (members: ${state.members.map((m) => m.name).join(", ")}); nothing was changed`,

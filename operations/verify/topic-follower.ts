@@ -1,66 +1,45 @@
-import { randomBytes } from "node:crypto";
-import type { Consumer, Kafka } from "kafkajs";
-import { closeQuietly } from "../../src/errors/close-quietly.js";
+import type { Kafka } from "kafkajs";
+import { startTopicReader, type TopicReader } from "../../src/kafka/topic-reader.js";
 import { decodeDataMessage } from "../../src/wire/data-message.js";
 
 /**
  * Reads the data topic from a starting offset and remembers, per offset, the
  * commit LSNs of the transactions (chunks) its message holds: all that verify
- * needs to know which transaction the standby applies next. It uses a
- * throwaway consumer group, deleted when it stops.
+ * needs to know which transaction the standby applies next.
  */
 export class TopicFollower {
   private readonly lsns = new Map<bigint, bigint[]>();
-  /** Every offset below this (and at or above `from`) has been read. */
-  private readTo: bigint;
-  private consumer: Consumer | null = null;
-  private readonly groupId = `diffrelay-verify-${process.pid}-${randomBytes(4).toString("hex")}`;
-  private failure: unknown = null;
+  private reader: TopicReader | null = null;
 
   constructor(
     private readonly kafka: Kafka,
     private readonly topic: string,
     readonly from: bigint,
-  ) {
-    this.readTo = from;
-  }
+  ) {}
 
   async start(): Promise<void> {
-    const consumer = this.kafka.consumer({
-      groupId: this.groupId,
-      maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
-    });
-    this.consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        try {
-          for (const message of batch.messages) {
-            const offset = BigInt(message.offset);
-            if (offset < this.readTo) continue;
-            const decoded = message.value ? decodeDataMessage(message.value) : { chunks: [] };
-            this.lsns.set(
-              offset,
-              decoded.chunks.map((c) => c.header.commitLsn),
-            );
-            this.readTo = offset + 1n;
-          }
-        } catch (err) {
-          this.failure = err;
+    this.reader = await startTopicReader({
+      kafka: this.kafka,
+      topic: this.topic,
+      purpose: "verify",
+      from: this.from,
+      onRecords: (records) => {
+        for (const record of records) {
+          const decoded = record.value ? decodeDataMessage(record.value) : { chunks: [] };
+          this.lsns.set(
+            record.offset,
+            decoded.chunks.map((c) => c.header.commitLsn),
+          );
         }
       },
     });
-    // seek() takes effect once run() has started.
-    consumer.seek({ topic: this.topic, partition: 0, offset: this.from.toString() });
   }
 
   /** Offsets below this have been read (from `from` on). */
   get readUpTo(): bigint {
-    if (this.failure) throw this.failure;
-    return this.readTo;
+    if (!this.reader) return this.from;
+    if (this.reader.failure) throw this.reader.failure;
+    return this.reader.readTo;
   }
 
   /** Commit LSNs at offsets [from, readUpTo), in offset order. */
@@ -75,12 +54,6 @@ export class TopicFollower {
   }
 
   async stop(): Promise<void> {
-    await closeQuietly(this.consumer?.disconnect());
-    const admin = this.kafka.admin();
-    await admin
-      .connect()
-      .then(() => admin.deleteGroups([this.groupId]))
-      .catch(() => undefined)
-      .finally(() => closeQuietly(admin.disconnect()));
+    await this.reader?.stop();
   }
 }

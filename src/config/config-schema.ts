@@ -153,7 +153,7 @@ export const configSchema = z.object({
       databaseAddress: postgresUrl.refine((url) => {
         try {
           const parsed = new URL(url);
-          return parsed.username === "" && parsed.password === "";
+          return parsed.username === "" && parsed.password === "" && !parsed.searchParams.has("password");
         } catch {
           return false;
         }

@@ -1,7 +1,8 @@
-import type { Consumer, Kafka, Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import type { RelationSchema, SchemaRef } from "../change/relation-schema.js";
 import { DiffrelayError } from "../errors/diffrelay-error.js";
 import { decodeSchemaMessage, encodeSchemaMessage } from "../wire/schema-message.js";
+import { startTopicReader, type TopicReader, type TopicRecord } from "./topic-reader.js";
 
 export interface SourceIdentity {
   sourceId: bigint;
@@ -50,7 +51,7 @@ export class SchemaPublisher implements SchemaSink {
 export class SchemaCatalog {
   private readonly schemas = new Map<string, RelationSchema>();
   private readonly waiters = new Map<string, Array<() => void>>();
-  private consumer: Consumer | null = null;
+  private reader: TopicReader | null = null;
   private failure: Error | null = null;
 
   constructor(
@@ -60,41 +61,43 @@ export class SchemaCatalog {
   ) {}
 
   async start(): Promise<void> {
-    // A throwaway group: this reader never commits, it always reads the whole compacted topic.
-    const consumer = this.kafka.consumer({
-      groupId: `diffrelay-schemas-${process.pid}-${Date.now().toString(36)}`,
-      maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
-    });
-    this.consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ message, partition }) => {
-        if (!message.value) return;
-        try {
-          const { envelope, schema, version } = decodeSchemaMessage(message.value);
-          const expected = this.expectedSourceId();
-          if (expected !== undefined && envelope.sourceId !== expected) return;
-          this.add({ relationId: schema.relationId, version }, schema);
-        } catch (err) {
-          // Like a data frame that does not decode: retrying reads the same message again, and applying
-          // without the definition it held is impossible, so it stops the applier (exit 5).
-          this.failure = new DiffrelayError(
-            "bad-frame",
-            `bad message at schema topic ${this.topic} partition ${partition} offset ${message.offset}: ${(err as Error).message}; nothing after it is applied`,
-            { cause: err },
-          );
-          this.wakeAll();
-        }
+    this.reader = await startTopicReader({
+      kafka: this.kafka,
+      topic: this.topic,
+      purpose: "schemas",
+      onRecords: (records) => {
+        for (const record of records) this.accept(record);
+      },
+      onFailure: (error) => {
+        this.failure = error;
+        this.wakeAll();
       },
     });
   }
 
+  private accept(record: TopicRecord): void {
+    if (!record.value) return;
+    let decoded: ReturnType<typeof decodeSchemaMessage>;
+    try {
+      decoded = decodeSchemaMessage(record.value);
+    } catch (err) {
+      // Like a data frame that does not decode: retrying reads the same message again, and applying
+      // without the definition it held is impossible, so it stops the applier (exit 5).
+      throw new DiffrelayError(
+        "bad-frame",
+        `bad message at schema topic ${this.topic} partition 0 offset ${record.offset}: ${(err as Error).message}; nothing after it is applied`,
+        { cause: err },
+      );
+    }
+    const { envelope, schema, version } = decoded;
+    const expected = this.expectedSourceId();
+    if (expected !== undefined && envelope.sourceId !== expected) return;
+    this.add({ relationId: schema.relationId, version }, schema);
+  }
+
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
-    this.consumer = null;
+    await this.reader?.stop();
+    this.reader = null;
   }
 
   /** A schema message that did not decode stops what reads the catalog, even one that needs no new definition. */

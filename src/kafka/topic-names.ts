@@ -19,9 +19,14 @@ export function sourceTopics(
   return { data, schemas: `${data}.schemas` };
 }
 
-/** Each standby's applier has its own consumer group; its members tell whether it runs. */
-export function applierGroupId(standbyName: string): string {
-  return `diffrelay-apply-${standbyName}`;
+/**
+ * The consumer group of a standby's applier of one data topic; its members tell
+ * whether it runs. The topic is part of it because standby (and node) names are
+ * unique only within a cluster: two clusters on one Kafka may both have an "a".
+ * A standby name holds no dot, so the first dot ends it.
+ */
+export function applierGroupId(standbyName: string, dataTopic: string): string {
+  return `diffrelay-apply-${standbyName}.${dataTopic}`;
 }
 
 /** The data topics of a cluster's epoch: `<topicPrefix>.<cluster>` (or the configured `topic`), `.e<n>` from epoch 1 on. */

@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterStore } from "../../operations/cluster/index.js";
-import { createKafka } from "../../src/kafka/kafka-client.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
-import { createLogger } from "../../src/observability/logger.js";
 import { spawnDiffrelay } from "../support/child-process.js";
-import { HA_LOAD_DDL, HA_LOAD_TABLE, PrimaryFollowingLoad, TestCluster } from "../support/cluster-nodes.js";
-import { exitWithin } from "../support/replication-pipeline.js";
+import {
+  commitSynchronously,
+  HA_LOAD_DDL,
+  HA_LOAD_TABLE,
+  PrimaryFollowingLoad,
+  TestCluster,
+} from "../support/cluster-nodes.js";
+import { exitWithin, stopProcess } from "../support/replication-pipeline.js";
 import {
   createTestDatabase,
   runSql,
@@ -26,6 +29,7 @@ beforeAll(async () => {
   const servers = [services.sourceUrl, ...services.standbyUrls.slice(0, 2)];
   for (const server of servers) {
     const db = await createTestDatabase(server, "ha");
+    await commitSynchronously(db);
     await runSql(db.url, HA_LOAD_DDL);
     databases.push(db);
   }
@@ -43,19 +47,7 @@ afterAll(async () => {
   for (const db of databases) await db.drop().catch(() => undefined);
 });
 
-async function switchover(to: string) {
-  const p = spawnDiffrelay([
-    "switchover",
-    ...cluster.clusterArgs(),
-    "--to",
-    to,
-    "--json",
-    "--timeout",
-    "30000",
-  ]);
-  const exit = await exitWithin(p, 70_000);
-  return { exit, output: p.output() };
-}
+const switchover = (to: string) => cluster.switchover(to);
 
 async function expectRoles(primary: string) {
   for (const n of cluster.nodes) {
@@ -160,6 +152,39 @@ describe("HA cluster of diffrelay nodes", () => {
     await expectNothingLostOrDoubled(load, "a");
     // Recorded, not timed: the figure depends on the machine's load (the goal, under 5 s, is for an idle stack).
     for (const w of windows) expect(w).toBeGreaterThan(0);
+  });
+
+  it("a node restarted with its own command line (--initial-primary a) takes its role again; after a switchover, a standby of the new primary, whatever DIFFRELAY_EPOCH says", {
+    timeout: 300_000,
+  }, async () => {
+    // The primary restarted as a supervisor would: the cluster state is on the topic, so no bootstrap.
+    const restarted = await cluster.restart("a");
+    await cluster.waitFor("a", "/primary", 200, 60_000);
+    expect(restarted.output()).not.toMatch(/cannot be claimed/);
+    await expectRoles("a");
+
+    const { exit, output } = await switchover("b");
+    expect(exit.code, output).toBe(0);
+    await expectRoles("b");
+    const claimsBefore = (await cluster.view()).highestClaim;
+    // The same line again: node a must follow b, never claim a state of its own.
+    const plain = await cluster.restart("a");
+    await cluster.waitFor("a", "/replica?lag=10000", 200, 60_000);
+    expect(await cluster.probe("a", "/primary")).toBe(503);
+    // With an epoch in the environment (shared with capture and apply): still a standby of b.
+    await stopProcess(plain);
+    const epochSet = cluster.start("a", ["--initial-primary", "a"], { DIFFRELAY_EPOCH: "7" });
+    await cluster.waitFor("a", "/replica?lag=10000", 200, 60_000);
+    expect(await cluster.probe("a", "/primary")).toBe(503);
+    expect(await cluster.probe("b", "/primary")).toBe(200);
+    const view = await cluster.view();
+    expect(view.highestClaim).toBe(claimsBefore);
+    expect(view.state).toMatchObject({ primary: "b", phase: "stable" });
+    expect(plain.output() + epochSet.output()).not.toMatch(/cannot be claimed|bootstrapped/);
+
+    const back = await switchover("a");
+    expect(back.exit.code, back.output).toBe(0);
+    await expectRoles("a");
   });
 
   it("of two concurrent switchovers at most one succeeds; the loser exits 9 or 3 and changes nothing", async () => {
@@ -267,23 +292,7 @@ describe("HA cluster of diffrelay nodes", () => {
     killed?.kill("SIGKILL");
     await killed?.exited;
     // The cluster moves on without it (as a failover elsewhere would): a new epoch, primary `next`.
-    const logger = createLogger("warn", "stale-test");
-    const kafka = createKafka(
-      {
-        brokers: testServices().kafkaBrokers,
-        clientId: "stale-test",
-        tls: { enabled: false, insecure: false },
-        requireDurability: false,
-      },
-      logger,
-    );
-    const store = new ClusterStore({
-      kafka,
-      logger,
-      topicPrefix: cluster.topicPrefix,
-      cluster: cluster.name,
-      durability: {},
-    });
+    const { store, kafka } = cluster.store();
     try {
       const view = await store.read();
       const state = view.state as NonNullable<typeof view.state>;

@@ -1,8 +1,11 @@
 // HA cluster nodes as real `diffrelay node` processes, their HTTP API, and a write load that follows the primary.
 import pg from "pg";
+import { ClusterStore, type ClusterView } from "../../operations/cluster/index.js";
 import { freePort } from "../../scripts/stack/free-port.js";
+import { createKafka } from "../../src/kafka/kafka-client.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { type DiffrelayProcess, spawnDiffrelay } from "./child-process.js";
-import { stopProcess } from "./replication-pipeline.js";
+import { exitWithin, stopProcess } from "./replication-pipeline.js";
 
 export interface NodeSpec {
   name: string;
@@ -12,6 +15,8 @@ export interface NodeSpec {
 
 export class TestCluster {
   readonly processes = new Map<string, DiffrelayProcess>();
+  /** Each node's own command line (extra flags and environment), as a supervisor would re-run it. */
+  private readonly lines = new Map<string, { extra: string[]; env: Record<string, string> }>();
 
   private constructor(
     readonly name: string,
@@ -49,30 +54,92 @@ export class TestCluster {
     return ["--cluster", this.name, "--brokers", this.brokers.join(","), "--topic-prefix", this.topicPrefix];
   }
 
-  start(node: string, extra: string[] = []): DiffrelayProcess {
+  start(node: string, extra: string[] = [], env: Record<string, string> = {}): DiffrelayProcess {
     const spec = this.spec(node);
+    this.lines.set(node, { extra, env });
     const members = this.nodes.filter((n) => n.name !== node).map((n) => `${n.name}=${this.apiUrl(n.name)}`);
-    const p = spawnDiffrelay([
-      "node",
-      ...this.clusterArgs(),
-      "--node-name",
-      node,
-      "--database-url",
-      spec.databaseUrl,
-      "--members",
-      members.join(","),
-      "--metrics-port",
-      String(spec.port),
-      "--tables",
-      this.tables.join(","),
-      "--heartbeat-interval-ms",
-      "500",
-      "--log-level",
-      "info",
-      ...extra,
-    ]);
+    const p = spawnDiffrelay(
+      [
+        "node",
+        ...this.clusterArgs(),
+        "--node-name",
+        node,
+        "--database-url",
+        spec.databaseUrl,
+        "--members",
+        members.join(","),
+        "--metrics-port",
+        String(spec.port),
+        "--tables",
+        this.tables.join(","),
+        "--heartbeat-interval-ms",
+        "500",
+        "--log-level",
+        "info",
+        ...extra,
+      ],
+      env,
+    );
     this.processes.set(node, p);
     return p;
+  }
+
+  /** The cluster's state store as the test itself reads and writes it; close it after use. */
+  store(): { store: ClusterStore; kafka: ReturnType<typeof createKafka> } {
+    const logger = createLogger("warn", "cluster-test");
+    const kafka = createKafka(
+      {
+        brokers: this.brokers,
+        clientId: "cluster-test",
+        tls: { enabled: false, insecure: false },
+        requireDurability: false,
+      },
+      logger,
+    );
+    const store = new ClusterStore({
+      kafka,
+      logger,
+      topicPrefix: this.topicPrefix,
+      cluster: this.name,
+      durability: {},
+    });
+    return { store, kafka };
+  }
+
+  /** What the cluster topic says now. */
+  async view(): Promise<ClusterView> {
+    const { store } = this.store();
+    try {
+      return await store.read();
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** `diffrelay switchover --to` with a JSON report, as an operator runs it. */
+  async switchover(
+    to: string,
+    timeoutMs = 30_000,
+  ): Promise<{ exit: { code: number | null }; output: string }> {
+    const p = spawnDiffrelay([
+      "switchover",
+      ...this.clusterArgs(),
+      "--to",
+      to,
+      "--json",
+      "--timeout",
+      String(timeoutMs),
+    ]);
+    const exit = await exitWithin(p, timeoutMs * 2 + 30_000);
+    return { exit, output: p.output() };
+  }
+
+  /** Stops a node (SIGTERM) and starts it again with the same command line. */
+  async restart(node: string): Promise<DiffrelayProcess> {
+    const running = this.processes.get(node);
+    if (running) await stopProcess(running);
+    const line = this.lines.get(node) ?? { extra: [], env: {} };
+    return this.start(node, line.extra, line.env);
   }
 
   async stopAll(): Promise<void> {
@@ -112,6 +179,20 @@ export class TestCluster {
   async primary(): Promise<NodeSpec | null> {
     for (const n of this.nodes) if ((await this.probe(n.name, "/primary")) === 200) return n;
     return null;
+  }
+}
+
+/**
+ * Commits on this database wait as production's do (the stack's servers run synchronous_commit = off):
+ * a node's own writes that would wait for a synchronous standby show up as hangs in the HA tests.
+ */
+export async function commitSynchronously(db: { name: string; url: string }): Promise<void> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await client.query(`ALTER DATABASE ${pg.escapeIdentifier(db.name)} SET synchronous_commit = on`);
+  } finally {
+    await client.end();
   }
 }
 

@@ -93,26 +93,29 @@ export class ReplicationPipeline {
     await Promise.all([...this.standbys.keys()].map((name) => this.startApplier(name)));
   }
 
-  /** Spawns the capture (again, after it exited) without waiting for it. */
-  spawnCapture(extraArgs: string[] = []): DiffrelayProcess {
+  /** Spawns the capture (again, after it exited) without waiting for it; `env` adds to its environment. */
+  spawnCapture(extraArgs: string[] = [], env: Record<string, string> = {}): DiffrelayProcess {
     this.capture = this.track(
-      spawnDiffrelay([
-        "capture",
-        "--source-url",
-        this.source.url,
-        "--brokers",
-        this.options.brokers.join(","),
-        "--slot",
-        this.slot,
-        "--publication",
-        this.publication,
-        "--topic",
-        this.topic,
-        "--metrics-port",
-        "0",
-        ...(this.options.captureArgs ?? []),
-        ...extraArgs,
-      ]),
+      spawnDiffrelay(
+        [
+          "capture",
+          "--source-url",
+          this.source.url,
+          "--brokers",
+          this.options.brokers.join(","),
+          "--slot",
+          this.slot,
+          "--publication",
+          this.publication,
+          "--topic",
+          this.topic,
+          "--metrics-port",
+          "0",
+          ...(this.options.captureArgs ?? []),
+          ...extraArgs,
+        ],
+        env,
+      ),
     );
     return this.capture;
   }

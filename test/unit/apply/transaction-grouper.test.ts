@@ -1,9 +1,11 @@
 import { describe, expect, test } from "vitest";
+import { AbandonedGroupError } from "../../../connectors/postgres-standby/abandoned-group-error.js";
 import { createApplyMetrics } from "../../../connectors/postgres-standby/apply-metrics.js";
 import { BadFrameError } from "../../../connectors/postgres-standby/bad-frame-error.js";
 import { PauseGate } from "../../../connectors/postgres-standby/pause-gate.js";
 import type { ApplyPosition } from "../../../connectors/postgres-standby/position-store.js";
 import {
+  type ChangeSink,
   TransactionGrouper,
   type TransactionGrouperOptions,
 } from "../../../connectors/postgres-standby/transaction-grouper.js";
@@ -290,5 +292,44 @@ describe("transaction grouper", () => {
     await grouper.abandon();
     expect(standby.log.at(-1)).toBe("ROLLBACK");
     expect(standby.committedRows).toEqual([]);
+  });
+
+  test("abandon waits for the frame under way, whose next statement it refuses, then rolls back", async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let entered: () => void = () => undefined;
+    const applyStarted = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let sink: ChangeSink = async () => undefined;
+    const { grouper, standby } = grouperOn({ apply: (changes, positions) => sink(changes, positions) });
+    sink = async (changes) => {
+      entered();
+      await held;
+      await standby.apply(changes);
+    };
+    const applying = grouper.handleFrame(frame(0, chunk(10n, [1])), true);
+    await applyStarted;
+    const abandoning = grouper.abandon();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(standby.log).toEqual(["BEGIN"]);
+    release();
+    await abandoning;
+    await expect(applying).rejects.toThrow(/^COMMIT refused/);
+    expect(standby.log).toEqual(["BEGIN", "apply 1", "ROLLBACK"]);
+    expect(standby.committedRows).toEqual([]);
+  });
+
+  test("once abandoned, the grouper refuses to send anything, naming what and where", async () => {
+    const { grouper, standby } = grouperOn();
+    await grouper.handleFrame(frame(0, chunk(10n, [1])), true);
+    await grouper.abandon();
+    await expect(grouper.handleFrame(frame(1, chunk(20n, [2])), true)).rejects.toThrow(
+      /applying a message refused on the standby of topic diffrelay\.app\.data partition 0: .*offset 1/,
+    );
+    await expect(grouper.commitCompleted()).rejects.toBeInstanceOf(AbandonedGroupError);
+    expect(standby.log).toEqual(["BEGIN", "apply 1", "COMMIT next=1 lsn=10"]);
   });
 });

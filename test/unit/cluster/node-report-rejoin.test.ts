@@ -69,11 +69,14 @@ describe("node reports and rejoin summaries", () => {
     expect(decodeRecord(key, value)).toEqual({ type: "report", report });
   });
 
-  it("the reported address has no user or password; a peer connects with its own or the configured ones", () => {
+  it("the reported address is host, port and database; a peer connects with its own or the configured credentials, and its own parameters", () => {
     const address = databaseAddress("postgres://app:s3cret@db-b:5432/app?sslmode=require");
-    expect(address).toBe("postgres://db-b:5432/app?sslmode=require");
+    expect(address).toBe("postgres://db-b:5432/app");
     expect(
-      peerDatabaseUrl(address, "postgres://app:mine@db-a:5432/app", { user: undefined, password: undefined }),
+      peerDatabaseUrl(address, "postgres://app:mine@db-a:5432/app?sslmode=require", {
+        user: undefined,
+        password: undefined,
+      }),
     ).toBe("postgres://app:mine@db-b:5432/app?sslmode=require");
     const url = new URL(
       peerDatabaseUrl(address, "postgres://app:mine@db-a:5432/app", { user: "rejoiner", password: "p@ss/w" }),

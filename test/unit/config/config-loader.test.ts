@@ -54,6 +54,10 @@ describe("loadConfig", () => {
       loadConfig({ flags: { "database-address": "postgres://app:s3cret@db-a:5432/app" }, env: {} });
     expect(withSecret).toThrow(/node\.databaseAddress: .*without user and password/);
     expect(withSecret).not.toThrow(/s3cret/);
+    const withQuerySecret = () =>
+      loadConfig({ flags: { "database-address": "postgres://db-a:5432/app?password=s3cret" }, env: {} });
+    expect(withQuerySecret).toThrow(/node\.databaseAddress: .*without user and password/);
+    expect(withQuerySecret).not.toThrow(/s3cret/);
   });
 
   it("reads the topic durability settings from flags, environment and file", () => {

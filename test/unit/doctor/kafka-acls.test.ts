@@ -29,7 +29,7 @@ describe("ACL needs", () => {
       },
       {
         resourceType: Res.GROUP,
-        resourceName: "diffrelay-apply-s1",
+        resourceName: "diffrelay-apply-s1.diffrelay.app",
         resourcePatternType: Pat.LITERAL,
         acls: [acl(Op.READ)],
       },
@@ -49,7 +49,7 @@ describe("ACL needs", () => {
     ];
     expect(missingAcls(applier, resources).map((m) => m.label)).toEqual([
       "Read on topic diffrelay.app.schemas",
-      "Read on group diffrelay-apply-s1",
+      "Read on group diffrelay-apply-s1.diffrelay.app",
     ]);
   });
 });

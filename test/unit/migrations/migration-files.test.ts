@@ -12,8 +12,9 @@ describe("migration files", () => {
       "source/002_replication_slot",
       "source/003_ddl_capture",
       "source/004_rewrite_recopy",
+      "source/005_capture_start",
     ]);
-    expect(source.map((m) => m.ensure)).toEqual([true, true, false, false]);
+    expect(source.map((m) => m.ensure)).toEqual([true, true, false, false, true]);
     expect(loadMigrations("standby").every((m) => m.version.startsWith("standby/"))).toBe(true);
   });
 

@@ -16,4 +16,15 @@ describe("redact", () => {
       "could not reach postgres://u:****@h/db",
     );
   });
+
+  it("masks a password in a URL's query string (which pg accepts), keeping the other parameters", () => {
+    const url = "postgres://app@db:5432/shop?sslmode=require&password=s3cr%26t&connect_timeout=5";
+    expect(redactError(new Error(`could not connect to ${url}: timeout`))).toBe(
+      "could not connect to postgres://app@db:5432/shop?sslmode=require&password=****&connect_timeout=5: timeout",
+    );
+    // pg decodes parameter names: an encoded one is the same parameter.
+    expect(redact("postgres://db/shop?%70assword=s3cret")).toBe("postgres://db/shop?%70assword=****");
+    expect(redact("postgres://db/shop?sslpassword=k3y&x=1")).toBe("postgres://db/shop?sslpassword=****&x=1");
+    expect(redact("host=db sslpassword=k3y dbname=app")).toBe("host=db sslpassword=**** dbname=app");
+  });
 });
