@@ -1,0 +1,89 @@
+// `npm run images -- up|down|test [--keep-engine]`
+// up:   starts a private Docker engine (installing Debian's docker.io when missing) and builds the images the
+//       container tests run: local Node bases (debootstrap + this machine's Node) and diffrelay:<version>.
+// down: removes every container of that engine and stops it.
+// test: up, the container tests (vitest.containers.config.ts), then down (`npm run test:containers`).
+import { spawn } from "node:child_process";
+import { parseArgs } from "node:util";
+import { buildDiffrelayImage } from "./images/diffrelay-image.js";
+import { daemonDir, daemonEnv, startDaemon, stopDaemon } from "./images/docker-daemon.js";
+import { buildNodeBases } from "./images/node-base.js";
+import { REPO_ROOT } from "./stack/stack-state.js";
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { "keep-engine": { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+});
+const USAGE = "usage: npm run images -- up|down|test [--keep-engine]";
+const log = (m: string) => console.error(`[images] ${m}`);
+
+/** The engine and every image; the settings the tests read to find them. */
+async function up(): Promise<{ env: NodeJS.ProcessEnv; startedHere: boolean }> {
+  const dir = daemonDir();
+  const daemon = await startDaemon(log, dir);
+  const bases = await buildNodeBases(log, dir);
+  const image = await buildDiffrelayImage(bases, log, dir);
+  return {
+    startedHere: daemon.startedHere,
+    env: { ...daemonEnv(dir), DIFFRELAY_IMAGE: image.tag },
+  };
+}
+
+function vitest(env: NodeJS.ProcessEnv, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("npx", ["vitest", "run", "--config", "vitest.containers.config.ts", ...args], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: "inherit",
+    });
+    child.once("error", reject);
+    child.once("close", (code) => resolve(code ?? 1));
+  });
+}
+
+async function test(): Promise<number> {
+  const t0 = Date.now();
+  let rc = 1;
+  let startedHere = true;
+  try {
+    const ready = await up();
+    startedHere = ready.startedHere;
+    log(`engine and images ready in ${Math.round((Date.now() - t0) / 1000)} s`);
+    // The local stack serves the databases and Kafka the image runs beside (host networking).
+    rc = await vitest({ ...ready.env, DIFFRELAY_TEST_SERVICES: "stack" }, positionals.slice(1));
+  } finally {
+    if (startedHere && !values["keep-engine"]) await stopDaemon(log);
+    log(`container tests took ${Math.round((Date.now() - t0) / 1000)} s in all`);
+  }
+  return rc;
+}
+
+async function main(): Promise<number> {
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  switch (positionals[0]) {
+    case "up": {
+      const { env } = await up();
+      console.log(`export DOCKER_HOST='${env.DOCKER_HOST}'\nexport DIFFRELAY_IMAGE='${env.DIFFRELAY_IMAGE}'`);
+      return 0;
+    }
+    case "down":
+      await stopDaemon(log);
+      return 0;
+    case "test":
+      return test();
+    default:
+      console.error(USAGE);
+      return 2;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(err.message);
+    process.exit(1);
+  },
+);
