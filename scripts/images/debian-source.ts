@@ -10,7 +10,8 @@ export interface DebianSource {
 function codename(): string {
   const osRelease = existsSync("/etc/os-release") ? readFileSync("/etc/os-release", "utf8") : "";
   const match = /^VERSION_CODENAME=(\S+)$/m.exec(osRelease);
-  if (!match?.[1]) throw new Error("no VERSION_CODENAME in /etc/os-release: the local images need a Debian host");
+  if (!match?.[1])
+    throw new Error("no VERSION_CODENAME in /etc/os-release: the local images need a Debian host");
   return match[1];
 }
 
@@ -18,7 +19,10 @@ function codename(): string {
 function aptSources(): { uri: string; suites: string[] }[] {
   const found: { uri: string; suites: string[] }[] = [];
   const dir = "/etc/apt/sources.list.d";
-  const files = ["/etc/apt/sources.list", ...(existsSync(dir) ? readdirSync(dir).map((f) => join(dir, f)) : [])];
+  const files = [
+    "/etc/apt/sources.list",
+    ...(existsSync(dir) ? readdirSync(dir).map((f) => join(dir, f)) : []),
+  ];
   for (const file of files.filter((f) => existsSync(f))) {
     const text = readFileSync(file, "utf8");
     for (const line of text.split("\n")) {
@@ -39,7 +43,10 @@ function aptSources(): { uri: string; suites: string[] }[] {
 export function debianSource(): DebianSource {
   const suite = codename();
   const mirror =
-    process.env.DIFFRELAY_DEBIAN_MIRROR ?? aptSources().find((s) => s.suites.includes(suite))?.uri.replace(/\/$/, "");
+    process.env.DIFFRELAY_DEBIAN_MIRROR ??
+    aptSources()
+      .find((s) => s.suites.includes(suite))
+      ?.uri.replace(/\/$/, "");
   if (!mirror) {
     throw new Error(
       `no apt source serves ${suite} on this machine: set DIFFRELAY_DEBIAN_MIRROR to a Debian mirror's URL`,

@@ -7,13 +7,17 @@ import type { NodeBases } from "./node-base.js";
 
 /** diffrelay:<version from package.json>: the tag CI builds and the container tests run. */
 export function diffrelayImageTag(): string {
-  const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+  const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+    version: string;
+  };
   return `diffrelay:${version}`;
 }
 
 /** The image's size as the engine reports it (uncompressed, all layers), in bytes. */
 export async function imageSize(image: string, dir: string): Promise<number> {
-  const { stdout } = await run("docker", ["image", "inspect", "-f", "{{.Size}}", image], { env: daemonEnv(dir) });
+  const { stdout } = await run("docker", ["image", "inspect", "-f", "{{.Size}}", image], {
+    env: daemonEnv(dir),
+  });
   return Number(stdout.trim());
 }
 

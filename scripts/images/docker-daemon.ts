@@ -73,16 +73,7 @@ export async function startDaemon(log: (m: string) => void, dir = daemonDir()): 
   const out = openSync(p.log, "a");
   const child = spawn(
     "dockerd",
-    [
-      "-H",
-      host,
-      "--pidfile",
-      p.pidFile,
-      "--data-root",
-      join(dir, "root"),
-      "--exec-root",
-      join(dir, "exec"),
-    ],
+    ["-H", host, "--pidfile", p.pidFile, "--data-root", join(dir, "root"), "--exec-root", join(dir, "exec")],
     { detached: true, stdio: ["ignore", out, out] },
   );
   closeSync(out);

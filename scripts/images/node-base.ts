@@ -1,10 +1,19 @@
 import { spawn } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { commandPath, ensureCommands } from "../stack/debian-packages.js";
 import { run } from "../stack/processes.js";
-import { daemonEnv } from "./docker-daemon.js";
 import { debianSource } from "./debian-source.js";
+import { daemonEnv } from "./docker-daemon.js";
 
 /**
  * The two Node bases the Dockerfile takes when no registry serves node:20-slim: a Debian minbase of this
@@ -20,14 +29,21 @@ const NODE_MAJOR = process.versions.node.split(".")[0] as string;
 const LABEL = "diffrelay.node-version";
 
 export function nodeBaseTags(): NodeBases {
-  return { runtime: `diffrelay-base/node:${NODE_MAJOR}-slim`, build: `diffrelay-base/node:${NODE_MAJOR}-build` };
+  return {
+    runtime: `diffrelay-base/node:${NODE_MAJOR}-slim`,
+    build: `diffrelay-base/node:${NODE_MAJOR}-build`,
+  };
 }
 
 async function labelOf(image: string, dir: string): Promise<string | undefined> {
   try {
-    const { stdout } = await run("docker", ["image", "inspect", "-f", `{{index .Config.Labels "${LABEL}"}}`, image], {
-      env: daemonEnv(dir),
-    });
+    const { stdout } = await run(
+      "docker",
+      ["image", "inspect", "-f", `{{index .Config.Labels "${LABEL}"}}`, image],
+      {
+        env: daemonEnv(dir),
+      },
+    );
     return stdout.trim();
   } catch {
     return undefined;
@@ -43,7 +59,9 @@ function importRootfs(rootfs: string, tag: string, dir: string, env: string[] = 
     'CMD ["node"]',
   ].flatMap((c) => ["--change", c]);
   return new Promise((resolve, reject) => {
-    const tar = spawn("tar", ["-C", rootfs, "--numeric-owner", "-c", "."], { stdio: ["ignore", "pipe", "inherit"] });
+    const tar = spawn("tar", ["-C", rootfs, "--numeric-owner", "-c", "."], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const imp = spawn("docker", ["import", ...changes, "-", tag], {
       env: daemonEnv(dir),
       stdio: ["pipe", "ignore", "pipe"],
@@ -121,7 +139,18 @@ export async function buildNodeBases(log: (m: string) => void, dir: string): Pro
     log(`debootstrap --variant=minbase ${suite} from ${mirror}`);
     await run("debootstrap", ["--variant=minbase", suite, rootfs, mirror], { timeoutMs: 20 * 60_000 });
     await run("chroot", [rootfs, "groupadd", "--gid", "1000", "node"]);
-    await run("chroot", [rootfs, "useradd", "--uid", "1000", "--gid", "node", "--create-home", "--shell", "/bin/bash", "node"]);
+    await run("chroot", [
+      rootfs,
+      "useradd",
+      "--uid",
+      "1000",
+      "--gid",
+      "node",
+      "--create-home",
+      "--shell",
+      "/bin/bash",
+      "node",
+    ]);
     for (const path of TRIMMED) {
       rmSync(join(rootfs, path), { recursive: true, force: true });
       mkdirSync(join(rootfs, path), { recursive: true });
