@@ -2,12 +2,15 @@
 // up:   starts a private Docker engine (installing Debian's docker.io when missing) and builds the images the
 //       container tests run: local Node bases (debootstrap + this machine's Node) and diffrelay:<version>.
 // down: removes every container of that engine and stops it.
-// test: up, the container tests (vitest.containers.config.ts), then down (`npm run test:containers`).
+// test: up, the container tests (`npm run test:containers`), then down: the image beside the local stack
+//       (vitest.containers.config.ts), then TESTCONTAINERS_FILES with DIFFRELAY_TEST_SERVICES=containers on the
+//       stand-in images.
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import { buildDiffrelayImage } from "./images/diffrelay-image.js";
 import { daemonDir, daemonEnv, startDaemon, stopDaemon } from "./images/docker-daemon.js";
-import { buildNodeBases } from "./images/node-base.js";
+import { buildLocalBases } from "./images/local-bases.js";
+import { buildServiceImages } from "./images/service-images.js";
 import { REPO_ROOT } from "./stack/stack-state.js";
 
 const { positionals, values } = parseArgs({
@@ -21,17 +24,35 @@ const log = (m: string) => console.error(`[images] ${m}`);
 async function up(): Promise<{ env: NodeJS.ProcessEnv; startedHere: boolean }> {
   const dir = daemonDir();
   const daemon = await startDaemon(log, dir);
-  const bases = await buildNodeBases(log, dir);
+  const bases = await buildLocalBases(log, dir);
   const image = await buildDiffrelayImage(bases, log, dir);
+  const services = await buildServiceImages(bases, log, dir);
   return {
     startedHere: daemon.startedHere,
-    env: { ...daemonEnv(dir), DIFFRELAY_IMAGE: image.tag },
+    env: {
+      ...daemonEnv(dir),
+      DIFFRELAY_IMAGE: image.tag,
+      DIFFRELAY_TEST_POSTGRES_IMAGE: services.postgres,
+      DIFFRELAY_TEST_KAFKA_IMAGE: services.kafka,
+      // Ryuk, testcontainers' reaper, is one more image to pull; `images down` removes every container instead.
+      TESTCONTAINERS_RYUK_DISABLED: "true",
+      // Mapped ports on loopback, not the bridge's address: test traffic stays on 127.0.0.1.
+      TESTCONTAINERS_HOST_OVERRIDE: "127.0.0.1",
+    },
   };
 }
 
+/** Suites run a second time on testcontainers: end-to-end smoke, seed/verify, HA switchover. */
+const TESTCONTAINERS_FILES = [
+  "test/integration/smoke.test.ts",
+  "test/integration/seed-exact-settings.test.ts",
+  "test/integration/verify-differences.test.ts",
+  "test/integration/cluster-switchover.test.ts",
+];
+
 function vitest(env: NodeJS.ProcessEnv, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn("npx", ["vitest", "run", "--config", "vitest.containers.config.ts", ...args], {
+    const child = spawn("npx", ["vitest", "run", ...args], {
       cwd: REPO_ROOT,
       env,
       stdio: "inherit",
@@ -50,7 +71,16 @@ async function test(): Promise<number> {
     startedHere = ready.startedHere;
     log(`engine and images ready in ${Math.round((Date.now() - t0) / 1000)} s`);
     // The local stack serves the databases and Kafka the image runs beside (host networking).
-    rc = await vitest({ ...ready.env, DIFFRELAY_TEST_SERVICES: "stack" }, positionals.slice(1));
+    const image = await vitest({ ...ready.env, DIFFRELAY_TEST_SERVICES: "stack" }, [
+      "--config",
+      "vitest.containers.config.ts",
+    ]);
+    log(`image tests: exit ${image}; now ${TESTCONTAINERS_FILES.length} suites on testcontainers`);
+    const containers = await vitest(
+      { ...ready.env, DIFFRELAY_TEST_SERVICES: "containers" },
+      TESTCONTAINERS_FILES,
+    );
+    rc = image || containers;
   } finally {
     if (startedHere && !values["keep-engine"]) await stopDaemon(log);
     log(`container tests took ${Math.round((Date.now() - t0) / 1000)} s in all`);
@@ -66,7 +96,15 @@ async function main(): Promise<number> {
   switch (positionals[0]) {
     case "up": {
       const { env } = await up();
-      console.log(`export DOCKER_HOST='${env.DOCKER_HOST}'\nexport DIFFRELAY_IMAGE='${env.DIFFRELAY_IMAGE}'`);
+      const names = [
+        "DOCKER_HOST",
+        "DIFFRELAY_IMAGE",
+        "DIFFRELAY_TEST_POSTGRES_IMAGE",
+        "DIFFRELAY_TEST_KAFKA_IMAGE",
+        "TESTCONTAINERS_RYUK_DISABLED",
+        "TESTCONTAINERS_HOST_OVERRIDE",
+      ];
+      console.log(names.map((n) => `export ${n}='${env[n]}'`).join("\n"));
       return 0;
     }
     case "down":

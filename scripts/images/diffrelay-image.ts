@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { run } from "../stack/processes.js";
 import { REPO_ROOT } from "../stack/stack-state.js";
 import { daemonEnv } from "./docker-daemon.js";
-import type { NodeBases } from "./node-base.js";
+import type { LocalBases } from "./local-bases.js";
 
 /** diffrelay:<version from package.json>: the tag CI builds and the container tests run. */
 export function diffrelayImageTag(): string {
@@ -23,7 +23,7 @@ export async function imageSize(image: string, dir: string): Promise<number> {
 
 /** Builds the repository's Dockerfile on the given bases; host networking so its `npm ci` reaches the registry. */
 export async function buildDiffrelayImage(
-  bases: NodeBases,
+  bases: LocalBases,
   log: (m: string) => void,
   dir: string,
 ): Promise<{ tag: string; seconds: number; bytes: number }> {

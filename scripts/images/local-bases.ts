@@ -16,11 +16,13 @@ import { debianSource } from "./debian-source.js";
 import { daemonEnv } from "./docker-daemon.js";
 
 /**
- * The two Node bases the Dockerfile takes when no registry serves node:20-slim: a Debian minbase of this
- * machine's release with this machine's Node (so its libc matches), plus npm for the build stage. Both have
- * the `node` user (uid 1000) that the public image has.
+ * The bases the images are built on when no registry serves the public ones: a Debian minbase of this
+ * machine's release (the service stand-ins' base), the same with this machine's Node (so its libc matches)
+ * for the Dockerfile's runtime stage, plus npm for its build stage. The Node ones have the `node` user
+ * (uid 1000) that node:20-slim has.
  */
-export interface NodeBases {
+export interface LocalBases {
+  debian: string;
   runtime: string;
   build: string;
 }
@@ -28,8 +30,9 @@ export interface NodeBases {
 const NODE_MAJOR = process.versions.node.split(".")[0] as string;
 const LABEL = "diffrelay.node-version";
 
-export function nodeBaseTags(): NodeBases {
+export function localBaseTags(): LocalBases {
   return {
+    debian: `diffrelay-base/debian:${debianSource().suite}`,
     runtime: `diffrelay-base/node:${NODE_MAJOR}-slim`,
     build: `diffrelay-base/node:${NODE_MAJOR}-build`,
   };
@@ -115,12 +118,12 @@ const TRIMMED = [
   "usr/lib/x86_64-linux-gnu/gconv",
 ];
 
-/** Builds both bases unless images made from this same Node are there already. */
-export async function buildNodeBases(log: (m: string) => void, dir: string): Promise<NodeBases> {
-  const tags = nodeBaseTags();
-  const labels = await Promise.all([labelOf(tags.runtime, dir), labelOf(tags.build, dir)]);
+/** Builds the three bases unless images made from this same Node are there already. */
+export async function buildLocalBases(log: (m: string) => void, dir: string): Promise<LocalBases> {
+  const tags = localBaseTags();
+  const labels = await Promise.all(Object.values(tags).map((t) => labelOf(t, dir)));
   if (labels.every((l) => l === process.version)) {
-    log(`${tags.runtime} and ${tags.build} (Node ${process.version}) already built`);
+    log(`${Object.values(tags).join(", ")} (Node ${process.version}) already built`);
     return tags;
   }
   await ensureCommands(
@@ -155,6 +158,7 @@ export async function buildNodeBases(log: (m: string) => void, dir: string): Pro
       rmSync(join(rootfs, path), { recursive: true, force: true });
       mkdirSync(join(rootfs, path), { recursive: true });
     }
+    await importRootfs(rootfs, tags.debian, dir);
     const node = join(rootfs, "usr/local/bin/node");
     cpSync(process.execPath, node);
     chmodSync(node, 0o755);
@@ -169,6 +173,6 @@ export async function buildNodeBases(log: (m: string) => void, dir: string): Pro
   } finally {
     rmSync(rootfs, { recursive: true, force: true });
   }
-  log(`${tags.runtime} and ${tags.build} built in ${Math.round((Date.now() - t0) / 1000)} s`);
+  log(`${Object.values(tags).join(", ")} built in ${Math.round((Date.now() - t0) / 1000)} s`);
   return tags;
 }
