@@ -3,7 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:f
 import { request } from "node:http";
 import { join } from "node:path";
 import { ensureCommands } from "../stack/debian-packages.js";
-import { isAlive, run, sleep, tail, terminate } from "../stack/processes.js";
+import { isAlive, processesMentioning, run, sleep, tail, terminate } from "../stack/processes.js";
 
 /**
  * A Docker engine of our own, on a private socket: never the default /var/run/docker.sock, which would make
@@ -105,7 +105,19 @@ export async function stopDaemon(log: (m: string) => void, dir = daemonDir()): P
     if (removed) log(`removed ${removed} container(s)`);
   }
   await terminate(pid, 30_000);
-  log(`dockerd ${pid} stopped`);
+  // Its containerd and any container shim name the exec root; they end after dockerd does.
+  const execRoot = join(dir, "exec");
+  const deadline = Date.now() + 30_000;
+  while (processesMentioning(execRoot).length > 0) {
+    if (Date.now() > deadline) {
+      const left = processesMentioning(execRoot).map((p) => `${p.pid} ${p.cmdline}`);
+      throw new Error(
+        `dockerd ${pid} stopped, but these processes of its engine still run:\n${left.join("\n")}`,
+      );
+    }
+    await sleep(200);
+  }
+  log(`dockerd ${pid} and its containerd stopped`);
 }
 
 /** Removes every container, leaving the engine running (between test runs). */
