@@ -1,6 +1,7 @@
 // `npm run images -- up|down|test [--keep-engine]`
 // up:   starts a private Docker engine (installing Debian's docker.io when missing) and builds the images the
-//       container tests run: local Node bases (debootstrap + this machine's Node) and diffrelay:<version>.
+//       container tests run: local bases (debootstrap + this machine's Node), diffrelay:<version>, and stand-ins
+//       for the public PostgreSQL and Kafka images; prints the variables that point the tests at them.
 // down: removes every container of that engine and stops it.
 // test: up, the container tests (`npm run test:containers`), then down: the image beside the local stack
 //       (vitest.containers.config.ts), then TESTCONTAINERS_FILES with DIFFRELAY_TEST_SERVICES=containers on the
@@ -20,25 +21,20 @@ const { positionals, values } = parseArgs({
 const USAGE = "usage: npm run images -- up|down|test [--keep-engine]";
 const log = (m: string) => console.error(`[images] ${m}`);
 
-/** The engine and every image; the settings the tests read to find them. */
-async function up(): Promise<{ env: NodeJS.ProcessEnv; startedHere: boolean }> {
-  const dir = daemonDir();
-  const daemon = await startDaemon(log, dir);
+/** Every image, on the engine in `dir`; the settings the tests read to find them. */
+async function buildImages(dir: string): Promise<NodeJS.ProcessEnv> {
   const bases = await buildLocalBases(log, dir);
   const image = await buildDiffrelayImage(bases, log, dir);
   const services = await buildServiceImages(bases, log, dir);
   return {
-    startedHere: daemon.startedHere,
-    env: {
-      ...daemonEnv(dir),
-      DIFFRELAY_IMAGE: image.tag,
-      DIFFRELAY_TEST_POSTGRES_IMAGE: services.postgres,
-      DIFFRELAY_TEST_KAFKA_IMAGE: services.kafka,
-      // Ryuk, testcontainers' reaper, is one more image to pull; `images down` removes every container instead.
-      TESTCONTAINERS_RYUK_DISABLED: "true",
-      // Mapped ports on loopback, not the bridge's address: test traffic stays on 127.0.0.1.
-      TESTCONTAINERS_HOST_OVERRIDE: "127.0.0.1",
-    },
+    ...daemonEnv(dir),
+    DIFFRELAY_IMAGE: image.tag,
+    DIFFRELAY_TEST_POSTGRES_IMAGE: services.postgres,
+    DIFFRELAY_TEST_KAFKA_IMAGE: services.kafka,
+    // Ryuk, testcontainers' reaper, is one more image to pull; `images down` removes every container instead.
+    TESTCONTAINERS_RYUK_DISABLED: "true",
+    // Mapped ports on loopback, not the bridge's address: test traffic stays on 127.0.0.1.
+    TESTCONTAINERS_HOST_OVERRIDE: "127.0.0.1",
   };
 }
 
@@ -64,28 +60,24 @@ function vitest(env: NodeJS.ProcessEnv, args: string[]): Promise<number> {
 
 async function test(): Promise<number> {
   const t0 = Date.now();
-  let rc = 1;
-  let startedHere = true;
+  const dir = daemonDir();
+  const daemon = await startDaemon(log, dir);
   try {
-    const ready = await up();
-    startedHere = ready.startedHere;
+    const env = await buildImages(dir);
     log(`engine and images ready in ${Math.round((Date.now() - t0) / 1000)} s`);
     // The local stack serves the databases and Kafka the image runs beside (host networking).
-    const image = await vitest({ ...ready.env, DIFFRELAY_TEST_SERVICES: "stack" }, [
+    const image = await vitest({ ...env, DIFFRELAY_TEST_SERVICES: "stack" }, [
       "--config",
       "vitest.containers.config.ts",
     ]);
     log(`image tests: exit ${image}; now ${TESTCONTAINERS_FILES.length} suites on testcontainers`);
-    const containers = await vitest(
-      { ...ready.env, DIFFRELAY_TEST_SERVICES: "containers" },
-      TESTCONTAINERS_FILES,
-    );
-    rc = image || containers;
+    const containers = await vitest({ ...env, DIFFRELAY_TEST_SERVICES: "containers" }, TESTCONTAINERS_FILES);
+    return image || containers;
   } finally {
-    if (startedHere && !values["keep-engine"]) await stopDaemon(log);
+    // An engine that was running before is left running, as the stack is.
+    if (daemon.startedHere && !values["keep-engine"]) await stopDaemon(log, dir);
     log(`container tests took ${Math.round((Date.now() - t0) / 1000)} s in all`);
   }
-  return rc;
 }
 
 async function main(): Promise<number> {
@@ -95,7 +87,9 @@ async function main(): Promise<number> {
   }
   switch (positionals[0]) {
     case "up": {
-      const { env } = await up();
+      const dir = daemonDir();
+      await startDaemon(log, dir);
+      const env = await buildImages(dir);
       const names = [
         "DOCKER_HOST",
         "DIFFRELAY_IMAGE",
