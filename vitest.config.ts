@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Need a Docker engine and locally built images: `npm run test:containers` (vitest.containers.config.ts).
+    exclude: ["test/containers/**", "**/node_modules/**"],
     // Picks env-provided services, testcontainers, or the local stack, and stops what it started.
     globalSetup: ["test/support/global-setup.ts"],
     // Integration and fault tests drive real servers: replication catch-up and broker restarts take time.

@@ -31,11 +31,24 @@ export function spawnDiffrelay(
   args: string[],
   env: Record<string, string | undefined> = {},
 ): DiffrelayProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  return spawnWatched(process.execPath, [BIN, ...args], env);
+}
+
+/**
+ * Any command run as a watched child: output kept, exit awaited, killed when the worker exits.
+ * `signal` replaces the default way of signalling it (a container is signalled through its engine).
+ */
+export function spawnWatched(
+  command: string,
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+  signal?: (signal: NodeJS.Signals) => boolean,
+): DiffrelayProcess {
+  const child = spawn(command, argv, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  if (child.pid === undefined) throw new Error("failed to spawn bin/diffrelay.js");
+  if (child.pid === undefined) throw new Error(`failed to spawn ${command}`);
   const pid = child.pid;
   running.add(child);
   let buffer = "";
@@ -59,10 +72,11 @@ export function spawnDiffrelay(
   });
   return {
     pid,
-    kill(signal: NodeJS.Signals = "SIGKILL") {
+    kill(sig: NodeJS.Signals = "SIGKILL") {
       if (done) return false;
+      if (signal) return signal(sig);
       try {
-        process.kill(pid, signal);
+        process.kill(pid, sig);
         return true;
       } catch {
         return false;

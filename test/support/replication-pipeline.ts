@@ -27,6 +27,8 @@ export interface PipelineOptions {
   /** Extra arguments for every `apply` process (e.g. --apply-max-rows). */
   applyArgs?: string[];
   captureArgs?: string[];
+  /** Runs one diffrelay command line (default: `node bin/diffrelay.js` here; the container tests run the image). */
+  runner?: (args: string[], env?: Record<string, string>) => DiffrelayProcess;
   /** When set, the data topic is created with these configs before the capture starts (e.g. max.message.bytes). */
   topicConfig?: Record<string, string>;
 }
@@ -96,7 +98,7 @@ export class ReplicationPipeline {
   /** Spawns the capture (again, after it exited) without waiting for it; `env` adds to its environment. */
   spawnCapture(extraArgs: string[] = [], env: Record<string, string> = {}): DiffrelayProcess {
     this.capture = this.track(
-      spawnDiffrelay(
+      this.run(
         [
           "capture",
           "--source-url",
@@ -167,6 +169,10 @@ export class ReplicationPipeline {
     }
   }
 
+  private run(args: string[], env: Record<string, string> = {}): DiffrelayProcess {
+    return (this.options.runner ?? spawnDiffrelay)(args, env);
+  }
+
   private track(p: DiffrelayProcess): DiffrelayProcess {
     this.processes.add(p);
     void p.exited.then(() => this.processes.delete(p));
@@ -183,7 +189,7 @@ export class ReplicationPipeline {
   spawnApplier(name: string, extraArgs: string[] = []): DiffrelayProcess {
     const s = this.standby(name);
     s.applier = this.track(
-      spawnDiffrelay([
+      this.run([
         "apply",
         "--standby-url",
         s.db.url,
@@ -261,7 +267,7 @@ export class ReplicationPipeline {
     name: string,
     options: { sourceUrl?: string; standbyUrl?: string; extraArgs?: string[] } = {},
   ): Promise<VerifyOutcome> {
-    const p = spawnDiffrelay([
+    const p = this.run([
       "verify",
       "--source-url",
       options.sourceUrl ?? this.source.url,
