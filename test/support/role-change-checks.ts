@@ -70,9 +70,10 @@ export class RoleChangeChecker {
         );
         if (answers.every((code) => code === 200)) return { epoch };
       }
-      if (Date.now() > deadline) {
+      const exited = NODE_NAMES.filter((n) => this.rc.exitOf(n) !== undefined);
+      if (exited.length || Date.now() > deadline) {
         return {
-          problem: `the cluster did not settle with ${primary} the primary within ${timeoutMs} ms (every node on one epoch, phase stable, ${primary} /primary 200, the others /replica 200):\n${await this.rc.describe()}`,
+          problem: `the cluster did not settle with ${primary} the primary ${exited.length ? `: node ${exited.join(", ")} exited` : `within ${timeoutMs} ms`} (every node on one epoch, phase stable, ${primary} /primary 200, the others /replica 200):\n${await this.rc.describe()}`,
         };
       }
       await sleep(250);

@@ -86,7 +86,7 @@ export class RoleChangeCluster {
 
   private async bootstrap(): Promise<void> {
     this.startNode("a");
-    await this.cluster.waitFor("a", "/primary", 200);
+    await this.waitForAnswer("a", "/primary");
     for (const name of ["b", "c"]) {
       const seed = spawnDiffrelay([
         "seed",
@@ -106,7 +106,26 @@ export class RoleChangeCluster {
         throw new Error(`seed of ${name} exited ${seeded.code}:\n${tail(seed.output())}`);
       this.startNode(name);
     }
-    for (const name of ["b", "c"]) await this.cluster.waitFor(name, "/replica", 200);
+    for (const name of ["b", "c"]) await this.waitForAnswer(name, "/replica");
+  }
+
+  /** Waits for 200 from one of the node's paths; fails at once if its process exits. */
+  private async waitForAnswer(node: string, path: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.cluster.probe(node, path)) !== 200) {
+      const exit = this.exits.get(node);
+      if (exit || Date.now() > deadline) {
+        throw new Error(
+          `${node}${path} did not answer 200 ${exit ? `: its node exited (code ${exit.code}, signal ${exit.signal})` : `within ${timeoutMs} ms`}:\n${tail(this.process(node).output())}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** How the node's current process exited, if it has. */
+  exitOf(node: string): ExitInfo | undefined {
+    return this.exits.get(node);
   }
 
   url(node: string): string {
