@@ -128,6 +128,7 @@ async function run(zeroLoss: boolean): Promise<void> {
       const step = `step ${i + 1}/${SCHEDULE.length} (${label(change)}; primary ${primary}, epoch ${epoch})`;
       const before = primary;
       const seen: string[] = [];
+      const started = Date.now();
       switch (change.kind) {
         case "switchover": {
           const result = await rc.switchover(change.to);
@@ -188,6 +189,7 @@ async function run(zeroLoss: boolean): Promise<void> {
       }
       if (seen.length) await fail(step, seen);
 
+      const acted = Date.now();
       const settled = await checker.settle(primary, 90_000);
       if ("problem" in settled) await fail(step, [settled.problem]);
       const now = (settled as { epoch: number }).epoch;
@@ -197,6 +199,7 @@ async function run(zeroLoss: boolean): Promise<void> {
         await fail(step, [`the role change left the cluster at epoch ${now} (was ${epoch})`]);
       epoch = now;
 
+      const settledAt = Date.now();
       await load.pause();
       const result = await checker.check(primary, epoch);
       if (result.problems.length) await fail(step, result.problems);
@@ -211,7 +214,7 @@ async function run(zeroLoss: boolean): Promise<void> {
       byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
       history.push(`  ${step}: ok, epoch ${epoch}, ${counts.acknowledged} acknowledged, ${counts.rows} rows`);
       log(
-        `${step.replace(/; primary.*\)/, ")")} done: epoch ${epoch}, primary ${primary}, ${counts.acknowledged} acknowledged, ${counts.missing} missing, ${counts.reported} reported`,
+        `${step.replace(/; primary.*\)/, ")")} done: epoch ${epoch}, primary ${primary}, ${counts.acknowledged} acknowledged, ${counts.missing} missing, ${counts.reported} reported (change ${acted - started} ms, settle ${settledAt - acted} ms, checks ${Date.now() - settledAt} ms)`,
       );
 
       // The load goes on at the primary before the next change.
