@@ -19,7 +19,12 @@ type Change =
   | { kind: "switchover"; to: string }
   | { kind: "failover after the primary's node was killed"; to: string }
   | { kind: "failover after the primary's machine was killed"; to: string }
-  | { kind: "switchover killed, then failover"; to: string; phase: "fencing" | "promoting" }
+  /** Killed once the old primary's fence is asked for; the old primary fences; failover --to the same target. */
+  | { kind: "switchover killed at fencing, then failover"; to: string }
+  /** Killed once the drained end is published; the target takes the role; the next change starts from it. */
+  | { kind: "switchover killed at promoting"; to: string }
+  /** Killed once the drained end is published, its target's node killed too; failover --to the third node. */
+  | { kind: "switchover and its target killed at promoting, then failover"; target: string; to: string }
   | { kind: "restart"; node: string; signal: "SIGTERM" | "SIGKILL" };
 
 // The primary starts at a. Every node restarts as primary and as standby; each kind of failover and
@@ -34,17 +39,19 @@ const SCHEDULE: Change[] = [
   { kind: "restart", node: "a", signal: "SIGTERM" },
   { kind: "failover after the primary's node was killed", to: "b" },
   { kind: "restart", node: "b", signal: "SIGTERM" },
-  { kind: "switchover killed, then failover", to: "c", phase: "fencing" },
+  { kind: "switchover killed at fencing, then failover", to: "c" },
   { kind: "switchover", to: "a" },
   { kind: "failover after the primary's machine was killed", to: "b" },
   { kind: "restart", node: "c", signal: "SIGKILL" },
-  { kind: "switchover killed, then failover", to: "c", phase: "promoting" },
+  { kind: "switchover killed at promoting", to: "c" },
+  { kind: "switchover", to: "a" },
+  { kind: "switchover and its target killed at promoting, then failover", target: "b", to: "c" },
   { kind: "switchover", to: "a" },
   { kind: "failover after the primary's node was killed", to: "c" },
   { kind: "restart", node: "c", signal: "SIGKILL" },
   { kind: "switchover", to: "b" },
   { kind: "failover after the primary's machine was killed", to: "a" },
-  { kind: "switchover killed, then failover", to: "c", phase: "fencing" },
+  { kind: "switchover killed at fencing, then failover", to: "c" },
   { kind: "restart", node: "a", signal: "SIGKILL" },
   { kind: "switchover", to: "a" },
 ];
@@ -63,11 +70,18 @@ afterAll(async () => {
 });
 
 function label(change: Change): string {
-  return change.kind === "restart"
-    ? `restart of node ${change.node} (${change.signal})`
-    : change.kind === "switchover killed, then failover"
-      ? `switchover to ${change.to} killed at phase ${change.phase}, then failover to ${change.to}`
-      : `${change.kind} to ${change.to}`;
+  switch (change.kind) {
+    case "restart":
+      return `restart of node ${change.node} (${change.signal})`;
+    case "switchover killed at fencing, then failover":
+      return `switchover to ${change.to} killed at phase fencing, then failover to ${change.to}`;
+    case "switchover killed at promoting":
+      return `switchover to ${change.to} killed at phase promoting`;
+    case "switchover and its target killed at promoting, then failover":
+      return `switchover to ${change.target} and node ${change.target} killed at phase promoting, then failover to ${change.to}`;
+    default:
+      return `${change.kind} to ${change.to}`;
+  }
 }
 
 /** A failure of one step: what was done, what was seen, and every node's state. */
@@ -121,6 +135,18 @@ async function run(zeroLoss: boolean): Promise<void> {
   // Zero-loss mode: the failover knows nothing acknowledged is lost (exit 0). Without it: 8, maybe lost.
   const failoverExits = zeroLoss ? [0] : [0, 8];
 
+  /** Runs a switchover to `to` and kills it with SIGKILL right after it published `phase`. */
+  const killSwitchoverAt = async (phase: keyof typeof PHASE_LOG, to: string): Promise<string[]> => {
+    const p = rc.switchoverProcess(to);
+    const reached = await p.waitForOutput(PHASE_LOG[phase], 60_000).then(
+      () => null,
+      (err: Error) => `switchover --to ${to} never reached phase ${phase}: ${err.message}`,
+    );
+    p.kill("SIGKILL");
+    await p.exited;
+    return reached === null ? [] : [reached];
+  };
+
   await rc.cluster.waitFor("a", "/primary", 200);
   load.start();
   try {
@@ -129,6 +155,7 @@ async function run(zeroLoss: boolean): Promise<void> {
       const before = primary;
       const seen: string[] = [];
       const started = Date.now();
+      let unfinished = false;
       switch (change.kind) {
         case "switchover": {
           const result = await rc.switchover(change.to);
@@ -153,33 +180,40 @@ async function run(zeroLoss: boolean): Promise<void> {
           primary = change.to;
           break;
         }
-        case "switchover killed, then failover": {
-          const p = rc.switchoverProcess(change.to);
-          await p.waitForOutput(PHASE_LOG[change.phase], 60_000).catch((err: Error) => {
-            seen.push(`switchover --to ${change.to} never reached phase ${change.phase}: ${err.message}`);
-          });
-          p.kill("SIGKILL");
-          await p.exited;
+        case "switchover killed at fencing, then failover": {
+          seen.push(...(await killSwitchoverAt("fencing", change.to)));
           if (seen.length) break;
-          // What the nodes do with a change nobody drives: the old primary fences (fencing), or the target
-          // takes the role (promoting). The failover comes once that happened, so each run is the same.
-          const done = await waitUntil(async () => {
-            const s = await rc.status(change.phase === "fencing" ? before : change.to);
-            // Fenced: it left the primary role for the switchover's epoch (handOver fences first).
-            return change.phase === "fencing"
-              ? s?.clusterEpoch === epoch + 1 && s.epoch === epoch + 1 && s.nodeRole !== "primary"
-              : (await rc.cluster.probe(change.to, "/primary")) === 200;
+          // The old primary fences for the change nobody drives any more; the failover comes once it has
+          // (it left the primary role for the switchover's epoch), so that each run is the same.
+          const fenced = await waitUntil(async () => {
+            const s = await rc.status(before);
+            return s?.clusterEpoch === epoch + 1 && s.epoch === epoch + 1 && s.nodeRole !== "primary";
           }, 60_000);
-          if (!done)
-            seen.push(
-              change.phase === "fencing"
-                ? `the old primary ${before} did not report its fence for epoch ${epoch + 1} within 60 s`
-                : `${change.to} did not become the writable primary within 60 s`,
-            );
+          if (!fenced)
+            seen.push(`the old primary ${before} did not fence for epoch ${epoch + 1} within 60 s`);
           // Its report (the fence's end offset) reaches the cluster topic right after.
           await sleep(1000);
           const result = await rc.failover(change.to);
           seen.push(...expectExit(`failover --to ${change.to}`, result, failoverExits));
+          primary = change.to;
+          break;
+        }
+        case "switchover killed at promoting": {
+          // The nodes finish their parts without the command: the target serves, the others follow it,
+          // and the state stays at phase promoting until the next change starts from it.
+          seen.push(...(await killSwitchoverAt("promoting", change.to)));
+          primary = change.to;
+          unfinished = true;
+          break;
+        }
+        case "switchover and its target killed at promoting, then failover": {
+          seen.push(...(await killSwitchoverAt("promoting", change.target)));
+          if (seen.length) break;
+          await rc.killNode(change.target);
+          const result = await rc.failover(change.to);
+          seen.push(...expectExit(`failover --to ${change.to}`, result, failoverExits));
+          // Its supervisor starts it again: it follows the new primary (rejoining if it had taken writes).
+          rc.startNode(change.target);
           primary = change.to;
           break;
         }
@@ -190,7 +224,11 @@ async function run(zeroLoss: boolean): Promise<void> {
       if (seen.length) await fail(step, seen);
 
       const acted = Date.now();
-      const settled = await checker.settle(primary, 90_000);
+      const settled = await checker.settle(
+        primary,
+        90_000,
+        unfinished ? ["stable", "promoting"] : ["stable"],
+      );
       if ("problem" in settled) await fail(step, [settled.problem]);
       const now = (settled as { epoch: number }).epoch;
       if (change.kind === "restart" && now !== epoch)
@@ -208,9 +246,7 @@ async function run(zeroLoss: boolean): Promise<void> {
       const kind =
         change.kind === "restart"
           ? `restart of the ${change.node === primary ? "primary" : "standby"} (${change.signal})`
-          : change.kind === "switchover killed, then failover"
-            ? `switchover killed at ${change.phase}, then failover`
-            : change.kind;
+          : change.kind;
       byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
       history.push(`  ${step}: ok, epoch ${epoch}, ${counts.acknowledged} acknowledged, ${counts.rows} rows`);
       log(

@@ -47,10 +47,15 @@ export class RoleChangeChecker {
   }
 
   /**
-   * Waits until every node answers on one epoch in phase stable with `primary` the primary: its /primary
-   * 200, the others' /replica 200. Returns the epoch, or the problem with every node's status.
+   * Waits until every node answers on one epoch in phase stable (or one of `phases`: a change whose
+   * command died serves at phase promoting) with `primary` the primary: its /primary 200, the others'
+   * /replica 200. Returns the epoch, or the problem with every node's status.
    */
-  async settle(primary: string, timeoutMs: number): Promise<{ epoch: number } | { problem: string }> {
+  async settle(
+    primary: string,
+    timeoutMs: number,
+    phases: readonly string[] = ["stable"],
+  ): Promise<{ epoch: number } | { problem: string }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const statuses = await Promise.all(NODE_NAMES.map((n) => this.rc.status(n)));
@@ -59,7 +64,7 @@ export class RoleChangeChecker {
         (s, i) =>
           s !== null &&
           s.clusterEpoch === epoch &&
-          s.phase === "stable" &&
+          phases.includes(s.phase) &&
           s.clusterPrimary === primary &&
           s.epoch === epoch &&
           s.nodeRole === (NODE_NAMES[i] === primary ? "primary" : "standby"),
@@ -73,7 +78,7 @@ export class RoleChangeChecker {
       const exited = NODE_NAMES.filter((n) => this.rc.exitOf(n) !== undefined);
       if (exited.length || Date.now() > deadline) {
         return {
-          problem: `the cluster did not settle with ${primary} the primary ${exited.length ? `: node ${exited.join(", ")} exited` : `within ${timeoutMs} ms`} (every node on one epoch, phase stable, ${primary} /primary 200, the others /replica 200):\n${await this.rc.describe()}`,
+          problem: `the cluster did not settle with ${primary} the primary ${exited.length ? `: node ${exited.join(", ")} exited` : `within ${timeoutMs} ms`} (every node on one epoch, phase ${phases.join(" or ")}, ${primary} /primary 200, the others /replica 200):\n${await this.rc.describe()}`,
         };
       }
       await sleep(250);
