@@ -100,11 +100,19 @@ export class RoleChangeChecker {
         problems.push(`${n}/primary answered ${code}; the primary is ${primary}`);
     }
     const marker = -++this.markerCount;
-    await runSql(
+    const markerRefused = await runSql(
       primaryUrl,
       "WITH row AS (INSERT INTO acked_ids (id, writer, node) VALUES ($1, 0, $2) RETURNING id) INSERT INTO acked_events SELECT id, 0 FROM row",
       [marker, primary],
-    ).catch((err: Error) => problems.push(`the primary ${primary} refused a write: ${err.message}`));
+    ).then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    if (markerRefused !== null) {
+      // Without the marker nothing tells when a standby has caught up: a comparison would mean nothing.
+      problems.push(`the primary ${primary} refused a write: ${markerRefused}`);
+      return { counts: this.counts(primary, epoch, 0, 0, 0), problems };
+    }
     for (const n of NODE_NAMES.filter((x) => x !== primary)) {
       const accepted = await this.acceptsWrite(this.rc.url(n));
       if (accepted !== null) problems.push(`${n} (not the primary) ${accepted}`);
@@ -193,17 +201,24 @@ export class RoleChangeChecker {
     if (this.load.errors.length)
       problems.push(`the load saw unexpected errors: ${this.load.errors.slice(0, 5).join("; ")}`);
 
+    return { counts: this.counts(primary, epoch, missing.length, reported.size, present.size), problems };
+  }
+
+  private counts(
+    primary: string,
+    epoch: number,
+    missing: number,
+    reported: number,
+    rows: number,
+  ): CheckCounts {
     return {
-      counts: {
-        epoch,
-        primary,
-        acknowledged: this.load.acknowledged.length,
-        unanswered: this.load.unanswered.length,
-        missing: missing.length,
-        reported: reported.size,
-        rows: present.size,
-      },
-      problems,
+      epoch,
+      primary,
+      acknowledged: this.load.acknowledged.length,
+      unanswered: this.load.unanswered.length,
+      missing,
+      reported,
+      rows,
     };
   }
 
