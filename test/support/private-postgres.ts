@@ -28,11 +28,20 @@ export interface PrivatePostgres {
   destroy(): Promise<void>;
 }
 
-export async function startPrivatePostgres(name: string): Promise<PrivatePostgres> {
+/**
+ * @param options.password the application role's password instead of a generated one: servers that must
+ *   reach each other's databases with one user and password (an HA cluster's rejoin) share it.
+ */
+export async function startPrivatePostgres(
+  name: string,
+  options: { password?: string } = {},
+): Promise<PrivatePostgres> {
   const baseDir = mkdtempSync(join(tmpdir(), `diffrelay-${name}-`));
   let state: PgClusterState | undefined;
   try {
     state = await initCluster(baseDir, name, "debian", () => undefined);
+    // Every start (the first and each restart after a kill) sets the role's password to the state's.
+    if (options.password !== undefined) state.password = options.password;
     await startCluster(state);
   } catch (err) {
     if (state) await stopCluster(state, "immediate").catch(() => undefined);
