@@ -28,7 +28,7 @@ import {
 } from "../promote/database-access.js";
 import { fenceOldPrimary } from "../promote/old-primary-fence.js";
 import { becomeSource, drainStandby, pointStandbyAt, withDatabase } from "../promote/promote-steps.js";
-import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
+import { catchUpWithCluster, type RejoinReport, renderRejoinReport } from "../rejoin/index.js";
 import {
   type DatabaseRoleFacts,
   databaseFacts,
@@ -317,9 +317,8 @@ export class ClusterNode {
         await this.followChange(state);
         return true;
       }
-      throw new NodeRoleError(
-        `node ${me} is a standby of epoch ${from}, but the cluster is at epoch ${state.epoch} (previous ${state.previous?.epoch ?? "none"}): it missed a role change and is not known to be exact; re-seed it from ${state.primary} and start it again`,
-      );
+      await this.catchUp(state);
+      return true;
     }
     return this.start(state);
   }
@@ -360,9 +359,39 @@ export class ClusterNode {
       );
       return true;
     }
-    throw new NodeRoleError(
-      `node ${name}'s database has no position on ${state.topics.data} (epoch ${state.epoch}, primary ${state.primary}): it is not a standby of this cluster yet. Seed it first: diffrelay seed --source-url <${state.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${state.topics.data}, then start the node again`,
-    );
+    await this.catchUp(state);
+    return true;
+  }
+
+  /**
+   * A standby that missed role changes (down, or cut off, while the cluster
+   * moved more than once) follows the chain of epochs since its own; refused
+   * with every reason and the seed command when the chain cannot be followed.
+   */
+  private async catchUp(state: ClusterState): Promise<void> {
+    await this.stopService();
+    const { target } = await catchUpWithCluster(this.catchUpOptions(state, false));
+    await this.startStandby({ ...state, epoch: target.epoch, topics: target.topics });
+  }
+
+  private catchUpOptions(state: ClusterState, stalePrimary: boolean) {
+    const { config, databaseUrl, kafka, logger, name } = this.options;
+    return {
+      view: this.view as ClusterView,
+      name,
+      config,
+      kafka,
+      logger: logger.child({ role: stalePrimary ? "rejoin" : "catch-up", epoch: state.epoch }),
+      databaseUrl,
+      stalePrimary,
+      primaryDatabaseUrl: async (primary: string, epoch: number) => {
+        const address = await this.until(state.epoch, (_s, view) => {
+          const r = view.reports.get(primary);
+          return r?.epoch === epoch && r.role === "primary" && r.ready && r.databaseUrl ? r.databaseUrl : undefined;
+        });
+        return peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
+      },
+    };
   }
 
   /**
@@ -583,13 +612,13 @@ export class ClusterNode {
    * A fenced stale primary becomes an exact standby of the new primary:
    * operations/rejoin finds the transactions it committed that never reached
    * Kafka, records and reports them, undoes them (or re-seeds), and leaves the
-   * database positioned on the new topic, where the applier starts. Rejoin
-   * follows one role change: this node must be the previous epoch's primary.
-   * A failure leaves the node fenced, saying why; it is tried again only at a
+   * database positioned on the new topic, where the applier starts; when the
+   * cluster moved more than once since, it applies each epoch between to its
+   * drained end first (catchUpWithCluster). A failure leaves the node fenced, saying why; it is tried again only at a
    * later epoch or a restart, never in a loop.
    */
   private async rejoinAsStandby(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, kafka, logger, name } = this.options;
+    const { logger } = this.options;
     this.rejoinTriedAt = state.epoch;
     this.rejoin = {
       state: "rejoining",
@@ -601,39 +630,19 @@ export class ClusterNode {
     await this.report();
     let newPrimary = `${state.primary}'s database`;
     let report: RejoinReport;
+    let target: { epoch: number; topics: ClusterState["topics"] };
     try {
-      const previous = state.previous;
-      if (!previous || previous.primary !== name) {
-        throw new NodeRoleError(
-          `automatic rejoin follows one role change, and the cluster is at epoch ${state.epoch} (primary ${state.primary}) ` +
-            `whose previous epoch ${previous ? `${previous.epoch} had primary ${previous.primary}` : "is none"}, not ${name}: ` +
-            `re-seed this database from ${state.primary} (diffrelay seed --standby-name ${name} --topic ${state.topics.data} …) and start the node again`,
-        );
-      }
-      const address = await this.until(state.epoch, (_s, view) => {
-        const r = view.reports.get(state.primary);
-        return r?.epoch === state.epoch && r.role === "primary" && r.ready && r.databaseUrl
-          ? r.databaseUrl
-          : undefined;
+      const options = this.catchUpOptions(state, true);
+      const caughtUp = await catchUpWithCluster({
+        ...options,
+        primaryDatabaseUrl: async (primary, epoch) => {
+          const url = await options.primaryDatabaseUrl(primary, epoch);
+          newPrimary = `${primary}'s database ${databaseAddress(url)} (as user ${decodeURIComponent(new URL(url).username)}; --peer-user, --peer-password)`;
+          return url;
+        },
       });
-      const newPrimaryUrl = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
-      newPrimary = `${state.primary}'s database ${address} (as user ${decodeURIComponent(new URL(newPrimaryUrl).username)}; --peer-user, --peer-password)`;
-      report = await rejoinAsStandby({
-        oldPrimaryUrl: databaseUrl,
-        oldPrimaryConfig: postgresClientConfig(databaseUrl, config.standby?.tls),
-        standbyName: name,
-        newPrimaryUrl,
-        newPrimaryConfig: postgresClientConfig(newPrimaryUrl, config.standby?.tls),
-        kafka,
-        logger: logger.child({ role: "rejoin", epoch: state.epoch }),
-        oldTopics: previous.topics,
-        newTopics: state.topics,
-        epoch: state.epoch,
-        slot: config.capture.slot,
-        publication: config.capture.publication,
-        seed: { parallel: config.seed.parallel, rangeRows: config.seed.rangeRows },
-        reportFile: undefined,
-      });
+      report = caughtUp.report as RejoinReport;
+      target = caughtUp.target;
     } catch (err) {
       if (err instanceof Superseded) throw err;
       await this.rejoinFailed(state, err, newPrimary);
@@ -660,7 +669,7 @@ export class ClusterNode {
       },
       `rejoined as a standby of ${state.primary}:\n${renderRejoinReport(report)}`,
     );
-    await this.startStandby(state);
+    await this.startStandby({ ...state, epoch: target.epoch, topics: target.topics });
   }
 
   private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {

@@ -65,6 +65,7 @@ export const rejoinCommand: Command = {
     const logger = createLogger(config.logLevel, "diffrelay-rejoin").child({ standby: standbyName });
     const database = topicDatabase(config);
     const report = await rejoinAsStandby({
+      config,
       oldPrimaryUrl: standbyUrl,
       oldPrimaryConfig: postgresClientConfig(standbyUrl, config.standby?.tls),
       standbyName,
