@@ -387,7 +387,9 @@ export class ClusterNode {
       primaryDatabaseUrl: async (primary: string, epoch: number) => {
         const address = await this.until(state.epoch, (_s, view) => {
           const r = view.reports.get(primary);
-          return r?.epoch === epoch && r.role === "primary" && r.ready && r.databaseUrl ? r.databaseUrl : undefined;
+          return r?.epoch === epoch && r.role === "primary" && r.ready && r.databaseUrl
+            ? r.databaseUrl
+            : undefined;
         });
         return peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
       },

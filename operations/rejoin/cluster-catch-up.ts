@@ -68,7 +68,8 @@ export interface ClusterCatchUp {
 export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promise<ClusterCatchUp> {
   const { view, name, config, logger } = options;
   const current = view.state;
-  if (!current) throw new RejoinRefusedError(`node ${name}: the cluster has no state yet: nothing to catch up with`);
+  if (!current)
+    throw new RejoinRefusedError(`node ${name}: the cluster has no state yet: nothing to catch up with`);
   const url = writableSessionUrl(options.databaseUrl);
   if (options.stalePrimary) {
     const oldEpoch = lastEpochAsPrimary(view.states, name);
@@ -127,7 +128,13 @@ export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promis
         `Re-seed it: diffrelay seed --source-url <${chain.target.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${chain.target.topics.data}, then start the node again`,
     );
   }
-  await followEpochChain({ config, kafka: options.kafka, logger, standby: { name, url }, links: chain.links });
+  await followEpochChain({
+    config,
+    kafka: options.kafka,
+    logger,
+    standby: { name, url },
+    links: chain.links,
+  });
   return { target: chain.target, report: null };
 }
 

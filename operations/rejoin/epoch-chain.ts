@@ -170,7 +170,8 @@ function retentionShortfalls(links: ChainLink[], lowOffsets: ReadonlyMap<string,
         );
       }
     } else if (low > link.from) {
-      const needed = link.end === null ? `from offset ${link.from}` : `offsets ${link.from}..${link.end - 1n}`;
+      const needed =
+        link.end === null ? `from offset ${link.from}` : `offsets ${link.from}..${link.end - 1n}`;
       reasons.push(
         `Kafka's retention deleted ${link.topics.data} (epoch ${link.epoch}) up to offset ${low}: ${needed} of it must be applied`,
       );

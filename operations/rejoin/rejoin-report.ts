@@ -76,7 +76,9 @@ export function renderRejoinReport(report: RejoinReport): string {
     for (const ddl of t.ddl) lines.push(`    ddl ${ddl}`);
   }
   if (report.method === "rewind") {
-    const between = (report.followed ?? []).map((f) => `${f.topic} (epoch ${f.epoch}) to offset ${f.endOffset}, `);
+    const between = (report.followed ?? []).map(
+      (f) => `${f.topic} (epoch ${f.epoch}) to offset ${f.endOffset}, `,
+    );
     lines.push(
       `rewound ${report.rowsRewound} row change(s); ${between.length > 0 ? `applied ${between.join("")}then ` : ""}follows ${report.newTopic} (epoch ${report.epoch}) from its start`,
     );

@@ -103,7 +103,14 @@ const TOPIC_READ_MS = 30_000;
  *    copied. When undoing is not possible (a schema change or TRUNCATE among
  *    them, a table not FULL, the slot gone, the new topic's start deleted by
  *    retention), it re-seeds from the new primary and says why.
- * 4. The old slot is dropped: it pins WAL, and the capture must not restart.
+ * 4. When the cluster moved more than once while the old primary was away
+ *    (options.chain), the new primary's position on the old topic must be
+ *    that topic's drained end (what the next epoch started from); the rewind
+ *    positions it at the next epoch's topic instead, and each epoch between
+ *    is applied to its drained end, checked, before the new topic. A chain
+ *    that cannot be followed (a gap in the epochs' records, retention) is
+ *    one more reason to re-seed.
+ * 5. The old slot is dropped: it pins WAL, and the capture must not restart.
  */
 export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinReport> {
   const { logger } = options;
@@ -255,9 +262,10 @@ async function chainBlockers(options: RejoinOptions, heldOffset: bigint | null):
   const chain = options.chain;
   if (chain?.kind === "reseed") return chain.reasons;
   if (chain?.kind === "follow") {
-    // Rewound to what the new primary holds of the old topic, it must hold what the next epoch started from.
+    // Rewound to what the new primary holds of the old topic, it must hold what the next epoch started
+    // from. When the new epoch is the next one, its primary's position is that, by definition.
     const drained = (chain.links[0] as ChainLink).end as bigint;
-    return heldOffset === null || heldOffset === drained
+    return chain.links.length <= 2 || heldOffset === null || heldOffset === drained
       ? []
       : [
           `the new primary holds ${options.oldTopics.data} up to offset ${heldOffset}, not its drained end ${drained}: ` +

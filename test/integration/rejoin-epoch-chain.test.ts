@@ -7,7 +7,13 @@ import { clusterDataTopics } from "../../src/kafka/topic-names.js";
 import { spawnDiffrelay } from "../support/child-process.js";
 import { HA_LOAD_DDL, HA_LOAD_TABLE, TestCluster } from "../support/cluster-nodes.js";
 import { exitWithin } from "../support/replication-pipeline.js";
-import { createTestDatabase, runSql, type TestDatabase, testServices, uniqueName } from "../support/services.js";
+import {
+  createTestDatabase,
+  runSql,
+  type TestDatabase,
+  testServices,
+  uniqueName,
+} from "../support/services.js";
 import { compareTables, describeDifferences } from "../support/table-compare.js";
 
 const databases: TestDatabase[] = [];
@@ -124,7 +130,8 @@ describe("rejoin across two role changes", () => {
     await write("c", 4, 20);
 
     // Both come back with their own command lines (a without --initial-primary: that is defect 1's).
-    cluster.start("a");
+    // a's rewind reads c's database, on another server: with that server's password.
+    cluster.start("a", ["--peer-password", decodeURIComponent(new URL(url("c")).password)]);
     cluster.start("d");
     await cluster.waitFor("a", "/replica?lag=30000", 200, 180_000);
     await cluster.waitFor("d", "/replica?lag=30000", 200, 180_000);

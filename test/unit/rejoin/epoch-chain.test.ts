@@ -114,7 +114,9 @@ describe("the chain of epochs a rejoining node follows", () => {
     expect(chain).toEqual({
       kind: "reseed",
       target: expect.anything(),
-      reasons: [expect.stringMatching(/^epoch 1 \(between 0 and 2\) has no state record on the cluster topic/)],
+      reasons: [
+        expect.stringMatching(/^epoch 1 \(between 0 and 2\) has no state record on the cluster topic/),
+      ],
     });
   });
 
@@ -150,7 +152,9 @@ describe("the chain of epochs a rejoining node follows", () => {
     expect(chain).toEqual({
       kind: "reseed",
       target: expect.anything(),
-      reasons: [expect.stringMatching(/^epoch 1 is not on the chain .*\(2 ← 0\): its role change was superseded/)],
+      reasons: [
+        expect.stringMatching(/^epoch 1 is not on the chain .*\(2 ← 0\): its role change was superseded/),
+      ],
     });
   });
 
@@ -200,7 +204,9 @@ describe("the chain of epochs a rejoining node follows", () => {
     expect(below).toEqual({
       kind: "reseed",
       target: expect.anything(),
-      reasons: ["Kafka's retention deleted dr.app (epoch 0) up to offset 32: offsets 31..39 of it must be applied"],
+      reasons: [
+        "Kafka's retention deleted dr.app (epoch 0) up to offset 32: offsets 31..39 of it must be applied",
+      ],
     });
   });
 
