@@ -214,12 +214,13 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
 
     if (report.method === "rewind") {
       await rewind(options, old, fresh, statements, report.reportId, toFollow[0] as ChainLink);
-      await followAfterRepair(options, toFollow);
     } else {
       logger.error({ reasons }, "rejoin cannot rewind the old primary: re-seeding it from the new primary");
       report.tablesReseeded = await reseed(options, report.reportId, old);
     }
+    // Before the epochs between are applied: a restart in the middle finds a standby, not a stale primary.
     if (report.droppedSlot) await old.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [slot]);
+    if (report.method === "rewind") await followAfterRepair(options, toFollow);
     logger.info({ report }, renderRejoinReport(report));
     return report;
   } finally {
