@@ -384,14 +384,15 @@ export class ClusterNode {
       logger: logger.child({ role: stalePrimary ? "rejoin" : "catch-up", epoch: state.epoch }),
       databaseUrl,
       stalePrimary,
-      primaryDatabaseUrl: async (primary: string, epoch: number) => {
+      primaryDatabase: async (primary: string, epoch: number) => {
         const address = await this.until(state.epoch, (_s, view) => {
           const r = view.reports.get(primary);
           return r?.epoch === epoch && r.role === "primary" && r.ready && r.databaseUrl
             ? r.databaseUrl
             : undefined;
         });
-        return peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
+        const url = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
+        return { url, config: postgresClientConfig(url, config.standby?.tls) };
       },
     };
   }
@@ -637,10 +638,10 @@ export class ClusterNode {
       const options = this.catchUpOptions(state, true);
       const caughtUp = await catchUpWithCluster({
         ...options,
-        primaryDatabaseUrl: async (primary, epoch) => {
-          const url = await options.primaryDatabaseUrl(primary, epoch);
-          newPrimary = `${primary}'s database ${databaseAddress(url)} (as user ${decodeURIComponent(new URL(url).username)}; --peer-user, --peer-password)`;
-          return url;
+        primaryDatabase: async (primary, epoch) => {
+          const found = await options.primaryDatabase(primary, epoch);
+          newPrimary = `${primary}'s database ${databaseAddress(found.url)} (as user ${decodeURIComponent(new URL(found.url).username)}; --peer-user, --peer-password)`;
+          return found;
         },
       });
       report = caughtUp.report as RejoinReport;

@@ -1,4 +1,5 @@
 import type { Kafka } from "kafkajs";
+import type pg from "pg";
 import { readPosition } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
@@ -32,11 +33,11 @@ export interface ClusterCatchUpOptions {
    */
   stalePrimary: boolean;
   /**
-   * The database URL (with this node's credentials for it) of `primary`, the
-   * target epoch's primary, once its node reports it: a stale primary's
-   * rewind compares with it, and a re-seed copies from it.
+   * The database (URL and client settings, with this node's credentials for
+   * it) of `primary`, the target epoch's primary, once its node reports it: a
+   * stale primary's rewind compares with it, and a re-seed copies from it.
    */
-  primaryDatabaseUrl: (primary: string, epoch: number) => Promise<string>;
+  primaryDatabase: (primary: string, epoch: number) => Promise<{ url: string; config: pg.ClientConfig }>;
 }
 
 /** Where the node's database is positioned now, and what a stale primary's rejoin found. */
@@ -86,14 +87,14 @@ export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promis
       lowOffsets: await lowOffsets(options.kafka, view.states),
     });
     logChain(logger, name, chain, `its own epoch ${oldEpoch}`);
-    const newPrimaryUrl = await options.primaryDatabaseUrl(chain.target.primary, chain.target.epoch);
+    const newPrimary = await options.primaryDatabase(chain.target.primary, chain.target.epoch);
     const report = await rejoinAsStandby({
       config,
       oldPrimaryUrl: options.databaseUrl,
       oldPrimaryConfig: postgresClientConfig(options.databaseUrl, config.standby?.tls),
       standbyName: name,
-      newPrimaryUrl,
-      newPrimaryConfig: postgresClientConfig(newPrimaryUrl, config.standby?.tls),
+      newPrimaryUrl: newPrimary.url,
+      newPrimaryConfig: newPrimary.config,
       kafka: options.kafka,
       logger,
       oldTopics: old.topics,

@@ -155,4 +155,53 @@ describe("rejoin across two role changes", () => {
     expect(cluster.processes.get("a")?.output()).toMatch(/applied .*\.e1 to its drained end/);
     expect(cluster.processes.get("d")?.output()).toMatch(/applied .*chaintest\.[^ ]+ to its drained end/);
   });
+
+  it("`diffrelay rejoin --cluster` by hand: the old primary c, down while the cluster moved c→a→b, follows the chain and its node then starts as a standby", {
+    timeout: 300_000,
+  }, async () => {
+    const c = cluster.processes.get("c");
+    c?.kill("SIGKILL");
+    await c?.exited;
+    await runSql(url("c"), "INSERT INTO ha_writes (writer, seq) SELECT -8, g FROM generate_series(1, 3) g");
+    await new Promise((r) => setTimeout(r, 21_000));
+    const failover = await command(["failover", "--to", "a"], 150_000);
+    expect([0, 8], failover.output).toContain(failover.code);
+    await cluster.waitFor("a", "/primary", 200);
+    await write("a", 6, 10);
+    const switchover = await command(["switchover", "--to", "b", "--timeout", "30000"], 120_000);
+    expect(switchover.code, switchover.output).toBe(0);
+    await cluster.waitFor("b", "/primary", 200);
+    await write("b", 7, 10);
+
+    const rejoin = spawnDiffrelay([
+      "rejoin",
+      ...cluster.clusterArgs(),
+      "--standby-url",
+      url("c"),
+      "--standby-name",
+      "c",
+      "--source-url",
+      url("b"),
+      "--json",
+    ]);
+    expect((await exitWithin(rejoin, 120_000)).code, rejoin.output()).toBe(0);
+    const report = JSON.parse(
+      rejoin
+        .output()
+        .split("\n")
+        .find((l) => l.startsWith('{"standbyName"')) as string,
+    );
+    expect(report).toMatchObject({ method: "rewind", rowsRewound: 3, epoch: 4 });
+    expect(report.followed.map((f: { epoch: number }) => f.epoch)).toEqual([3]);
+    expect(report.unpublished.map((t: { changes: unknown[] }) => t.changes.length)).toEqual([3]);
+
+    cluster.start("c");
+    await cluster.waitFor("c", "/replica?lag=30000", 200, 120_000);
+    await write("b", 8, 10);
+    await caughtUp("b", ["a", "c", "d"]);
+    for (const n of ["a", "c", "d"]) {
+      expect(describeDifferences(await compareTables(url("b"), url(n), [HA_LOAD_TABLE])), n).toEqual([]);
+    }
+    expect((await runSql(url("c"), "SELECT 1 FROM ha_writes WHERE writer = -8")).rowCount).toBe(0);
+  });
 });
