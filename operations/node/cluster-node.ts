@@ -681,9 +681,8 @@ export class ClusterNode {
     const reason =
       `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
       "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run " +
-      `diffrelay rejoin --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
-      `--topic ${clusterDataTopics(config, this.options.cluster, 0).data} --epoch ${state.epoch}${state.previous ? ` --old-epoch ${state.previous.epoch}` : ""} ` +
-      "(with this node's --brokers, --slot and --publication) and restart the node";
+      `diffrelay rejoin --cluster ${this.options.cluster} --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
+      `(with this node's --brokers, --topic-prefix ${config.topicPrefix}, --slot and --publication) and restart the node`;
     // One turn of the event loop: /status never shows the failure without its reason.
     this.rejoin = { state: "failed", epoch: state.epoch, at: new Date().toISOString(), report: null, error };
     this.role = { kind: "fenced", epoch: state.epoch, reason };

@@ -66,12 +66,6 @@ export const rejoinCommand: Command = {
     const standbyName = requireSetting(config.standby?.name, "standby.name");
     const standbyUrl = requireSetting(config.standby?.url, "standby.url");
     const kafkaSettings = requireSetting(config.kafka, "kafka.brokers");
-    const oldEpoch = flags["old-epoch"] === undefined ? config.epoch - 1 : Number(flags["old-epoch"]);
-    if (!Number.isInteger(oldEpoch) || oldEpoch < 0 || oldEpoch >= config.epoch) {
-      throw new ConfigError(
-        `config: --old-epoch must be a whole number below --epoch (${config.epoch}), got ${String(flags["old-epoch"] ?? oldEpoch)}: --epoch is the new primary's epoch`,
-      );
-    }
     const logger = createLogger(config.logLevel, "diffrelay-rejoin").child({ standby: standbyName });
     if (config.cluster?.name) {
       const { store, cluster } = clusterStoreOf(config, logger);
@@ -101,6 +95,12 @@ export const rejoinCommand: Command = {
         `next, start its node again (diffrelay node --cluster ${cluster} --node-name ${standbyName} …): it follows epoch ${epoch} as a standby`,
       );
       return EXIT.ok;
+    }
+    const oldEpoch = flags["old-epoch"] === undefined ? config.epoch - 1 : Number(flags["old-epoch"]);
+    if (!Number.isInteger(oldEpoch) || oldEpoch < 0 || oldEpoch >= config.epoch) {
+      throw new ConfigError(
+        `config: --old-epoch must be a whole number below --epoch (${config.epoch}), got ${String(flags["old-epoch"] ?? oldEpoch)}: --epoch is the new primary's epoch (or give --cluster)`,
+      );
     }
     const database = topicDatabase(config);
     const report = await rejoinAsStandby({
