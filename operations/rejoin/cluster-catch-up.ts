@@ -9,6 +9,7 @@ import type { Logger } from "../../src/observability/logger.js";
 import type { ClusterState, ClusterView } from "../cluster/index.js";
 import { writableSessionUrl } from "../promote/database-access.js";
 import { withDatabase } from "../promote/promote-steps.js";
+import { runSeed } from "../seed/seed-runner.js";
 import { followEpochChain } from "./chain-follower.js";
 import { type ChainTarget, type EpochChain, epochChain, lastEpochAsPrimary } from "./epoch-chain.js";
 import { RejoinRefusedError } from "./rejoin-errors.js";
@@ -50,6 +51,8 @@ export interface ClusterCatchUp {
   target: ChainTarget;
   /** A stale primary's rejoin report (how its unpublished transactions were undone, or why it was re-seeded); null for a standby. */
   report: RejoinReport | null;
+  /** A standby that could not follow the chain: why, and the tables copied from the target's primary; null when it followed. */
+  reseeded: { reasons: string[]; tables: string[] } | null;
 }
 
 /**
@@ -62,9 +65,9 @@ export interface ClusterCatchUp {
  * which topics to apply, each to its drained end, before following the
  * target's. A stale primary goes through rejoinAsStandby, which reports and
  * undoes what it never published, follows the chain, or re-seeds from the
- * target's primary saying why. A standby follows the chain; when the chain
- * cannot be followed it is refused with every reason and the seed command,
- * changing nothing.
+ * target's primary saying why. A standby follows the chain, or, when the
+ * chain cannot be followed, is re-seeded from the target's primary, every
+ * reason logged as an error and returned.
  */
 export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promise<ClusterCatchUp> {
   const { view, name, config, logger } = options;
@@ -106,7 +109,7 @@ export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promis
       reportFile: undefined,
       chain,
     });
-    return { target: chain.target, report };
+    return { target: chain.target, report, reseeded: null };
   }
 
   const held = await latestPosition(url, config, view.states);
@@ -124,10 +127,12 @@ export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promis
   });
   logChain(logger, name, chain, `its position ${held.offset} on epoch ${held.epoch}'s topic`);
   if (chain.kind === "reseed") {
-    throw new RejoinRefusedError(
-      `node ${name} missed role changes (it holds epoch ${held.epoch}'s topic up to offset ${held.offset}, the cluster is at epoch ${current.epoch}) and cannot follow them: ${chain.reasons.join("; ")}. ` +
-        `Re-seed it: diffrelay seed --source-url <${chain.target.primary}'s database> --standby-url <this database> --standby-name ${name} --topic ${chain.target.topics.data}, then start the node again`,
+    const tables = await reseedStandby(options, chain.target);
+    logger.error(
+      { reasons: chain.reasons, tables, topic: chain.target.topics.data },
+      `node ${name} missed role changes it could not follow (it held epoch ${held.epoch}'s topic up to offset ${held.offset}): RE-SEEDED from ${chain.target.primary} onto epoch ${chain.target.epoch}'s topic because: ${chain.reasons.join("; ")}`,
     );
+    return { target: chain.target, report: null, reseeded: { reasons: chain.reasons, tables } };
   }
   await followEpochChain({
     config,
@@ -136,7 +141,35 @@ export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promis
     standby: { name, url },
     links: chain.links,
   });
-  return { target: chain.target, report: null };
+  return { target: chain.target, report: null, reseeded: null };
+}
+
+/** A full copy from the target's primary, positioned exactly on its topic; returns the tables copied. */
+async function reseedStandby(options: ClusterCatchUpOptions, target: ChainTarget): Promise<string[]> {
+  const { config, databaseUrl, name } = options;
+  const primary = await options.primaryDatabase(target.primary, target.epoch);
+  const admin = options.kafka.admin();
+  await admin.connect();
+  try {
+    const result = await runSeed({
+      sourceUrl: primary.url,
+      sourceConfig: primary.config,
+      standbyUrl: databaseUrl,
+      standbyConfig: postgresClientConfig(databaseUrl, config.standby?.tls),
+      standbyName: name,
+      topics: target.topics,
+      admin,
+      publication: config.capture.publication,
+      captureSlot: config.capture.slot,
+      parallel: config.seed.parallel,
+      rangeRows: config.seed.rangeRows,
+      createSchema: false,
+      epoch: target.epoch,
+    });
+    return result.tables.map((t) => t.table);
+  } finally {
+    await closeQuietly(admin.disconnect());
+  }
 }
 
 /** The latest epoch on whose topic the database holds a position, and that position's next offset. */

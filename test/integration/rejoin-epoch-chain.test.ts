@@ -2,6 +2,7 @@
 // their own: the old primary a undoes what it committed that never reached Kafka and follows epoch 1's
 // topic to its drained end, then epoch 2's; the standby d applies the rest of epoch 0's topic, all of
 // epoch 1's, then follows epoch 2's. Every node ends equal to the primary.
+import kafkajs from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
 import { spawnDiffrelay } from "../support/child-process.js";
@@ -203,5 +204,47 @@ describe("rejoin across two role changes", () => {
       expect(describeDifferences(await compareTables(url("b"), url(n), [HA_LOAD_TABLE])), n).toEqual([]);
     }
     expect((await runSql(url("c"), "SELECT 1 FROM ha_writes WHERE writer = -8")).rowCount).toBe(0);
+  });
+
+  it("a standby whose missed epochs Kafka's retention no longer holds is re-seeded from the primary, saying why", {
+    timeout: 300_000,
+  }, async () => {
+    const d = cluster.processes.get("d");
+    d?.kill("SIGKILL");
+    await d?.exited;
+    await write("b", 9, 10);
+    await new Promise((r) => setTimeout(r, 21_000));
+    for (const to of ["a", "b"]) {
+      const switchover = await command(["switchover", "--to", to, "--timeout", "30000"], 120_000);
+      expect(switchover.code, switchover.output).toBe(0);
+      await cluster.waitFor(to, "/primary", 200);
+      await write(to, to === "a" ? 10 : 11, 10);
+    }
+    // Retention takes all of epoch 4's topic, of which d misses the end.
+    const epoch4 = clusterDataTopics({ topicPrefix: cluster.topicPrefix }, cluster.name, 4).data;
+    const admin = new kafkajs.Kafka({
+      brokers: testServices().kafkaBrokers,
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    try {
+      const high = (await admin.fetchTopicOffsets(epoch4))[0]?.high as string;
+      await admin.deleteTopicRecords({ topic: epoch4, partitions: [{ partition: 0, offset: high }] });
+    } finally {
+      await admin.disconnect();
+    }
+
+    const restarted = cluster.start("d", ["--peer-password", decodeURIComponent(new URL(url("b")).password)]);
+    await cluster.waitFor("d", "/replica?lag=30000", 200, 120_000);
+    expect(restarted.output()).toMatch(
+      new RegExp(
+        `RE-SEEDED from b .*because: Kafka's retention deleted ${epoch4.replaceAll(".", "\\.")} \\(epoch 4\\) up to offset`,
+      ),
+    );
+    await write("b", 12, 10);
+    await caughtUp("b", ["a", "c", "d"]);
+    for (const n of ["a", "c", "d"]) {
+      expect(describeDifferences(await compareTables(url("b"), url(n), [HA_LOAD_TABLE])), n).toEqual([]);
+    }
   });
 });
