@@ -9,9 +9,9 @@ import type { Logger } from "../../src/observability/logger.js";
 import type { ClusterState, ClusterView } from "../cluster/index.js";
 import { writableSessionUrl } from "../promote/database-access.js";
 import { withDatabase } from "../promote/promote-steps.js";
-import { runSeed } from "../seed/seed-runner.js";
 import { followEpochChain } from "./chain-follower.js";
 import { type ChainTarget, type EpochChain, epochChain, lastEpochAsPrimary } from "./epoch-chain.js";
+import { copyFromPrimary } from "./primary-copy.js";
 import { RejoinRefusedError } from "./rejoin-errors.js";
 import type { RejoinReport } from "./rejoin-report.js";
 import { rejoinAsStandby } from "./rejoin-runner.js";
@@ -147,29 +147,16 @@ export async function catchUpWithCluster(options: ClusterCatchUpOptions): Promis
 /** A full copy from the target's primary, positioned exactly on its topic; returns the tables copied. */
 async function reseedStandby(options: ClusterCatchUpOptions, target: ChainTarget): Promise<string[]> {
   const { config, databaseUrl, name } = options;
-  const primary = await options.primaryDatabase(target.primary, target.epoch);
-  const admin = options.kafka.admin();
-  await admin.connect();
-  try {
-    const result = await runSeed({
-      sourceUrl: primary.url,
-      sourceConfig: primary.config,
-      standbyUrl: databaseUrl,
-      standbyConfig: postgresClientConfig(databaseUrl, config.standby?.tls),
-      standbyName: name,
-      topics: target.topics,
-      admin,
-      publication: config.capture.publication,
-      captureSlot: config.capture.slot,
-      parallel: config.seed.parallel,
-      rangeRows: config.seed.rangeRows,
-      createSchema: false,
-      epoch: target.epoch,
-    });
-    return result.tables.map((t) => t.table);
-  } finally {
-    await closeQuietly(admin.disconnect());
-  }
+  return copyFromPrimary({
+    kafka: options.kafka,
+    source: await options.primaryDatabase(target.primary, target.epoch),
+    standby: { name, url: databaseUrl, config: postgresClientConfig(databaseUrl, config.standby?.tls) },
+    topics: target.topics,
+    epoch: target.epoch,
+    publication: config.capture.publication,
+    slot: config.capture.slot,
+    seed: { parallel: config.seed.parallel, rangeRows: config.seed.rangeRows },
+  });
 }
 
 /** The latest epoch on whose topic the database holds a position, and that position's next offset. */

@@ -33,10 +33,10 @@ import {
   writableSessionUrl,
 } from "../promote/database-access.js";
 import { endClientSessions } from "../promote/old-primary-fence.js";
-import { runSeed } from "../seed/seed-runner.js";
 import { TopicFollower } from "../verify/topic-follower.js";
 import { followEpochChain } from "./chain-follower.js";
 import type { ChainLink, EpochChain } from "./epoch-chain.js";
+import { copyFromPrimary } from "./primary-copy.js";
 import { RejoinDriftError, RejoinRefusedError } from "./rejoin-errors.js";
 import { type RejoinReport, renderRejoinReport } from "./rejoin-report.js";
 import { rewindBlockers, rewindStatements } from "./rewind-plan.js";
@@ -388,30 +388,18 @@ async function rewind(
 
 /** A full copy from the new primary at a snapshot, with its exact position; returns the tables copied. */
 async function reseed(options: RejoinOptions, reportId: string, old: pg.Client): Promise<string[]> {
-  const admin = options.kafka.admin();
-  await admin.connect();
-  let result: Awaited<ReturnType<typeof runSeed>>;
-  try {
-    result = await runSeed({
-      sourceUrl: options.newPrimaryUrl,
-      sourceConfig: options.newPrimaryConfig,
-      standbyUrl: options.oldPrimaryUrl,
-      standbyConfig: options.oldPrimaryConfig,
-      standbyName: options.standbyName,
-      topics: options.newTopics,
-      admin,
-      publication: options.publication,
-      captureSlot: options.slot,
-      parallel: options.seed.parallel,
-      rangeRows: options.seed.rangeRows,
-      createSchema: false,
-      epoch: options.epoch,
-    });
-  } finally {
-    await closeQuietly(admin.disconnect());
-  }
+  const tables = await copyFromPrimary({
+    kafka: options.kafka,
+    source: { url: options.newPrimaryUrl, config: options.newPrimaryConfig },
+    standby: { name: options.standbyName, url: options.oldPrimaryUrl, config: options.oldPrimaryConfig },
+    topics: options.newTopics,
+    epoch: options.epoch,
+    publication: options.publication,
+    slot: options.slot,
+    seed: options.seed,
+  });
   await markRejoinRepaired(old, reportId);
-  return result.tables.map((t) => t.table);
+  return tables;
 }
 
 /** A previous run repaired it (its position on the new topic is there): only the slot may remain. */
