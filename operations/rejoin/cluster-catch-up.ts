@@ -10,7 +10,13 @@ import type { ClusterState, ClusterView } from "../cluster/index.js";
 import { writableSessionUrl } from "../promote/database-access.js";
 import { withDatabase } from "../promote/promote-steps.js";
 import { followEpochChain } from "./chain-follower.js";
-import { type ChainTarget, type EpochChain, epochChain, lastEpochAsPrimary } from "./epoch-chain.js";
+import {
+  type ChainTarget,
+  type EpochChain,
+  epochChain,
+  lastEpochAsPrimary,
+  startingPoint,
+} from "./epoch-chain.js";
 import { copyFromPrimary } from "./primary-copy.js";
 import { RejoinRefusedError } from "./rejoin-errors.js";
 import type { RejoinReport } from "./rejoin-report.js";
@@ -165,17 +171,17 @@ async function latestPosition(
   config: DiffrelayConfig,
   states: ReadonlyMap<number, ClusterState>,
 ): Promise<{ epoch: number; offset: bigint } | null> {
-  const epochs = [...states.values()].sort((x, y) => y.epoch - x.epoch);
   return withDatabase(url, config, async (client) => {
-    for (const state of epochs) {
+    const held: { epoch: number; offset: bigint }[] = [];
+    for (const state of states.values()) {
       const position = await readPosition(client, state.topics.data, 0).catch((err: { code?: string }) => {
         // No standby tables at all: a database that never was a standby.
         if (err.code === "42P01" || err.code === "3F000") return null;
         throw err;
       });
-      if (position) return { epoch: state.epoch, offset: position.nextOffset };
+      if (position) held.push({ epoch: state.epoch, offset: position.nextOffset });
     }
-    return null;
+    return startingPoint(held);
   });
 }
 

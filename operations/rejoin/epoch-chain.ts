@@ -181,6 +181,25 @@ function retentionShortfalls(links: ChainLink[], lowOffsets: ReadonlyMap<string,
 }
 
 /**
+ * Where a standby's chain starts, from its positions on epochs' topics: the
+ * latest epoch of which it applied something. A position at offset 0 says
+ * nothing of that epoch was applied (a standby pointed at a role change's new
+ * topic, which may have been superseded before its primary published), so an
+ * earlier position with changes applied is where it really is; the latest
+ * position counts only when every one is at 0 (a seed at the topic's start).
+ */
+export function startingPoint(
+  positions: readonly { epoch: number; offset: bigint }[],
+): { epoch: number; offset: bigint } | null {
+  const latest = (of: readonly { epoch: number; offset: bigint }[]) =>
+    of.reduce<{ epoch: number; offset: bigint } | null>(
+      (a, p) => (a === null || p.epoch > a.epoch ? p : a),
+      null,
+    );
+  return latest(positions.filter((p) => p.offset > 0n)) ?? latest(positions);
+}
+
+/**
  * The latest epoch whose primary this node was (a fenced stale primary's own
  * epoch), among every epoch the cluster topic holds; null when none. An epoch
  * whose last record is still `fencing` only named it: it never captured there.

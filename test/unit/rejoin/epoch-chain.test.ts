@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ClusterState } from "../../../operations/cluster/index.js";
-import { epochChain, lastEpochAsPrimary } from "../../../operations/rejoin/epoch-chain.js";
+import { epochChain, lastEpochAsPrimary, startingPoint } from "../../../operations/rejoin/epoch-chain.js";
 
 const topics = (epoch: number) => {
   const data = epoch === 0 ? "dr.app" : `dr.app.e${epoch}`;
@@ -208,6 +208,23 @@ describe("the chain of epochs a rejoining node follows", () => {
         "Kafka's retention deleted dr.app (epoch 0) up to offset 32: offsets 31..39 of it must be applied",
       ],
     });
+  });
+
+  it("a standby starts from the latest epoch it applied something of: a position at offset 0 applied nothing", () => {
+    expect(startingPoint([])).toBeNull();
+    expect(
+      startingPoint([
+        { epoch: 0, offset: 40n },
+        { epoch: 2, offset: 0n },
+        { epoch: 1, offset: 25n },
+      ]),
+    ).toEqual({ epoch: 1, offset: 25n });
+    expect(
+      startingPoint([
+        { epoch: 3, offset: 0n },
+        { epoch: 1, offset: 0n },
+      ]),
+    ).toEqual({ epoch: 3, offset: 0n });
   });
 
   it("the epoch a fenced node was primary of: the latest that named it and got past fencing", () => {
