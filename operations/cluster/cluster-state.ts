@@ -153,6 +153,12 @@ export type NodeReport = z.infer<typeof nodeReportSchema>;
 export interface ClusterView {
   /** The state of the highest epoch that is both claimed and published; null before bootstrap. */
   state: ClusterState | null;
+  /**
+   * The latest state of every epoch that is both claimed and published, by
+   * epoch: each names its topics and the epoch it took over from, which is how
+   * a node that missed role changes finds the chain of topics to follow.
+   */
+  states: ReadonlyMap<number, ClusterState>;
   /** The highest claimed epoch, -1 when none is: a role change may be under way above `state.epoch`. */
   highestClaim: number;
   /** Every claimed epoch, lowest first (claims are never removed). */

@@ -246,15 +246,17 @@ export class ClusterStore {
     const claimed = await this.claims();
     const highestClaim = Math.max(-1, ...claimed);
     let state: ClusterState | null = null;
+    const states = new Map<number, ClusterState>();
     const reports = new Map<string, NodeReport>();
     for (const record of records.values()) {
       if (record instanceof Error) continue;
       if (record.type === "report") reports.set(record.report.node, record.report);
-      else if (claimed.has(record.state.epoch) && (state === null || record.state.epoch > state.epoch)) {
-        state = record.state;
+      else if (claimed.has(record.state.epoch)) {
+        states.set(record.state.epoch, record.state);
+        if (state === null || record.state.epoch > state.epoch) state = record.state;
       }
     }
-    return { state, highestClaim, claims: [...claimed].sort((x, y) => x - y), reports };
+    return { state, states, highestClaim, claims: [...claimed].sort((x, y) => x - y), reports };
   }
 
   private async send(message: { key: string; value: string }): Promise<void> {

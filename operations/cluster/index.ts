@@ -15,7 +15,8 @@
  *   `EpochConflictError` (kind `conflict`, exit 9) having changed nothing.
  * - The current state is the state of the highest epoch that is both claimed
  *   and published (`ClusterView.state`); a state record without a claim is
- *   ignored. Only the holder of the highest claim publishes states:
+ *   ignored; `ClusterView.states` keeps the latest state of every claimed
+ *   epoch (the chain a node that missed role changes follows). Only the holder of the highest claim publishes states:
  *   `publishState` refuses a state whose epoch is not the highest claim.
  *   Nodes publish reports only.
  * - A node acts only on `view.state`. A node that is primary of an older

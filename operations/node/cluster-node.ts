@@ -18,7 +18,7 @@ import {
   reportedCapture,
 } from "../cluster/index.js";
 import { becomeSource, drainStandby, pointStandbyAt } from "../promote/promote-steps.js";
-import { type RejoinReport, rejoinAsStandby, renderRejoinReport } from "../rejoin/index.js";
+import { catchUpWithCluster, type RejoinReport, renderRejoinReport } from "../rejoin/index.js";
 import {
   applierRole,
   captureRole,
@@ -349,6 +349,9 @@ export class ClusterNode {
       case "rejoin":
         await this.rejoinAsStandby(step.state);
         return;
+      case "catch-up":
+        await this.catchUp(step.state);
+        return;
     }
   }
 
@@ -372,6 +375,44 @@ export class ClusterNode {
     });
     this.options.logger.info({ epoch }, "cluster bootstrapped: this node is its first primary");
     await this.nextView();
+  }
+
+  /**
+   * A standby that missed role changes (down, or cut off, while the cluster
+   * moved more than once) follows the chain of epochs since its own; refused
+   * with every reason and the seed command when the chain cannot be followed.
+   */
+  private async catchUp(state: ClusterState): Promise<void> {
+    await this.stopService();
+    const { target } = await catchUpWithCluster(this.catchUpOptions(state, false));
+    await this.startStandby({ ...state, epoch: target.epoch, topics: target.topics });
+  }
+
+  private catchUpOptions(state: ClusterState, stalePrimary: boolean) {
+    const { config, databaseUrl, kafka, logger, name } = this.options;
+    return {
+      view: this.view as ClusterView,
+      name,
+      config,
+      kafka,
+      logger: logger.child({ role: stalePrimary ? "rejoin" : "catch-up", epoch: state.epoch }),
+      databaseUrl,
+      stalePrimary,
+      primaryDatabase: async (primary: string, epoch: number) => {
+        const address = await this.until(
+          state.epoch,
+          `${primary} reporting its database as the ready primary of epoch ${epoch}`,
+          (_s, view) => {
+            const r = view.reports.get(primary);
+            return r?.epoch === epoch && r.role === "primary" && r.ready && r.databaseUrl
+              ? r.databaseUrl
+              : undefined;
+          },
+        );
+        const url = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
+        return { url, config: postgresClientConfig(url, config.standby?.tls) };
+      },
+    };
   }
 
   /**
@@ -647,13 +688,13 @@ export class ClusterNode {
    * A fenced stale primary becomes an exact standby of the new primary:
    * operations/rejoin finds the transactions it committed that never reached
    * Kafka, records and reports them, undoes them (or re-seeds), and leaves the
-   * database positioned on the new topic, where the applier starts. Rejoin
-   * follows one role change: this node must be the previous epoch's primary.
-   * A failure leaves the node fenced, saying why; it is tried again only at a
+   * database positioned on the new topic, where the applier starts; when the
+   * cluster moved more than once since, it applies each epoch between to its
+   * drained end first (catchUpWithCluster). A failure leaves the node fenced, saying why; it is tried again only at a
    * later epoch or a restart, never in a loop.
    */
   private async rejoinAsStandby(state: ClusterState): Promise<void> {
-    const { config, databaseUrl, kafka, logger, name } = this.options;
+    const { logger } = this.options;
     this.rejoinTriedAt = state.epoch;
     this.rejoin = {
       state: "rejoining",
@@ -665,43 +706,19 @@ export class ClusterNode {
     await this.report();
     let newPrimary = `${state.primary}'s database`;
     let report: RejoinReport;
+    let target: { epoch: number; topics: ClusterState["topics"] };
     try {
-      const previous = state.previous;
-      if (!previous || previous.primary !== name) {
-        throw new NodeRoleError(
-          `automatic rejoin follows one role change, and the cluster is at epoch ${state.epoch} (primary ${state.primary}) ` +
-            `whose previous epoch ${previous ? `${previous.epoch} had primary ${previous.primary}` : "is none"}, not ${name}: ` +
-            `re-seed this database from ${state.primary} (diffrelay seed --standby-name ${name} --topic ${state.topics.data} …) and start the node again`,
-        );
-      }
-      const address = await this.until(
-        state.epoch,
-        `${state.primary} reporting its database as the ready primary`,
-        (_s, view) => {
-          const r = view.reports.get(state.primary);
-          return r?.epoch === state.epoch && r.role === "primary" && r.ready && r.databaseUrl
-            ? r.databaseUrl
-            : undefined;
+      const options = this.catchUpOptions(state, true);
+      const caughtUp = await catchUpWithCluster({
+        ...options,
+        primaryDatabase: async (primary, epoch) => {
+          const found = await options.primaryDatabase(primary, epoch);
+          newPrimary = `${primary}'s database ${databaseAddress(found.url)} (as user ${decodeURIComponent(new URL(found.url).username)}; --peer-user, --peer-password)`;
+          return found;
         },
-      );
-      const newPrimaryUrl = peerDatabaseUrl(address, databaseUrl, this.options.peerCredentials);
-      newPrimary = `${state.primary}'s database ${address} (as user ${decodeURIComponent(new URL(newPrimaryUrl).username)}; --peer-user, --peer-password)`;
-      report = await rejoinAsStandby({
-        oldPrimaryUrl: databaseUrl,
-        oldPrimaryConfig: postgresClientConfig(databaseUrl, config.standby?.tls),
-        standbyName: name,
-        newPrimaryUrl,
-        newPrimaryConfig: postgresClientConfig(newPrimaryUrl, config.standby?.tls),
-        kafka,
-        logger: logger.child({ role: "rejoin", epoch: state.epoch }),
-        oldTopics: previous.topics,
-        newTopics: state.topics,
-        epoch: state.epoch,
-        slot: config.capture.slot,
-        publication: config.capture.publication,
-        seed: { parallel: config.seed.parallel, rangeRows: config.seed.rangeRows },
-        reportFile: undefined,
       });
+      report = caughtUp.report as RejoinReport;
+      target = caughtUp.target;
     } catch (err) {
       if (err instanceof Superseded) throw err;
       await this.rejoinFailed(state, err, newPrimary);
@@ -728,7 +745,7 @@ export class ClusterNode {
       },
       `rejoined as a standby of ${state.primary}:\n${renderRejoinReport(report)}`,
     );
-    await this.startStandby(state);
+    await this.startStandby({ ...state, epoch: target.epoch, topics: target.topics });
   }
 
   private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
@@ -737,9 +754,8 @@ export class ClusterNode {
     const reason =
       `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
       "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run " +
-      `diffrelay rejoin --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
-      `--topic ${clusterDataTopics(config, this.options.cluster, 0).data} --epoch ${state.epoch}${state.previous ? ` --old-epoch ${state.previous.epoch}` : ""} ` +
-      "(with this node's --brokers, --slot and --publication) and restart the node";
+      `diffrelay rejoin --cluster ${this.options.cluster} --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
+      `(with this node's --brokers, --topic-prefix ${config.topicPrefix}, --slot and --publication) and restart the node`;
     // One turn of the event loop: /status never shows the failure without its reason.
     this.rejoin = { state: "failed", epoch: state.epoch, at: new Date().toISOString(), report: null, error };
     this.role = { kind: "fenced", epoch: state.epoch, reason };

@@ -50,6 +50,12 @@ export interface RejoinReport {
   droppedSlot: string | null;
   /** Its id in diffrelay.rejoin_report on the old primary. */
   reportId: string;
+  /**
+   * Epochs between the old one and the new one (the old primary was down
+   * across several role changes), each topic applied to its drained end after
+   * the rewind; absent or empty when the new epoch took over from the old one.
+   */
+  followed?: { topic: string; epoch: number; endOffset: string }[];
 }
 
 /** One line per transaction, then the outcome: for the log and the command's output. */
@@ -70,8 +76,11 @@ export function renderRejoinReport(report: RejoinReport): string {
     for (const ddl of t.ddl) lines.push(`    ddl ${ddl}`);
   }
   if (report.method === "rewind") {
+    const between = (report.followed ?? []).map(
+      (f) => `${f.topic} (epoch ${f.epoch}) to offset ${f.endOffset}, `,
+    );
     lines.push(
-      `rewound ${report.rowsRewound} row change(s); follows ${report.newTopic} (epoch ${report.epoch}) from its start`,
+      `rewound ${report.rowsRewound} row change(s); ${between.length > 0 ? `applied ${between.join("")}then ` : ""}follows ${report.newTopic} (epoch ${report.epoch}) from its start`,
     );
   } else if (report.method === "reseed") {
     lines.push(`RE-SEEDED from the new primary (${report.tablesReseeded.join(", ")}) because:`);

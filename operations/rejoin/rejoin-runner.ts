@@ -17,19 +17,27 @@ import {
   writePosition,
 } from "../../connectors/postgres-standby/index.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
+import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { asStandbyWriter, withLocalCommits } from "../../src/config/standby-session.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
-import { DiffrelayError } from "../../src/errors/diffrelay-error.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import type { SourceTopics } from "../../src/kafka/topic-names.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
 import type { Logger } from "../../src/observability/logger.js";
 import { withValueFormat } from "../../src/sql/value-format.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
-import { databaseOf, setDatabaseConnectable, setDatabaseReadOnly } from "../promote/database-access.js";
+import {
+  databaseOf,
+  setDatabaseConnectable,
+  setDatabaseReadOnly,
+  writableSessionUrl,
+} from "../promote/database-access.js";
 import { endClientSessions } from "../promote/old-primary-fence.js";
-import { runSeed } from "../seed/seed-runner.js";
 import { TopicFollower } from "../verify/topic-follower.js";
+import { followEpochChain } from "./chain-follower.js";
+import type { ChainLink, EpochChain } from "./epoch-chain.js";
+import { copyFromPrimary } from "./primary-copy.js";
+import { RejoinDriftError, RejoinRefusedError } from "./rejoin-errors.js";
 import { type RejoinReport, renderRejoinReport } from "./rejoin-report.js";
 import { rewindBlockers, rewindStatements } from "./rewind-plan.js";
 import {
@@ -39,6 +47,8 @@ import {
 } from "./unpublished-transactions.js";
 
 export interface RejoinOptions {
+  /** The settings an applier runs with: epochs between the old one and the new one are applied with them. */
+  config: DiffrelayConfig;
   /** The old primary: the database that rejoins as a standby. */
   oldPrimaryUrl: string;
   oldPrimaryConfig: pg.ClientConfig;
@@ -58,24 +68,14 @@ export interface RejoinOptions {
   seed: { parallel: number; rangeRows: number };
   /** The report is also written here (JSON), before anything is repaired. */
   reportFile: string | undefined;
-}
-
-/** Rejoining cannot proceed as things are (exit 3); nothing was repaired. */
-export class RejoinRefusedError extends DiffrelayError {
-  override readonly name = "RejoinRefusedError";
-
-  constructor(message: string) {
-    super("setup", message);
-  }
-}
-
-/** The old primary is not what its own WAL says (exit 4): a row an undo needs is not there. */
-export class RejoinDriftError extends DiffrelayError {
-  override readonly name = "RejoinDriftError";
-
-  constructor(message: string) {
-    super("drift", message);
-  }
+  /**
+   * The cluster's epochs from the old one (its first link) to the new one (its
+   * last), built by epochChain from the epochs' records: the old primary,
+   * once its unpublished transactions are undone, applies each epoch between
+   * them to its drained end before following the new topic; or why it cannot
+   * (then it is re-seeded). Absent: the new epoch took over from the old one.
+   */
+  chain?: EpochChain;
 }
 
 const SESSION_END_MS = 30_000;
@@ -103,7 +103,14 @@ const TOPIC_READ_MS = 30_000;
  *    copied. When undoing is not possible (a schema change or TRUNCATE among
  *    them, a table not FULL, the slot gone, the new topic's start deleted by
  *    retention), it re-seeds from the new primary and says why.
- * 4. The old slot is dropped: it pins WAL, and the capture must not restart.
+ * 4. When the cluster moved more than once while the old primary was away
+ *    (options.chain), the new primary's position on the old topic must be
+ *    that topic's drained end (what the next epoch started from); the rewind
+ *    positions it at the next epoch's topic instead, and each epoch between
+ *    is applied to its drained end, checked, before the new topic. A chain
+ *    that cannot be followed (a gap in the epochs' records, retention) is
+ *    one more reason to re-seed.
+ * 5. The old slot is dropped: it pins WAL, and the capture must not restart.
  */
 export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinReport> {
   const { logger } = options;
@@ -143,8 +150,12 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
         : [];
 
     await runMigrations(old, loadMigrations("standby"));
-    const already = await readPosition(old, options.newTopics.data, 0);
-    if (already) return await finishEarlierRejoin(options, old, slotState.exists ? slot : null);
+    const toFollow = linksAfterOld(options);
+    if (await holdsAnyPosition(old, toFollow)) {
+      const report = await finishEarlierRejoin(options, old, slotState.exists ? slot : null);
+      await followAfterRepair(options, toFollow);
+      return report;
+    }
 
     const oldIdentity = await identifySource(old);
     const oldSourceId = computeSourceId(oldIdentity.systemIdentifier, oldIdentity.databaseName);
@@ -173,12 +184,7 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
       );
     }
     reasons.push(...rewindBlockers(transactions));
-    const low = await newTopicStart(options);
-    if (low > 0n) {
-      reasons.push(
-        `${options.newTopics.data} no longer starts at offset 0 (retention deleted up to ${low}): the new epoch cannot be replayed`,
-      );
-    }
+    reasons.push(...(await chainBlockers(options, holds?.nextOffset ?? null)));
 
     const statements = reasons.length === 0 ? rewindStatements(transactions) : [];
     const report: RejoinReport = {
@@ -194,18 +200,28 @@ export async function rejoinAsStandby(options: RejoinOptions): Promise<RejoinRep
       tablesReseeded: [],
       droppedSlot: slotState.exists ? slot : null,
       reportId: "",
+      followed:
+        reasons.length === 0
+          ? toFollow.slice(0, -1).map((l) => ({
+              topic: l.topics.data,
+              epoch: l.epoch,
+              endOffset: (l.end as bigint).toString(),
+            }))
+          : [],
     };
     report.reportId = await recordRejoinReport(old, report.oldTopic, report.newTopic, report);
     if (options.reportFile) writeFileSync(options.reportFile, `${JSON.stringify(report, null, 2)}\n`);
     logUnpublished(logger, report, transactions);
 
     if (report.method === "rewind") {
-      await rewind(options, old, fresh, statements, report.reportId);
+      await rewind(options, old, fresh, statements, report.reportId, toFollow[0] as ChainLink);
     } else {
       logger.error({ reasons }, "rejoin cannot rewind the old primary: re-seeding it from the new primary");
       report.tablesReseeded = await reseed(options, report.reportId, old);
     }
+    // Before the epochs between are applied: a restart in the middle finds a standby, not a stale primary.
     if (report.droppedSlot) await old.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [slot]);
+    if (report.method === "rewind") await followAfterRepair(options, toFollow);
     logger.info({ report }, renderRejoinReport(report));
     return report;
   } finally {
@@ -229,14 +245,59 @@ async function refuseClientWrites(config: pg.ClientConfig, database: string): Pr
   await setDatabaseConnectable(config, true);
 }
 
-async function newTopicStart(options: RejoinOptions): Promise<bigint> {
+/**
+ * The topics the rewound old primary applies, from the one after its own to
+ * the new one (whose start the rewind positions it at when it is the only one).
+ */
+function linksAfterOld(options: RejoinOptions): ChainLink[] {
+  if (options.chain?.kind === "follow") return options.chain.links.slice(1);
+  return [{ epoch: options.epoch, topics: options.newTopics, from: 0n, end: null }];
+}
+
+async function holdsAnyPosition(old: pg.Client, links: ChainLink[]): Promise<boolean> {
+  for (const link of links) if (await readPosition(old, link.topics.data, 0)) return true;
+  return false;
+}
+
+/** Why the rewound old primary could not follow the epochs from its own to the new one. */
+async function chainBlockers(options: RejoinOptions, heldOffset: bigint | null): Promise<string[]> {
+  const chain = options.chain;
+  if (chain?.kind === "reseed") return chain.reasons;
+  if (chain?.kind === "follow") {
+    // Rewound to what the new primary holds of the old topic, it must hold what the next epoch started
+    // from. When the new epoch is the next one, its primary's position is that, by definition.
+    const drained = (chain.links[0] as ChainLink).end as bigint;
+    return chain.links.length <= 2 || heldOffset === null || heldOffset === drained
+      ? []
+      : [
+          `the new primary holds ${options.oldTopics.data} up to offset ${heldOffset}, not its drained end ${drained}: ` +
+            "the old primary rewound to it would not hold what the next epoch started from",
+        ];
+  }
   const admin = options.kafka.admin();
   await admin.connect();
   try {
-    return (await partitionOffsets(admin, options.newTopics.data)).low;
+    const low = (await partitionOffsets(admin, options.newTopics.data)).low;
+    return low > 0n
+      ? [
+          `${options.newTopics.data} no longer starts at offset 0 (retention deleted up to ${low}): the new epoch cannot be replayed`,
+        ]
+      : [];
   } finally {
     await closeQuietly(admin.disconnect());
   }
+}
+
+/** The epochs between the old one and the new one, each to its drained end; positioned on the new topic. */
+async function followAfterRepair(options: RejoinOptions, links: ChainLink[]): Promise<void> {
+  if (links.length < 2) return;
+  await followEpochChain({
+    config: options.config,
+    kafka: options.kafka,
+    logger: options.logger,
+    standby: { name: options.standbyName, url: writableSessionUrl(options.oldPrimaryUrl) },
+    links,
+  });
 }
 
 /** Commit LSNs of the old topic from the new primary's next offset there to its end. */
@@ -285,6 +346,7 @@ async function rewind(
   fresh: pg.Client,
   statements: ReturnType<typeof rewindStatements>,
   reportId: string,
+  first: ChainLink,
 ): Promise<void> {
   const identity = await identifySource(fresh);
   const sequences = await replicatedSequences(fresh, options.publication);
@@ -304,14 +366,16 @@ async function rewind(
       const statement = advanceSequenceStatement({ ...position, isCalled: true }, index, 0);
       await old.query(statement.sql, statement.params as unknown[]);
     }
+    // The new primary's own topic names it as source; an epoch between names its own primary (the applier takes it).
+    const isNew = first.topics.data === options.newTopics.data;
     await writePosition(old, options.standbyName, {
-      topic: options.newTopics.data,
+      topic: first.topics.data,
       partition: 0,
       nextOffset: 0n,
       lastCommitLsn: 0n,
       lastCommitTimeMicros: null,
-      sourceId: computeSourceId(identity.systemIdentifier, identity.databaseName),
-      epoch: options.epoch,
+      sourceId: isNew ? computeSourceId(identity.systemIdentifier, identity.databaseName) : null,
+      epoch: first.epoch,
     });
     await markRejoinRepaired(old, reportId);
     await old.query("COMMIT");
@@ -325,30 +389,18 @@ async function rewind(
 
 /** A full copy from the new primary at a snapshot, with its exact position; returns the tables copied. */
 async function reseed(options: RejoinOptions, reportId: string, old: pg.Client): Promise<string[]> {
-  const admin = options.kafka.admin();
-  await admin.connect();
-  let result: Awaited<ReturnType<typeof runSeed>>;
-  try {
-    result = await runSeed({
-      sourceUrl: options.newPrimaryUrl,
-      sourceConfig: options.newPrimaryConfig,
-      standbyUrl: options.oldPrimaryUrl,
-      standbyConfig: options.oldPrimaryConfig,
-      standbyName: options.standbyName,
-      topics: options.newTopics,
-      admin,
-      publication: options.publication,
-      captureSlot: options.slot,
-      parallel: options.seed.parallel,
-      rangeRows: options.seed.rangeRows,
-      createSchema: false,
-      epoch: options.epoch,
-    });
-  } finally {
-    await closeQuietly(admin.disconnect());
-  }
+  const tables = await copyFromPrimary({
+    kafka: options.kafka,
+    source: { url: options.newPrimaryUrl, config: options.newPrimaryConfig },
+    standby: { name: options.standbyName, url: options.oldPrimaryUrl, config: options.oldPrimaryConfig },
+    topics: options.newTopics,
+    epoch: options.epoch,
+    publication: options.publication,
+    slot: options.slot,
+    seed: options.seed,
+  });
   await markRejoinRepaired(old, reportId);
-  return result.tables.map((t) => t.table);
+  return tables;
 }
 
 /** A previous run repaired it (its position on the new topic is there): only the slot may remain. */

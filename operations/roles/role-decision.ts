@@ -62,6 +62,11 @@ export type RoleStep =
   | { kind: "follow-after-hand-over"; state: ClusterState; end: bigint }
   | { kind: "fence"; state: ClusterState; why: string }
   | { kind: "rejoin"; state: ClusterState }
+  /**
+   * A standby that missed role changes (down, or cut off, while the cluster moved on): follow the chain of
+   * epochs since its own to the current topic (operations/rejoin), re-seeded when the chain cannot be followed.
+   */
+  | { kind: "catch-up"; state: ClusterState }
   /** Nothing this node may do is safe: stop, saying why and what to do (exit 3). */
   | { kind: "fail"; message: string };
 
@@ -109,10 +114,15 @@ export function decideStep(inputs: RoleInputs): RoleStep {
     if (inputs.handedOver?.from === from)
       return { kind: "follow-after-hand-over", state, end: inputs.handedOver.end };
   }
-  return {
-    kind: "fail",
-    message: `node ${me} is a ${role.kind === "standby" ? "standby" : "node switching"} of epoch ${from}, but the cluster is at epoch ${state.epoch} (previous ${previous?.epoch ?? "none"}): it missed a role change and is not known to be exact; re-seed it from ${state.primary} and start it again`,
-  };
+  if (previous?.primary === me) {
+    // It was to become (or was) the primary the cluster has since left: its database may hold writes
+    // no topic has, which only a stale primary's rejoin finds.
+    return {
+      kind: "fail",
+      message: `node ${me} is switching from epoch ${from}, but the cluster is at epoch ${state.epoch} whose previous primary was ${me} itself, without a hand-over it knows of: what its database holds past the topics is unknown; run diffrelay rejoin --cluster ${state.cluster} --standby-name ${me} … (it reports and undoes what never reached a topic), then start the node again`,
+    };
+  }
+  return { kind: "catch-up", state };
 }
 
 function bootstrapStep(inputs: RoleInputs, view: ClusterView): RoleStep {
@@ -170,10 +180,8 @@ function startingStep(inputs: RoleInputs, view: ClusterView, state: ClusterState
       why: `node ${me}'s database holds the capture's slot (it was a primary), but the cluster is at epoch ${state.epoch} with primary ${state.primary} and this database is no standby of it`,
     };
   }
-  return {
-    kind: "fail",
-    message: `node ${me}'s database has no position on ${state.topics.data} (epoch ${state.epoch}, primary ${state.primary}): it is not a standby of this cluster yet. Seed it first: diffrelay seed --source-url <${state.primary}'s database> --standby-url <this database> --standby-name ${me} --topic ${state.topics.data}, then start the node again`,
-  };
+  // No position on the current or previous topic: an older epoch's, or none (then catch-up refuses with the seed command).
+  return { kind: "catch-up", state };
 }
 
 function wait(why: string, primarySilentMs: number | null): RoleStep {

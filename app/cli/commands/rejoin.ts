@@ -1,4 +1,9 @@
-import { rejoinAsStandby, renderRejoinReport } from "../../../operations/rejoin/index.js";
+import {
+  catchUpWithCluster,
+  type RejoinReport,
+  rejoinAsStandby,
+  renderRejoinReport,
+} from "../../../operations/rejoin/index.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
 import { postgresClientConfig } from "../../../src/config/postgres-connection.js";
@@ -6,6 +11,7 @@ import { EXIT } from "../../../src/errors/exit-codes.js";
 import { createKafka } from "../../../src/kafka/kafka-client.js";
 import { sourceTopics } from "../../../src/kafka/topic-names.js";
 import { createLogger } from "../../../src/observability/logger.js";
+import { clusterStoreOf } from "../cluster-store.js";
 import type { Command } from "../command.js";
 import {
   KAFKA_CONNECTION,
@@ -35,6 +41,9 @@ const FLAGS = {
  * The old primary (the standby-to-be) stops accepting client writes, reports
  * what it committed that never reached the new primary, is made an exact copy
  * of it, and is left positioned on the new primary's topic for its applier.
+ * With --cluster, the epochs come from the cluster topic (--epoch is not
+ * used): the old primary follows every role change since the epoch it was
+ * primary of, as its node's automatic rejoin does.
  */
 export const rejoinCommand: Command = {
   summary:
@@ -47,6 +56,7 @@ export const rejoinCommand: Command = {
     ...PUBLICATION,
     "seed.parallel",
     "seed.rangeRows",
+    "cluster.name",
     "logLevel",
   ],
   required: ["source.url", "standby.name", "standby.url", "kafka.brokers"],
@@ -56,15 +66,45 @@ export const rejoinCommand: Command = {
     const standbyName = requireSetting(config.standby?.name, "standby.name");
     const standbyUrl = requireSetting(config.standby?.url, "standby.url");
     const kafkaSettings = requireSetting(config.kafka, "kafka.brokers");
+    const logger = createLogger(config.logLevel, "diffrelay-rejoin").child({ standby: standbyName });
+    if (config.cluster?.name) {
+      const { store, cluster } = clusterStoreOf(config, logger);
+      let report: RejoinReport;
+      let epoch: number;
+      try {
+        const caughtUp = await catchUpWithCluster({
+          view: await store.read(),
+          name: standbyName,
+          config,
+          kafka: createKafka(kafkaSettings, logger),
+          logger,
+          databaseUrl: standbyUrl,
+          stalePrimary: true,
+          primaryDatabase: async () => ({
+            url: source.url,
+            config: postgresClientConfig(source.url, source.tls),
+          }),
+        });
+        report = caughtUp.report as RejoinReport;
+        epoch = caughtUp.target.epoch;
+      } finally {
+        await store.close();
+      }
+      console.log(flags.json ? JSON.stringify(report) : renderRejoinReport(report));
+      console.log(
+        `next, start its node again (diffrelay node --cluster ${cluster} --node-name ${standbyName} …): it follows epoch ${epoch} as a standby`,
+      );
+      return EXIT.ok;
+    }
     const oldEpoch = flags["old-epoch"] === undefined ? config.epoch - 1 : Number(flags["old-epoch"]);
     if (!Number.isInteger(oldEpoch) || oldEpoch < 0 || oldEpoch >= config.epoch) {
       throw new ConfigError(
-        `config: --old-epoch must be a whole number below --epoch (${config.epoch}), got ${String(flags["old-epoch"] ?? oldEpoch)}: --epoch is the new primary's epoch`,
+        `config: --old-epoch must be a whole number below --epoch (${config.epoch}), got ${String(flags["old-epoch"] ?? oldEpoch)}: --epoch is the new primary's epoch (or give --cluster)`,
       );
     }
-    const logger = createLogger(config.logLevel, "diffrelay-rejoin").child({ standby: standbyName });
     const database = topicDatabase(config);
     const report = await rejoinAsStandby({
+      config,
       oldPrimaryUrl: standbyUrl,
       oldPrimaryConfig: postgresClientConfig(standbyUrl, config.standby?.tls),
       standbyName,

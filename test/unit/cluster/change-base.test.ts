@@ -62,6 +62,7 @@ const view = (s: ClusterState, reports: NodeReport[], claims: number[]): Cluster
   state: s,
   highestClaim: Math.max(...claims),
   claims,
+  states: new Map([[s.epoch, s]]),
   reports: new Map(reports.map((r) => [r.node, r])),
 });
 
