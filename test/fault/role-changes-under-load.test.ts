@@ -136,9 +136,12 @@ async function run(zeroLoss: boolean): Promise<void> {
     );
   };
 
+  let failoverSaid = "";
   const expectExit = (what: string, runResult: CommandRun, allowed: number[]) => {
-    if (what.startsWith("failover"))
+    if (what.startsWith("failover")) {
       failoverExitCodes.set(runResult.code, (failoverExitCodes.get(runResult.code) ?? 0) + 1);
+      failoverSaid = `; failover exit ${runResult.code}: ${failoverVerdict(runResult.output)}`;
+    }
     return allowed.includes(runResult.code ?? -1)
       ? []
       : [
@@ -168,6 +171,7 @@ async function run(zeroLoss: boolean): Promise<void> {
       const before = primary;
       const seen: string[] = [];
       const started = Date.now();
+      failoverSaid = "";
       let unfinished = false;
       switch (change.kind) {
         case "switchover": {
@@ -263,7 +267,7 @@ async function run(zeroLoss: boolean): Promise<void> {
       byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
       history.push(`  ${step}: ok, epoch ${epoch}, ${counts.acknowledged} acknowledged, ${counts.rows} rows`);
       log(
-        `${step.replace(/; primary.*\)/, ")")} done: epoch ${epoch}, primary ${primary}, ${counts.acknowledged} acknowledged, ${counts.missing} missing, ${counts.reported} reported (change ${acted - started} ms, settle ${settledAt - acted} ms, checks ${Date.now() - settledAt} ms)`,
+        `${step.replace(/; primary.*\)/, ")")} done: epoch ${epoch}, primary ${primary}, ${counts.acknowledged} acknowledged, ${counts.missing} missing, ${counts.reported} reported (change ${acted - started} ms, settle ${settledAt - acted} ms, checks ${Date.now() - settledAt} ms)${failoverSaid}`,
       );
 
       // The load goes on at the primary before the next change.
@@ -279,6 +283,15 @@ async function run(zeroLoss: boolean): Promise<void> {
     await load.stop();
   }
   console.log(summary());
+}
+
+/** What a failover's --json report says of the loss and where it knew the old capture's mode from. */
+function failoverVerdict(output: string): string {
+  const line = output.split("\n").find((l) => l.startsWith('{"outcome"'));
+  if (!line) return "no report";
+  const report = JSON.parse(line);
+  const known = report.oldPrimary?.lastKnown;
+  return `${report.outcome}${known ? `, zero-loss ${known.zeroLoss} (from ${known.from ?? "?"})` : ""}`;
 }
 
 async function waitUntil(done: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
