@@ -58,6 +58,11 @@ interface CaptureServiceDeps {
   kafka: Kafka;
   logger: Logger;
   metrics: CaptureMetrics;
+  /**
+   * The guarantee already in force when it starts (a node sets zero-loss mode before its database takes
+   * writes): /status says it from the start, not "off" until the first session has read the setting.
+   */
+  zeroLossInForce?: ZeroLossGuarantee;
 }
 
 /**
@@ -72,7 +77,7 @@ export class CaptureService {
   private topics: SourceTopics | null = null;
   /** The capture's slot as resolved at set-up (until then, the configured one or ""). */
   private slot = "";
-  private zeroLoss: ZeroLossGuarantee = "off";
+  private zeroLoss: ZeroLossGuarantee;
   private syncState: string | null = null;
   private confirmed: Lsn = 0n;
   private serverWalEnd: Lsn = 0n;
@@ -100,6 +105,7 @@ export class CaptureService {
   private pgoutputBytesCounted = 0;
 
   constructor(private readonly deps: CaptureServiceDeps) {
+    this.zeroLoss = deps.zeroLossInForce ?? "off";
     this.sequences = new SequenceTracker(deps.config.capture.publication);
     this.failures = new RepeatedFailureGuard(deps.config.stallAfter);
     deps.metrics.reportHealthFrom(() => this.isFlowing());

@@ -20,6 +20,7 @@ import { describePastEnd, publishedPastEnd } from "../promote/promote-runner.js"
 import {
   FailoverDivergedError,
   FailoverRefusedError,
+  fencedForHandOver,
   lossReport,
   type MayBeLost,
   type OldCaptureKnown,
@@ -184,7 +185,8 @@ export async function clusterFailover(options: ClusterFailoverOptions): Promise<
           `${describePastEnd(current.topics.data, end, past)} are on no other node; its node fences it and its rejoin lists them`,
       );
     }
-    const loss = lossReport(lastKnown);
+    const loss =
+      fencedForHandOver(view.reports.get(current.primary), current.epoch, end) ?? lossReport(lastKnown);
     return {
       outcome: loss.acknowledgedCommits === "none" ? "promoted" : "promoted-possible-loss",
       cluster,

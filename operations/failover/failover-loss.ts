@@ -40,6 +40,28 @@ export function oldCaptureKnown(
   return { ...live, from: `the old capture's /status did not answer, and ${reported}` };
 }
 
+/**
+ * The old primary fenced itself for a switchover that did not finish, and
+ * reported its topic's end at that fence: everything it ever committed is
+ * below that end, so when the failover drains to at least it, no acknowledged
+ * commit can be lost, whatever the zero-loss mode. Null otherwise.
+ */
+export function fencedForHandOver(
+  report: NodeReport | undefined,
+  epoch: number,
+  drainedEnd: bigint,
+): MayBeLost | null {
+  if (!report || report.epoch <= epoch || report.fencedEndOffset === null) return null;
+  if (BigInt(report.fencedEndOffset) > drainedEnd) return null;
+  return {
+    acknowledgedCommits: "none",
+    slotLagBytes: 0,
+    why:
+      `the old primary ${report.node} fenced itself for the role change to epoch ${report.epoch} and reported its topic's end, offset ${report.fencedEndOffset} ` +
+      `(fenced at ${report.fencedAt ?? "unknown"}): everything it committed is below it, and every node that follows holds the topic to offset ${drainedEnd}`,
+  };
+}
+
 export function lossReport(lastKnown: CaptureLastKnown & { from?: string }): MayBeLost {
   if (lastKnown.zeroLoss === "required") {
     return {

@@ -445,6 +445,10 @@ export class ClusterNode {
 
   private async startPrimary(state: ClusterState): Promise<void> {
     const { config, databaseUrl, logger } = this.options;
+    // Zero-loss from the first write on: a commit acknowledged before the capture set the mode could be lost.
+    const zeroLossInForce = config.capture.zeroLoss
+      ? ((await this.database.ensureZeroLossBeforeWrites()) ?? undefined)
+      : undefined;
     await this.database.setReadOnly(false);
     this.sourceId ??= await this.database.sourceId();
     const service = new CaptureService({
@@ -453,6 +457,7 @@ export class ClusterNode {
       kafka: this.options.kafka,
       logger: logger.child({ role: "primary", epoch: state.epoch }),
       metrics: this.captureMetrics,
+      zeroLossInForce,
     });
     const role = captureRole(service);
     this.role = {

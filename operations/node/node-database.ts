@@ -1,9 +1,11 @@
 import type pg from "pg";
 import {
   defaultSlotName,
+  ensureZeroLoss,
   identifySource,
   releaseZeroLoss,
   resolveCaptureSlot,
+  type ZeroLossGuarantee,
 } from "../../connectors/postgres-source/index.js";
 import { latestRejoinReport, readPosition } from "../../connectors/postgres-standby/index.js";
 import type { DiffrelayConfig } from "../../src/config/config-schema.js";
@@ -204,6 +206,25 @@ export class NodeDatabase {
   /** The zero-loss setting naming a capture that stopped for good, reset (see releaseZeroLossOf). */
   releaseZeroLoss(): Promise<ZeroLossRelease> {
     return releaseZeroLossOf(this.url, this.config);
+  }
+
+  /**
+   * Zero-loss mode, before the database takes writes: its commits wait for the
+   * capture from the first one on, not only once the capture has started, and
+   * the node can report the guarantee at once. Only when the capture's slot
+   * exists (a restart, or a promotion, which made it): creating a slot waits
+   * for running transactions, which would wait for the capture. Null: no slot
+   * yet, the capture sets it after making one.
+   */
+  async ensureZeroLossBeforeWrites(): Promise<ZeroLossGuarantee | null> {
+    return withDatabase(this.writableUrl, this.config, async (c) => {
+      const slot = await resolveCaptureSlot(c, this.config.capture.slot);
+      const { rowCount } = await c.query(
+        "SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+        [slot],
+      );
+      return (rowCount ?? 0) > 0 ? (await ensureZeroLoss(c, slot)).guarantee : null;
+    });
   }
 
   /** Its source identity (hex), which its standbys' positions name. */

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { decodeRecord, encodeRecord, type NodeReport } from "../../../operations/cluster/cluster-state.js";
-import { lossReport, oldCaptureKnown } from "../../../operations/failover/failover-loss.js";
+import {
+  fencedForHandOver,
+  lossReport,
+  oldCaptureKnown,
+} from "../../../operations/failover/failover-loss.js";
 import type { CaptureLastKnown } from "../../../operations/promote/capture-last-known.js";
 
 const silent: CaptureLastKnown = {
@@ -94,5 +98,29 @@ describe("what a failover knows of a dead primary's capture", () => {
     expect(lossReport(oldCaptureKnown(silent, primaryReport(optional), 4)).acknowledgedCommits).toBe(
       "possible",
     );
+  });
+});
+
+describe("a failover out of a switchover whose old primary fenced", () => {
+  const switching: NodeReport = {
+    ...primaryReport(undefined, 5),
+    role: "switching",
+    ready: false,
+    fencedEndOffset: "120",
+    fencedAt: "2026-12-06T01:02:00.000Z",
+    writableAt: null,
+  };
+
+  it("loses nothing acknowledged when it drains to at least the fence's end, whatever the zero-loss mode", () => {
+    const loss = fencedForHandOver(switching, 4, 120n);
+    expect(loss?.acknowledgedCommits).toBe("none");
+    expect(loss?.why).toContain("offset 120");
+  });
+
+  it("says nothing when the drained end is below the fence's end, the report is of the old epoch, or there is no fence", () => {
+    expect(fencedForHandOver(switching, 4, 119n)).toBeNull();
+    expect(fencedForHandOver({ ...switching, epoch: 4 }, 4, 120n)).toBeNull();
+    expect(fencedForHandOver({ ...switching, fencedEndOffset: null }, 4, 120n)).toBeNull();
+    expect(fencedForHandOver(undefined, 4, 120n)).toBeNull();
   });
 });
