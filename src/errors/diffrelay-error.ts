@@ -42,6 +42,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "conflict",
   "incomplete",
   "unpublishable",
+  "stalled",
 ];
 
 export class DiffrelayError extends Error {
