@@ -59,8 +59,8 @@ interface CaptureServiceDeps {
   logger: Logger;
   metrics: CaptureMetrics;
   /**
-   * The guarantee already in force when it starts (a node sets zero-loss mode before its database takes
-   * writes): /status says it from the start, not "off" until the first session has read the setting.
+   * The guarantee already in force when it starts (as its node read it): /status says it from the
+   * start, not "off" until the first session has read the setting.
    */
   zeroLossInForce?: ZeroLossGuarantee;
 }

@@ -19,7 +19,6 @@ export { defaultSlotName, LEGACY_SLOT_NAME, resolveCaptureSlot } from "./slot-na
 export { identifySource, loadRelationSchema, slotInfo } from "./source-catalog.js";
 export { migrateSource, parseTableName } from "./source-migrator.js";
 export {
-  ensureZeroLoss,
   readZeroLossState,
   releaseZeroLoss,
   type ZeroLossGuarantee,

@@ -80,6 +80,7 @@ type Role =
 class Superseded extends Error {}
 
 const REPORT_INTERVAL_MS = 5000;
+const MODE_WATCH_MS = 200;
 const STEP_TIMEOUT_MS = 120_000;
 /** Changes of the unpublished transactions listed in /status, and in the node's record on the cluster topic. */
 const STATUS_CHANGES = 10_000;
@@ -111,6 +112,8 @@ export class ClusterNode {
   private rejoinTriedAt: number | null = null;
   /** The role machine's latest step (a wait says what for, and how long the primary has been silent). */
   private lastStep: RoleStep | null = null;
+  /** The zero-loss mode the last report carried (null: no capture in it). */
+  private reportedZeroLoss: string | null = null;
   private readonly captureMetrics = createCaptureMetrics();
   private readonly applyMetrics;
   private readonly nodeMetrics;
@@ -147,6 +150,11 @@ export class ClusterNode {
       },
     );
     const timer = setInterval(() => void this.report(), REPORT_INTERVAL_MS);
+    // A failover reads the zero-loss mode from the last report: a change of it goes out at once.
+    const modeWatch = setInterval(() => {
+      if (this.role.kind === "primary" && this.role.service.status().zeroLoss !== this.reportedZeroLoss)
+        void this.report();
+    }, MODE_WATCH_MS);
     try {
       while (!this.stopping) {
         if (this.failure) throw this.failure;
@@ -173,6 +181,7 @@ export class ClusterNode {
       throw err;
     } finally {
       clearInterval(timer);
+      clearInterval(modeWatch);
       await this.stopService();
       await follower.stop();
       await this.store.close();
@@ -445,10 +454,8 @@ export class ClusterNode {
 
   private async startPrimary(state: ClusterState): Promise<void> {
     const { config, databaseUrl, logger } = this.options;
-    // Zero-loss from the first write on: a commit acknowledged before the capture set the mode could be lost.
-    const zeroLossInForce = config.capture.zeroLoss
-      ? ((await this.database.ensureZeroLossBeforeWrites()) ?? undefined)
-      : undefined;
+    // What this node's first report says of the mode, before the capture's first session reads it again.
+    const zeroLossInForce = await this.database.zeroLossInForce();
     await this.database.setReadOnly(false);
     this.sourceId ??= await this.database.sourceId();
     const service = new CaptureService({
@@ -853,6 +860,7 @@ export class ClusterNode {
       at: new Date().toISOString(),
     };
     if (report.epoch < 0) return;
+    this.reportedZeroLoss = report.capture?.zeroLoss ?? null;
     await this.store.publishReport(report).catch((err) => {
       this.options.logger.warn({ err }, "could not publish this node's report to the cluster topic");
     });

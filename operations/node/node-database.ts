@@ -1,8 +1,8 @@
 import type pg from "pg";
 import {
   defaultSlotName,
-  ensureZeroLoss,
   identifySource,
+  readZeroLossState,
   releaseZeroLoss,
   resolveCaptureSlot,
   type ZeroLossGuarantee,
@@ -209,21 +209,15 @@ export class NodeDatabase {
   }
 
   /**
-   * Zero-loss mode, before the database takes writes: its commits wait for the
-   * capture from the first one on, not only once the capture has started, and
-   * the node can report the guarantee at once. Only when the capture's slot
-   * exists (a restart, or a promotion, which made it): creating a slot waits
-   * for running transactions, which would wait for the capture. Null: no slot
-   * yet, the capture sets it after making one.
+   * Whether the server's commits wait for this database's capture now
+   * (synchronous_standby_names), read before the capture starts: a primary
+   * restarted in zero-loss mode is under it from its first commit, and its
+   * first report must say so, not "off" until the capture's session has read it.
    */
-  async ensureZeroLossBeforeWrites(): Promise<ZeroLossGuarantee | null> {
+  zeroLossInForce(): Promise<ZeroLossGuarantee> {
     return withDatabase(this.writableUrl, this.config, async (c) => {
       const slot = await resolveCaptureSlot(c, this.config.capture.slot);
-      const { rowCount } = await c.query(
-        "SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-        [slot],
-      );
-      return (rowCount ?? 0) > 0 ? (await ensureZeroLoss(c, slot)).guarantee : null;
+      return (await readZeroLossState(c, slot)).guarantee;
     });
   }
 
