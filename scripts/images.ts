@@ -31,6 +31,9 @@ async function buildImages(dir: string): Promise<NodeJS.ProcessEnv> {
     DIFFRELAY_IMAGE: image.tag,
     DIFFRELAY_TEST_POSTGRES_IMAGE: services.postgres,
     DIFFRELAY_TEST_KAFKA_IMAGE: services.kafka,
+    // What docker-compose.yml runs instead of its public defaults (postgres:17, apache/kafka, diffrelay:local).
+    DIFFRELAY_POSTGRES_IMAGE: services.postgres,
+    DIFFRELAY_KAFKA_IMAGE: services.apacheKafka,
     // Ryuk, testcontainers' reaper, is one more image to pull; `images down` removes every container instead.
     TESTCONTAINERS_RYUK_DISABLED: "true",
     // Mapped ports on loopback, not the bridge's address: test traffic stays on 127.0.0.1.
@@ -95,6 +98,8 @@ async function main(): Promise<number> {
         "DIFFRELAY_IMAGE",
         "DIFFRELAY_TEST_POSTGRES_IMAGE",
         "DIFFRELAY_TEST_KAFKA_IMAGE",
+        "DIFFRELAY_POSTGRES_IMAGE",
+        "DIFFRELAY_KAFKA_IMAGE",
         "TESTCONTAINERS_RYUK_DISABLED",
         "TESTCONTAINERS_HOST_OVERRIDE",
       ];
