@@ -3,15 +3,16 @@
 //       container tests run: local bases (debootstrap + this machine's Node), diffrelay:<version>, and stand-ins
 //       for the public PostgreSQL and Kafka images; prints the variables that point the tests at them.
 // down: removes every container of that engine and stops it.
-// test: up, the container tests (`npm run test:containers`), then down: the image beside the local stack
-//       (vitest.containers.config.ts), then TESTCONTAINERS_FILES with DIFFRELAY_TEST_SERVICES=containers on the
-//       stand-in images.
+// test: up, the container tests (`npm run test:containers`), then down: the image beside the local stack and
+//       docker-compose.yml on the stand-ins (vitest.containers.config.ts), then TESTCONTAINERS_FILES with
+//       DIFFRELAY_TEST_SERVICES=containers on the stand-in images.
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import { buildDiffrelayImage } from "./images/diffrelay-image.js";
 import { daemonDir, daemonEnv, startDaemon, stopDaemon } from "./images/docker-daemon.js";
 import { buildLocalBases } from "./images/local-bases.js";
 import { buildServiceImages } from "./images/service-images.js";
+import { ensureCommands } from "./stack/debian-packages.js";
 import { REPO_ROOT } from "./stack/stack-state.js";
 
 const { positionals, values } = parseArgs({
@@ -23,6 +24,8 @@ const log = (m: string) => console.error(`[images] ${m}`);
 
 /** Every image, on the engine in `dir`; the settings the tests read to find them. */
 async function buildImages(dir: string): Promise<NodeJS.ProcessEnv> {
+  // test/containers/compose.test.ts runs docker-compose.yml with it (Debian has no compose v2 plugin).
+  await ensureCommands([{ command: "docker-compose", debianPackage: "docker-compose" }], log);
   const bases = await buildLocalBases(log, dir);
   const image = await buildDiffrelayImage(bases, log, dir);
   const services = await buildServiceImages(bases, log, dir);
@@ -31,6 +34,9 @@ async function buildImages(dir: string): Promise<NodeJS.ProcessEnv> {
     DIFFRELAY_IMAGE: image.tag,
     DIFFRELAY_TEST_POSTGRES_IMAGE: services.postgres,
     DIFFRELAY_TEST_KAFKA_IMAGE: services.kafka,
+    // What docker-compose.yml runs instead of its public defaults (postgres:17, apache/kafka, diffrelay:local).
+    DIFFRELAY_POSTGRES_IMAGE: services.postgres,
+    DIFFRELAY_KAFKA_IMAGE: services.apacheKafka,
     // Ryuk, testcontainers' reaper, is one more image to pull; `images down` removes every container instead.
     TESTCONTAINERS_RYUK_DISABLED: "true",
     // Mapped ports on loopback, not the bridge's address: test traffic stays on 127.0.0.1.
@@ -95,6 +101,8 @@ async function main(): Promise<number> {
         "DIFFRELAY_IMAGE",
         "DIFFRELAY_TEST_POSTGRES_IMAGE",
         "DIFFRELAY_TEST_KAFKA_IMAGE",
+        "DIFFRELAY_POSTGRES_IMAGE",
+        "DIFFRELAY_KAFKA_IMAGE",
         "TESTCONTAINERS_RYUK_DISABLED",
         "TESTCONTAINERS_HOST_OVERRIDE",
       ];

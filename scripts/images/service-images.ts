@@ -7,22 +7,27 @@ import { daemonEnv } from "./docker-daemon.js";
 import type { LocalBases } from "./local-bases.js";
 
 /**
- * Stand-ins for the public images the tests name (postgres, confluentinc/cp-kafka), built from Debian's
- * packages and Maven Central's jars with the same entry contract, so testcontainers drives them unchanged.
- * The Kafka tag is the cp-kafka version whose start-up it follows (testcontainers reads it).
+ * Stand-ins for the public images the tests and docker-compose.yml name (postgres, confluentinc/cp-kafka,
+ * apache/kafka), built from Debian's packages and Maven Central's jars with the same entry contract, so
+ * testcontainers and compose drive them unchanged. `kafka` and `apacheKafka` are one image under two tags:
+ * the cp-kafka version whose start-up it follows (testcontainers reads it), and the apache/kafka version of
+ * its jars (what the compose file runs).
  */
 export interface ServiceImages {
   postgres: string;
   kafka: string;
+  apacheKafka: string;
 }
 
 export const serviceImageTags = (): ServiceImages => ({
   postgres: "diffrelay-base/postgres:15",
   kafka: "diffrelay-base/cp-kafka:8.0.0",
+  apacheKafka: `diffrelay-base/kafka:${DEFAULT_KAFKA_VERSION}`,
 });
 
-async function build(tag: string, context: string, base: string, dir: string): Promise<void> {
-  await run("docker", ["build", "--network", "host", "--build-arg", `BASE=${base}`, "--tag", tag, context], {
+async function build(tags: string[], context: string, base: string, dir: string): Promise<void> {
+  const tagArgs = tags.flatMap((t) => ["--tag", t]);
+  await run("docker", ["build", "--network", "host", "--build-arg", `BASE=${base}`, ...tagArgs, context], {
     env: daemonEnv(dir),
     timeoutMs: 20 * 60_000,
   });
@@ -35,7 +40,7 @@ export async function buildServiceImages(
 ): Promise<ServiceImages> {
   const tags = serviceImageTags();
   const t0 = Date.now();
-  await build(tags.postgres, join(REPO_ROOT, "scripts", "images", "postgres"), bases.debian, dir);
+  await build([tags.postgres], join(REPO_ROOT, "scripts", "images", "postgres"), bases.debian, dir);
   // The broker's jars join the context: the same ones the local stack runs, resolved once per machine.
   const context = join(dir, "build", "kafka-context");
   rmSync(context, { recursive: true, force: true });
@@ -43,10 +48,12 @@ export async function buildServiceImages(
   try {
     cpSync(join(REPO_ROOT, "scripts", "images", "kafka"), context, { recursive: true });
     cpSync(await ensureKafkaJars(DEFAULT_KAFKA_VERSION, log), join(context, "lib"), { recursive: true });
-    await build(tags.kafka, context, bases.debian, dir);
+    await build([tags.kafka, tags.apacheKafka], context, bases.debian, dir);
   } finally {
     rmSync(context, { recursive: true, force: true });
   }
-  log(`${tags.postgres} and ${tags.kafka} built in ${Math.round((Date.now() - t0) / 1000)} s`);
+  log(
+    `${tags.postgres}, ${tags.kafka} and ${tags.apacheKafka} built in ${Math.round((Date.now() - t0) / 1000)} s`,
+  );
   return tags;
 }
