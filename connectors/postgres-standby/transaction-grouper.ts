@@ -152,6 +152,8 @@ export class TransactionGrouper {
 
   private work(task: () => Promise<void>): Promise<void> {
     const running = this.abandoned ? Promise.reject(this.refusal("applying a message")) : task();
+    // Only abandon() awaits `working`, to know the frame under way is done; its error reaches the caller
+    // through `running`, returned below, so this copy may drop it.
     this.working = running.catch(() => undefined);
     return running;
   }
