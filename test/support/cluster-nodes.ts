@@ -24,6 +24,7 @@ export class TestCluster {
     private readonly brokers: string[],
     readonly topicPrefix: string,
     private readonly tables: string[],
+    private readonly automaticFailover: boolean,
   ) {}
 
   static async create(options: {
@@ -32,11 +33,20 @@ export class TestCluster {
     brokers: string[];
     topicPrefix: string;
     tables: string[];
+    /** Off by default: tests of the manual role changes must not race an election. */
+    automaticFailover?: boolean;
   }): Promise<TestCluster> {
     const nodes: NodeSpec[] = [];
     for (const db of options.databases)
       nodes.push({ name: db.name, databaseUrl: db.url, port: await freePort() });
-    return new TestCluster(options.name, nodes, options.brokers, options.topicPrefix, options.tables);
+    return new TestCluster(
+      options.name,
+      nodes,
+      options.brokers,
+      options.topicPrefix,
+      options.tables,
+      options.automaticFailover ?? false,
+    );
   }
 
   apiUrl(node: string): string {
@@ -76,6 +86,7 @@ export class TestCluster {
         "500",
         "--log-level",
         "info",
+        ...(this.automaticFailover ? [] : ["--manual-failover"]),
         ...extra,
       ],
       env,
