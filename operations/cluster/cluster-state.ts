@@ -192,6 +192,12 @@ export interface ClusterView {
   claims: readonly number[];
   /** The latest report of each node, by name. */
   reports: ReadonlyMap<string, NodeReport>;
+  /**
+   * The highest epoch of any state record read, claimed or not. Only the holder of the highest claim can
+   * publish one, so it is a role change under way even before this reader lists its claim (a broker's
+   * metadata may lag): a lease holder counts nothing once it sees one above its epoch.
+   */
+  highestStateEpoch: number;
   /** The latest lease renewal of each node that held the lease, by name. */
   leases: ReadonlyMap<string, LeaseRecord>;
 }

@@ -30,6 +30,7 @@ export interface ClusterFollower {
 }
 
 const READ_TIMEOUT_MS = 30_000;
+const CLAIMS_REFRESH_MS = 2000;
 
 /** See index.ts for the contract. */
 export class ClusterStore {
@@ -150,7 +151,7 @@ export class ClusterStore {
     } finally {
       await follower.stop();
     }
-    return latest ?? (await this.viewOf(new Map()));
+    return latest ?? (await this.viewOf(new Map(), await this.claims()));
   }
 
   /**
@@ -168,6 +169,18 @@ export class ClusterStore {
     const { kafka, logger } = this.options;
     const records = new Map<string, ReturnType<typeof decodeRecord>>();
     let caughtUp = false;
+    // Claims are only ever added, and always before their state is published: they are listed again when a
+    // state of an epoch not known to be claimed arrives, and every CLAIMS_REFRESH_MS (a claim in flight),
+    // not at every batch: the lease's renewals must be read back quickly, also on a loaded machine.
+    let claims: { epochs: Set<number>; at: number } | null = null;
+    const view = async () => {
+      const unknown = [...records.values()].some(
+        (r) => !(r instanceof Error) && r.type === "state" && !claims?.epochs.has(r.state.epoch),
+      );
+      if (!claims || unknown || Date.now() - claims.at > CLAIMS_REFRESH_MS)
+        claims = { epochs: await this.claims(), at: Date.now() };
+      return this.viewOf(records, claims.epochs);
+    };
     const reader = await startTopicReader({
       kafka,
       topic: this.topic,
@@ -185,11 +198,11 @@ export class ClusterStore {
           }
           if (decoded) records.set(key, decoded);
         }
-        if (caughtUp) onChange(await this.viewOf(records));
+        if (caughtUp) onChange(await view());
       },
       onCaughtUp: async () => {
         caughtUp = true;
-        onChange(await this.viewOf(records));
+        onChange(await view());
       },
       onFailure: (error) => {
         logger.error({ err: error, topic: this.topic }, "the cluster topic cannot be read on");
@@ -248,15 +261,16 @@ export class ClusterStore {
   }
 
   /** The view of these records: the highest published epoch whose claim exists. */
-  private async viewOf(records: Map<string, ReturnType<typeof decodeRecord>>): Promise<ClusterView> {
-    const claimed = await this.claims();
+  private viewOf(records: Map<string, ReturnType<typeof decodeRecord>>, claimed: Set<number>): ClusterView {
     const highestClaim = Math.max(-1, ...claimed);
     let state: ClusterState | null = null;
     const states = new Map<number, ClusterState>();
     const reports = new Map<string, NodeReport>();
     const leases = new Map<string, LeaseRecord>();
+    let highestStateEpoch = -1;
     for (const record of records.values()) {
       if (record instanceof Error) continue;
+      if (record.type === "state") highestStateEpoch = Math.max(highestStateEpoch, record.state.epoch);
       if (record.type === "report") reports.set(record.report.node, record.report);
       else if (record.type === "lease") leases.set(record.lease.holder, record.lease);
       else if (claimed.has(record.state.epoch)) {
@@ -264,7 +278,15 @@ export class ClusterStore {
         if (state === null || record.state.epoch > state.epoch) state = record.state;
       }
     }
-    return { state, states, highestClaim, claims: [...claimed].sort((x, y) => x - y), reports, leases };
+    return {
+      state,
+      states,
+      highestClaim,
+      claims: [...claimed].sort((x, y) => x - y),
+      reports,
+      leases,
+      highestStateEpoch,
+    };
   }
 
   private async send(message: { key: string; value: string }): Promise<void> {

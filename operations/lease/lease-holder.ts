@@ -85,7 +85,7 @@ export class LeaseHolder {
     const state = view.state;
     const mine = view.leases.get(me);
     if (!state || !mine || mine.incarnation !== this.incarnation) return;
-    const serving = state.epoch === epoch && state.primary === me;
+    const serving = state.epoch === epoch && state.primary === me && view.highestStateEpoch <= epoch;
     const handingOver =
       state.phase === "fencing" && state.previous?.epoch === epoch && state.previous.primary === me;
     if (!serving && !handingOver) {

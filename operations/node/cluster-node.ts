@@ -194,7 +194,7 @@ export class ClusterNode {
     try {
       while (!this.stopping) {
         if (this.failure) throw this.failure;
-        if (this.role.kind === "primary" && this.holder && !this.holder.holds()) {
+        if (this.lostLease()) {
           await this.fenceForLostLease();
           continue;
         }
@@ -533,7 +533,6 @@ export class ClusterNode {
    */
   private async acquireLease(state: ClusterState): Promise<void> {
     const { config, databaseUrl, lease, logger, name } = this.options;
-    if (this.holder?.holds() && this.role.kind !== "starting") return;
     this.holder?.stop();
     const holder = new LeaseHolder({
       me: name,
@@ -555,6 +554,21 @@ export class ClusterNode {
     logger.info(
       { epoch: state.epoch, ttlMs: lease.ttlMs, renewMs: lease.renewMs },
       "holds the primary's lease",
+    );
+  }
+
+  /**
+   * The primary of the current state whose lease lapsed. (One the cluster has
+   * left behind loses its lease too, but fences as a stale primary instead.)
+   */
+  private lostLease(): boolean {
+    const state = this.view?.state;
+    return (
+      this.role.kind === "primary" &&
+      this.holder !== null &&
+      !this.holder.holds() &&
+      state?.epoch === this.role.epoch &&
+      state.primary === this.options.name
     );
   }
 
@@ -618,11 +632,13 @@ export class ClusterNode {
   /** Every LEASE_TICK_MS: the primary's own lease, and on a standby whether to start an election. */
   private watchLease(): void {
     const state = this.view?.state;
+    this.nodeMetrics.writablePrimary.set(this.isWritablePrimary() ? 1 : 0);
+    if (state) this.nodeMetrics.clusterEpoch.set(state.epoch);
     if (state) this.nodeMetrics.leaseAge.set(this.leases.silentMs() / 1000);
     if (state) this.nodeMetrics.leaseTtl.set(this.leases.ttlOf(state.primary) / 1000);
     if (this.holder) {
       this.nodeMetrics.leaseRemaining.set(this.holder.remainingMs() / 1000);
-      if (!this.holder.holds() && this.role.kind === "primary") this.wake();
+      if (this.lostLease()) this.wake();
       return;
     }
     if (!this.view || !state || this.election || this.stopping) return;

@@ -3,6 +3,7 @@
 // Faults from outside, zero-loss mode, synchronous_commit = on everywhere: the primary's node killed with -9
 // (its database stays up: the node's fence watchdog must fence it), and the primary's node frozen with
 // SIGSTOP past its lease (the watchdog fences at the lease's end; the thawed node must not serve).
+import { writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { spawnDiffrelay } from "../support/child-process.js";
 import { commitSynchronously, TestCluster } from "../support/cluster-nodes.js";
@@ -23,6 +24,10 @@ const clusters: { cluster: TestCluster; databases: TestDatabase[]; name: string;
 afterAll(async () => {
   for (const { cluster, databases, name, prefix } of clusters) {
     await cluster.stopAll();
+    // Every node's log, for a run that failed (the assertion shows only the node it waited for).
+    if (process.env.DIFFRELAY_TEST_NODE_LOGS)
+      for (const [node, p] of cluster.processes)
+        writeFileSync(`${process.env.DIFFRELAY_TEST_NODE_LOGS}/${node}.log`, p.output());
     for (const db of databases) await db.drop().catch(() => undefined);
     const topics = [`${prefix}.${name}`, ...[1, 2, 3].map((e) => `${prefix}.${name}.e${e}`)];
     await deleteTopics(services.kafkaBrokers, [
@@ -55,10 +60,13 @@ async function zeroLossCluster(tag: string): Promise<{ c: TestCluster; urls: Map
     automaticFailover: true,
   });
   clusters.push({ cluster: c, databases, name, prefix });
-  const [a, ...standbys] = nodes as [string, string, string];
-  c.start(a, ["--initial-primary", a, "--zero-loss"]);
+  const [a, b, cc] = nodes as [string, string, string];
+  // b is the one candidate (c never is), so that a, restarted or thawed, reaches b's database with b's
+  // password: the stack's servers have different ones.
+  const peerPassword = decodeURIComponent(new URL(databases[1]?.url as string).password);
+  c.start(a, ["--initial-primary", a, "--zero-loss", "--peer-password", peerPassword]);
   await c.waitFor(a, "/primary", 200);
-  for (const node of standbys) {
+  for (const node of [b, cc]) {
     const seed = spawnDiffrelay([
       "seed",
       "--source-url",
@@ -73,9 +81,9 @@ async function zeroLossCluster(tag: string): Promise<{ c: TestCluster; urls: Map
       `${prefix}.${name}`,
     ]);
     expect((await seed.exited).code, seed.output()).toBe(0);
-    c.start(node, ["--zero-loss"]);
+    c.start(node, node === cc ? ["--zero-loss", "--failover-priority", "0"] : ["--zero-loss"]);
   }
-  for (const node of standbys) await c.waitFor(node, "/replica", 200);
+  for (const node of [b, cc]) await c.waitFor(node, "/replica", 200);
   return { c, urls: new Map(nodes.map((n, i) => [n, databases[i]?.url as string])) };
 }
 
@@ -97,6 +105,22 @@ function writeUntilCut(url: string, clients: number, from: number): Promise<{ id
     return acknowledged;
   };
   return Promise.all(Array.from({ length: clients }, (_, i) => one(i + 1))).then((ids) => ids.flat());
+}
+
+/** The new primary's own account of the election, from its log. */
+function electionLog(c: TestCluster, node: string): string {
+  return (c.processes.get(node)?.output() ?? "")
+    .split("\n")
+    .filter((l) => /automatic failover|failover:|lease/.test(l))
+    .map((l) => {
+      try {
+        const { time, msg } = JSON.parse(l);
+        return `  ${time} ${msg}`;
+      } catch {
+        return `  ${l}`;
+      }
+    })
+    .join("\n");
 }
 
 async function waitForNewPrimary(c: TestCluster, old: string, timeoutMs: number) {
@@ -161,6 +185,8 @@ describe("automatic failover (the primary's lease in the cluster topic)", () => 
     console.log(
       `automatic failover after kill -9 of the primary's node: ${next.name} accepted its first write ${seconds.toFixed(2)} s after the kill; ${acknowledged.length} commits acknowledged by ${a}`,
     );
+    console.log(electionLog(c, next.name));
+    expect(next.name).toBe(b);
     expect(seconds).toBeLessThan(20);
     const onNew = await idsOn(next.databaseUrl);
     expect(acknowledged.filter((w) => !onNew.has(w.id))).toEqual([]);
@@ -168,7 +194,7 @@ describe("automatic failover (the primary's lease in the cluster topic)", () => 
     await c.waitFor(other, "/replica", 200, 60_000);
     expect((await c.status(next.name)).lease).toMatchObject({ holder: next.name });
 
-    c.start(a, ["--initial-primary", a, "--zero-loss"]);
+    await c.restart(a);
     await c.waitFor(a, "/replica", 200, 120_000);
     expect((await c.status(a)).rejoin).toMatchObject({ state: "rejoined", error: null });
   }, 300_000);
@@ -186,6 +212,7 @@ describe("automatic failover (the primary's lease in the cluster topic)", () => 
       const firstOnNew = await firstWrite(next.databaseUrl, 1_000_000_000);
       const acknowledged = await writers;
       const lastOnOld = Math.max(...acknowledged.map((w) => w.at));
+      console.log(electionLog(c, next.name));
       console.log(
         `automatic failover after SIGSTOP of the primary's node: ${next.name} accepted its first write ${((firstOnNew - frozenAt) / 1000).toFixed(2)} s after the freeze; ${a}'s last acknowledged commit ${lastOnOld - frozenAt} ms after it`,
       );

@@ -65,6 +65,7 @@ const view = (s: ClusterState, reports: NodeReport[], claims: number[]): Cluster
   states: new Map([[s.epoch, s]]),
   reports: new Map(reports.map((r) => [r.node, r])),
   leases: new Map(),
+  highestStateEpoch: s.epoch,
 });
 
 describe("what a new role change starts from (no phase locks the cluster)", () => {

@@ -57,6 +57,7 @@ function view(s: ClusterState, reports: NodeReport[] = [], leases: LeaseRecord[]
     claims: [s.epoch],
     reports: new Map(reports.map((r) => [r.node, r])),
     leases: new Map(leases.map((l) => [l.holder, l])),
+    highestStateEpoch: s.epoch,
   };
 }
 
@@ -140,6 +141,16 @@ describe("the lease holder (the primary's side)", () => {
     h.start();
     await Promise.resolve();
     h.observe(view(state(1, "b", "halting"), [], [published[0] as LeaseRecord]));
+    h.stop();
+    expect(h.holds()).toBe(false);
+  });
+
+  it("does not count a renewal once any state of a later epoch was read, even one whose claim is not listed yet", async () => {
+    const clock = new FakeClock();
+    const { h, published } = holder(clock);
+    h.start();
+    await Promise.resolve();
+    h.observe({ ...view(state(0, "a"), [], [published[0] as LeaseRecord]), highestStateEpoch: 1 });
     h.stop();
     expect(h.holds()).toBe(false);
   });

@@ -66,6 +66,7 @@ function view(s: ClusterState | null, reports: NodeReport[] = [], claims?: numbe
     states: new Map(s ? [[s.epoch, s]] : []),
     reports: new Map(reports.map((r) => [r.node, r])),
     leases: new Map(),
+    highestStateEpoch: -1,
   };
 }
 
