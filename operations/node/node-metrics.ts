@@ -63,10 +63,24 @@ export function createNodeMetrics(registers: Registry[]) {
     registers,
   });
   failoverSeconds.set(Number.NaN);
+  const writablePrimary = new Gauge({
+    name: "diffrelay_node_writable_primary",
+    help: "1 while this node is the writable primary of the current epoch holding its lease (what /primary answers 200 for), else 0",
+    registers,
+  });
+  writablePrimary.set(0);
+  const clusterEpoch = new Gauge({
+    name: "diffrelay_node_cluster_epoch",
+    help: "The cluster's current epoch as this node reads it (-1 before it has read a state): a change is a role change",
+    registers,
+  });
+  clusterEpoch.set(-1);
   return {
     fenced,
     rejoins,
     unpublished,
+    writablePrimary,
+    clusterEpoch,
     leaseRemaining,
     leaseAge,
     leaseTtl,
