@@ -43,6 +43,9 @@ function composeEnv(): NodeJS.ProcessEnv {
     DIFFRELAY_NODE_PRIMARY_PORT: String(ports.node["node-primary"]),
     DIFFRELAY_NODE_STANDBY1_PORT: String(ports.node["node-standby1"]),
     DIFFRELAY_NODE_STANDBY2_PORT: String(ports.node["node-standby2"]),
+    // The crash test below wants the restarted primary's node back in its role: an election must not beat
+    // the engine's restart of its container on this loaded machine (automatic failover has its own tests).
+    DIFFRELAY_LEASE_TTL_MS: "60000",
   };
 }
 
