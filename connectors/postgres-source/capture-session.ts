@@ -98,6 +98,9 @@ function pieceEnd(value: TextBytes, start: number, room: number): number {
   return end;
 }
 
+/** No value joined from parts: shared, as nearly every change has it. */
+const NONE_JOINED: ReadonlySet<number> = new Set();
+
 /** What one sealed message confirms once durable, and where it starts (for errors). */
 interface MessageReceipt {
   /** Commit LSN of the first transaction (or chunk of one) in the message. */
@@ -260,9 +263,10 @@ export class CaptureSession {
       this.builder.beginTransaction(open.header);
       open.begun = true;
     }
-    const joined = this.joinedPositions(change, open);
+    // Bounded once: with nothing joined (nearly every change) the frame's bound is the change's.
+    const frameBytes = changeByteBound(change);
+    const joined = this.joinedPositions(change, frameBytes, open);
     if (joined.size > 0) return this.addWithValueParts(ownCopy(change), joined, open);
-    const frameBytes = changeByteBound(change, joined);
     if (this.builder.byteLength + frameBytes > this.options.messageLimitBytes) {
       const room = this.cut(open);
       if (room) {
@@ -302,11 +306,11 @@ export class CaptureSession {
    * most a quarter of the message limit, so that it always fits next to what
    * is in its message below maxMessageBytes.
    */
-  private joinedPositions(change: CapturedChange, open: OpenTransaction): ReadonlySet<number> {
+  private joinedPositions(change: CapturedChange, bound: number, open: OpenTransaction): ReadonlySet<number> {
     const quarter = this.options.messageLimitBytes / 4;
-    let bytes = changeByteBound(change);
+    let bytes = bound;
+    if (bytes <= quarter) return NONE_JOINED;
     const joined = new Set<number>();
-    if (bytes <= quarter) return joined;
     const values = valuesInFrameOrder(change);
     const largestFirst = values
       .map((value, position) => ({ position, bytes: valueByteBound(value), value }))

@@ -101,13 +101,15 @@ export function changeByteBound(
     case "insert":
     case "update":
     case "delete": {
-      let bytes = FRAME_BOUND + SCHEMA_REF_BOUND;
-      const values = valuesInFrameOrder(change);
-      for (let i = 0; i < values.length; i++) {
-        // An update's column delta as well; a joined value keeps a 1-byte header.
-        bytes += 5 + (joined.has(i) ? 1 : valueByteBound(values[i] as WritableValue));
-      }
-      return bytes;
+      // In frame order (valuesInFrameOrder), without building that array: this runs for every change.
+      const first = change.kind === "insert" ? change.values : change.key;
+      const second = change.kind === "update" ? change.values : NO_VALUES;
+      return (
+        FRAME_BOUND +
+        SCHEMA_REF_BOUND +
+        valuesByteBound(first, 0, joined) +
+        valuesByteBound(second, first.length, joined)
+      );
     }
     case "truncate":
       return FRAME_BOUND + change.relations.length * (5 + SCHEMA_REF_BOUND);
@@ -122,6 +124,22 @@ export function changeByteBound(
         )
       );
   }
+}
+
+const NO_VALUES: readonly WritableValue[] = [];
+
+/** Bytes of `values` (at frame positions from firstPosition on) with an update's column deltas, at most. */
+function valuesByteBound(
+  values: readonly WritableValue[],
+  firstPosition: number,
+  joined: ReadonlySet<number>,
+): number {
+  let bytes = 0;
+  for (let i = 0; i < values.length; i++) {
+    // An update's column delta as well; a joined value keeps a 1-byte header.
+    bytes += 5 + (joined.has(firstPosition + i) ? 1 : valueByteBound(values[i] as WritableValue));
+  }
+  return bytes;
 }
 
 /**
