@@ -1,6 +1,7 @@
-import type { Change, TransactionHeader } from "../../src/change/change-model.js";
+import type { TransactionHeader, ValueBytes } from "../../src/change/change-model.js";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
 import type { RelationSchema } from "../../src/change/relation-schema.js";
+import type { TextBytes } from "../../src/change/text-bytes.js";
 import {
   type MessageSink,
   OrderedPublisher,
@@ -18,7 +19,7 @@ import {
 } from "../../src/wire/data-message.js";
 import { toMessageChange } from "./logical-messages.js";
 import type { PgoutputMessage, RelationMessage } from "./pgoutput/pgoutput-decoder.js";
-import { type KnownRelation, toChange } from "./row-differ.js";
+import { type CapturedChange, type KnownRelation, toChange } from "./row-differ.js";
 import { ChangeTooLargeError } from "./unpublishable-change.js";
 
 /** A source transaction whose final chunk is in a message, with what confirming it means. */
@@ -64,6 +65,41 @@ export interface CaptureSessionOptions {
    */
   onFailure: (error: Error) => void;
 }
+
+/**
+ * A change whose values are its own: copies of values that may be ranges of
+ * the replication socket's receive buffer, which pg reuses for later reads.
+ * For a change that waits (for Kafka, across messages) before it is written.
+ */
+function ownCopy(change: CapturedChange): CapturedChange {
+  const copy = (values: readonly ValueBytes[]) => values.map((v) => (v === null ? null : v.copy()));
+  switch (change.kind) {
+    case "insert":
+      return { ...change, values: copy(change.values) };
+    case "update":
+      return { ...change, key: copy(change.key), values: copy(change.values) };
+    case "delete":
+      return { ...change, key: copy(change.key) };
+    default:
+      return change;
+  }
+}
+
+/**
+ * Where a piece of a value's UTF-8 that starts at `start` and takes at most
+ * `room` bytes ends: never inside a character, so that the pieces are those
+ * the text's own encoding would give (TextEncoder.encodeInto's).
+ */
+function pieceEnd(value: TextBytes, start: number, room: number): number {
+  let end = start + room;
+  if (end >= value.length) return value.length;
+  // A continuation byte (10xxxxxx) is inside a character: step back to where it starts.
+  while (end > start && ((value.buf[value.start + end] as number) & 0xc0) === 0x80) end--;
+  return end;
+}
+
+/** No value joined from parts: shared, as nearly every change has it. */
+const NONE_JOINED: ReadonlySet<number> = new Set();
 
 /** What one sealed message confirms once durable, and where it starts (for errors). */
 interface MessageReceipt {
@@ -143,8 +179,11 @@ export class CaptureSession {
    * when it must wait (for Kafka to make room, for a relation's schema): then
    * the next message waits for it too. Throws (or rejects) when the session has
    * failed or the stream breaks its own rules.
+   *
+   * Row values may be views of a buffer that is reused once handle() returns:
+   * a change that must wait to be written is copied first (see ownCopy).
    */
-  handle(message: PgoutputMessage): Promise<void> | undefined {
+  handle(message: PgoutputMessage<TextBytes>): Promise<void> | undefined {
     // A failed session takes nothing more: it could never confirm it.
     this.publisher.throwIfFailed();
     switch (message.tag) {
@@ -216,7 +255,7 @@ export class CaptureSession {
     this.relations.set(message.relationId, { schema, ref });
   }
 
-  private add(change: Change): Promise<void> | undefined {
+  private add(change: CapturedChange): Promise<void> | undefined {
     const open = this.open;
     if (!open) throw new Error(`pgoutput sent a ${change.kind} outside a transaction`);
     if (!open.begun) {
@@ -224,26 +263,34 @@ export class CaptureSession {
       this.builder.beginTransaction(open.header);
       open.begun = true;
     }
-    const joined = this.joinedPositions(change, open);
-    if (joined.size > 0) return this.addWithValueParts(change, joined, open);
-    const frameBytes = changeByteBound(change, joined);
+    // Bounded once: with nothing joined (nearly every change) the frame's bound is the change's.
+    const frameBytes = changeByteBound(change);
+    const joined = this.joinedPositions(change, frameBytes, open);
+    if (joined.size > 0) return this.addWithValueParts(ownCopy(change), joined, open);
     if (this.builder.byteLength + frameBytes > this.options.messageLimitBytes) {
       const room = this.cut(open);
-      if (room) return room.then(() => this.addFrame(change, joined, open));
+      if (room) {
+        const kept = ownCopy(change);
+        return room.then(() => this.addFrame(kept, joined, open));
+      }
     }
     return this.addFrame(change, joined, open);
   }
 
-  private async addWithValueParts(change: Change, joined: ReadonlySet<number>, open: OpenTransaction) {
+  private async addWithValueParts(
+    change: CapturedChange,
+    joined: ReadonlySet<number>,
+    open: OpenTransaction,
+  ): Promise<void> {
     const values = valuesInFrameOrder(change);
-    for (const position of joined) await this.addValueParts(values[position] as string, open);
+    for (const position of joined) await this.addValueParts(values[position] as TextBytes, open);
     const frameBytes = changeByteBound(change, joined);
     if (this.builder.byteLength + frameBytes > this.options.messageLimitBytes) await this.cut(open);
     await this.addFrame(change, joined, open);
   }
 
   private addFrame(
-    change: Change,
+    change: CapturedChange,
     joined: ReadonlySet<number>,
     open: OpenTransaction,
   ): Promise<void> | undefined {
@@ -259,11 +306,11 @@ export class CaptureSession {
    * most a quarter of the message limit, so that it always fits next to what
    * is in its message below maxMessageBytes.
    */
-  private joinedPositions(change: Change, open: OpenTransaction): ReadonlySet<number> {
+  private joinedPositions(change: CapturedChange, bound: number, open: OpenTransaction): ReadonlySet<number> {
     const quarter = this.options.messageLimitBytes / 4;
-    let bytes = changeByteBound(change);
+    let bytes = bound;
+    if (bytes <= quarter) return NONE_JOINED;
     const joined = new Set<number>();
-    if (bytes <= quarter) return joined;
     const values = valuesInFrameOrder(change);
     const largestFirst = values
       .map((value, position) => ({ position, bytes: valueByteBound(value), value }))
@@ -286,7 +333,7 @@ export class CaptureSession {
     return new Set([...joined].sort((a, b) => a - b));
   }
 
-  private describe(change: Change): string {
+  private describe(change: CapturedChange): string {
     if (change.kind === "ddl") return `the DDL command ${JSON.stringify(change.command.slice(0, 80))}...`;
     if (change.kind === "truncate" || change.kind === "sequence") return `a ${change.kind} of many relations`;
     const schema = this.relations.get(change.relation.relationId)?.schema;
@@ -294,8 +341,7 @@ export class CaptureSession {
   }
 
   /** Streams a value's UTF-8 out in pieces, cutting messages as they fill: one message is held at a time. */
-  private async addValueParts(value: string, open: OpenTransaction): Promise<void> {
-    const encoder = new TextEncoder();
+  private async addValueParts(value: TextBytes, open: OpenTransaction): Promise<void> {
     const minimumPiece = this.options.maxMessageBytes / 4;
     let read = 0;
     while (read < value.length) {
@@ -304,11 +350,12 @@ export class CaptureSession {
         await this.cut(open);
         room = this.options.maxMessageBytes - this.builder.byteLength - VALUE_PART_OVERHEAD_BYTES;
       }
-      const piece = new Uint8Array(room);
-      // encodeInto never splits a character; the rest of the string is a view, not a copy.
-      const encoded = encoder.encodeInto(read === 0 ? value : value.slice(read), piece);
-      read += encoded.read;
-      this.builder.addValuePart(piece.subarray(0, encoded.written), read >= value.length);
+      const end = pieceEnd(value, read, room);
+      this.builder.addValuePart(
+        value.buf.subarray(value.start + read, value.start + end),
+        end >= value.length,
+      );
+      read = end;
     }
   }
 

@@ -1,4 +1,4 @@
-import type { Change, SequencePosition } from "../../src/change/change-model.js";
+import type { DdlChange, SequenceChange, SequencePosition } from "../../src/change/change-model.js";
 import type { LogicalMessage } from "./pgoutput/pgoutput-decoder.js";
 
 /** Written by the source's event triggers (migrations/source/003_ddl_capture.sql). */
@@ -11,7 +11,7 @@ export const SEQUENCES_PREFIX = "diffrelay.sequences";
  * its place within the transaction; any other prefix belongs to someone else
  * and yields null.
  */
-export function toMessageChange(message: LogicalMessage): Change | null {
+export function toMessageChange(message: LogicalMessage): DdlChange | SequenceChange | null {
   if (!message.transactional) return null;
   if (message.prefix === DDL_PREFIX) {
     const body = parseJson(message) as { search_path?: unknown; command?: unknown };

@@ -1,6 +1,7 @@
-import type { Change, ColumnValue } from "../../src/change/change-model.js";
+import type { Change, ValueBytes } from "../../src/change/change-model.js";
 import type { Lsn } from "../../src/change/lsn.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
+import { TextBytes } from "../../src/change/text-bytes.js";
 import {
   OversizedValue,
   type PgoutputMessage,
@@ -9,7 +10,11 @@ import {
 } from "./pgoutput/pgoutput-decoder.js";
 import { ValueTooLargeError } from "./unpublishable-change.js";
 
-type RowMessage = Extract<PgoutputMessage, { tag: "insert" | "update" | "delete" }>;
+type RowMessage = Extract<PgoutputMessage<TextBytes>, { tag: "insert" | "update" | "delete" }>;
+type Tuple = TupleValue<TextBytes>[];
+
+/** A change as the capture builds it: values are the bytes pgoutput sent, never decoded. */
+export type CapturedChange = Change<ValueBytes>;
 
 export interface KnownRelation {
   schema: RelationSchema;
@@ -20,7 +25,7 @@ export interface KnownRelation {
  * Turns one decoded pgoutput row message into a row-level diff.
  *
  * With REPLICA IDENTITY FULL the old row is in the stream, so an UPDATE
- * carries exactly the columns whose text differs. With DEFAULT identity only
+ * carries exactly the columns whose text differs, compared byte for byte. With DEFAULT identity only
  * the new row is there, so every column the stream carries is sent, minus the
  * unchanged key. Unchanged TOASTed values are absent from the stream and are
  * never sent: downstream they keep their value, never NULL or a placeholder.
@@ -30,7 +35,7 @@ export function toChange(
   relation: KnownRelation,
   commitLsn: Lsn,
   maxValueBytes: number,
-): Change {
+): CapturedChange {
   const { schema, ref } = relation;
   refuseOversized(message, schema, commitLsn, maxValueBytes);
   switch (message.tag) {
@@ -44,19 +49,19 @@ export function toChange(
 }
 
 function diffUpdate(
-  message: Extract<PgoutputMessage, { tag: "update" }>,
+  message: Extract<PgoutputMessage<TextBytes>, { tag: "update" }>,
   { schema, ref }: KnownRelation,
-): Change {
+): CapturedChange {
   const { oldTuple, newTuple, oldKind } = message;
   const key = keyOf(oldTuple ?? newTuple, schema);
   const changedColumns: number[] = [];
-  const values: ColumnValue[] = [];
+  const values: ValueBytes[] = [];
   const keyUnchanged = oldTuple === undefined;
   for (let i = 0; i < newTuple.length; i++) {
-    const next = newTuple[i] as TupleValue;
+    const next = newTuple[i] as TupleValue<TextBytes>;
     if (next === UNCHANGED_TOAST || next instanceof OversizedValue) continue;
     if (oldKind === "old") {
-      if ((oldTuple as TupleValue[])[i] === next) continue;
+      if (sameValue((oldTuple as Tuple)[i], next)) continue;
     } else if (keyUnchanged && schema.keyColumns.includes(i)) {
       continue;
     }
@@ -66,13 +71,19 @@ function diffUpdate(
   return { kind: "update", relation: ref, key, changedColumns, values };
 }
 
-function keyOf(tuple: TupleValue[], schema: RelationSchema): ColumnValue[] {
+/** Whether an old value equals a new one (bytes or NULL); a value missing from the old row never does. */
+function sameValue(old: TupleValue<TextBytes> | undefined, next: TextBytes | null): boolean {
+  if (next === null || old === null) return old === next;
+  return old instanceof TextBytes && old.equals(next);
+}
+
+function keyOf(tuple: Tuple, schema: RelationSchema): ValueBytes[] {
   return schema.keyColumns.map((i) => present(tuple[i], schema, i));
 }
 
 /** A row with a value above the limit stops the capture, naming the row. */
 function refuseOversized(message: RowMessage, schema: RelationSchema, commitLsn: Lsn, limit: number): void {
-  const tuples: TupleValue[][] =
+  const tuples: Tuple[] =
     message.tag === "delete"
       ? [message.oldTuple]
       : message.tag === "update"
@@ -86,7 +97,10 @@ function refuseOversized(message: RowMessage, schema: RelationSchema, commitLsn:
       .map((i) => {
         const v = keyTuple[i];
         if (v instanceof OversizedValue) return `<${v.bytes} bytes>`;
-        return typeof v === "string" ? JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v) : "NULL";
+        if (v === null || v === undefined || v === UNCHANGED_TOAST) return "NULL";
+        // Shown, so decoded: the first 100 characters at most (each takes at most 4 bytes).
+        const text = v.buf.toString("utf8", v.start, Math.min(v.end, v.start + 400));
+        return JSON.stringify(text.length > 100 || v.length > 400 ? `${text.slice(0, 100)}...` : text);
       })
       .join(", ");
     throw new ValueTooLargeError(
@@ -102,7 +116,11 @@ function refuseOversized(message: RowMessage, schema: RelationSchema, commitLsn:
   }
 }
 
-function present(value: TupleValue | undefined, schema: RelationSchema, column: number): ColumnValue {
+function present(
+  value: TupleValue<TextBytes> | undefined,
+  schema: RelationSchema,
+  column: number,
+): ValueBytes {
   if (value === UNCHANGED_TOAST || value === undefined || value instanceof OversizedValue) {
     // Only an UPDATE's non-key columns may be left out of the stream; anything
     // else means the stream and the schema disagree, and guessing would corrupt.

@@ -1,9 +1,10 @@
 import pg from "pg";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
+import type { TextBytes } from "../../src/change/text-bytes.js";
 import { withApplicationName } from "../../src/config/postgres-connection.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { withValueFormat } from "../../src/sql/value-format.js";
-import { decodePgoutput, type PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
+import { decodePgoutputBytes, type PgoutputMessage } from "./pgoutput/pgoutput-decoder.js";
 import { requireUtf8Source, startReplicationCommand } from "./pgoutput/start-replication.js";
 import { SourceConfigurationError, type SourceProblem } from "./source-errors.js";
 
@@ -30,8 +31,12 @@ export interface SlotReaderOptions {
    * replication stream. A throw or rejection stops the reader (start() rejects
    * with it); nothing after the last confirm() is acknowledged, so a new reader
    * streams it again.
+   *
+   * Row values are ranges of their UTF-8 bytes in the socket's receive
+   * buffer, which pg reuses for later reads: they hold until onMessage
+   * returns, and a handler that keeps them longer (for its promise) copies them.
    */
-  onMessage(msg: PgoutputMessage): Promise<void> | undefined;
+  onMessage(msg: PgoutputMessage<TextBytes>): Promise<void> | undefined;
   /** True when nothing received is waiting to become durable (every delivered transaction confirmed). */
   isIdle(): boolean;
   /** Values with more bytes of text stop the capture (capture.maxValueBytes). */
@@ -133,8 +138,13 @@ export class SlotReader {
   private receivedByteCount = 0;
   private processed = 0;
   private inTransaction = false;
-  /** Messages that arrived while the handler's promise was pending; the socket is paused meanwhile. */
-  private queue: PgoutputMessage[] = [];
+  /**
+   * Messages that arrived while the handler's promise was pending (the rest
+   * of the socket's read); the socket is paused meanwhile. Decoded from copies:
+   * their values outlive the read, and stop() reads on while they wait, which
+   * lets pg's parser reuse the memory of earlier reads.
+   */
+  private queue: PgoutputMessage<TextBytes>[] = [];
   private queueHead = 0;
   private waiting = false;
 
@@ -290,9 +300,13 @@ export class SlotReader {
     if (this.failure !== null || this.settle === null || this.stopping) return;
     if (chunk[0] === XLOG_DATA) {
       this.receivedByteCount += chunk.length - XLOG_DATA_HEADER_BYTES;
-      let message: PgoutputMessage;
+      let message: PgoutputMessage<TextBytes>;
+      const payload = chunk.subarray(XLOG_DATA_HEADER_BYTES);
       try {
-        message = decodePgoutput(chunk.subarray(XLOG_DATA_HEADER_BYTES), this.options.maxValueBytes);
+        message = decodePgoutputBytes(
+          this.waiting ? Buffer.from(payload) : payload,
+          this.options.maxValueBytes,
+        );
       } catch (error) {
         this.fail(error);
         return;
@@ -308,7 +322,7 @@ export class SlotReader {
   }
 
   /** Hands one message over; false when its handler is still working on it (the stream is paused). */
-  private deliver(message: PgoutputMessage): boolean {
+  private deliver(message: PgoutputMessage<TextBytes>): boolean {
     let pending: Promise<void> | undefined;
     try {
       pending = this.options.onMessage(message);
@@ -335,7 +349,7 @@ export class SlotReader {
 
   private drainQueue(): void {
     while (this.queueHead < this.queue.length) {
-      const message = this.queue[this.queueHead] as PgoutputMessage;
+      const message = this.queue[this.queueHead] as PgoutputMessage<TextBytes>;
       this.queueHead++;
       if (!this.deliver(message)) return;
     }
@@ -345,7 +359,7 @@ export class SlotReader {
     this.connection?.stream.resume();
   }
 
-  private handled(message: PgoutputMessage): void {
+  private handled(message: PgoutputMessage<TextBytes>): void {
     if (message.tag === "begin") this.inTransaction = true;
     else if (message.tag === "commit") this.inTransaction = false;
     this.processed++;

@@ -10,7 +10,7 @@ const MIN_I64 = -(1n << 63n);
 const MAX_I64 = (1n << 63n) - 1n;
 /** From this magnitude on a zigzagged number may exceed 2^53 - 1, so it goes through bigint. */
 const MAX_SMALL_SVARINT = 2 ** 52;
-/** Strings up to this length are copied by a JS loop: cheaper than a call into C++ for short ASCII. */
+/** Strings and bytes up to this length are copied by a JS loop: cheaper than a call into C++ when short. */
 const SHORT_STRING = 32;
 
 export class ByteWriter {
@@ -149,6 +149,25 @@ export class ByteWriter {
     this.uvarint(bytes + bias);
     this.ensure(bytes);
     this.pos += this.buf.write(value, this.pos, bytes, "utf8");
+  }
+
+  /**
+   * The same as utf8WithLengthPrefix for a value given as its UTF-8 bytes
+   * (source[start, end)): copied as they are, without a string in between.
+   */
+  bytesWithLengthPrefix(source: Buffer, start: number, end: number, bias: number): void {
+    const length = end - start;
+    this.uvarint(length + bias);
+    this.ensure(length);
+    const buf = this.buf;
+    const pos = this.pos;
+    if (length <= SHORT_STRING) {
+      // A JS loop beats a call into C++ for the short values most columns hold.
+      for (let i = 0; i < length; i++) buf[pos + i] = source[start + i] as number;
+    } else {
+      source.copy(buf, pos, start, end);
+    }
+    this.pos = pos + length;
   }
 
   bytes(value: Uint8Array): void {

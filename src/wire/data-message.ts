@@ -5,6 +5,7 @@ import type {
   SequencePosition,
   TransactionChunk,
   TransactionHeader,
+  WritableValue,
 } from "../change/change-model.js";
 import type { SchemaRef } from "../change/relation-schema.js";
 import { ByteReader } from "./byte-reader.js";
@@ -67,7 +68,7 @@ export interface DecodedDataMessage {
 export const VALUE_PART_OVERHEAD_BYTES = 1 + 1 + 5;
 
 /** A frame's values in the order it writes them, which is the order joined positions count in. */
-export function valuesInFrameOrder(change: Change): readonly ColumnValue[] {
+export function valuesInFrameOrder<V extends WritableValue>(change: Change<V>): readonly V[] {
   switch (change.kind) {
     case "insert":
       return change.values;
@@ -81,28 +82,34 @@ export function valuesInFrameOrder(change: Change): readonly ColumnValue[] {
 }
 
 /** Most bytes one value takes on the wire: a 5-byte header at most, then its UTF-8. */
-export function valueByteBound(value: ColumnValue): number {
-  return value === null ? 1 : 5 + Buffer.byteLength(value, "utf8");
+export function valueByteBound(value: WritableValue): number {
+  if (value === null) return 1;
+  return 5 + (typeof value === "string" ? Buffer.byteLength(value, "utf8") : value.end - value.start);
 }
 
 /**
  * Most bytes the change's frame takes, with the values at `joined` positions
  * written as joined, including the SCHEMA_REF frames it may declare.
  */
-export function changeByteBound(change: Change, joined: ReadonlySet<number> = NONE_JOINED): number {
+export function changeByteBound(
+  change: Change<WritableValue>,
+  joined: ReadonlySet<number> = NONE_JOINED,
+): number {
   const SCHEMA_REF_BOUND = 1 + 5 + 4;
   const FRAME_BOUND = 1 + 5 + 5 + 5;
   switch (change.kind) {
     case "insert":
     case "update":
     case "delete": {
-      let bytes = FRAME_BOUND + SCHEMA_REF_BOUND;
-      const values = valuesInFrameOrder(change);
-      for (let i = 0; i < values.length; i++) {
-        // An update's column delta as well; a joined value keeps a 1-byte header.
-        bytes += 5 + (joined.has(i) ? 1 : valueByteBound(values[i] as ColumnValue));
-      }
-      return bytes;
+      // In frame order (valuesInFrameOrder), without building that array: this runs for every change.
+      const first = change.kind === "insert" ? change.values : change.key;
+      const second = change.kind === "update" ? change.values : NO_VALUES;
+      return (
+        FRAME_BOUND +
+        SCHEMA_REF_BOUND +
+        valuesByteBound(first, 0, joined) +
+        valuesByteBound(second, first.length, joined)
+      );
     }
     case "truncate":
       return FRAME_BOUND + change.relations.length * (5 + SCHEMA_REF_BOUND);
@@ -117,6 +124,22 @@ export function changeByteBound(change: Change, joined: ReadonlySet<number> = NO
         )
       );
   }
+}
+
+const NO_VALUES: readonly WritableValue[] = [];
+
+/** Bytes of `values` (at frame positions from firstPosition on) with an update's column deltas, at most. */
+function valuesByteBound(
+  values: readonly WritableValue[],
+  firstPosition: number,
+  joined: ReadonlySet<number>,
+): number {
+  let bytes = 0;
+  for (let i = 0; i < values.length; i++) {
+    // An update's column delta as well; a joined value keeps a 1-byte header.
+    bytes += 5 + (joined.has(firstPosition + i) ? 1 : valueByteBound(values[i] as WritableValue));
+  }
+  return bytes;
 }
 
 /**
@@ -266,7 +289,7 @@ export class DataMessageBuilder {
    * values) are written as joined: their text must have gone out before, as
    * VALUE_PART frames of this transaction, in the same order.
    */
-  addChange(change: Change, joined?: ReadonlySet<number>): void {
+  addChange(change: Change<WritableValue>, joined?: ReadonlySet<number>): void {
     this.requireOpen();
     this.atomically(() => this.writeChange(change, joined));
   }
@@ -327,7 +350,7 @@ export class DataMessageBuilder {
     }
   }
 
-  private writeChange(change: Change, joined: ReadonlySet<number> = NONE_JOINED): void {
+  private writeChange(change: Change<WritableValue>, joined: ReadonlySet<number> = NONE_JOINED): void {
     const w = this.writer;
     switch (change.kind) {
       case "insert": {
@@ -358,7 +381,7 @@ export class DataMessageBuilder {
             );
           }
           w.uvarint(column - next);
-          writeValueAt(w, values[i] as ColumnValue, joined, change.key.length + i);
+          writeValueAt(w, values[i] as WritableValue, joined, change.key.length + i);
           next = column + 1;
         }
         return;
@@ -440,18 +463,18 @@ const NONE_JOINED: ReadonlySet<number> = new Set();
 
 function writeValues(
   w: ByteWriter,
-  values: readonly ColumnValue[],
+  values: readonly WritableValue[],
   joined: ReadonlySet<number>,
   firstPosition: number,
 ): void {
   w.uvarint(values.length);
   for (let i = 0; i < values.length; i++)
-    writeValueAt(w, values[i] as ColumnValue, joined, firstPosition + i);
+    writeValueAt(w, values[i] as WritableValue, joined, firstPosition + i);
 }
 
 function writeValueAt(
   w: ByteWriter,
-  value: ColumnValue,
+  value: WritableValue,
   joined: ReadonlySet<number>,
   position: number,
 ): void {

@@ -1,4 +1,5 @@
-import type { ColumnValue } from "../change/change-model.js";
+import type { ColumnValue, WritableValue } from "../change/change-model.js";
+import type { TextBytes } from "../change/text-bytes.js";
 import type { ByteReader } from "./byte-reader.js";
 import type { ByteWriter } from "./byte-writer.js";
 import type { WireFormatVersion } from "./envelope.js";
@@ -37,14 +38,17 @@ export function writeJoinedValue(writer: ByteWriter): void {
   writer.uvarint(HEADER_JOINED);
 }
 
-export function writeValue(writer: ByteWriter, value: ColumnValue): void {
+/** Writes a value given as text or as its UTF-8 bytes: both give the same bytes on the wire. */
+export function writeValue(writer: ByteWriter, value: WritableValue): void {
   if (value === null) {
     writer.uvarint(HEADER_NULL);
     return;
   }
-  const integer = canonicalInteger(value);
+  const text = typeof value === "string";
+  const integer = text ? canonicalInteger(value) : canonicalIntegerOfBytes(value);
   if (integer === undefined) {
-    writer.utf8WithLengthPrefix(value, TEXT_BIAS[2]);
+    if (text) writer.utf8WithLengthPrefix(value, TEXT_BIAS[2]);
+    else writer.bytesWithLengthPrefix(value.buf, value.start, value.end, TEXT_BIAS[2]);
   } else if (typeof integer === "number") {
     writer.uvarint(HEADER_INTEGER);
     writer.svarint(integer);
@@ -85,5 +89,27 @@ export function canonicalInteger(text: string): number | bigint | undefined {
   }
   if (digits <= SMALL_DIGITS) return negative ? -small : small;
   const big = BigInt(text);
+  return big < MIN_I64 || big > MAX_I64 ? undefined : big;
+}
+
+/** canonicalInteger of the text whose UTF-8 bytes these are (a canonical integer is ASCII). */
+export function canonicalIntegerOfBytes(value: TextBytes): number | bigint | undefined {
+  const { buf, start, end } = value;
+  const length = end - start;
+  const negative = length > 0 && buf[start] === CHAR_MINUS;
+  const firstDigit = start + (negative ? 1 : 0);
+  const digits = end - firstDigit;
+  if (digits === 0 || digits > MAX_DIGITS) return undefined;
+  const first = buf[firstDigit] as number;
+  if (first === CHAR_0) return length === 1 ? 0 : undefined;
+  if (first < CHAR_1 || first > CHAR_9) return undefined;
+  let small = 0;
+  for (let i = firstDigit; i < end; i++) {
+    const c = buf[i] as number;
+    if (c < CHAR_0 || c > CHAR_9) return undefined;
+    small = small * 10 + (c - CHAR_0);
+  }
+  if (digits <= SMALL_DIGITS) return negative ? -small : small;
+  const big = BigInt(buf.toString("latin1", start, end));
   return big < MIN_I64 || big > MAX_I64 ? undefined : big;
 }

@@ -9,6 +9,7 @@ import { slotInfo } from "../../connectors/postgres-source/source-catalog.js";
 import { SourceConfigurationError } from "../../connectors/postgres-source/source-errors.js";
 import { migrateSource } from "../../connectors/postgres-source/source-migrator.js";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import { asText } from "../support/pgoutput-text.js";
 import {
   createTestDatabase,
   runSql,
@@ -56,7 +57,7 @@ function recordingReader(options: { startLsn?: Lsn; idle?: () => boolean; status
   const messages: { msg: PgoutputMessage }[] = [];
   const reader = slotReader(
     (msg) => {
-      messages.push({ msg });
+      messages.push({ msg: asText(msg) });
       return undefined;
     },
     {

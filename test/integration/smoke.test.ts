@@ -13,6 +13,7 @@ import { SlotReader } from "../../connectors/postgres-source/slot-reader.js";
 import { stackStatus, startStack, stopStack } from "../../scripts/stack/index.js";
 import { descendants, isAlive, processesMentioning } from "../../scripts/stack/processes.js";
 import { readState } from "../../scripts/stack/stack-state.js";
+import { asText } from "../support/pgoutput-text.js";
 import {
   createTestDatabase,
   runSql,
@@ -86,7 +87,7 @@ describe("pgoutput streaming from the primary", () => {
       statusDelayMs: () => 0,
       onMessage: (msg) => {
         if (msg.tag === "insert") {
-          inserts.push(msg);
+          inserts.push(asText(msg) as InsertMessage);
         }
         return undefined;
       },

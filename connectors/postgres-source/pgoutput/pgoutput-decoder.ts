@@ -1,13 +1,16 @@
 import { constants } from "node:buffer";
 import type { Lsn } from "../../../src/change/lsn.js";
 import type { ReplicaIdentity } from "../../../src/change/relation-schema.js";
+import { TextBytes } from "../../../src/change/text-bytes.js";
 import { DiffrelayError } from "../../../src/errors/diffrelay-error.js";
 
 /**
  * Decoder for pgoutput protocol version 1 ("Logical Replication Message
  * Formats" in the PostgreSQL docs). Values stay in PostgreSQL's text form:
  * nothing goes through type parsers, so microseconds, numeric digits and json
- * bytes survive exactly.
+ * bytes survive exactly. decodePgoutput gives them as strings;
+ * decodePgoutputBytes as ranges of their UTF-8 bytes in the message
+ * (TextBytes), for the capture, which writes them into frames as they are.
  */
 
 /** A column whose TOASTed value did not change; PostgreSQL does not send it (kind 'u'). */
@@ -16,7 +19,8 @@ export const UNCHANGED_TOAST: unique symbol = Symbol("diffrelay.unchangedToast")
 /**
  * The hard limit of a value's text: V8's largest string (2^29 - 24 UTF-16
  * units on 64-bit Node), counted in UTF-8 bytes so that any value within it
- * decodes. pgoutput's text of a bytea is hex, twice its size plus 2.
+ * decodes, here or in the applier, which reads values as strings. pgoutput's
+ * text of a bytea is hex, twice its size plus 2.
  */
 export const MAX_VALUE_BYTES = constants.MAX_STRING_LENGTH;
 
@@ -25,7 +29,10 @@ export class OversizedValue {
   constructor(readonly bytes: number) {}
 }
 
-export type TupleValue = string | null | typeof UNCHANGED_TOAST | OversizedValue;
+/** How a decoder gives a value's text: a string, or the range of its UTF-8 bytes in the message. */
+export type ValueForm = string | TextBytes;
+
+export type TupleValue<V extends ValueForm = string> = V | null | typeof UNCHANGED_TOAST | OversizedValue;
 
 export interface BeginMessage {
   tag: "begin";
@@ -76,26 +83,26 @@ export interface TypeMessage {
   name: string;
 }
 
-export interface InsertMessage {
+export interface InsertMessage<V extends ValueForm = string> {
   tag: "insert";
   relationId: number;
-  newTuple: TupleValue[];
+  newTuple: TupleValue<V>[];
 }
 
-export interface UpdateMessage {
+export interface UpdateMessage<V extends ValueForm = string> {
   tag: "update";
   relationId: number;
   /** "key": only replica identity columns are meaningful (others null); "old": the whole old row. */
   oldKind?: "key" | "old";
-  oldTuple?: TupleValue[];
-  newTuple: TupleValue[];
+  oldTuple?: TupleValue<V>[];
+  newTuple: TupleValue<V>[];
 }
 
-export interface DeleteMessage {
+export interface DeleteMessage<V extends ValueForm = string> {
   tag: "delete";
   relationId: number;
   oldKind: "key" | "old";
-  oldTuple: TupleValue[];
+  oldTuple: TupleValue<V>[];
 }
 
 export interface TruncateMessage {
@@ -113,15 +120,16 @@ export interface LogicalMessage {
   content: Buffer;
 }
 
-export type PgoutputMessage =
+/** A decoded message; V is how its row values come (see ValueForm). */
+export type PgoutputMessage<V extends ValueForm = string> =
   | BeginMessage
   | CommitMessage
   | OriginMessage
   | RelationMessage
   | TypeMessage
-  | InsertMessage
-  | UpdateMessage
-  | DeleteMessage
+  | InsertMessage<V>
+  | UpdateMessage<V>
+  | DeleteMessage<V>
   | TruncateMessage
   | LogicalMessage;
 
@@ -181,13 +189,15 @@ function describeByte(byte: number): string {
  * A cursor over one message. Every read checks its bounds first, so a short
  * buffer fails with a message naming the offset instead of reading garbage.
  */
-class Cursor {
+class Cursor<V extends ValueForm> {
   pos = 1;
 
   constructor(
     readonly buf: Buffer,
     readonly tag: number,
     readonly maxValueBytes: number,
+    /** Whether values come as ranges of buf (TextBytes) rather than strings. */
+    readonly asBytes: boolean,
   ) {}
 
   need(bytes: number, what: string): void {
@@ -267,18 +277,21 @@ class Cursor {
     return this.i64(what) + PG_EPOCH_OFFSET_MICROS;
   }
 
-  tuple(): TupleValue[] {
+  tuple(): TupleValue<V>[] {
     const count = this.count(2, "tuple column count");
-    const values: TupleValue[] = new Array(count);
+    const values: TupleValue<V>[] = new Array(count);
     for (let i = 0; i < count; i++) {
       const kind = this.u8("column kind");
       if (kind === KIND_TEXT) {
         const length = this.count(4, "text value length");
         if (this.pos + length > this.buf.length) this.need(length, `text value of column ${i}`);
+        const end = this.pos + length;
         values[i] =
           length > this.maxValueBytes
             ? new OversizedValue(length)
-            : this.buf.toString("utf8", this.pos, this.pos + length);
+            : ((this.asBytes
+                ? new TextBytes(this.buf, this.pos, end)
+                : this.buf.toString("utf8", this.pos, end)) as V);
         this.pos += length;
       } else if (kind === KIND_NULL) {
         values[i] = null;
@@ -331,7 +344,7 @@ function oldKindOf(byte: number, tag: number): "key" | "old" {
   );
 }
 
-function expectNew(c: Cursor, byte: number): void {
+function expectNew(c: Cursor<ValueForm>, byte: number): void {
   if (byte !== SUBMSG_NEW) {
     throw new PgoutputDecodeError(
       `pgoutput message ${describeByte(c.tag)}: expected 'N' before the new tuple, got ${describeByte(byte)}`,
@@ -339,14 +352,14 @@ function expectNew(c: Cursor, byte: number): void {
   }
 }
 
-function decodeBegin(c: Cursor): BeginMessage {
+function decodeBegin(c: Cursor<ValueForm>): BeginMessage {
   const finalLsn = c.u64("final LSN");
   const commitTimeMicros = c.timestamp("commit timestamp");
   const xid = c.u32("xid");
   return { tag: "begin", finalLsn, commitTimeMicros, xid };
 }
 
-function decodeCommit(c: Cursor): CommitMessage {
+function decodeCommit(c: Cursor<ValueForm>): CommitMessage {
   const flags = c.u8("flags");
   const commitLsn = c.u64("commit LSN");
   const endLsn = c.u64("end LSN");
@@ -354,13 +367,13 @@ function decodeCommit(c: Cursor): CommitMessage {
   return { tag: "commit", flags, commitLsn, endLsn, commitTimeMicros };
 }
 
-function decodeOrigin(c: Cursor): OriginMessage {
+function decodeOrigin(c: Cursor<ValueForm>): OriginMessage {
   const originLsn = c.u64("origin LSN");
   const name = c.cstring("origin name");
   return { tag: "origin", originLsn, name };
 }
 
-function decodeRelation(c: Cursor): RelationMessage {
+function decodeRelation(c: Cursor<ValueForm>): RelationMessage {
   const relationId = c.u32("relation OID");
   const namespace = c.cstring("namespace");
   const table = c.cstring("relation name");
@@ -384,20 +397,20 @@ function decodeRelation(c: Cursor): RelationMessage {
   };
 }
 
-function decodeType(c: Cursor): TypeMessage {
+function decodeType(c: Cursor<ValueForm>): TypeMessage {
   const typeOid = c.u32("type OID");
   const namespace = c.cstring("type namespace");
   const name = c.cstring("type name");
   return { tag: "type", typeOid, schema: namespace === "" ? "pg_catalog" : namespace, name };
 }
 
-function decodeInsert(c: Cursor): InsertMessage {
+function decodeInsert<V extends ValueForm>(c: Cursor<V>): InsertMessage<V> {
   const relationId = c.u32("relation OID");
   expectNew(c, c.u8("tuple marker"));
   return { tag: "insert", relationId, newTuple: c.tuple() };
 }
 
-function decodeUpdate(c: Cursor): UpdateMessage {
+function decodeUpdate<V extends ValueForm>(c: Cursor<V>): UpdateMessage<V> {
   const relationId = c.u32("relation OID");
   const marker = c.u8("tuple marker");
   if (marker === SUBMSG_NEW) return { tag: "update", relationId, newTuple: c.tuple() };
@@ -407,13 +420,13 @@ function decodeUpdate(c: Cursor): UpdateMessage {
   return { tag: "update", relationId, oldKind, oldTuple, newTuple: c.tuple() };
 }
 
-function decodeDelete(c: Cursor): DeleteMessage {
+function decodeDelete<V extends ValueForm>(c: Cursor<V>): DeleteMessage<V> {
   const relationId = c.u32("relation OID");
   const oldKind = oldKindOf(c.u8("tuple marker"), c.tag);
   return { tag: "delete", relationId, oldKind, oldTuple: c.tuple() };
 }
 
-function decodeTruncate(c: Cursor): TruncateMessage {
+function decodeTruncate(c: Cursor<ValueForm>): TruncateMessage {
   const count = c.count(4, "relation count");
   const options = c.u8("options");
   const relationIds: number[] = new Array(count);
@@ -421,7 +434,7 @@ function decodeTruncate(c: Cursor): TruncateMessage {
   return { tag: "truncate", cascade: (options & 1) !== 0, restartIdentity: (options & 2) !== 0, relationIds };
 }
 
-function decodeMessage(c: Cursor): LogicalMessage {
+function decodeMessage(c: Cursor<ValueForm>): LogicalMessage {
   const flags = c.u8("flags");
   const lsn = c.u64("message LSN");
   const prefix = c.cstring("prefix");
@@ -434,11 +447,34 @@ function decodeMessage(c: Cursor): LogicalMessage {
 }
 
 /** Decodes one pgoutput v1 message (the payload of an XLogData frame); values above maxValueBytes stay undecoded. */
-export function decodePgoutput(buf: Buffer, maxValueBytes: number = MAX_VALUE_BYTES): PgoutputMessage {
+export function decodePgoutput(
+  buf: Buffer,
+  maxValueBytes: number = MAX_VALUE_BYTES,
+): PgoutputMessage<string> {
+  return decode<string>(buf, maxValueBytes, false);
+}
+
+/**
+ * decodePgoutput with each value as the range of its UTF-8 bytes in `buf`: no
+ * copy and no string. The values are only as stable as buf's memory: a caller
+ * whose buffer is reused (a socket's receive buffer) copies what it keeps.
+ */
+export function decodePgoutputBytes(
+  buf: Buffer,
+  maxValueBytes: number = MAX_VALUE_BYTES,
+): PgoutputMessage<TextBytes> {
+  return decode<TextBytes>(buf, maxValueBytes, true);
+}
+
+function decode<V extends ValueForm>(
+  buf: Buffer,
+  maxValueBytes: number,
+  asBytes: boolean,
+): PgoutputMessage<V> {
   if (buf.length === 0) throw new PgoutputDecodeError("empty pgoutput message");
   const tag = buf[0] as number;
-  const c = new Cursor(buf, tag, Math.min(maxValueBytes, MAX_VALUE_BYTES));
-  let message: PgoutputMessage;
+  const c = new Cursor<V>(buf, tag, Math.min(maxValueBytes, MAX_VALUE_BYTES), asBytes);
+  let message: PgoutputMessage<V>;
   switch (tag) {
     case TAG_BEGIN:
       message = decodeBegin(c);

@@ -14,6 +14,7 @@ import { MAX_VALUE_BYTES } from "../../../connectors/postgres-source/pgoutput/pg
 import { ValueJoiner } from "../../../connectors/postgres-standby/value-joiner.js";
 import type { TransactionChunk } from "../../../src/change/change-model.js";
 import type { RelationSchema } from "../../../src/change/relation-schema.js";
+import { TextBytes } from "../../../src/change/text-bytes.js";
 import { messageLimits } from "../../../src/kafka/message-limits.js";
 import { type DecodedDataMessage, decodeDataMessage } from "../../../src/wire/data-message.js";
 import { TEST_SESSION } from "../../support/capture-session-id.js";
@@ -47,10 +48,11 @@ const commit = (commitLsn: bigint): CommitMessage => ({
   endLsn: commitLsn + 8n,
   commitTimeMicros: T0 + commitLsn,
 });
-const insert = (relationId: number, id: string, v = "x"): InsertMessage => ({
+/** As the slot reader gives it: values are ranges of their UTF-8 bytes. */
+const insert = (relationId: number, id: string, v = "x"): InsertMessage<TextBytes> => ({
   tag: "insert",
   relationId,
-  newTuple: [id, v],
+  newTuple: [TextBytes.of(Buffer.from(id)), TextBytes.of(Buffer.from(v))],
 });
 const completed = (commitLsn: bigint, rows: number): CompletedTransaction => ({
   commitLsn,
@@ -116,7 +118,7 @@ function harness(
     onDurable: (transactions) => durable.push(transactions),
     onFailure: (error) => failures.push(error),
   });
-  const feed = async (...messages: PgoutputMessage[]) => {
+  const feed = async (...messages: PgoutputMessage<TextBytes>[]) => {
     for (const m of messages) await session.handle(m);
   };
   const sent = (): DecodedDataMessage[] =>
@@ -165,6 +167,33 @@ describe("CaptureSession: changes larger than the topic's message limit", () => 
       { kind: "insert", relation: { relationId: 1, version: VERSION }, values: ["2", "small"] },
     ]);
     expect(h.durable.flat()).toEqual([completed(100n, 2)]);
+  });
+  it("sends a value in parts from its own copy: the buffer the value was a range of is reused once handle() returns", async () => {
+    const topicLimit = 64 * 1024;
+    const h = harness({
+      topicMaxMessageBytes: topicLimit,
+      maxMessageBytes: 512 * 1024,
+      maxPendingBytes: 65536,
+    });
+    h.sink.autoAck = true;
+    const big = "v".repeat(100_000);
+    await h.feed(relation(1), begin(100n));
+    const received = insert(1, "1", big);
+    const handling = h.session.handle(received);
+    expect(handling).toBeInstanceOf(Promise);
+    // pg reads the socket's next bytes into the memory the values were views of.
+    for (const value of received.newTuple) if (value instanceof TextBytes) value.buf.fill(0x21);
+    await handling;
+    await h.feed(commit(100n));
+    await linger();
+    const joiner = new ValueJoiner();
+    const changes = h.chunks().flatMap((chunk) => {
+      joiner.join(chunk);
+      return chunk.changes;
+    });
+    expect(changes).toEqual([
+      { kind: "insert", relation: { relationId: 1, version: VERSION }, values: ["1", big] },
+    ]);
   });
 });
 

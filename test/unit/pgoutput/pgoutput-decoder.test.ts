@@ -1,9 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
   decodePgoutput,
+  decodePgoutputBytes,
+  OversizedValue,
   PgoutputDecodeError,
   UNCHANGED_TOAST,
 } from "../../../connectors/postgres-source/pgoutput/pgoutput-decoder.js";
+import { TextBytes } from "../../../src/change/text-bytes.js";
 
 /** Writes pgoutput fields big-endian, as PostgreSQL sends them. */
 class Builder {
@@ -167,6 +170,46 @@ describe("decodePgoutput", () => {
     ];
     const msg = decodePgoutput(b().char("I").u32(7).char("N").tuple(values).build());
     expect(msg).toEqual({ tag: "insert", relationId: 7, newTuple: values });
+  });
+
+  it("gives values as ranges of their UTF-8 bytes in the message with decodePgoutputBytes, never copied", () => {
+    const values: (string | null | typeof UNCHANGED_TOAST)[] = [
+      "1",
+      null,
+      "",
+      "日本語 ✓ 𝄞 😀",
+      UNCHANGED_TOAST,
+      "x".repeat(300),
+    ];
+    const message = b().char("U").u32(7).char("O").tuple(values).char("N").tuple(values).build();
+    const msg = decodePgoutputBytes(message);
+    if (msg.tag !== "update" || msg.oldTuple === undefined)
+      throw new Error(`not an update with its old row: ${msg.tag}`);
+    expect(msg.oldKind).toBe("old");
+    for (const tuple of [msg.oldTuple, msg.newTuple]) {
+      expect(tuple.map((v) => (v instanceof TextBytes ? v.toString() : v))).toEqual(values);
+      for (const v of tuple) if (v instanceof TextBytes) expect(v.buf).toBe(message);
+    }
+    const text = msg.newTuple[3] as TextBytes;
+    expect(text.start).toBe(message.lastIndexOf(Buffer.from("日本語")));
+    expect(text.length).toBe(Buffer.byteLength("日本語 ✓ 𝄞 😀"));
+  });
+
+  it("leaves a value above maxValueBytes undecoded, as its size, in either form", () => {
+    const message = b().char("I").u32(7).char("N").tuple(["1", "abcdef"]).build();
+    expect(decodePgoutput(message, 5)).toEqual({
+      tag: "insert",
+      relationId: 7,
+      newTuple: ["1", new OversizedValue(6)],
+    });
+    expect(decodePgoutputBytes(message, 5)).toEqual({
+      tag: "insert",
+      relationId: 7,
+      newTuple: [
+        new TextBytes(message, message.indexOf("1", 8), message.indexOf("1", 8) + 1),
+        new OversizedValue(6),
+      ],
+    });
   });
 
   it("decodes Update without an old tuple, with a key, and with the old row", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Change, ColumnValue, TransactionHeader } from "../../../src/change/change-model.js";
 import type { SchemaRef } from "../../../src/change/relation-schema.js";
+import { TextBytes } from "../../../src/change/text-bytes.js";
 import { ByteWriter } from "../../../src/wire/byte-writer.js";
 import { DataMessageBuilder, decodeDataMessage } from "../../../src/wire/data-message.js";
 import { computeSourceId, type Envelope, MessageKind, writeEnvelope } from "../../../src/wire/envelope.js";
@@ -332,6 +333,33 @@ describe("the example in docs/wire-format.md", () => {
         { header: second, changes: [changes[1]] },
       ],
     });
+  });
+
+  it("is the same, byte for byte, when the builder is given the values as their UTF-8 bytes, as the capture does", () => {
+    const bytes = (values: (string | null)[]) =>
+      values.map((v) =>
+        v === null ? null : new TextBytes(Buffer.from(`<${v}>`), 1, Buffer.byteLength(v) + 1),
+      );
+    const builder = new DataMessageBuilder(
+      { sourceId: computeSourceId("7312345678901234567", "shop"), epoch: 0 },
+      TEST_SESSION,
+    );
+    builder.beginTransaction(first);
+    builder.addChange({ kind: "insert", relation, values: bytes(["42", "12.50", null]) });
+    builder.beginTransaction(second);
+    builder.addChange({
+      kind: "update",
+      relation,
+      key: bytes(["42"]),
+      changedColumns: [1],
+      values: bytes(["7"]),
+    });
+    expect(
+      builder
+        .finish()
+        .toString("hex")
+        .replace(/(..)(?!$)/g, "$1 "),
+    ).toBe(example);
   });
 
   it("still decodes in version 1, without a capture session", () => {

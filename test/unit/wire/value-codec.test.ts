@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { ColumnValue } from "../../../src/change/change-model.js";
+import { TextBytes } from "../../../src/change/text-bytes.js";
 import { ByteReader } from "../../../src/wire/byte-reader.js";
 import { ByteWriter } from "../../../src/wire/byte-writer.js";
 import {
   canonicalInteger,
+  canonicalIntegerOfBytes,
   JOINED_VALUE,
   readValue,
   writeJoinedValue,
@@ -124,6 +126,40 @@ describe("column values", () => {
     const buf = encode(text);
     expect(buf.subarray(buf.length - Buffer.byteLength(text)).equals(Buffer.from(text, "utf8"))).toBe(true);
     expect(decode(buf)).toBe(text);
+  });
+
+  it("writes a value given as its UTF-8 bytes exactly as the same text: the capture's form and the spec's agree", () => {
+    const texts = [
+      "",
+      "0",
+      "-0",
+      "007",
+      "+1",
+      "1.0",
+      "42",
+      "-42",
+      "9007199254740993",
+      "-9223372036854775808",
+      "9223372036854775807",
+      "9223372036854775808",
+      "12345678901234567890",
+      "1".repeat(32),
+      "2".repeat(33),
+      "🎉 party 👩‍💻",
+      "日本語のテキスト",
+      "2024-02-29 23:59:59.999999+00",
+      "x".repeat(200),
+      "0123456789abcdef".repeat(64 * 1024),
+    ];
+    for (let digits = 1; digits <= 20; digits++) texts.push("9".repeat(digits), `-${"9".repeat(digits)}`);
+    for (const text of texts) {
+      // Inside a larger buffer, as in a pgoutput message.
+      const bytes = new TextBytes(Buffer.from(`12${text}34`, "utf8"), 2, 2 + Buffer.byteLength(text));
+      expect(canonicalIntegerOfBytes(bytes), text).toEqual(canonicalInteger(text));
+      const w = new ByteWriter(16);
+      writeValue(w, bytes);
+      expect(w.toBuffer().equals(encode(text)), text.slice(0, 40)).toBe(true);
+    }
   });
 
   it("round-trips a 1 MB value", () => {
