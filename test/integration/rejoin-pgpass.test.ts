@@ -105,7 +105,7 @@ describe("rejoin through a pgpass file", () => {
       "--topic",
       topic0,
     ]);
-    expect((await exitWithin(seed, 60_000)).code, seed.output()).toBe(0);
+    expect((await exitWithin(seed, 180_000)).code, seed.output()).toBe(0);
     cluster.start("b");
     await cluster.waitFor("b", "/replica?lag=10000", 200, 180_000);
     await runSql(url("a"), "INSERT INTO ha_writes (writer, seq) SELECT 1, g FROM generate_series(1, 20) g");
