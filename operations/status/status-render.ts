@@ -9,8 +9,37 @@ function seconds(v: number | null): string {
   return `${(v / 3600).toFixed(1)} h`;
 }
 
+/** One line per node given with --node-urls: what its /status says, or why it could not be read. */
+function renderNodes(report: StatusReport): string[] {
+  const header = ["node", "role", "epoch", "cluster", "writable", "lag", "last error"];
+  const rows = report.nodes.map((n) =>
+    n.error
+      ? [n.node ?? n.url, "-", "-", "-", "-", "-", `(${n.error})`]
+      : [
+          dash(n.node),
+          n.fenced ? `${dash(n.nodeRole)} (${n.fenced})` : dash(n.nodeRole),
+          dash(n.epoch),
+          `epoch ${dash(n.clusterEpoch)}, primary ${dash(n.clusterPrimary)}, ${dash(n.phase)}`,
+          n.writable === null ? "-" : n.writable ? "yes" : "no",
+          n.lagMs === null ? "-" : seconds(n.lagMs / 1000),
+          dash(n.lastError),
+        ],
+  );
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [fmt(header), ...rows.map(fmt)];
+}
+
 /** The table `diffrelay status` prints (and redraws with --watch). */
 export function renderStatus(report: StatusReport): string {
+  // Nodes only (`status --node-urls` without a source, standbys or topic): their lines are all there is.
+  if (report.topic === "-" && report.nodes.length) {
+    return [`diffrelay status at ${report.time}`, "", ...renderNodes(report)].join("\n");
+  }
   const s = report.source;
   const lines = [
     `diffrelay status at ${report.time}   topic ${report.topic}`,
@@ -62,5 +91,6 @@ export function renderStatus(report: StatusReport): string {
     );
   }
   if (rows.length === 0) lines.push("(no standby given: --standby-url, or --standbys name=url,...)");
+  if (report.nodes.length) lines.push("", ...renderNodes(report));
   return lines.join("\n");
 }

