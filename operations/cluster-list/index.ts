@@ -1,1 +1,7 @@
-export { type ClusterListing, type ListedNode, listCluster, renderListing } from "./cluster-list.js";
+export {
+  type ClusterListing,
+  type ListedNode,
+  listCluster,
+  type NodeLeaseView,
+  renderListing,
+} from "./cluster-list.js";

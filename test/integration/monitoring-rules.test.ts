@@ -45,6 +45,10 @@ describe("alert rules", () => {
         "DiffrelaySlotAboutToBeInvalidated",
         "DiffrelayStalled",
         "DiffrelayApplyTopicGap",
+        "DiffrelayNodeFenced",
+        "DiffrelayNoPrimary",
+        "DiffrelayFailover",
+        "DiffrelayLeaseFlapping",
       ]),
     );
     for (const alert of alerts) {

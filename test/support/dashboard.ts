@@ -28,6 +28,11 @@ export function dashboardQueries(): { panel: string; expr: string }[] {
   return queries;
 }
 
+/** Whether a dashboard query reads the cluster's nodes (`diffrelay node`), not a capture or an applier. */
+export function readsNodes(expr: string): boolean {
+  return /diffrelay_node_|job="diffrelay-node"/.test(expr);
+}
+
 /** A Grafana query as Prometheus itself takes it: Grafana's interval variable replaced by a fixed window. */
 export function withoutGrafanaVariables(expr: string, rateInterval: string): string {
   return expr.replaceAll("$__rate_interval", rateInterval);

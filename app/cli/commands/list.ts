@@ -7,9 +7,10 @@ import { KAFKA_CONNECTION } from "../setting-groups.js";
 
 const WATCH_INTERVAL_MS = 2000;
 
-/** diffrelay list --cluster NAME [--json] [--watch]: the nodes, their roles, epoch, lag and last error. */
+/** diffrelay list --cluster NAME [--json] [--watch]: the nodes, their roles, epoch, lag, the lease and last error. */
 export const listCommand: Command = {
-  summary: "list a cluster's nodes: role, epoch, lag, last error (like patronictl list)",
+  summary:
+    "list a cluster's nodes: role, epoch, lag, lease and when a failover would start, last error (like patronictl list)",
   settings: ["cluster.name", ...KAFKA_CONNECTION, "topicPrefix", "logLevel"],
   required: ["cluster.name", "kafka.brokers"],
   flags: {
