@@ -16,6 +16,7 @@ import { runReconnecting } from "../../src/retry/reconnect-loop.js";
 import { applyBatch, TopicCursor } from "./apply-batch.js";
 import { type ApplyMetrics, recordPosition } from "./apply-metrics.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
+import { DeferredCommands } from "./deferred-commands.js";
 import { requireAssignedPartition } from "./group-assignment.js";
 import { PauseGate, type PauseRecord } from "./pause-gate.js";
 import { requireOffsetInTopic, SeedInterruptedError, TopicGapError } from "./position-errors.js";
@@ -276,13 +277,15 @@ export class ApplyService {
     let sourceId = start.sourceId ?? undefined;
     const { applier, catalog } = await this.startApplier(session, () => sourceId);
     const gate = this.pauseGate(client);
+    // The group's BEGIN and the applier's savepoint releases ride along with the next exchange.
+    const deferred = new DeferredCommands();
     const grouper = new TransactionGrouper({
-      transaction: new PgStandbyTransaction(client, standbyName),
+      transaction: new PgStandbyTransaction(client, standbyName, deferred),
       position: start,
       maxRowsPerTransaction: config.apply.maxRowsPerTransaction,
       maxGroupMs: config.apply.maxGroupMs,
       maxPendingChanges: config.apply.maxRowsPerStatement * 4,
-      apply: (changes, positions) => applier.applyChanges(client, changes, positions),
+      apply: (changes, positions) => applier.applyChanges(client, changes, positions, deferred),
       applyAlone: (change, position) => applier.applyOutsideTransaction(client, change, position),
       metrics,
       pauseGate: gate,

@@ -90,17 +90,19 @@ export async function writePosition(
 
 /**
  * Writes the position and commits the transaction it covers in one round trip
- * (one simple query of two statements): on the standby, every round trip of a
- * small transaction's apply is latency. An error in the upsert skips the
- * COMMIT, leaving the transaction aborted, as two separate queries would.
+ * (one simple query of two statements, after `before`, commands not sent yet):
+ * on the standby, every round trip of a small transaction's apply is latency.
+ * An error in the upsert (or in `before`) skips the COMMIT, leaving the
+ * transaction aborted, as separate queries would.
  */
 export async function commitWithPosition(
   client: pg.ClientBase,
   standbyName: string,
   position: ApplyPosition,
+  before: readonly string[] = [],
 ): Promise<void> {
   const literals = positionValues(standbyName, position).map((v) => (v === null ? "NULL" : quoteLiteral(v)));
-  await client.query(`${positionUpsert(literals)}; COMMIT`);
+  await client.query([...before, positionUpsert(literals), "COMMIT"].join("; "));
 }
 
 /**

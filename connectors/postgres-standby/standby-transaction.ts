@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { DeferredCommands } from "./deferred-commands.js";
 import { type ApplyPosition, commitWithPosition } from "./position-store.js";
 
 /**
@@ -17,33 +18,47 @@ export interface StandbyTransaction {
 
 const SAVEPOINT = "diffrelay_chunked";
 
+/**
+ * With `deferred`, BEGIN costs no round trip of its own: it goes out in front
+ * of the group's first exchange (its statements, a savepoint, or the commit),
+ * as do the applier's deferred savepoint releases.
+ */
 export class PgStandbyTransaction implements StandbyTransaction {
   constructor(
     private readonly client: pg.ClientBase,
     private readonly standbyName: string,
+    private readonly deferred: DeferredCommands | null = null,
   ) {}
 
   async begin(): Promise<void> {
-    await this.client.query("BEGIN");
+    if (this.deferred) this.deferred.add("BEGIN");
+    else await this.client.query("BEGIN");
   }
 
   async savepoint(): Promise<void> {
-    await this.client.query(`SAVEPOINT ${SAVEPOINT}`);
+    await this.client.query(this.withDeferred(`SAVEPOINT ${SAVEPOINT}`));
   }
 
   async rollbackToSavepoint(): Promise<void> {
-    await this.client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+    await this.client.query(this.withDeferred(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`));
   }
 
   async releaseSavepoint(): Promise<void> {
-    await this.client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    await this.client.query(this.withDeferred(`RELEASE SAVEPOINT ${SAVEPOINT}`));
   }
 
   async commit(position: ApplyPosition): Promise<void> {
-    await commitWithPosition(this.client, this.standbyName, position);
+    await commitWithPosition(this.client, this.standbyName, position, this.deferred?.take() ?? []);
   }
 
   async rollback(): Promise<void> {
+    const unsent = this.deferred?.take() ?? [];
+    // A BEGIN still deferred never reached the standby: there is no transaction to end.
+    if (unsent.includes("BEGIN")) return;
     await this.client.query("ROLLBACK");
+  }
+
+  private withDeferred(sql: string): string {
+    return this.deferred ? this.deferred.prefix(sql) : sql;
   }
 }

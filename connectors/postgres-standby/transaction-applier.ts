@@ -3,8 +3,10 @@ import type { ClientBase, QueryResult } from "pg";
 import type { Change, ColumnValue, DdlChange, SequencePosition } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
 import { copyIn } from "../../src/sql/copy-protocol.js";
+import { type PipelinedStatement, runPipelined } from "../../src/sql/pipelined-query.js";
 import { quoteQualified } from "../../src/sql/quote.js";
 import type { ApplyMetrics } from "./apply-metrics.js";
+import type { DeferredCommands } from "./deferred-commands.js";
 import { ApplyError, DriftError, SchemaDriftError, type SourcePosition } from "./drift-error.js";
 import { ddlReplay } from "./planning/ddl-replay.js";
 import type { PlannedStatement, ResolvedRelation } from "./planning/planned-statement.js";
@@ -32,6 +34,8 @@ export interface TransactionApplierOptions {
 }
 
 const SAVEPOINT = "diffrelay_batch";
+/** Taken before a pipelined run of statements that holds a batched one; rolled back to if the run went wrong. */
+const PIPELINE_SAVEPOINT = "diffrelay_pipeline";
 
 /**
  * SQLSTATE classes worth a retry on a new session (connection, transaction
@@ -108,12 +112,15 @@ export class TransactionApplier {
   /**
    * Applies `changes` in order. `context` is the source position of every
    * change: one for all, or one per change when the list spans several
-   * source transactions.
+   * source transactions. Commands in `deferred` go out first, in the same
+   * round trip as the statements; with it, the applier defers its own
+   * savepoint releases there too (the caller's next exchange sends them).
    */
   async applyChanges(
     client: ClientBase,
     changes: Change[],
     context: SourcePosition | readonly SourcePosition[],
+    deferred?: DeferredCommands,
   ): Promise<void> {
     if (!this.preparedSessions.has(client)) {
       throw new Error(
@@ -127,6 +134,8 @@ export class TransactionApplier {
     const positionOf = (index: number): SourcePosition =>
       Array.isArray(positions) ? (positions[index] as SourcePosition) : positions;
     if (changes.length === 0) return;
+    // The catalog reads below may go before a deferred BEGIN: they only read, and a DDL of the group
+    // (which they would have to see) sends everything deferred before it runs.
     await this.refreshAfterDdl(client);
     let start = 0;
     while (start < changes.length) {
@@ -135,6 +144,7 @@ export class TransactionApplier {
       if (end > start) {
         const segment: Segment = {
           client,
+          deferred: deferred ?? null,
           changes: changes.slice(start, end),
           base: start,
           positionOf,
@@ -145,6 +155,7 @@ export class TransactionApplier {
       }
       const ddl = changes[end];
       if (ddl === undefined) break;
+      await sendDeferred(client, deferred ?? null);
       await this.applyDdl(client, ddl as DdlChange, positionOf(end));
       start = end + 1;
     }
@@ -157,6 +168,71 @@ export class TransactionApplier {
       maxRowsPerStatement: this.options.maxRowsPerStatement,
       mappings: this.tableMappings,
     });
+    // COPY needs an exchange of its own (its data goes once the server asks for it).
+    if (statements.some((statement) => statement.copyData !== undefined)) {
+      await this.runInTurn(segment, statements);
+      return;
+    }
+    await this.runPipelined(segment, statements);
+  }
+
+  /**
+   * All of the segment's statements, with the deferred commands before them,
+   * in one round trip. Exact statements alone are checked in order as if run
+   * one by one (their outcomes do not depend on each other's row counts). With
+   * a batched statement among them, the run goes under a savepoint: should any
+   * statement fail or affect another number of rows than planned, the run is
+   * rolled back to it and the statements run again one exchange at a time,
+   * where a batch falls back to change by change and errors are reported as
+   * they always were.
+   */
+  private async runPipelined(segment: Segment, statements: PlannedStatement[]): Promise<void> {
+    const { client } = segment;
+    if (statements.length === 0) return;
+    const guarded = statements.some((statement) => statement.batched);
+    const before = [
+      ...(segment.deferred?.take() ?? []),
+      ...(guarded ? [`SAVEPOINT ${PIPELINE_SAVEPOINT}`] : []),
+    ];
+    const outcome = await runPipelined(client, [
+      ...before.map((text) => ({ text, values: [] })),
+      ...statements.map((statement) => this.pipelined(statement)),
+    ]);
+    const counts = outcome.rowCounts.slice(before.length);
+    if (outcome.rowCounts.length < before.length) throw outcome.error;
+    if (!guarded) {
+      for (const [index, statement] of statements.entries()) {
+        const rowCount = counts[index];
+        if (rowCount === undefined) throw this.wrap(segment, outcome.error, statement);
+        this.checkRowCount(segment, statement, rowCount);
+      }
+      if (outcome.error !== null) throw outcome.error;
+      return;
+    }
+    const asPlanned =
+      outcome.error === null &&
+      statements.every(
+        (statement, index) => statement.expectedRows === null || counts[index] === statement.expectedRows,
+      );
+    if (asPlanned) {
+      await release(client, segment.deferred, PIPELINE_SAVEPOINT);
+      return;
+    }
+    // A lost connection leaves nothing to roll back to; a transient error is for a new session, as always.
+    const db = outcome.error === null ? null : databaseError(outcome.error);
+    if (outcome.error !== null && (db === null || TRANSIENT_CLASSES.has(db.code.slice(0, 2))))
+      throw outcome.error;
+    await client.query(
+      `ROLLBACK TO SAVEPOINT ${PIPELINE_SAVEPOINT}; RELEASE SAVEPOINT ${PIPELINE_SAVEPOINT}`,
+    );
+    await this.runInTurn(segment, statements);
+  }
+
+  /**
+   * The segment's statements one exchange at a time, each batch under its own
+   * savepoint; commands deferred go out with the first exchange.
+   */
+  private async runInTurn(segment: Segment, statements: PlannedStatement[]): Promise<void> {
     let next = 0;
     while (next < statements.length) {
       const statement = statements[next] as PlannedStatement;
@@ -240,7 +316,9 @@ export class TransactionApplier {
     const indices = statements.flatMap((statement) => statement.description.changeIndices);
     // A batch of one change is what the fallback would run anyway: the savepoint's two round trips buy nothing.
     if (indices.length === 1) return this.runChangeByChange(segment, indices);
-    await client.query(`SAVEPOINT ${SAVEPOINT}`);
+    // Commands the caller deferred (its BEGIN) go with the savepoint; its release is deferred in turn.
+    const savepoint = `SAVEPOINT ${SAVEPOINT}`;
+    await client.query(segment.deferred ? segment.deferred.prefix(savepoint) : savepoint);
     let replay = false;
     for (const statement of statements) {
       try {
@@ -254,11 +332,10 @@ export class TransactionApplier {
       break;
     }
     if (!replay) {
-      await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      await release(client, segment.deferred, SAVEPOINT);
       return;
     }
-    await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-    await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT}`);
     this.options.metrics.batchFallbacks.inc();
     await this.runChangeByChange(segment, indices);
   }
@@ -278,20 +355,27 @@ export class TransactionApplier {
   }
 
   private async runExact(segment: Segment, statement: PlannedStatement): Promise<void> {
+    // A deferred BEGIN must reach the standby before the statement, or it would commit on its own.
+    await sendDeferred(segment.client, segment.deferred);
     let result: Pick<QueryResult, "rowCount">;
     try {
       result = await this.execute(segment.client, statement);
     } catch (err) {
       throw this.wrap(segment, err, statement);
     }
+    this.checkRowCount(segment, statement, result.rowCount);
+  }
+
+  /** Drift (or an error) when an exact statement affected another number of rows than planned. */
+  private checkRowCount(segment: Segment, statement: PlannedStatement, rowCount: number | null): void {
     const { expectedRows, description } = statement;
-    if (expectedRows === null || result.rowCount === expectedRows) return;
+    if (expectedRows === null || rowCount === expectedRows) return;
     const index = segment.base + (description.changeIndices[0] ?? 0);
     const table = description.tables[0];
     const kind = description.kind;
     if (
       expectedRows === 1 &&
-      result.rowCount === 0 &&
+      rowCount === 0 &&
       table !== undefined &&
       (kind === "insert" || kind === "update" || kind === "delete")
     ) {
@@ -314,7 +398,7 @@ export class TransactionApplier {
       table: table?.table ?? null,
       column: null,
       code: null,
-      problem: `${kind} of change #${index} affected ${result.rowCount} rows, expected ${expectedRows}`,
+      problem: `${kind} of change #${index} affected ${rowCount} rows, expected ${expectedRows}`,
       position: segment.positionOf(index),
       cause: null,
     });
@@ -331,12 +415,24 @@ export class TransactionApplier {
     if (!statement.prepare) {
       return values.length === 0 ? client.query(statement.sql) : client.query(statement.sql, values);
     }
-    let name = this.statementNames.get(statement.sql);
+    return client.query({ name: this.statementName(statement.sql), text: statement.sql, values });
+  }
+
+  /** A statement as a step of a pipelined run (never COPY), prepared as execute() would. */
+  private pipelined(statement: PlannedStatement): PipelinedStatement {
+    const { sql, params } = statement;
+    return statement.prepare
+      ? { text: sql, name: this.statementName(sql), values: params }
+      : { text: sql, values: params };
+  }
+
+  private statementName(sql: string): string {
+    let name = this.statementNames.get(sql);
     if (name === undefined) {
-      name = `diffrelay_${createHash("sha256").update(statement.sql).digest("hex").slice(0, 32)}`;
-      this.statementNames.set(statement.sql, name);
+      name = `diffrelay_${createHash("sha256").update(sql).digest("hex").slice(0, 32)}`;
+      this.statementNames.set(sql, name);
     }
-    return client.query({ name, text: statement.sql, values });
+    return name;
   }
 
   /** Names the table, column (if the standby said), change and key of a statement the standby rejected. */
@@ -478,9 +574,27 @@ function describeKey(columns: string[], key: ColumnValue[] | undefined): string 
   return ` key (${columns.join(", ")})=(${values.join(", ")})`;
 }
 
+/** Commands deferred on the connection, sent now as an exchange of their own (before a COPY or a DDL). */
+async function sendDeferred(client: ClientBase, deferred: DeferredCommands | null): Promise<void> {
+  const commands = deferred?.take() ?? [];
+  if (commands.length > 0) await client.query(commands.join("; "));
+}
+
+/** Releases a savepoint now, or with the caller's next exchange when it defers commands. */
+async function release(
+  client: ClientBase,
+  deferred: DeferredCommands | null,
+  savepoint: string,
+): Promise<void> {
+  if (deferred) deferred.add(`RELEASE SAVEPOINT ${savepoint}`);
+  else await client.query(`RELEASE SAVEPOINT ${savepoint}`);
+}
+
 /** The changes between two DDL commands: planned together against the same definitions. */
 interface Segment {
   client: ClientBase;
+  /** Commands to send in front of the segment's first exchange, where the caller defers them. */
+  deferred: DeferredCommands | null;
   changes: Change[];
   /** Index of changes[0] in the list given to applyChanges. */
   base: number;

@@ -1,10 +1,17 @@
 // The standby transaction's commit on a real standby: the position and the COMMIT leave in one
-// round trip, and a position that cannot be written commits nothing of what it covers.
+// round trip, and a position that cannot be written commits nothing of what it covers. With deferred
+// commands, a whole group takes two round trips: its BEGIN and statements, then its position and COMMIT.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApplyMetrics } from "../../connectors/postgres-standby/apply-metrics.js";
+import { DeferredCommands } from "../../connectors/postgres-standby/deferred-commands.js";
+import { DriftError, type SourcePosition } from "../../connectors/postgres-standby/drift-error.js";
 import { type ApplyPosition, readPosition } from "../../connectors/postgres-standby/position-store.js";
 import { PgStandbyTransaction } from "../../connectors/postgres-standby/standby-transaction.js";
+import { TransactionApplier } from "../../connectors/postgres-standby/transaction-applier.js";
+import type { Change } from "../../src/change/change-model.js";
 import { loadMigrations, runMigrations } from "../../src/migrations/migration-runner.js";
+import { del, failure, ins, SourceRelations, upd } from "../support/applier-changes.js";
 import { createTestDatabase, type TestDatabase, testServices } from "../support/services.js";
 
 let db: TestDatabase;
@@ -77,5 +84,103 @@ describe("PgStandbyTransaction.commit", () => {
     await tx.rollback();
     expect((await observer.query("SELECT id FROM t WHERE id = 2")).rows).toEqual([]);
     expect(await readPosition(observer, "diffrelay.refused", 0)).toBeNull();
+  });
+});
+
+describe("a group applied with deferred commands", () => {
+  const sources = new SourceRelations(1000);
+  const source: SourcePosition = {
+    commitLsn: 0x3_0000_0100n,
+    topic: "diffrelay.grouped",
+    partition: 0,
+    offset: "7",
+  };
+  const metrics = createApplyMetrics("standby-transaction-test");
+  const applier = new TransactionApplier({ schemas: sources.lookup, maxRowsPerStatement: 100, metrics });
+  let offset = 0n;
+
+  /** What the apply service does for one group: BEGIN, the changes, the position with COMMIT. */
+  async function applyGroup(changes: Change[]): Promise<ApplyPosition> {
+    const deferred = new DeferredCommands();
+    const tx = new PgStandbyTransaction(client, "standby-g", deferred);
+    const written = position("diffrelay.grouped", ++offset);
+    await tx.begin();
+    try {
+      await applier.applyChanges(client, changes, source, deferred);
+      await tx.commit(written);
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+    return written;
+  }
+
+  it("sends BEGIN and every statement in one round trip, the position and COMMIT in a second; a fallback or a drift keeps today's outcome", async () => {
+    await applier.prepareSession(client);
+    await client.query("CREATE TABLE kv (id integer PRIMARY KEY, code text NOT NULL UNIQUE)");
+    await client.query("INSERT INTO kv VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')");
+    const kv = sources.relation(
+      "public",
+      "kv",
+      [
+        ["id", "integer"],
+        ["code", "text"],
+      ],
+      ["id"],
+    );
+    const state = async () => (await observer.query("SELECT id, code FROM kv ORDER BY id")).rows;
+
+    // The first group reads the table's definition (catalog queries, once per applier); the next ones do not.
+    await applyGroup([upd(kv, ["3"], [1], ["c"])]);
+    queries = [];
+    let written = await applyGroup([
+      upd(kv, ["1"], [1], ["a1"]),
+      upd(kv, ["2"], [1], ["b1"]),
+      del(kv, ["4"]),
+      ins(kv, ["5", "e"]),
+    ]);
+    expect(queries).toHaveLength(2);
+    expect(await state()).toEqual([
+      { id: 1, code: "a1" },
+      { id: 2, code: "b1" },
+      { id: 3, code: "c" },
+      { id: 5, code: "e" },
+    ]);
+    expect(await readPosition(observer, "diffrelay.grouped", 0)).toEqual(written);
+
+    // A UNIQUE value swapped between rows: the batch fails, the run is rolled back and applied change by change.
+    const fallbacks = (await metrics.batchFallbacks.get()).values[0]?.value ?? 0;
+    written = await applyGroup([
+      upd(kv, ["1"], [1], ["tmp"]),
+      upd(kv, ["2"], [1], ["a1"]),
+      upd(kv, ["1"], [1], ["b1"]),
+    ]);
+    expect((await metrics.batchFallbacks.get()).values[0]?.value).toBe(fallbacks + 1);
+    expect((await state()).slice(0, 2)).toEqual([
+      { id: 1, code: "b1" },
+      { id: 2, code: "a1" },
+    ]);
+    expect(await readPosition(observer, "diffrelay.grouped", 0)).toEqual(written);
+
+    // Drift in a batch and in a single statement: the error names the change, and nothing of the group commits.
+    for (const changes of [
+      [upd(kv, ["3"], [1], ["c1"]), upd(kv, ["99"], [1], ["x"])],
+      [ins(kv, ["6", "f"]), ins(kv, ["7", "g"]), upd(kv, ["98"], [1], ["y"])],
+    ]) {
+      const drift = await failure(applyGroup(changes));
+      expect(drift).toBeInstanceOf(DriftError);
+      expect(drift).toMatchObject({ reason: "row-missing", changeIndex: changes.length - 1 });
+      expect(await state()).toEqual([
+        { id: 1, code: "b1" },
+        { id: 2, code: "a1" },
+        { id: 3, code: "c" },
+        { id: 5, code: "e" },
+      ]);
+      expect(await readPosition(observer, "diffrelay.grouped", 0)).toEqual(written);
+    }
+    // The connection is usable for the next group.
+    written = await applyGroup([upd(kv, ["3"], [1], ["c2"])]);
+    expect((await state())[2]).toEqual({ id: 3, code: "c2" });
+    expect(await readPosition(observer, "diffrelay.grouped", 0)).toEqual(written);
   });
 });

@@ -1,0 +1,25 @@
+/**
+ * Transaction-control commands whose outcome nothing waits on (the group's
+ * BEGIN, the RELEASE of a batch's savepoint): they go out in front of the next
+ * exchange on the standby connection instead of costing a round trip each.
+ * One per connection, shared by the standby transaction and the applier.
+ */
+export class DeferredCommands {
+  private commands: string[] = [];
+
+  add(command: string): void {
+    this.commands.push(command);
+  }
+
+  /** The commands not sent yet, in order; the caller sends them first in its exchange. */
+  take(): string[] {
+    const taken = this.commands;
+    this.commands = [];
+    return taken;
+  }
+
+  /** `sql` preceded by the commands not sent yet, as one simple query. */
+  prefix(sql: string): string {
+    return [...this.take(), sql].join("; ");
+  }
+}
