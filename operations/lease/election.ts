@@ -51,6 +51,11 @@ export function decideElection(inputs: ElectionInputs): ElectionDecision {
     from.kind === "serving"
       ? `the lease of ${base.primary} (epoch ${base.epoch})`
       : `the role change to epoch ${from.stalled.epoch}`;
+  if (view.reports.get(base.primary)?.autoFailover === false)
+    return none(
+      `the primary ${base.primary} runs with --manual-failover: automatic failover is off (its node neither fences a stopped or dead primary's database nor expects an election)`,
+      null,
+    );
   if (!inputs.autoFailover)
     return none(
       `automatic failover is off on this node (--manual-failover); candidate: ${first ?? "none"}`,

@@ -549,8 +549,12 @@ export class ClusterNode {
     await this.until(state.epoch, "its lease renewal read back from the cluster topic", () =>
       holder.holds() ? true : undefined,
     );
-    this.watchdog ??= new FenceWatchdog({ node: name, databaseUrl, config }, logger);
-    this.watchdog.arm(holder.remainingMs());
+    // With automatic failover off (--manual-failover) nobody is promoted without an operator, and a dead
+    // node's database stays as it was, as before leases: the operator's `diffrelay failover` decides.
+    if (this.options.autoFailover) {
+      this.watchdog ??= new FenceWatchdog({ node: name, databaseUrl, config }, logger);
+      this.watchdog.arm(holder.remainingMs());
+    }
     logger.info(
       { epoch: state.epoch, ttlMs: lease.ttlMs, renewMs: lease.renewMs },
       "holds the primary's lease",
@@ -620,7 +624,7 @@ export class ClusterNode {
 
   /** A primary's node that stops fences its database: its lease lapses, and the standbys may elect another. */
   private async stopAsPrimary(): Promise<void> {
-    if (this.role.kind !== "primary" || !this.holder) return;
+    if (this.role.kind !== "primary" || !this.holder || !this.options.autoFailover) return;
     this.options.logger.warn(
       "the primary's node stops: its database is fenced (no connections) and its lease lapses; the same command line takes it back if no standby was elected meanwhile",
     );

@@ -217,6 +217,11 @@ describe("the election", () => {
     ).toBe("none");
   });
 
+  it("never elects while the primary's node runs with --manual-failover (it fences nothing when it dies)", () => {
+    const v = view(state(0, "a"), [...reports, { ...standby("a", 0), role: "primary", autoFailover: false }]);
+    expect(decideElection({ ...base, me: "c", view: v, silentMs: 60_000 }).kind).toBe("none");
+  });
+
   it("leaves a stale or unready standby out, and the primary never elects", () => {
     const old = new Date(Date.now() - 60_000).toISOString();
     const v = view(state(0, "a"), [standby("b", 0, { at: old }), standby("c", 0, { ready: false })]);
