@@ -63,6 +63,8 @@ interface CaptureServiceDeps {
    * start, not "off" until the first session has read the setting.
    */
   zeroLossInForce?: ZeroLossGuarantee;
+  /** Whether the slot may be confirmed at this instant (a cluster node's lease; see SlotReaderOptions). */
+  mayAcknowledge?: () => boolean;
 }
 
 /**
@@ -374,6 +376,7 @@ export class CaptureService {
       // A commit waits for this capture only when synchronous_standby_names names it.
       statusDelayMs: () => (this.zeroLoss === "off" ? STATUS_DELAY_MS : 0),
       maxValueBytes: config.capture.maxValueBytes,
+      mayAcknowledge: this.deps.mayAcknowledge,
       onMessage: (message) => {
         this.slotBusyAttempts = 0;
         if (message.tag === "message" && !message.transactional && message.prefix === HEARTBEAT_PREFIX) {

@@ -43,6 +43,13 @@ export interface SlotReaderOptions {
    * (synchronous_standby_names names it) must answer 0.
    */
   statusDelayMs(): number;
+  /**
+   * Whether a position may be acknowledged to the server at this instant (a
+   * cluster node's lease). When not, status updates repeat the last position
+   * acknowledged: a commit waiting for this capture (zero-loss mode) is never
+   * released by a capture that is no longer the primary's. Unset: always.
+   */
+  mayAcknowledge?: () => boolean;
   /** How often a standby status update is sent regardless of traffic. Default 10 000 ms. */
   statusIntervalMs?: number;
   logger?: SlotReaderLogger;
@@ -119,6 +126,8 @@ export class SlotReader {
   private connection: ReplicationConnection | null = null;
 
   private confirmed: Lsn;
+  /** The position the server was last told: `confirmed` unless mayAcknowledge held it back. */
+  private acknowledged: Lsn;
   private serverWalEnd = 0n;
   private received = 0;
   private receivedByteCount = 0;
@@ -140,6 +149,7 @@ export class SlotReader {
   constructor(options: SlotReaderOptions) {
     this.options = options;
     this.confirmed = options.startLsn ?? 0n;
+    this.acknowledged = this.confirmed;
     this.statusIntervalMs = options.statusIntervalMs ?? 10_000;
     const given: pg.ClientConfig =
       typeof options.connection === "string" ? { connectionString: options.connection } : options.connection;
@@ -153,7 +163,7 @@ export class SlotReader {
 
   /** The highest position acknowledged to PostgreSQL as durable. */
   get confirmedLsn(): Lsn {
-    return this.confirmed;
+    return this.acknowledged;
   }
 
   /** Bytes of pgoutput messages this reader has received. */
@@ -361,11 +371,14 @@ export class SlotReader {
   private sendStatus(): void {
     const connection = this.connection;
     if (connection === null || this.settle === null) return;
+    // Checked in the same synchronous step as the write below: nothing runs between them.
+    if (this.options.mayAcknowledge?.() !== false) this.acknowledged = this.confirmed;
+    const position = this.acknowledged;
     const message = Buffer.allocUnsafe(34);
     message[0] = 0x72; // 'r'
-    message.writeBigUInt64BE(this.confirmed, 1); // written
-    message.writeBigUInt64BE(this.confirmed, 9); // flushed
-    message.writeBigUInt64BE(this.confirmed, 17); // applied
+    message.writeBigUInt64BE(position, 1); // written
+    message.writeBigUInt64BE(position, 9); // flushed
+    message.writeBigUInt64BE(position, 17); // applied
     message.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_UNIX_MS) * 1000n, 25);
     message[33] = 0; // no reply requested
     connection.sendCopyFromChunk(message);

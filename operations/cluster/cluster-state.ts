@@ -145,9 +145,36 @@ export const nodeReportSchema = z.object({
   rejoin: rejoinSummarySchema.nullable().optional(),
   /** A primary's capture (null for other roles; absent in older reports). */
   capture: reportedCaptureSchema.nullable().optional(),
+  /** Automatic failover: 0 never makes this node a candidate; higher first (absent in older reports: 1). */
+  failoverPriority: z.number().int().nonnegative().optional(),
+  /** False: this node never starts an election (--manual-failover); absent in older reports: true. */
+  autoFailover: z.boolean().optional(),
+  /** A standby's next offset on its epoch's topic, which ranks the candidates of an election; null when unknown. */
+  appliedOffset: z
+    .string()
+    .regex(/^[0-9]+$/)
+    .nullable()
+    .optional(),
   at: z.string().min(1),
 });
 export type NodeReport = z.infer<typeof nodeReportSchema>;
+
+/**
+ * A renewal of the primary's lease (operations/lease). `incarnation` names the
+ * node process and `seq` counts its renewals, so that any new renewal is a new
+ * value; only its arrival time on the reader's own clock matters, never the
+ * writer's clock (`renewedAt` is for people).
+ */
+export const leaseRecordSchema = z.object({
+  holder: z.string().min(1),
+  epoch: z.number().int().nonnegative(),
+  incarnation: z.string().min(1),
+  seq: z.number().int().nonnegative(),
+  /** The standbys elect when they have seen no renewal for this long. */
+  ttlMs: z.number().int().positive(),
+  renewedAt: z.string().min(1),
+});
+export type LeaseRecord = z.infer<typeof leaseRecordSchema>;
 
 /** Everything the cluster topic says, as of one read. */
 export interface ClusterView {
@@ -165,16 +192,29 @@ export interface ClusterView {
   claims: readonly number[];
   /** The latest report of each node, by name. */
   reports: ReadonlyMap<string, NodeReport>;
+  /** The latest lease renewal of each node that held the lease, by name. */
+  leases: ReadonlyMap<string, LeaseRecord>;
 }
 
-export type ClusterRecord = { type: "state"; state: ClusterState } | { type: "report"; report: NodeReport };
+export type ClusterRecord =
+  | { type: "state"; state: ClusterState }
+  | { type: "report"; report: NodeReport }
+  | { type: "lease"; lease: LeaseRecord };
 
 const STATE_KEY = /^epoch\/(0|[1-9][0-9]*)$/;
 const REPORT_KEY = /^node\/(.+)$/;
+const LEASE_KEY = /^lease\/(.+)$/;
 
-/** One state record per epoch (compaction keeps the last phase of each), one report per node. */
+/** One state record per epoch (compaction keeps the last phase of each), one report and one lease renewal per node. */
 export function recordKey(record: ClusterRecord): string {
-  return record.type === "state" ? `epoch/${record.state.epoch}` : `node/${record.report.node}`;
+  switch (record.type) {
+    case "state":
+      return `epoch/${record.state.epoch}`;
+    case "report":
+      return `node/${record.report.node}`;
+    case "lease":
+      return `lease/${record.lease.holder}`;
+  }
 }
 
 /** The record a key and value hold, or an Error saying what is wrong with them. */
@@ -197,14 +237,20 @@ export function decodeRecord(key: string, value: string): ClusterRecord | Error 
     if (`node/${parsed.data.node}` !== key) return new Error(`key ${key} holds node ${parsed.data.node}`);
     return { type: "report", report: parsed.data };
   }
+  if (LEASE_KEY.test(key)) {
+    const parsed = leaseRecordSchema.safeParse(json);
+    if (!parsed.success) return new Error(`not a lease renewal: ${parsed.error.message}`);
+    if (`lease/${parsed.data.holder}` !== key)
+      return new Error(`key ${key} holds holder ${parsed.data.holder}`);
+    return { type: "lease", lease: parsed.data };
+  }
   return new Error(`unknown key ${key}`);
 }
 
 export function encodeRecord(record: ClusterRecord): { key: string; value: string } {
-  return {
-    key: recordKey(record),
-    value: JSON.stringify(record.type === "state" ? record.state : record.report),
-  };
+  const value =
+    record.type === "state" ? record.state : record.type === "report" ? record.report : record.lease;
+  return { key: recordKey(record), value: JSON.stringify(value) };
 }
 
 /** The member of that name, or undefined. */

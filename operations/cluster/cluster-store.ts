@@ -11,6 +11,7 @@ import {
   type ClusterView,
   decodeRecord,
   encodeRecord,
+  type LeaseRecord,
   type NodeReport,
 } from "./cluster-state.js";
 
@@ -109,6 +110,11 @@ export class ClusterStore {
       );
     }
     await this.send(encodeRecord({ type: "state", state }));
+  }
+
+  /** Publishes a renewal of a node's lease (operations/lease); durable on every in-sync replica when it returns. */
+  async publishLease(lease: LeaseRecord): Promise<void> {
+    await this.send(encodeRecord({ type: "lease", lease }));
   }
 
   /** Publishes a node's report (last one per node wins). */
@@ -248,15 +254,17 @@ export class ClusterStore {
     let state: ClusterState | null = null;
     const states = new Map<number, ClusterState>();
     const reports = new Map<string, NodeReport>();
+    const leases = new Map<string, LeaseRecord>();
     for (const record of records.values()) {
       if (record instanceof Error) continue;
       if (record.type === "report") reports.set(record.report.node, record.report);
+      else if (record.type === "lease") leases.set(record.lease.holder, record.lease);
       else if (claimed.has(record.state.epoch)) {
         states.set(record.state.epoch, record.state);
         if (state === null || record.state.epoch > state.epoch) state = record.state;
       }
     }
-    return { state, states, highestClaim, claims: [...claimed].sort((x, y) => x - y), reports };
+    return { state, states, highestClaim, claims: [...claimed].sort((x, y) => x - y), reports, leases };
   }
 
   private async send(message: { key: string; value: string }): Promise<void> {

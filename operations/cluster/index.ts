@@ -42,6 +42,7 @@ export {
   type ClusterState,
   type ClusterView,
   isReadyAt,
+  type LeaseRecord,
   memberNamed,
   type NodeReport,
   type RejoinSummary,

@@ -15,6 +15,7 @@ import {
   memberNamed,
   nextEpoch,
 } from "../cluster/index.js";
+import { followLeases, type LeaseSight, waitForLapse } from "../lease/lapse-wait.js";
 import { captureLastKnown } from "../promote/capture-last-known.js";
 import { describePastEnd, publishedPastEnd } from "../promote/promote-runner.js";
 import {
@@ -36,6 +37,14 @@ export interface ClusterFailoverOptions {
   to: string;
   /** How long the nodes may take to drain and reach their new roles. */
   settleTimeoutMs: number;
+  /**
+   * The candidate's node's own sight of the leases (automatic failover): the
+   * old primary's lapse is already known, and its health is not asked. Unset
+   * (the command): the failover follows the leases from its start.
+   */
+  leaseSight?: LeaseSight;
+  /** The TTL assumed for an old primary never seen renewing. */
+  defaultLeaseTtlMs: number;
 }
 
 export interface ClusterFailoverReport {
@@ -73,6 +82,15 @@ export interface ClusterFailoverReport {
  * has), and returns what may be lost.
  */
 export async function clusterFailover(options: ClusterFailoverOptions): Promise<ClusterFailoverReport> {
+  const own = options.leaseSight ? null : await followLeases(options.store, options.defaultLeaseTtlMs);
+  try {
+    return await failover(options, options.leaseSight ?? (own as LeaseSight));
+  } finally {
+    await own?.stop();
+  }
+}
+
+async function failover(options: ClusterFailoverOptions, leases: LeaseSight): Promise<ClusterFailoverReport> {
   const { store, to, cluster, logger } = options;
   const view = await store.read();
   const from = changeBase(view);
@@ -84,7 +102,9 @@ export async function clusterFailover(options: ClusterFailoverOptions): Promise<
   const fenced = from.kind === "halted" && from.drainedEnd !== null;
   const health = fenced
     ? { healthy: false, reason: `it fenced itself for the role change to epoch ${from.stalled.epoch}` }
-    : await nodeHealth(oldPrimary?.apiUrl);
+    : options.leaseSight
+      ? { healthy: false, reason: "its lease lapsed (automatic failover)" }
+      : await nodeHealth(oldPrimary?.apiUrl);
   if (health.healthy) {
     throw new FailoverRefusedError(
       `the primary ${current.primary} of cluster ${cluster} answers and its stream flows (${oldPrimary?.apiUrl}/healthz 200): ` +
@@ -147,6 +167,13 @@ export async function clusterFailover(options: ClusterFailoverOptions): Promise<
           // Each node still checks that it holds exactly the end; one that applied past it stops, saying so.
           logger.warn({ err }, "failover: not every standby reported it stopped applying; going on");
         });
+      // Until its lease lapses the old primary may still be serving (and, in zero-loss mode, releasing
+      // commits it published): the end is taken only once it has fenced itself or lost the right to.
+      const waitedMs = await waitForLapse(leases, current.primary, current.epoch, epoch);
+      logger.info(
+        { epoch, oldPrimary: current.primary, waitedMs },
+        "failover: the old primary's lease has lapsed",
+      );
     }
     // Everything the old capture had acknowledged is below this offset.
     const end = BigInt(

@@ -13,10 +13,21 @@ import {
   type ClusterState,
   ClusterStore,
   type ClusterView,
+  EpochConflictError,
   type NodeReport,
   type RejoinSummary,
   reportedCapture,
 } from "../cluster/index.js";
+import { clusterFailover } from "../failover/cluster-failover.js";
+import {
+  decideElection,
+  type ElectionDecision,
+  FenceWatchdog,
+  LeaseHolder,
+  LeaseObserver,
+  type LeaseTimings,
+  monotonicClock,
+} from "../lease/index.js";
 import { becomeSource, drainStandby, pointStandbyAt } from "../promote/promote-steps.js";
 import { catchUpWithCluster, type RejoinReport, renderRejoinReport } from "../rejoin/index.js";
 import {
@@ -52,6 +63,12 @@ export interface ClusterNodeOptions {
   peerCredentials: PeerCredentials;
   /** A stale primary's node rejoins it as a standby by itself; false: it stays fenced for `diffrelay rejoin`. */
   autoRejoin: boolean;
+  /** The primary's lease, as this node renews it when primary. */
+  lease: LeaseTimings;
+  /** This node starts elections when the primary's lease lapses (false: --manual-failover). */
+  autoFailover: boolean;
+  /** 0: never a candidate; higher first. */
+  failoverPriority: number;
 }
 
 /** The node's latest rejoin: what it found (the report) or why it failed. */
@@ -81,6 +98,12 @@ class Superseded extends Error {}
 
 const REPORT_INTERVAL_MS = 5000;
 const MODE_WATCH_MS = 200;
+/** How often the lease and the election are looked at. */
+const LEASE_TICK_MS = 100;
+/** A role change with no progress for this long is superseded by an election (its reports come every 5 s). */
+const STALLED_CHANGE_MS = 30_000;
+/** How long a capture that lost its lease may take to stop before the node goes on without it. */
+const CAPTURE_STOP_MS = 10_000;
 const STEP_TIMEOUT_MS = 120_000;
 /** Changes of the unpublished transactions listed in /status, and in the node's record on the cluster topic. */
 const STATUS_CHANGES = 10_000;
@@ -114,6 +137,15 @@ export class ClusterNode {
   private lastStep: RoleStep | null = null;
   /** The zero-loss mode the last report carried (null: no capture in it). */
   private reportedZeroLoss: string | null = null;
+  /** What this node has seen of the leases, on its own monotonic clock. */
+  private readonly leases: LeaseObserver;
+  /** The lease this node holds while primary. */
+  private holder: LeaseHolder | null = null;
+  /** Fences the database should this process die or freeze while primary. */
+  private watchdog: FenceWatchdog | null = null;
+  /** The election (automatic failover to this node) under way, if any. */
+  private election: Promise<void> | null = null;
+  private lastElection: ElectionDecision | null = null;
   private readonly captureMetrics = createCaptureMetrics();
   private readonly applyMetrics;
   private readonly nodeMetrics;
@@ -127,6 +159,7 @@ export class ClusterNode {
       durability: options.config.kafka ?? {},
     });
     this.database = new NodeDatabase(options.databaseUrl, options.config);
+    this.leases = new LeaseObserver(monotonicClock, options.lease.ttlMs);
     this.applyMetrics = createApplyMetrics(options.name);
     this.nodeMetrics = createNodeMetrics([this.captureMetrics.registry, this.applyMetrics.registry]);
   }
@@ -141,6 +174,8 @@ export class ClusterNode {
     const follower = await this.store.follow(
       (view) => {
         this.view = view;
+        this.leases.observe(view);
+        this.holder?.observe(view);
         this.wake();
       },
       (err) => {
@@ -155,9 +190,14 @@ export class ClusterNode {
       if (this.role.kind === "primary" && this.role.service.status().zeroLoss !== this.reportedZeroLoss)
         void this.report();
     }, MODE_WATCH_MS);
+    const leaseTick = setInterval(() => this.watchLease(), LEASE_TICK_MS);
     try {
       while (!this.stopping) {
         if (this.failure) throw this.failure;
+        if (this.role.kind === "primary" && this.holder && !this.holder.holds()) {
+          await this.fenceForLostLease();
+          continue;
+        }
         let step = decideStep(this.inputs(null));
         if (step.kind === "observe-database") step = decideStep(this.inputs(await this.observe(step.state)));
         this.lastStep = step;
@@ -182,7 +222,10 @@ export class ClusterNode {
     } finally {
       clearInterval(timer);
       clearInterval(modeWatch);
+      clearInterval(leaseTick);
+      await this.stopAsPrimary();
       await this.stopService();
+      await this.election?.catch(() => undefined);
       await follower.stop();
       await this.store.close();
     }
@@ -207,7 +250,8 @@ export class ClusterNode {
       this.role.kind === "primary" &&
       state?.epoch === this.role.epoch &&
       state.primary === this.options.name &&
-      this.writableAt !== null
+      this.writableAt !== null &&
+      this.holder?.holds() === true
     );
   }
 
@@ -246,6 +290,7 @@ export class ClusterNode {
       autoRejoin: this.options.autoRejoin,
       rejoin: this.rejoinSummary(STATUS_CHANGES),
       waitingFor: this.lastStep?.kind === "wait" ? this.lastStep.why : null,
+      lease: this.leaseStatus(),
       primarySilentMs: this.lastStep?.kind === "wait" ? this.lastStep.primarySilentMs : null,
       lastError: this.lastError,
       service,
@@ -454,6 +499,9 @@ export class ClusterNode {
 
   private async startPrimary(state: ClusterState): Promise<void> {
     const { config, databaseUrl, logger } = this.options;
+    await this.acquireLease(state);
+    // A database fenced by this node's stop, its lost lease or its watchdog: it holds the lease again.
+    await this.database.setConnectable(true);
     // What this node's first report says of the mode, before the capture's first session reads it again.
     const zeroLossInForce = await this.database.zeroLossInForce();
     await this.database.setReadOnly(false);
@@ -465,6 +513,7 @@ export class ClusterNode {
       logger: logger.child({ role: "primary", epoch: state.epoch }),
       metrics: this.captureMetrics,
       zeroLossInForce,
+      mayAcknowledge: () => this.holder?.holds() === true,
     });
     const role = captureRole(service);
     this.role = {
@@ -475,6 +524,183 @@ export class ClusterNode {
     };
     this.writableAt ??= new Date().toISOString();
     logger.info({ epoch: state.epoch, topic: state.topics.data }, "primary: capturing");
+  }
+
+  /**
+   * Holds the lease of `state`'s epoch before the database may take writes:
+   * a renewal read back from the cluster topic with this node still its
+   * primary (operations/lease). The watchdog is armed from then on.
+   */
+  private async acquireLease(state: ClusterState): Promise<void> {
+    const { config, databaseUrl, lease, logger, name } = this.options;
+    if (this.holder?.holds() && this.role.kind !== "starting") return;
+    this.holder?.stop();
+    const holder = new LeaseHolder({
+      me: name,
+      epoch: state.epoch,
+      timings: lease,
+      clock: monotonicClock,
+      publish: (record) => this.store.publishLease(record),
+      logger,
+      onExtended: (validForMs) => this.watchdog?.arm(validForMs),
+    });
+    this.holder = holder;
+    holder.start();
+    if (this.view) holder.observe(this.view);
+    await this.until(state.epoch, "its lease renewal read back from the cluster topic", () =>
+      holder.holds() ? true : undefined,
+    );
+    this.watchdog ??= new FenceWatchdog({ node: name, databaseUrl, config }, logger);
+    this.watchdog.arm(holder.remainingMs());
+    logger.info(
+      { epoch: state.epoch, ttlMs: lease.ttlMs, renewMs: lease.renewMs },
+      "holds the primary's lease",
+    );
+  }
+
+  /** The lease is no longer this node's to hold: it fenced (or handed over) its database itself. */
+  private async releaseLease(): Promise<void> {
+    this.holder?.stop();
+    this.holder = null;
+    this.nodeMetrics.leaseRemaining.set(Number.NaN);
+    await this.watchdog?.disarm();
+    this.watchdog = null;
+  }
+
+  /**
+   * The primary could not renew its lease in time (Kafka unreachable, or this
+   * process paused): the standbys may elect another primary once its TTL has
+   * passed, so its database stops taking writes now, before that. The capture
+   * confirms nothing more meanwhile. It then starts over: the primary again
+   * once it holds the lease (the cluster did not move), else a stale primary.
+   */
+  private async fenceForLostLease(): Promise<void> {
+    const { logger, name } = this.options;
+    const lapsedMs = Math.round(-(this.holder?.remainingMs() ?? 0));
+    const epoch = this.role.kind === "primary" ? this.role.epoch : -1;
+    const reason =
+      `node ${name}, the primary of epoch ${epoch}, could not renew its lease through the cluster topic in time (lapsed ${lapsedMs} ms ago): ` +
+      "it fenced its database (no connections, sessions ended) before the standbys may elect another primary; " +
+      "it takes the lease back and serves again if the cluster did not move, else it rejoins as a standby. Check its connection to Kafka";
+    this.writableAt = null;
+    this.fencedAt = new Date().toISOString();
+    this.lastError = reason;
+    this.nodeMetrics.leaseLost.inc();
+    this.nodeMetrics.fenced.set(1);
+    logger.error({ epoch, lapsedMs }, reason);
+    // The database first: stopping the capture may wait for a Kafka that does not answer.
+    this.logZeroLossRelease(await this.database.fenceStale());
+    await this.releaseLease();
+    const stopped = await Promise.race([
+      this.stopService().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), CAPTURE_STOP_MS)),
+    ]);
+    if (!stopped)
+      logger.error(
+        { epoch },
+        `the capture did not stop within ${CAPTURE_STOP_MS} ms after the lease was lost; the node goes on without it`,
+      );
+    this.role = { kind: "starting" };
+    await this.report();
+  }
+
+  /** A primary's node that stops fences its database: its lease lapses, and the standbys may elect another. */
+  private async stopAsPrimary(): Promise<void> {
+    if (this.role.kind !== "primary" || !this.holder) return;
+    this.options.logger.warn(
+      "the primary's node stops: its database is fenced (no connections) and its lease lapses; the same command line takes it back if no standby was elected meanwhile",
+    );
+    this.writableAt = null;
+    this.logZeroLossRelease(await this.database.fenceStale());
+    await this.releaseLease();
+  }
+
+  /** Every LEASE_TICK_MS: the primary's own lease, and on a standby whether to start an election. */
+  private watchLease(): void {
+    const state = this.view?.state;
+    if (state) this.nodeMetrics.leaseAge.set(this.leases.silentMs() / 1000);
+    if (state) this.nodeMetrics.leaseTtl.set(this.leases.ttlOf(state.primary) / 1000);
+    if (this.holder) {
+      this.nodeMetrics.leaseRemaining.set(this.holder.remainingMs() / 1000);
+      if (!this.holder.holds() && this.role.kind === "primary") this.wake();
+      return;
+    }
+    if (!this.view || !state || this.election || this.stopping) return;
+    if (this.role.kind !== "standby" && this.role.kind !== "switching") {
+      this.lastElection = null;
+      return;
+    }
+    const decision = decideElection({
+      me: this.options.name,
+      view: this.view,
+      autoFailover: this.options.autoFailover,
+      silentMs: this.leases.silentMs(),
+      ttlMs: this.leases.ttlOf(state.primary),
+      stalledChangeMs: STALLED_CHANGE_MS,
+    });
+    this.lastElection = decision;
+    if (decision.kind === "elect") this.startElection(decision.why);
+  }
+
+  /** An automatic failover to this node, run beside the node's own loop (which plays its part as for any failover). */
+  private startElection(why: string): void {
+    const { config, kafka, logger, name, cluster, lease } = this.options;
+    const started = monotonicClock();
+    this.nodeMetrics.elections.inc({ outcome: "started" });
+    logger.warn({ why }, "automatic failover: this node claims the next epoch");
+    this.election = clusterFailover({
+      config,
+      kafka,
+      store: this.store,
+      logger: logger.child({ election: true }),
+      cluster,
+      to: name,
+      settleTimeoutMs: STEP_TIMEOUT_MS,
+      leaseSight: { observer: this.leases, view: () => this.view },
+      defaultLeaseTtlMs: lease.ttlMs,
+    })
+      .then((report) => {
+        const seconds = (monotonicClock() - started) / 1000;
+        this.nodeMetrics.elections.inc({ outcome: "won" });
+        this.nodeMetrics.failoverSeconds.set(seconds);
+        logger.warn(
+          { epoch: report.epoch, oldPrimary: report.oldPrimary.name, seconds, mayBeLost: report.mayBeLost },
+          `automatic failover: ${name} is the primary of epoch ${report.epoch} (was ${report.oldPrimary.name}), ${seconds.toFixed(2)} s after its election started`,
+        );
+      })
+      .catch((err: unknown) => {
+        if (err instanceof EpochConflictError) {
+          this.nodeMetrics.elections.inc({ outcome: "lost" });
+          logger.info(
+            { err: err.message },
+            "automatic failover: another node claimed the epoch first; this node follows it",
+          );
+          return;
+        }
+        this.nodeMetrics.elections.inc({ outcome: "failed" });
+        this.lastError = `automatic failover to ${name}: ${redactError(err)}`;
+        logger.error({ err }, "automatic failover failed");
+      })
+      .finally(() => {
+        this.election = null;
+      });
+  }
+
+  private leaseStatus(): object | null {
+    const state = this.view?.state;
+    if (!state) return null;
+    const renewal = this.view?.leases.get(state.primary);
+    const election = this.lastElection;
+    return {
+      holder: renewal?.epoch === state.epoch ? state.primary : null,
+      epoch: state.epoch,
+      ttlMs: this.leases.ttlOf(state.primary),
+      ageMs: Math.round(this.leases.silentMs()),
+      heldForMs: this.holder ? Math.round(this.holder.remainingMs()) : null,
+      failoverInMs: election?.kind === "none" ? election.failoverInMs : election ? 0 : null,
+      election: election?.why ?? null,
+      electionRunning: this.election !== null,
+    };
   }
 
   private async startStandby(state: ClusterState): Promise<void> {
@@ -519,6 +745,7 @@ export class ClusterNode {
     );
     if (fence.alive !== true)
       throw new Error(`node could not reach its own database to fence it: ${fence.reason}`);
+    await this.releaseLease();
     await this.stopService();
     this.role = { kind: "switching", from: previous.epoch, epoch: state.epoch };
     const admin = this.options.kafka.admin();
@@ -669,6 +896,7 @@ export class ClusterNode {
     this.nodeMetrics.fenced.set(1);
     this.writableAt = null;
     const released = await this.database.fenceStale();
+    await this.releaseLease();
     this.logZeroLossRelease(released);
     const next = autoRejoin
       ? `it rejoins as a standby of ${state.primary} by itself (automatic rejoin): it reports those transactions, then undoes them (or re-seeds)`
@@ -857,6 +1085,9 @@ export class ClusterNode {
       databaseUrl: databaseAddress(this.options.databaseAddress ?? this.options.databaseUrl),
       rejoin: this.rejoinSummary(RECORD_CHANGES),
       capture: role.kind === "primary" ? reportedCapture(role.service.status()) : null,
+      failoverPriority: this.options.failoverPriority,
+      autoFailover: this.options.autoFailover,
+      appliedOffset: role.kind === "standby" ? (role.service.appliedThrough()?.toString() ?? null) : null,
       at: new Date().toISOString(),
     };
     if (report.epoch < 0) return;

@@ -29,5 +29,52 @@ export function createNodeMetrics(registers: Registry[]) {
     registers,
   });
   unpublished.set(Number.NaN);
-  return { fenced, rejoins, unpublished };
+  const leaseRemaining = new Gauge({
+    name: "diffrelay_node_lease_remaining_seconds",
+    help: "On the primary: how long its lease is still held without another renewal read back (negative: lapsed; NaN: not the primary)",
+    registers,
+  });
+  leaseRemaining.set(Number.NaN);
+  const leaseAge = new Gauge({
+    name: "diffrelay_node_lease_age_seconds",
+    help: "Seconds since this node last saw a renewal of the current primary's lease (or other progress of the cluster); the standbys elect past the TTL",
+    registers,
+  });
+  const leaseTtl = new Gauge({
+    name: "diffrelay_node_lease_ttl_seconds",
+    help: "The current primary's lease TTL: the standbys elect when no renewal was seen for this long",
+    registers,
+  });
+  const leaseLost = new Counter({
+    name: "diffrelay_node_lease_lost_total",
+    help: "Times this node, as the primary, fenced its own database because its lease lapsed (no renewal read back in time)",
+    registers,
+  });
+  const elections = new Counter({
+    name: "diffrelay_node_elections_total",
+    help: "Automatic failovers this node started to itself, by outcome (started; won: it became the primary; lost: another claimed the epoch first; failed)",
+    labelNames: ["outcome"],
+    registers,
+  });
+  for (const outcome of ELECTION_OUTCOMES) elections.inc({ outcome }, 0);
+  const failoverSeconds = new Gauge({
+    name: "diffrelay_node_last_failover_seconds",
+    help: "The last automatic failover this node won: seconds from the start of its election to its writable primary (NaN: none yet)",
+    registers,
+  });
+  failoverSeconds.set(Number.NaN);
+  return {
+    fenced,
+    rejoins,
+    unpublished,
+    leaseRemaining,
+    leaseAge,
+    leaseTtl,
+    leaseLost,
+    elections,
+    failoverSeconds,
+  };
 }
+
+/** How an election this node started ended. */
+export const ELECTION_OUTCOMES = ["started", "won", "lost", "failed"] as const;

@@ -148,11 +148,17 @@ function bootstrapStep(inputs: RoleInputs, view: ClusterView): RoleStep {
 function startingStep(inputs: RoleInputs, view: ClusterView, state: ClusterState): RoleStep {
   const { me, database } = inputs;
   if (database === null) return { kind: "observe-database", state };
+  const mine = view.reports.get(me);
+  // A change that made this node its primary but was never marked stable (its command died): it serves.
+  const promoted = mine?.epoch === state.epoch && mine.role === "primary" && mine.writableAt !== null;
+  // A primary's database refuses connections after its node stopped, lost its lease or died (the
+  // watchdog's fence): it serves again once it holds the lease, which only the current primary can.
+  if (state.primary === me && (state.phase === "stable" || promoted)) return { kind: "start-primary", state };
   if (!database.connectable) {
     if (state.primary === me) {
       return {
         kind: "fail",
-        message: `node ${me}'s database accepts no connections, but the cluster (epoch ${state.epoch}) names it the primary: ALTER DATABASE … ALLOW_CONNECTIONS true (from another database) if it is the primary's, and start the node again`,
+        message: `node ${me}'s database accepts no connections, and the cluster's role change to epoch ${state.epoch} (phase ${state.phase}) is making it the primary: it did not finish. Run diffrelay failover --cluster ${state.cluster} --to <a standby>, or ALTER DATABASE … ALLOW_CONNECTIONS true (from another database) and start the node again`,
       };
     }
     return {
@@ -161,10 +167,6 @@ function startingStep(inputs: RoleInputs, view: ClusterView, state: ClusterState
       why: `node ${me}'s database accepts no connections (fenced as an old primary earlier), and the cluster is at epoch ${state.epoch} with primary ${state.primary}`,
     };
   }
-  const mine = view.reports.get(me);
-  // A change that made this node its primary but was never marked stable (its command died): it serves.
-  const promoted = mine?.epoch === state.epoch && mine.role === "primary" && mine.writableAt !== null;
-  if (state.primary === me && (state.phase === "stable" || promoted)) return { kind: "start-primary", state };
   if (database.positionOnCurrent !== null) return { kind: "start-standby", state };
   const previous = state.previous;
   if (previous && database.positionOnPrevious !== null) return { kind: "follow-change", state };

@@ -162,6 +162,13 @@ export const configSchema = z.object({
       peerUser: z.string().min(1),
       peerPassword: z.string(),
       manualRejoin: z.boolean(),
+      /** The primary's lease (operations/lease): the standbys elect when they have seen no renewal for this long. */
+      leaseTtlMs: z.number().int().min(1000),
+      leaseRenewMs: z.number().int().min(100),
+      /** 0: never a candidate of an automatic failover; higher first. */
+      failoverPriority: z.number().int().min(0),
+      /** This node never starts an election; `diffrelay failover` stays. */
+      manualFailover: z.boolean(),
     })
     .partial()
     .optional(),

@@ -28,6 +28,7 @@ export class TestCluster {
     private readonly brokers: string[],
     readonly topicPrefix: string,
     private readonly tables: string[],
+    private readonly automaticFailover: boolean,
   ) {}
 
   static async create(options: {
@@ -36,6 +37,8 @@ export class TestCluster {
     brokers: string[];
     topicPrefix: string;
     tables: string[];
+    /** Off by default: tests of the manual role changes must not race an election. */
+    automaticFailover?: boolean;
   }): Promise<TestCluster> {
     const nodes: NodeSpec[] = [];
     for (const db of options.databases) {
@@ -49,7 +52,14 @@ export class TestCluster {
         ...(db.netns === undefined ? {} : { netns: db.netns }),
       });
     }
-    return new TestCluster(options.name, nodes, options.brokers, options.topicPrefix, options.tables);
+    return new TestCluster(
+      options.name,
+      nodes,
+      options.brokers,
+      options.topicPrefix,
+      options.tables,
+      options.automaticFailover ?? false,
+    );
   }
 
   apiUrl(node: string): string {
@@ -91,6 +101,7 @@ export class TestCluster {
         "500",
         "--log-level",
         "info",
+        ...(this.automaticFailover ? [] : ["--manual-failover"]),
         ...extra,
       ],
       env,

@@ -30,6 +30,7 @@ export async function startNetnsCluster(options: {
   ddl: string;
   tables: string[];
   nodeFlags?: string[];
+  automaticFailover: boolean;
 }): Promise<NetnsCluster> {
   const network = NetnsNetwork.create();
   const kafkaDir = mkdtempSync(join(tmpdir(), `diffrelay-${network.prefix}-kafka-`));
@@ -61,6 +62,7 @@ export async function startNetnsCluster(options: {
       ddl: options.ddl,
       tables: options.tables,
       ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
+      automaticFailover: options.automaticFailover,
       hosts: {
         brokers,
         server: (name, password) => startNetnsPostgres(network.host(name), subnet, password),

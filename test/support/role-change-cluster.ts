@@ -41,6 +41,8 @@ export class RoleChangeCluster {
     zeroLoss: boolean;
     ddl: string;
     tables: string[];
+    /** The nodes elect a new primary by themselves when the lease lapses; off: only the commands change roles. */
+    automaticFailover?: boolean;
     /** Each node's flags beyond the mode's (the same at every start). */
     nodeFlags?: string[];
     /** Where the servers and nodes run; a private server on this machine each unless given. */
@@ -77,6 +79,7 @@ export class RoleChangeCluster {
       brokers,
       topicPrefix: uniqueName(`${options.label}cl`),
       tables: options.tables,
+      automaticFailover: options.automaticFailover ?? false,
     });
     const mode = [...(options.zeroLoss ? ["--zero-loss"] : []), ...(options.nodeFlags ?? [])];
     const ready = new RoleChangeCluster(

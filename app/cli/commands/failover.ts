@@ -1,6 +1,7 @@
 import { clusterFailover } from "../../../operations/failover/cluster-failover.js";
 import type { MayBeLost } from "../../../operations/failover/failover-loss.js";
 import { type FailoverReport, failover } from "../../../operations/failover/failover-runner.js";
+import { leaseTimingsOf } from "../../../operations/lease/index.js";
 import type { StandbyTarget } from "../../../operations/promote/promote-runner.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
@@ -45,6 +46,7 @@ export const failoverCommand: Command = {
     ...TOPIC_NAME,
     ...PUBLICATION,
     ...PUBLISHED_TABLES,
+    "node.leaseTtlMs",
     "logLevel",
   ],
   required: ["kafka.brokers"],
@@ -165,6 +167,7 @@ async function runClusterFailover(
       cluster,
       to,
       settleTimeoutMs: timeoutMs,
+      defaultLeaseTtlMs: leaseTimingsOf(config.node).ttlMs,
     });
     const exit = report.outcome === "promoted" ? EXIT.ok : EXIT.possibleLoss;
     if (flags.json === true) {

@@ -1,3 +1,4 @@
+import { leaseTimingsOf } from "../../../operations/lease/index.js";
 import { ClusterNode } from "../../../operations/node/index.js";
 import { ConfigError } from "../../../src/config/config-error.js";
 import { requireSetting } from "../../../src/config/config-loader.js";
@@ -33,6 +34,10 @@ export const nodeCommand: Command = {
     "node.peerUser",
     "node.peerPassword",
     "node.manualRejoin",
+    "node.leaseTtlMs",
+    "node.leaseRenewMs",
+    "node.failoverPriority",
+    "node.manualFailover",
     "standby.tls.caFile",
     ...KAFKA_CONNECTION,
     ...KAFKA_DURABILITY,
@@ -82,6 +87,9 @@ export const nodeCommand: Command = {
       databaseAddress: config.node?.databaseAddress,
       peerCredentials: { user: config.node?.peerUser, password: config.node?.peerPassword },
       autoRejoin: config.node?.manualRejoin !== true,
+      lease: leaseTimingsOf(config.node),
+      autoFailover: config.node?.manualFailover !== true,
+      failoverPriority: config.node?.failoverPriority ?? 1,
     });
     return runService({
       service: node,

@@ -25,7 +25,7 @@ import { FAULT_KINDS, type FailoverWay, type FaultKind, NEEDS_THREE_BROKERS, run
 import { finalState } from "./final-state.js";
 
 const FULL = process.env.DIFFRELAY_FAILOVER_SUITE === "full";
-const WAY = (process.env.DIFFRELAY_FAILOVER_SUITE_FAILOVER ?? "manual") as FailoverWay;
+const WAY = (process.env.DIFFRELAY_FAILOVER_SUITE_FAILOVER ?? "automatic") as FailoverWay;
 if (WAY !== "manual" && WAY !== "automatic")
   throw new Error(`DIFFRELAY_FAILOVER_SUITE_FAILOVER must be manual or automatic, not ${WAY}`);
 const ROUNDS = Number(process.env.DIFFRELAY_FAILOVER_SUITE_ROUNDS ?? (FULL ? 5 : 1));
@@ -58,6 +58,7 @@ async function runSuite(zeroLoss: boolean, brokers: 1 | 3, kinds: readonly Fault
     ddl: ACK_LOAD_DDL,
     tables: ACK_LOAD_TABLES,
     nodeFlags: NODE_FLAGS,
+    automaticFailover: WAY === "automatic",
   });
   const { rc } = nc;
   const load = new AcknowledgedIdLoad(rc.cluster, 4, 20);

@@ -64,6 +64,7 @@ const view = (s: ClusterState, reports: NodeReport[], claims: number[]): Cluster
   claims,
   states: new Map([[s.epoch, s]]),
   reports: new Map(reports.map((r) => [r.node, r])),
+  leases: new Map(),
 });
 
 describe("what a new role change starts from (no phase locks the cluster)", () => {

@@ -65,6 +65,7 @@ function view(s: ClusterState | null, reports: NodeReport[] = [], claims?: numbe
     claims: claimed,
     states: new Map(s ? [[s.epoch, s]] : []),
     reports: new Map(reports.map((r) => [r.node, r])),
+    leases: new Map(),
   };
 }
 
@@ -146,8 +147,16 @@ const cases: { name: string; given: Partial<RoleInputs>; step: Record<string, un
     step: { kind: "fence" },
   },
   {
-    name: "starting, database refuses connections but named primary: fail",
+    name: "starting, database refuses connections (fenced by its node's stop, lost lease or watchdog), named the stable primary: start primary (it takes the lease back first)",
     given: { view: view(state(1, "a")), database: db({ connectable: false }) },
+    step: { kind: "start-primary" },
+  },
+  {
+    name: "starting, database refuses connections, a change to it that never promoted it: fail",
+    given: {
+      view: view(state(2, "a", "promoting", { primary: "b", end: "10" })),
+      database: db({ connectable: false }),
+    },
     step: { kind: "fail" },
   },
   {
