@@ -6,7 +6,10 @@
 // named with one unique prefix and removed by destroy(), also when the worker exits without it.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { processesMentioning } from "../../scripts/stack/processes.js";
 
 const ip = (args: string[]): string =>
   execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -36,10 +39,11 @@ process.once("exit", () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Whether the process runs (a zombie, killed but not yet reaped, does not). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
@@ -67,9 +71,12 @@ export class NetnsNetwork {
 
   /** The bridge and its two host-side addresses: .1 for the test's clients, .2 for Kafka. */
   static create(): NetnsNetwork {
+    sweepAbandoned();
     const prefix = `dj${randomBytes(3).toString("hex")}`;
     const net = new NetnsNetwork(prefix, freeSubnet());
     live.add(net);
+    mkdirSync(OWNERS, { recursive: true });
+    writeFileSync(join(OWNERS, prefix), String(process.pid));
     try {
       ip(["link", "add", net.bridge, "type", "bridge"]);
       ip(["addr", "add", `${net.address(1)}/24`, "dev", net.bridge]);
@@ -162,42 +169,74 @@ export class NetnsNetwork {
     if (this.destroyed) return;
     this.destroyed = true;
     live.delete(this);
-    const namespaces = ip(["netns", "list"])
-      .split("\n")
-      .map((l) => l.split(" ")[0] ?? "")
-      .filter((n) => n.startsWith(`${this.prefix}-`));
-    for (const ns of namespaces) {
-      for (let round = 0; round < 20; round++) {
-        const pids = ip(["netns", "pids", ns])
-          .split("\n")
-          .filter((l) => l.trim() !== "")
-          .map(Number);
-        if (pids.length === 0) break;
-        for (const pid of pids) {
-          try {
-            process.kill(pid, "SIGKILL");
-          } catch {
-            // Already gone.
-          }
-        }
-        execFileSync("sleep", ["0.1"]);
-      }
-      ip(["netns", "del", ns]);
-    }
-    const links = readFileSync("/proc/net/dev", "utf8")
-      .split("\n")
-      .map((l) => l.split(":")[0]?.trim() ?? "")
-      .filter((l) => l.startsWith(this.prefix));
-    for (const link of links) {
-      try {
-        ip(["link", "del", link]);
-      } catch {
-        // A veth's peer goes with it.
-      }
-    }
+    removeNetwork(this.prefix);
   }
 
   async destroy(): Promise<void> {
     this.destroySync();
   }
+}
+
+/** Who made each network: a file per prefix holding the test process's pid. */
+const OWNERS = "/tmp/diffrelay-netns-owners";
+
+/**
+ * Removes the networks of test processes that died without cleaning up (a worker killed by a signal runs no
+ * exit handler): their namespaces' processes, the namespaces, the links, and the Kafka brokers started for
+ * them (their command lines name the network's prefix).
+ */
+function sweepAbandoned(): void {
+  if (!existsSync(OWNERS)) return;
+  for (const prefix of readdirSync(OWNERS)) {
+    const owner = Number(readFileSync(join(OWNERS, prefix), "utf8"));
+    if (alive(owner)) continue;
+    for (const { pid } of processesMentioning(`diffrelay-${prefix}-`)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    }
+    removeNetwork(prefix);
+    // Its servers' and brokers' files.
+    for (const dir of readdirSync(tmpdir()).filter((d) => d.startsWith(`diffrelay-${prefix}-`)))
+      rmSync(join(tmpdir(), dir), { recursive: true, force: true });
+  }
+}
+
+function removeNetwork(prefix: string): void {
+  const namespaces = ip(["netns", "list"])
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(`${prefix}-`));
+  for (const ns of namespaces) {
+    for (let round = 0; round < 20; round++) {
+      const pids = ip(["netns", "pids", ns])
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .map(Number);
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+      execFileSync("sleep", ["0.1"]);
+    }
+    ip(["netns", "del", ns]);
+  }
+  const links = readFileSync("/proc/net/dev", "utf8")
+    .split("\n")
+    .map((l) => l.split(":")[0]?.trim() ?? "")
+    .filter((l) => l.startsWith(prefix));
+  for (const link of links) {
+    try {
+      ip(["link", "del", link]);
+    } catch {
+      // A veth's peer goes with it.
+    }
+  }
+  rmSync(join(OWNERS, prefix), { force: true });
 }
