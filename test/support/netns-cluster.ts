@@ -70,6 +70,7 @@ export async function startNetnsCluster(options: {
       },
     });
     const state = kafka;
+    let destroyed = false;
     return {
       network,
       kafka: state,
@@ -77,6 +78,8 @@ export async function startNetnsCluster(options: {
       rc,
       host: (name) => network.host(name),
       destroy: async () => {
+        if (destroyed) return;
+        destroyed = true;
         process.removeListener("exit", onExit);
         await rc.destroy().catch(() => undefined);
         await teardown();
