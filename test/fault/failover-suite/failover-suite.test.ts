@@ -89,7 +89,7 @@ async function runSuite(zeroLoss: boolean, brokers: 1 | 3, kinds: readonly Fault
   try {
     if (!(await firstWriteBy(primary, t0, 30_000)))
       throw new Error(`no write acknowledged by ${primary} within 30 s`);
-    for (let round = 1; round <= ROUNDS; round++) {
+    for (let round = 1; round <= ROUNDS && problems.length === 0; round++) {
       for (const kind of kinds) {
         const others = NODE_NAMES.filter((n) => n !== primary);
         const [to, third] = [others[0] as string, others[1] as string];
@@ -99,16 +99,24 @@ async function runSuite(zeroLoss: boolean, brokers: 1 | 3, kinds: readonly Fault
         log(`new primary ${run.newPrimary}, host ${primary} back: ${run.said.join("; ") || "elected"}`);
         faults.push({ kind, at, oldPrimary: primary, newPrimary: run.newPrimary });
         problems.push(...run.problems.map((p) => `round ${round}, ${kind} of ${primary}: ${p}`));
+        for (const p of run.problems) log(`problem: ${p}`);
         const settled = await checker.settle(run.newPrimary, 180_000);
-        if ("problem" in settled)
+        if ("problem" in settled) {
+          log(`did not settle: ${settled.problem}`);
           throw new Error(
             `round ${round}, ${kind} of ${primary}: ${settled.problem}\n${run.said.join("\n")}\n${run.problems.join("\n")}\n${rc.outputs(40)}`,
           );
+        }
         epoch = settled.epoch;
         primary = run.newPrimary;
         if (!(await firstWriteBy(primary, at, 30_000)))
           problems.push(
             `round ${round}, ${kind}: the new primary ${primary} acknowledged no write within 30 s of settling`,
+          );
+        const first = load.acknowledged.find((a) => a.node === primary && Date.parse(a.at) >= at);
+        if (first)
+          log(
+            `the new primary's first acknowledged write came ${Date.parse(first.at) - at} ms after the fault`,
           );
         log(`settled: ${primary} primary of epoch ${epoch}, the others following it`);
       }
@@ -116,6 +124,7 @@ async function runSuite(zeroLoss: boolean, brokers: 1 | 3, kinds: readonly Fault
     await load.pause();
     const checked = await checker.check(primary, epoch);
     problems.push(...checked.problems);
+    for (const p of checked.problems) log(`problem at the end: ${p.slice(0, 2000)}`);
     const end = await finalState(rc, checker, zeroLoss, primary, epoch);
     // The id-level history: every write whose COMMIT returned, with its node and time.
     const writes = load.acknowledged.map((a) => ({ id: a.id, node: a.node, at: Date.parse(a.at) }));
