@@ -371,6 +371,8 @@ async function main(): Promise<void> {
 
   say(`4/9 pgbench on a: ${CLIENTS} clients, ${LOAD_SECONDS} s of single-row UPDATE + INSERT transactions`);
   const measure = new pg.Client(a.databaseUrl);
+  // A fence of a (its lease lapsed: a starved node) ends this session: say so, the next query fails with it.
+  measure.on("error", (err) => say(`   the measuring session on a ended: ${err.message}`));
   await measure.connect();
   await dropSlot(measure, MEASURE_SLOT);
   await createMeasuringSlot(measure, MEASURE_SLOT);
