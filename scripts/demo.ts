@@ -4,9 +4,13 @@
 // seeds b and c from a live snapshot, drives a pgbench write load while showing
 // live status, verifies both standbys and prints the bytes per change next to
 // what PostgreSQL's own logical and physical replication would have sent. It
-// ends with a switchover to b under a pgbench load routed by /primary: the
+// goes on with a switchover to b under a pgbench load routed by /primary: the
 // cluster before and after, the write-unavailable window, a row written on b
-// reaching a and c, and both verified against b.
+// reaching a and c, and both verified against b. It ends with an automatic
+// failover: b's server (its PostgreSQL and its node) is killed with -9 under
+// that load, a standby (a or c) takes over by itself when b's lease lapses, and
+// the time from the kill to its first write is printed; b's server comes back
+// and its node rejoins as a standby of the new primary.
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +29,7 @@ import {
   type LoadRun,
   type RunningLoad,
   startPgbenchFollowingPrimary,
+  writablePrimary,
 } from "./demo/primary-following-pgbench.js";
 import { pgbenchScript, SAMPLE_DDL, sampleRows } from "./demo/sample-schema.js";
 import {
@@ -38,6 +43,8 @@ import {
 import { pgbenchArgs, runPgbench } from "./measure/pgbench.js";
 import { freePort } from "./stack/free-port.js";
 import { startStack } from "./stack/index.js";
+import { startCluster, stopCluster } from "./stack/postgres-cluster.js";
+import { descendants } from "./stack/processes.js";
 
 const DB = "demo";
 const ACCOUNTS = Number(process.env.DEMO_ACCOUNTS ?? 20_000);
@@ -276,7 +283,7 @@ async function main(): Promise<void> {
     say("\ninterrupted: stopping the load and the nodes");
     shutdown().then(() => process.exit(130));
   });
-  say("1/8 starting the local stack (3 PostgreSQL servers, Kafka)");
+  say("1/9 starting the local stack (3 PostgreSQL servers, Kafka)");
   const stack = await startStack({ log: () => undefined });
   const env = stack.env;
   const servers = [
@@ -337,7 +344,7 @@ async function main(): Promise<void> {
     return node;
   };
   say(
-    `2/8 starting node a as the cluster's first primary, then seeding b and c from a live snapshot (logs: ${logDir}/demo-*.log)`,
+    `2/9 starting node a as the cluster's first primary, then seeding b and c from a live snapshot (logs: ${logDir}/demo-*.log)`,
   );
   const a = startNode(0, ["--initial-primary", "a"]);
   await waitForEndpoint(a, "/primary");
@@ -356,14 +363,16 @@ async function main(): Promise<void> {
     say(`   ${name} seeded at ${/"consistentPoint":"([^"]+)"/.exec(summary)?.[1] ?? "?"}`);
   }
 
-  say("3/8 starting nodes b and c: standbys of a, read-only to clients");
+  say("3/9 starting nodes b and c: standbys of a, read-only to clients");
   const b = startNode(1);
   const c = startNode(2);
   for (const standby of [b, c]) await waitForEndpoint(standby, "/replica");
   await waitForCatchUp(a, [b, c]);
 
-  say(`4/8 pgbench on a: ${CLIENTS} clients, ${LOAD_SECONDS} s of single-row UPDATE + INSERT transactions`);
+  say(`4/9 pgbench on a: ${CLIENTS} clients, ${LOAD_SECONDS} s of single-row UPDATE + INSERT transactions`);
   const measure = new pg.Client(a.databaseUrl);
+  // A fence of a (its lease lapsed: a starved node) ends this session: say so, the next query fails with it.
+  measure.on("error", (err) => say(`   the measuring session on a ended: ${err.message}`));
   await measure.connect();
   await dropSlot(measure, MEASURE_SLOT);
   await createMeasuringSlot(measure, MEASURE_SLOT);
@@ -384,11 +393,11 @@ async function main(): Promise<void> {
   const txns = bench.transactions;
   say(`   pgbench committed ${txns} transactions (${bench.tps.toFixed(0)} txn/s on a)`);
 
-  say("5/8 waiting for b and c to catch up, then verifying them against a");
+  say("5/9 waiting for b and c to catch up, then verifying them against a");
   await waitForCatchUp(a, [b, c]);
   let allEqual = await verifyAll(a, [b, c], common);
 
-  say("6/8 bytes that crossed the interconnect for the pgbench load, per standby");
+  say("6/9 bytes that crossed the interconnect for the pgbench load, per standby");
   const walAfter = await currentWalLsnText(measure);
   const changes = txns * 2;
   const native = await pgoutputBytes(measure, MEASURE_SLOT, SLOT);
@@ -407,7 +416,7 @@ async function main(): Promise<void> {
   );
 
   say(
-    `7/8 switchover to b under a pgbench load of ${CLIENTS} clients that writes wherever /primary answers 200`,
+    `7/9 switchover to b under a pgbench load of ${CLIENTS} clients that writes wherever /primary answers 200`,
   );
   load = startPgbenchFollowingPrimary(nodes, benchArgs);
   await new Promise((r) => setTimeout(r, 3000));
@@ -419,15 +428,65 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 5000));
   await show(["list", "--cluster", CLUSTER, "--log-level", "warn"], common);
 
-  say("8/8 a row written on b, the new primary, reaches a and c; both verified against b");
+  say("8/9 a row written on b, the new primary, reaches a and c; both verified against b");
   const t0 = Date.now();
   await waitForCatchUp(b, [a, c]);
   say(`   the row was on a and c ${Date.now() - t0} ms after b committed it`);
   allEqual = (await verifyAll(b, [a, c], common)) && allEqual;
+
+  say(
+    "9/9 automatic failover: b's whole server is killed (kill -9 of its PostgreSQL and its node) under the load; nobody runs a command",
+  );
+  load = startPgbenchFollowingPrimary(nodes, benchArgs);
+  await new Promise((r) => setTimeout(r, 3000));
+  const bServer = stack.state.pg.standby1;
+  if (!bServer) throw new Error("the stack has no standby1 server (b's)");
+  const bNode = b.service.child.pid as number;
+  // The node and its fence watchdog, then the postmaster (its backends exit with it): the machine is gone.
+  const killedAt = Date.now();
+  for (const pid of [bNode, ...descendants(bNode)]) process.kill(pid, "SIGKILL");
+  await stopCluster(bServer, "kill");
+  let elected: ClusterNodeProcess | null = null;
+  while (!elected) {
+    elected = await writablePrimary([a, c]);
+    if (!elected && Date.now() - killedAt > 120_000)
+      throw new Error(
+        `no standby took over within 120 s of b's death; see ${a.service.logFile}, ${c.service.logFile}`,
+      );
+    if (!elected) await new Promise((r) => setTimeout(r, 100));
+  }
+  const electedAfter = Date.now() - killedAt;
+  const afterKill = await load.stopAfter(AFTER_SWITCHOVER_MS);
+  const firstWrite = afterKill.find((r) => r.node === elected.service.name && r.transactions > 0);
+  if (!firstWrite)
+    throw new Error(
+      `the load wrote nothing on ${elected.service.name} after it took over; see ${elected.service.logFile}`,
+    );
+  say(
+    `   ${elected.service.name} took over by itself: /primary answered ${(electedAfter / 1000).toFixed(1)} s after the kill; its first pgbench transaction committed ${((firstWrite.startedAt - killedAt) / 1000).toFixed(1)} s after the kill (lease TTL 5 s by default)`,
+  );
+  await show(["list", "--cluster", CLUSTER, "--log-level", "warn"], common);
+  say(
+    "   b's server comes back: PostgreSQL restarts (crash recovery), its node starts with its own command line",
+  );
+  await startCluster(bServer);
+  // b reaches the new primary's database as a peer: the stack's servers each have their own password.
+  const peerPassword = decodeURIComponent(new URL(elected.databaseUrl).password);
+  const rejoined = startNode(1, ["--peer-password", peerPassword]);
+  nodes.splice(nodes.indexOf(b), 1);
+  const t1 = Date.now();
+  await waitForEndpoint(rejoined, "/replica");
+  const rejoin = (await fetchStatus(rejoined.service))?.rejoin as { state?: string } | undefined;
+  say(
+    `   b fenced itself, rejoined (${rejoin?.state ?? "?"}) and follows ${elected.service.name} ${((Date.now() - t1) / 1000).toFixed(1)} s after its start`,
+  );
+  const others = [a, c, rejoined].filter((n) => n !== elected);
+  await waitForCatchUp(elected, others);
+  allEqual = (await verifyAll(elected, others, common)) && allEqual;
   await shutdown();
   say(
     allEqual
-      ? "done: b is the primary; a and c are exact copies of it"
+      ? `done: ${elected.service.name} is the primary; the other two are exact copies of it`
       : "done: a node DIFFERS from its primary",
   );
   say(

@@ -86,18 +86,21 @@ export interface BrokerPropertiesOptions {
   quorum: string;
   /** Replication factor of Kafka's own topics (offsets, transactions, share state): at most the node count. */
   internalReplicas: number;
+  /** The address it listens on and advertises; 127.0.0.1 unless set (the fault suite's bridge address). */
+  host?: string;
 }
 
 /** server.properties of one combined broker+controller node of the dev/test stack. */
 export function brokerProperties(o: BrokerPropertiesOptions): string {
   const internalMinIsr = Math.max(1, o.internalReplicas - 1);
+  const host = o.host ?? "127.0.0.1";
   return [
     "# KRaft combined mode: a dev/test node for diffrelay",
     "process.roles=broker,controller",
     `node.id=${o.nodeId}`,
     o.quorum,
-    `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}`,
+    `listeners=PLAINTEXT://${host}:${o.port},CONTROLLER://${host}:${o.controllerPort}`,
+    `advertised.listeners=PLAINTEXT://${host}:${o.port}`,
     "controller.listener.names=CONTROLLER",
     "inter.broker.listener.name=PLAINTEXT",
     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -187,6 +190,9 @@ export async function initKafka(
   return k;
 }
 
+/** The address a broker listens on and advertises. */
+export const kafkaHost = (k: KafkaState): string => k.host ?? "127.0.0.1";
+
 /** The recorded pid is ours only while it is alive and still runs this stack's broker config. */
 export function kafkaPid(k: KafkaState): number | undefined {
   if (!k.pid || !isAlive(k.pid)) return undefined;
@@ -200,7 +206,7 @@ export function kafkaPid(k: KafkaState): number | undefined {
 
 /** Metadata through kafkajs, the client diffrelay uses, so "ready" means ready for our code. */
 export async function kafkaAnswers(k: KafkaState): Promise<boolean> {
-  return kafkaListsTopics({ clientId: "diffrelay-stack-probe", brokers: [`127.0.0.1:${k.port}`] });
+  return kafkaListsTopics({ clientId: "diffrelay-stack-probe", brokers: [`${kafkaHost(k)}:${k.port}`] });
 }
 
 /** One probe attempt with the given client settings (TLS, SASL…): lists topics, or throws. */
@@ -227,7 +233,7 @@ export async function startBroker(k: KafkaState): Promise<number> {
     for (const p of [k.port, k.controllerPort]) {
       // Bounded wait: a broker killed a moment ago may still be releasing its sockets.
       await waitUntil(`port ${p} to be free for Kafka (is another process using it?)`, 15_000, () =>
-        portIsFree(p),
+        portIsFree(p, kafkaHost(k)),
       );
     }
     const out = openSync(join(k.dir, "kafka.out"), "a");
@@ -255,7 +261,7 @@ export async function startBroker(k: KafkaState): Promise<number> {
   }
   const started = pid;
   await waitUntil(
-    `Kafka on 127.0.0.1:${k.port}`,
+    `Kafka on ${kafkaHost(k)}:${k.port}`,
     90_000,
     async () => {
       if (!isAlive(started)) throw new Error(`Kafka (pid ${started}) exited`);

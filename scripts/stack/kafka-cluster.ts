@@ -11,6 +11,7 @@ import {
   DEFAULT_KAFKA_VERSION,
   ensureKafkaJars,
   type KafkaStopMode,
+  kafkaHost,
   kafkaPid,
   startBroker,
   stopBroker,
@@ -36,6 +37,8 @@ export interface KafkaClusterOptions {
   version?: string;
   /** Heap per node; 384 MiB is plenty for test topics and keeps three JVMs light on a 2-core machine. */
   heapMb?: number;
+  /** The address every node listens on and advertises; 127.0.0.1 unless set (the fault suite's bridge). */
+  host?: string;
   log?: (message: string) => void;
 }
 
@@ -63,7 +66,10 @@ async function distinctFreePorts(count: number): Promise<number[]> {
 }
 
 /** Writes every node's config and formats its storage with one cluster id and the same static voter set. */
-async function initKafkaCluster(baseDir: string, o: Required<Omit<KafkaClusterOptions, "baseDir">>) {
+async function initKafkaCluster(
+  baseDir: string,
+  o: Required<Omit<KafkaClusterOptions, "baseDir" | "host">> & { host?: string },
+) {
   const libDir = await ensureKafkaJars(o.version, o.log);
   const root = join(baseDir, "kafka-cluster");
   rmSync(root, { recursive: true, force: true });
@@ -86,9 +92,10 @@ async function initKafkaCluster(baseDir: string, o: Required<Omit<KafkaClusterOp
       clusterId,
       logFile: join(dir, "kafka.log"),
       heapMb: o.heapMb,
+      ...(o.host === undefined ? {} : { host: o.host }),
     });
   }
-  const voters = nodes.map((n) => `${n.nodeId}@127.0.0.1:${n.controllerPort}`).join(",");
+  const voters = nodes.map((n) => `${n.nodeId}@${kafkaHost(n)}:${n.controllerPort}`).join(",");
   await Promise.all(
     nodes.map(async (n) => {
       writeFileSync(
@@ -100,6 +107,7 @@ async function initKafkaCluster(baseDir: string, o: Required<Omit<KafkaClusterOp
           dataDir: join(n.dir, "data"),
           quorum: `controller.quorum.voters=${voters}`,
           internalReplicas: Math.min(3, o.brokers),
+          host: kafkaHost(n),
         }),
       );
       writeLog4jConfig(n.dir, n.logFile);
@@ -138,10 +146,16 @@ export async function startKafkaCluster(opts: KafkaClusterOptions = {}): Promise
     version: opts.version ?? process.env.DIFFRELAY_STACK_KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION,
     heapMb: opts.heapMb ?? 384,
     log: opts.log ?? (() => undefined),
+    ...(opts.host === undefined ? {} : { host: opts.host }),
   };
   if (o.brokers < 1 || o.brokers > 9) throw new Error(`--brokers must be 1..9, not ${o.brokers}`);
   let state = readKafkaCluster(baseDir);
-  if (state && (state.nodes.length !== o.brokers || state.version !== o.version)) {
+  if (
+    state &&
+    (state.nodes.length !== o.brokers ||
+      state.version !== o.version ||
+      kafkaHost(state.nodes[0] as KafkaState) !== (o.host ?? "127.0.0.1"))
+  ) {
     await stopKafkaCluster({ baseDir, mode: "kill" });
     state = undefined;
   }
@@ -183,7 +197,7 @@ export async function stopKafkaCluster(
 }
 
 export function kafkaClusterBrokers(state: KafkaClusterState): string[] {
-  return state.nodes.map((n) => `127.0.0.1:${n.port}`);
+  return state.nodes.map((n) => `${kafkaHost(n)}:${n.port}`);
 }
 
 function node(state: KafkaClusterState, nodeId: number): KafkaClusterNode {

@@ -34,6 +34,8 @@ export interface KafkaState {
   logFile: string;
   /** JVM heap (-Xmx) in MiB; 512 unless set (the nodes of a 3-broker cluster use less). */
   heapMb?: number;
+  /** The address it listens on and advertises; 127.0.0.1 unless set. */
+  host?: string;
   pid?: number;
 }
 

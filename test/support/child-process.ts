@@ -26,11 +26,17 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-/** Runs `node bin/diffrelay.js ...args` as a real child process with extra environment variables. */
+/**
+ * Runs `node bin/diffrelay.js ...args` as a real child process with extra environment variables; inside
+ * network namespace `netns` when given (`ip netns exec` execs it: the pid is diffrelay's own).
+ */
 export function spawnDiffrelay(
   args: string[],
   env: Record<string, string | undefined> = {},
+  netns?: string,
 ): DiffrelayProcess {
+  if (netns !== undefined)
+    return spawnWatched("ip", ["netns", "exec", netns, process.execPath, BIN, ...args], env);
   return spawnWatched(process.execPath, [BIN, ...args], env);
 }
 

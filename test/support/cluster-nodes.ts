@@ -11,6 +11,10 @@ export interface NodeSpec {
   name: string;
   databaseUrl: string;
   port: number;
+  /** The address its HTTP API listens on; 127.0.0.1 unless it runs in a network namespace of its own. */
+  host?: string;
+  /** The network namespace its node runs in (the fault suite's hosts), if any. */
+  netns?: string;
 }
 
 export class TestCluster {
@@ -29,7 +33,7 @@ export class TestCluster {
 
   static async create(options: {
     name: string;
-    databases: { name: string; url: string }[];
+    databases: { name: string; url: string; host?: string; netns?: string }[];
     brokers: string[];
     topicPrefix: string;
     tables: string[];
@@ -37,8 +41,17 @@ export class TestCluster {
     automaticFailover?: boolean;
   }): Promise<TestCluster> {
     const nodes: NodeSpec[] = [];
-    for (const db of options.databases)
-      nodes.push({ name: db.name, databaseUrl: db.url, port: await freePort() });
+    for (const db of options.databases) {
+      // A namespace has its own ports: every node there listens on the same one.
+      const port = db.netns === undefined ? await freePort() : 9400;
+      nodes.push({
+        name: db.name,
+        databaseUrl: db.url,
+        port,
+        ...(db.host === undefined ? {} : { host: db.host }),
+        ...(db.netns === undefined ? {} : { netns: db.netns }),
+      });
+    }
     return new TestCluster(
       options.name,
       nodes,
@@ -50,7 +63,8 @@ export class TestCluster {
   }
 
   apiUrl(node: string): string {
-    return `http://127.0.0.1:${this.spec(node).port}`;
+    const spec = this.spec(node);
+    return `http://${spec.host ?? "127.0.0.1"}:${spec.port}`;
   }
 
   spec(node: string): NodeSpec {
@@ -80,6 +94,7 @@ export class TestCluster {
         members.join(","),
         "--metrics-port",
         String(spec.port),
+        ...(spec.host === undefined ? [] : ["--metrics-host", spec.host]),
         "--tables",
         this.tables.join(","),
         "--heartbeat-interval-ms",
@@ -90,6 +105,7 @@ export class TestCluster {
         ...extra,
       ],
       env,
+      spec.netns,
     );
     this.processes.set(node, p);
     return p;

@@ -223,7 +223,7 @@ export class RoleChangeChecker {
   }
 
   /** null when the database refuses a write; otherwise what it did. The write is rolled back. */
-  private async acceptsWrite(url: string): Promise<string | null> {
+  async acceptsWrite(url: string): Promise<string | null> {
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
     client.on("error", () => undefined);
     try {

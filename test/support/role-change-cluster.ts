@@ -41,13 +41,25 @@ export class RoleChangeCluster {
     zeroLoss: boolean;
     ddl: string;
     tables: string[];
+    /** The nodes elect a new primary by themselves when the lease lapses; off: only the commands change roles. */
+    automaticFailover?: boolean;
+    /** Each node's flags beyond the mode's (the same at every start). */
+    nodeFlags?: string[];
+    /** Where the servers and nodes run; a private server on this machine each unless given. */
+    hosts?: {
+      brokers: string[];
+      server(name: string, password: string): Promise<PrivatePostgres>;
+      place(name: string): { host: string; netns: string };
+    };
   }): Promise<RoleChangeCluster> {
-    const services = testServices();
+    const brokers = options.hosts?.brokers ?? testServices().kafkaBrokers;
     const password = uniqueName("pw");
     const servers = new Map<string, PrivatePostgres>();
     try {
       for (const name of NODE_NAMES) {
-        const server = await startPrivatePostgres(`${options.label}-${name}`, { password });
+        const server = options.hosts
+          ? await options.hosts.server(name, password)
+          : await startPrivatePostgres(`${options.label}-${name}`, { password });
         servers.set(name, server);
         // The stack's servers run with synchronous_commit = off; production runs on.
         await server.configure({ synchronous_commit: "on" });
@@ -59,12 +71,17 @@ export class RoleChangeCluster {
     }
     const testCluster = await TestCluster.create({
       name: uniqueName(options.label).replace(/_/g, "-"),
-      databases: NODE_NAMES.map((name) => ({ name, url: servers.get(name)?.url as string })),
-      brokers: services.kafkaBrokers,
+      databases: NODE_NAMES.map((name) => ({
+        name,
+        url: servers.get(name)?.url as string,
+        ...(options.hosts?.place(name) ?? {}),
+      })),
+      brokers,
       topicPrefix: uniqueName(`${options.label}cl`),
       tables: options.tables,
+      automaticFailover: options.automaticFailover ?? false,
     });
-    const mode = options.zeroLoss ? ["--zero-loss"] : [];
+    const mode = [...(options.zeroLoss ? ["--zero-loss"] : []), ...(options.nodeFlags ?? [])];
     const ready = new RoleChangeCluster(
       testCluster,
       servers,
@@ -73,7 +90,7 @@ export class RoleChangeCluster {
         ["b", mode],
         ["c", mode],
       ]),
-      services.kafkaBrokers,
+      brokers,
     );
     try {
       await ready.bootstrap();
@@ -197,8 +214,12 @@ export class RoleChangeCluster {
     return { code: exit.code, output: p.output() };
   }
 
+  failoverProcess(to: string): DiffrelayProcess {
+    return spawnDiffrelay(["failover", ...this.cluster.clusterArgs(), "--to", to, "--json"]);
+  }
+
   async failover(to: string): Promise<CommandRun> {
-    const p = spawnDiffrelay(["failover", ...this.cluster.clusterArgs(), "--to", to, "--json"]);
+    const p = this.failoverProcess(to);
     const exit = await exitWithin(p, 180_000);
     return { code: exit.code, output: p.output() };
   }
