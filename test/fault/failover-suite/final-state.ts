@@ -16,7 +16,8 @@ async function verify(
   epoch: number,
 ): Promise<string[]> {
   const { cluster } = rc;
-  const topic = `${cluster.topicPrefix}.${cluster.name}${epoch >= 1 ? `.e${epoch}` : ""}`;
+  // The epoch's topic is named from the cluster's first one: verify adds `.e<epoch>` to --topic itself.
+  const topic = `${cluster.topicPrefix}.${cluster.name}`;
   const brokers = cluster.clusterArgs()[cluster.clusterArgs().indexOf("--brokers") + 1] as string;
   const p = spawnDiffrelay([
     "verify",
