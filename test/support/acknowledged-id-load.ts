@@ -175,7 +175,9 @@ export class AcknowledgedIdLoad {
                 at: new Date().toISOString(),
                 error: `${e.code ?? "no SQLSTATE"}: ${e.message}`,
               });
-              if (e.code !== undefined && !e.code.startsWith("57") && !e.code.startsWith("08"))
+              // A socket error (ECONNRESET: the server killed) has a Node code, not a SQLSTATE.
+              const sqlState = e.code !== undefined && /^[0-9A-Z]{5}$/.test(e.code);
+              if (sqlState && !e.code?.startsWith("57") && !e.code?.startsWith("08"))
                 this.errors.push(`writer ${writer} id ${id} on ${primary.name}: ${e.code} ${e.message}`);
             }
             break;
