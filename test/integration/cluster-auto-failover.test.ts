@@ -197,6 +197,9 @@ describe("automatic failover (the primary's lease in the cluster topic)", () => 
     await c.restart(a);
     await c.waitFor(a, "/replica", 200, 120_000);
     expect((await c.status(a)).rejoin).toMatchObject({ state: "rejoined", error: null });
+    // The new primary's node, stopping, fences its database and resets synchronous_standby_names on its
+    // server, which the next test's cluster shares.
+    await c.stopAll();
   }, 300_000);
 
   it("the primary's node frozen (SIGSTOP) past its lease: its commits are never acknowledged after the new primary's first, the watchdog fences it, and once thawed it rejoins by itself", async () => {
