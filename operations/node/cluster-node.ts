@@ -567,7 +567,11 @@ export class ClusterNode {
    */
   private lostLease(): boolean {
     const state = this.view?.state;
+    // With automatic failover off nobody is elected behind its back: the lease only gates its capture's
+    // confirmations, and the operator's `diffrelay failover` waits it out (a frozen primary that thaws into a
+    // switchover then hands over as before leases).
     return (
+      this.options.autoFailover &&
       this.role.kind === "primary" &&
       this.holder !== null &&
       !this.holder.holds() &&
