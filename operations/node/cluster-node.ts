@@ -645,6 +645,7 @@ export class ClusterNode {
     if (state) this.nodeMetrics.leaseAge.set(this.leases.silentMs() / 1000);
     if (state) this.nodeMetrics.leaseTtl.set(this.leases.ttlOf(state.primary) / 1000);
     if (this.holder) {
+      this.lastElection = null;
       this.nodeMetrics.leaseRemaining.set(this.holder.remainingMs() / 1000);
       if (this.lostLease()) this.wake();
       return;
