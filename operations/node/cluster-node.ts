@@ -28,6 +28,7 @@ import {
   type LeaseTimings,
   monotonicClock,
 } from "../lease/index.js";
+import { writableSessionUrl } from "../promote/database-access.js";
 import { becomeSource, drainStandby, pointStandbyAt } from "../promote/promote-steps.js";
 import { catchUpWithCluster, type RejoinReport, renderRejoinReport } from "../rejoin/index.js";
 import {
@@ -504,10 +505,17 @@ export class ClusterNode {
     await this.database.setConnectable(true);
     // What this node's first report says of the mode, before the capture's first session reads it again.
     const zeroLossInForce = await this.database.zeroLossInForce();
-    await this.database.setReadOnly(false);
+    // In zero-loss mode clients may write only once their commits wait for the capture (below): until then
+    // a commit would return before Kafka has it, and a node killed at that moment would lose it.
+    if (!config.capture.zeroLoss) await this.database.setReadOnly(false);
     this.sourceId ??= await this.database.sourceId();
     const service = new CaptureService({
-      config: { ...config, epoch: state.epoch, source: { url: databaseUrl, tls: config.standby?.tls } },
+      // Its own sessions write (its schema, heartbeats) while the database may still be read-only for clients.
+      config: {
+        ...config,
+        epoch: state.epoch,
+        source: { url: writableSessionUrl(databaseUrl), tls: config.standby?.tls },
+      },
       topics: state.topics,
       kafka: this.options.kafka,
       logger: logger.child({ role: "primary", epoch: state.epoch }),
@@ -522,6 +530,19 @@ export class ClusterNode {
       service: role,
       done: this.watch(role.run(), "capture"),
     };
+    if (config.capture.zeroLoss) {
+      await this.until(
+        state.epoch,
+        "its capture streaming as the synchronous standby that commits wait for (zero-loss mode), before clients may write",
+        () => {
+          // A capture that stopped on an error ends the wait: the node stops with it.
+          if (this.failure) throw this.failure;
+          const capture = service.status();
+          return capture.zeroLoss === "required" && capture.syncState === "sync" ? true : undefined;
+        },
+      );
+      await this.database.setReadOnly(false);
+    }
     this.writableAt ??= new Date().toISOString();
     logger.info({ epoch: state.epoch, topic: state.topics.data }, "primary: capturing");
   }
