@@ -24,10 +24,14 @@ export async function waitForLapse(
   through: number,
 ): Promise<number> {
   const started = sight.observer.now();
+  // Fixed by the first view read through that state: a renewal that arrives later was written after it, and
+  // counts for nothing (its holder reads the state first); a holder that goes on publishing, cut off from the
+  // topic's readers or thawed, must not hold the failover back.
+  let lapsesAt: number | null = null;
   for (;;) {
     const state = sight.view()?.state;
-    if (state && state.epoch >= through && sight.observer.now() >= sight.observer.lapsesAt(holder, epoch))
-      return Math.round(sight.observer.now() - started);
+    if (lapsesAt === null && state && state.epoch >= through) lapsesAt = sight.observer.lapsesAt(holder, epoch);
+    if (lapsesAt !== null && sight.observer.now() >= lapsesAt) return Math.round(sight.observer.now() - started);
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }

@@ -89,8 +89,8 @@ export class LeaseHolder {
     const handingOver =
       state.phase === "fencing" && state.previous?.epoch === epoch && state.previous.primary === me;
     if (!serving && !handingOver) {
-      // Superseded: none of the renewals read back with this state counts; the node fences.
-      this.pending.clear();
+      // Superseded: none of the renewals read back with this state counts, and it renews no more; the node fences.
+      this.stop();
       return;
     }
     let sentAt: number | undefined;
