@@ -225,6 +225,8 @@ export class ClusterNode {
       clearInterval(modeWatch);
       clearInterval(leaseTick);
       await this.stopAsPrimary();
+      // Renewals would go on (and open a new producer) after the store is closed: the process never exited.
+      await this.releaseLease();
       await this.stopService();
       await this.election?.catch(() => undefined);
       await follower.stop();
