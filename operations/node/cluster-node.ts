@@ -228,7 +228,8 @@ export class ClusterNode {
       // Renewals would go on (and open a new producer) after the store is closed: the process never exited.
       await this.releaseLease();
       await this.stopService();
-      await this.election?.catch(() => undefined);
+      // Its own .catch logs and counts every failure (startElection): this promise never rejects.
+      await this.election;
       await follower.stop();
       await this.store.close();
     }
