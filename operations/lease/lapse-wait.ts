@@ -30,8 +30,10 @@ export async function waitForLapse(
   let lapsesAt: number | null = null;
   for (;;) {
     const state = sight.view()?.state;
-    if (lapsesAt === null && state && state.epoch >= through) lapsesAt = sight.observer.lapsesAt(holder, epoch);
-    if (lapsesAt !== null && sight.observer.now() >= lapsesAt) return Math.round(sight.observer.now() - started);
+    if (lapsesAt === null && state && state.epoch >= through)
+      lapsesAt = sight.observer.lapsesAt(holder, epoch);
+    if (lapsesAt !== null && sight.observer.now() >= lapsesAt)
+      return Math.round(sight.observer.now() - started);
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
