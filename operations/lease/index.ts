@@ -10,7 +10,9 @@
  *   it *sent* that renewal, by its own monotonic clock. Past that it confirms
  *   nothing to its database (zero-loss commits stay waiting) and fences its
  *   database before the standbys' TTL can lapse; a watchdog process fences it
- *   should the node die or freeze (FenceWatchdog).
+ *   should the node die or freeze (FenceWatchdog). Its node withholds the
+ *   renewals while its database server has not answered for a TTL: a server
+ *   that died under a living node lets the standbys elect too.
  * - A standby counts a renewal from when it *arrived*, on its own monotonic
  *   clock (LeaseObserver); with no renewal for the TTL the lease has lapsed,
  *   and the ranked candidates start a failover to themselves (decideElection),

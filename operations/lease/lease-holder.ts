@@ -26,6 +26,8 @@ export interface LeaseHolderOptions {
   logger: Logger;
   /** Each time the lease is extended: how long it is valid from now. */
   onExtended: (validForMs: number) => void;
+  /** Why the holder must not renew now (its database server does not answer); null when it may. */
+  withholdRenewal: () => string | null;
 }
 
 /**
@@ -47,6 +49,8 @@ export class LeaseHolder {
   /** Renewals sent and not read back yet: seq → when sent. */
   private readonly pending = new Map<number, number>();
   private validUntil = Number.NEGATIVE_INFINITY;
+  /** Why renewals are withheld now, null while they go out. */
+  private withheld: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private extended: (() => void)[] = [];
 
@@ -111,6 +115,18 @@ export class LeaseHolder {
 
   private async renew(): Promise<void> {
     const { me, epoch, timings, clock, publish, logger } = this.options;
+    const withheld = this.options.withholdRenewal();
+    if (withheld !== null) {
+      if (this.withheld === null)
+        logger.error(
+          { epoch, remainingMs: Math.round(this.remainingMs()) },
+          `the primary's lease is no longer renewed: ${withheld}; it lapses, its node fences what it can and the standbys elect another primary`,
+        );
+      this.withheld = withheld;
+      return;
+    }
+    if (this.withheld !== null) logger.warn({ epoch }, "the primary's lease is renewed again");
+    this.withheld = null;
     const seq = ++this.seq;
     this.pending.set(seq, clock());
     try {

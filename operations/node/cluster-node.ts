@@ -40,11 +40,12 @@ import {
   type RoleService,
   type RoleStep,
 } from "../roles/index.js";
-import { type DatabaseRoleFacts, NodeDatabase, type ZeroLossRelease } from "./node-database.js";
+import { type DatabaseRoleFacts, isServerDown, NodeDatabase, type ZeroLossRelease } from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
 import { createNodeMetrics } from "./node-metrics.js";
 import { databaseAddress, type PeerCredentials, peerDatabaseUrl } from "./peer-database.js";
 import { summarizeRejoin } from "./rejoin-summary.js";
+import { ServerHeartbeat } from "./server-heartbeat.js";
 
 export interface ClusterNodeOptions {
   config: DiffrelayConfig;
@@ -103,6 +104,8 @@ const MODE_WATCH_MS = 200;
 const LEASE_TICK_MS = 100;
 /** A role change with no progress for this long is superseded by an election (its reports come every 5 s). */
 const STALLED_CHANGE_MS = 30_000;
+/** How often a node whose database server does not answer looks again (to fence it, or to observe it). */
+const SERVER_RETRY_MS = 1000;
 /** How long a capture that lost its lease may take to stop before the node goes on without it. */
 const CAPTURE_STOP_MS = 10_000;
 const STEP_TIMEOUT_MS = 120_000;
@@ -142,6 +145,10 @@ export class ClusterNode {
   private readonly leases: LeaseObserver;
   /** The lease this node holds while primary. */
   private holder: LeaseHolder | null = null;
+  /** Whether the database server answers: a primary renews its lease only while it does. */
+  private readonly heartbeat: ServerHeartbeat;
+  /** The fence of a lost lease that found the server down: done before anything else once it answers. */
+  private fencePending = false;
   /** Fences the database should this process die or freeze while primary. */
   private watchdog: FenceWatchdog | null = null;
   /** The election (automatic failover to this node) under way, if any. */
@@ -161,6 +168,11 @@ export class ClusterNode {
     });
     this.database = new NodeDatabase(options.databaseUrl, options.config);
     this.leases = new LeaseObserver(monotonicClock, options.lease.ttlMs);
+    this.heartbeat = new ServerHeartbeat(
+      () => this.database.serverAnswers(),
+      monotonicClock,
+      options.lease.renewMs,
+    );
     this.applyMetrics = createApplyMetrics(options.name);
     this.nodeMetrics = createNodeMetrics([this.captureMetrics.registry, this.applyMetrics.registry]);
   }
@@ -199,8 +211,13 @@ export class ClusterNode {
           await this.fenceForLostLease();
           continue;
         }
+        if (this.fencePending && !(await this.fenceWhenServerAnswers())) continue;
         let step = decideStep(this.inputs(null));
-        if (step.kind === "observe-database") step = decideStep(this.inputs(await this.observe(step.state)));
+        if (step.kind === "observe-database") {
+          const seen = await this.observe(step.state);
+          if (seen === null) continue;
+          step = decideStep(this.inputs(seen));
+        }
         this.lastStep = step;
         // A decision with the database observed never asks to observe it again.
         if (step.kind === "wait" || step.kind === "observe-database") {
@@ -348,13 +365,21 @@ export class ClusterNode {
   }
 
   /** A starting node's look at its own database, for the state it starts into. */
-  private async observe(state: ClusterState): Promise<DatabaseObservation> {
-    const facts = await this.database.facts().catch((err) => {
+  /** A starting node's look at its database; null when its server does not answer (it waited a moment, and looks again). */
+  private async observe(state: ClusterState): Promise<DatabaseObservation | null> {
+    let facts: DatabaseRoleFacts | "fenced";
+    try {
+      facts = await this.database.facts();
+    } catch (err) {
       // A database that refuses every connection was fenced as an old primary (by an earlier run of this node or by promote).
-      if ((err as { code?: string }).code === "55000") return null;
-      throw err;
-    });
-    if (facts === null) {
+      if ((err as { code?: string }).code === "55000") facts = "fenced";
+      else if (isServerDown(err)) {
+        await this.waitForServer(err, `before it takes a role in epoch ${state.epoch}`);
+        return null;
+      } else throw err;
+    }
+    this.nodeMetrics.serverDown.set(0);
+    if (facts === "fenced") {
       return { connectable: false, hasCaptureSlot: false, positionOnCurrent: null, positionOnPrevious: null };
     }
     return {
@@ -558,6 +583,8 @@ export class ClusterNode {
   private async acquireLease(state: ClusterState): Promise<void> {
     const { config, databaseUrl, lease, logger, name } = this.options;
     this.holder?.stop();
+    this.heartbeat.start();
+    await this.heartbeat.check();
     const holder = new LeaseHolder({
       me: name,
       epoch: state.epoch,
@@ -566,6 +593,8 @@ export class ClusterNode {
       publish: (record) => this.store.publishLease(record),
       logger,
       onExtended: (validForMs) => this.watchdog?.arm(validForMs),
+      // A server that died under this living node: the lease lapses, and the standbys elect.
+      withholdRenewal: () => this.heartbeat.silence(lease.ttlMs),
     });
     this.holder = holder;
     holder.start();
@@ -608,6 +637,7 @@ export class ClusterNode {
   private async releaseLease(): Promise<void> {
     this.holder?.stop();
     this.holder = null;
+    this.heartbeat.stop();
     this.nodeMetrics.leaseRemaining.set(Number.NaN);
     await this.watchdog?.disarm();
     this.watchdog = null;
@@ -624,10 +654,15 @@ export class ClusterNode {
     const { logger, name } = this.options;
     const lapsedMs = Math.round(-(this.holder?.remainingMs() ?? 0));
     const epoch = this.role.kind === "primary" ? this.role.epoch : -1;
+    const serverSilence = this.heartbeat.silence(this.options.lease.ttlMs);
+    const why = serverSilence
+      ? `withheld its lease renewals because ${serverSilence}`
+      : "could not renew its lease through the cluster topic in time";
+    const check = serverSilence ? "Check its database server" : "Check its connection to Kafka";
     const reason =
-      `node ${name}, the primary of epoch ${epoch}, could not renew its lease through the cluster topic in time (lapsed ${lapsedMs} ms ago): ` +
-      "it fenced its database (no connections, sessions ended) before the standbys may elect another primary; " +
-      "it takes the lease back and serves again if the cluster did not move, else it rejoins as a standby. Check its connection to Kafka";
+      `node ${name}, the primary of epoch ${epoch}, ${why} (lapsed ${lapsedMs} ms ago): ` +
+      "it fences its database (no connections, sessions ended) before the standbys may elect another primary; " +
+      `it takes the lease back and serves again if the cluster did not move, else it rejoins as a standby. ${check}`;
     this.writableAt = null;
     this.fencedAt = new Date().toISOString();
     this.lastError = reason;
@@ -635,7 +670,8 @@ export class ClusterNode {
     this.nodeMetrics.fenced.set(1);
     logger.error({ epoch, lapsedMs }, reason);
     // The database first: stopping the capture may wait for a Kafka that does not answer.
-    this.logZeroLossRelease(await this.database.fenceStale());
+    this.fencePending = true;
+    await this.fenceWhenServerAnswers();
     await this.releaseLease();
     const stopped = await Promise.race([
       this.stopService().then(() => true),
@@ -657,8 +693,46 @@ export class ClusterNode {
       "the primary's node stops: its database is fenced (no connections) and its lease lapses; the same command line takes it back if no standby was elected meanwhile",
     );
     this.writableAt = null;
-    this.logZeroLossRelease(await this.database.fenceStale());
+    try {
+      this.logZeroLossRelease(await this.database.fenceStale());
+    } catch (err) {
+      // The lease is released below all the same: a stopping node must not keep the cluster from electing.
+      this.options.logger.error(
+        { err },
+        "the stopping primary's node could not fence its database: its lease lapses all the same; if the server comes back before this node starts again, ALTER DATABASE … ALLOW_CONNECTIONS false from another database, or start the node (it fences it first)",
+      );
+    }
     await this.releaseLease();
+  }
+
+  /**
+   * The fence a lost lease owes, once the server answers: true when done (or
+   * not owed), false when the server is still down (this node waited a moment).
+   * A down server takes no writes; one that comes back is fenced before this
+   * node does anything else, within SERVER_RETRY_MS of its first answer.
+   */
+  private async fenceWhenServerAnswers(): Promise<boolean> {
+    if (!this.fencePending) return true;
+    try {
+      this.logZeroLossRelease(await this.database.fenceStale());
+      this.fencePending = false;
+      this.nodeMetrics.serverDown.set(0);
+      return true;
+    } catch (err) {
+      if (!isServerDown(err)) throw err;
+      await this.waitForServer(err, "to fence it (its lease lapsed)");
+      return false;
+    }
+  }
+
+  /** The database server does not answer: said in /status (waitingFor), logged, and looked at again in a moment. */
+  private async waitForServer(err: unknown, what: string): Promise<void> {
+    const why = `its database server, which does not answer (${redactError(err)}), ${what}`;
+    if (this.lastStep?.kind !== "wait" || this.lastStep.why !== why)
+      this.options.logger.error({ err }, `node ${this.options.name} waits for ${why}`);
+    this.lastStep = { kind: "wait", why, primarySilentMs: null };
+    this.nodeMetrics.serverDown.set(1);
+    await this.nextView(SERVER_RETRY_MS);
   }
 
   /** Every LEASE_TICK_MS: the primary's own lease, and on a standby whether to start an election. */
@@ -746,6 +820,8 @@ export class ClusterNode {
       ttlMs: this.leases.ttlOf(state.primary),
       ageMs: Math.round(this.leases.silentMs()),
       heldForMs: this.holder ? Math.round(this.holder.remainingMs()) : null,
+      // The holder renews only while its server answers: why it withholds its renewals, null while it renews.
+      renewalsWithheld: this.holder ? this.heartbeat.silence(this.options.lease.ttlMs) : null,
       failoverInMs: election?.kind === "none" ? election.failoverInMs : election ? 0 : null,
       election: election?.why ?? null,
       electionRunning: this.election !== null,

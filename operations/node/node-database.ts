@@ -12,12 +12,36 @@ import type { DiffrelayConfig } from "../../src/config/config-schema.js";
 import { postgresClientConfig } from "../../src/config/postgres-connection.js";
 import { computeSourceId } from "../../src/wire/envelope.js";
 import {
+  onNeighbourDatabase,
   setDatabaseConnectable,
   setDatabaseReadOnly,
   writableSessionUrl,
 } from "../promote/database-access.js";
 import { fenceOldPrimary, type OldPrimaryState } from "../promote/old-primary-fence.js";
 import { withDatabase } from "../promote/promote-steps.js";
+
+/** Connection failures that mean the server is down or not accepting sessions yet (crash recovery, a restart). */
+const SERVER_DOWN_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+]);
+const SERVER_STARTING_SQLSTATES = new Set(["57P01", "57P02", "57P03"]);
+
+/** Whether `err` says the database server does not answer (as opposed to refusing this node something). */
+export function isServerDown(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && (SERVER_DOWN_CODES.has(code) || SERVER_STARTING_SQLSTATES.has(code)))
+      return true;
+    if (/Connection terminated|timeout expired|connect ETIMEDOUT|connection timeout/i.test(e.message))
+      return true;
+  }
+  return false;
+}
 
 /** What a node finds in its own database when it starts or the cluster moves on. */
 export interface DatabaseRoleFacts {
@@ -196,6 +220,12 @@ export class NodeDatabase {
       lastKnownSlotLag: async () => null,
       capturePids,
     });
+  }
+
+  /** Resolves once the server answers a query on another of its databases (this one may be fenced); rejects with why not. */
+  async serverAnswers(): Promise<void> {
+    const database = decodeURIComponent(new URL(this.url).pathname.slice(1));
+    await onNeighbourDatabase(this.clientConfig(), database, (c) => c.query("SELECT 1"));
   }
 
   /** A stale primary's fence (see fenceStalePrimary). */

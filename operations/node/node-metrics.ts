@@ -75,7 +75,14 @@ export function createNodeMetrics(registers: Registry[]) {
     registers,
   });
   clusterEpoch.set(-1);
+  const serverDown = new Gauge({
+    name: "diffrelay_node_database_down",
+    help: "1 while the node waits for its database server, which does not answer (to fence it after a lost lease, or to take a role), else 0",
+    registers,
+  });
+  serverDown.set(0);
   return {
+    serverDown,
     fenced,
     rejoins,
     unpublished,

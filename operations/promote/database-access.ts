@@ -52,6 +52,7 @@ export async function onNeighbourDatabase(
   fn: (client: pg.Client) => Promise<unknown>,
 ): Promise<void> {
   const failures: string[] = [];
+  let lastFailure: unknown;
   for (const neighbour of ["postgres", "template1"].filter((name) => name !== db)) {
     const url = new URL(config.connectionString as string);
     url.pathname = `/${encodeURIComponent(neighbour)}`;
@@ -65,6 +66,7 @@ export async function onNeighbourDatabase(
       await client.connect();
     } catch (err) {
       failures.push(`${neighbour}: ${(err as Error).message}`);
+      lastFailure = err;
       continue;
     }
     try {
@@ -75,6 +77,8 @@ export async function onNeighbourDatabase(
     }
   }
   throw new Error(
-    `fencing database "${db}" needs a connection to another database of the old primary, to run ALTER DATABASE … ALLOW_CONNECTIONS false (${failures.join("; ")}): let the role connect to postgres or template1`,
+    `no connection to another database of the server of database "${db}" (${failures.join("; ")}): fencing it runs ALTER DATABASE … ALLOW_CONNECTIONS false from there, so the server must be up and the role allowed to connect to postgres or template1`,
+    // The last connection's own error: whether the server is down or refused this role (isServerDown).
+    { cause: lastFailure },
   );
 }

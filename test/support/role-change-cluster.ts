@@ -190,6 +190,16 @@ export class RoleChangeCluster {
     await Promise.all([this.servers.get(node)?.kill(), this.killNode(node)]);
   }
 
+  /** The database server alone killed with SIGKILL (postmaster and backends); the node lives on. */
+  async killServer(node: string): Promise<void> {
+    await this.servers.get(node)?.kill();
+  }
+
+  /** The database server started again (crash recovery), as its supervisor would. */
+  async restartServer(node: string): Promise<void> {
+    await this.servers.get(node)?.restart();
+  }
+
   /** The machine comes back: its server (crash recovery), then its node with its own command line. */
   async restartMachine(node: string): Promise<void> {
     await this.servers.get(node)?.restart();

@@ -10,6 +10,7 @@ import type { CommandRun } from "../../support/role-change-cluster.js";
 export const FAULT_KINDS = [
   "kill -9 of the primary's whole server",
   "kill -9 of the primary's node only",
+  "kill -9 of the primary's PostgreSQL only",
   "SIGSTOP of the primary's node past its lease, then SIGCONT",
   "partition of the primary from Kafka",
   "partition of the primary from everyone",
@@ -17,9 +18,6 @@ export const FAULT_KINDS = [
   "a candidate killed during its promotion",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
-
-/** The kill faults: the primary's death, measured against a manual failover run at once. */
-export const KILL_FAULTS: readonly FaultKind[] = [FAULT_KINDS[0], FAULT_KINDS[1]];
 
 /** Faults that need a 3-broker Kafka (one broker is killed). */
 export const NEEDS_THREE_BROKERS: readonly FaultKind[] = [
@@ -149,6 +147,15 @@ export async function runFault(
       await rc.killNode(primary);
       await newPrimary(nc, way, primary, to, zeroLoss, run);
       rc.startNode(primary);
+      break;
+    }
+    case "kill -9 of the primary's PostgreSQL only": {
+      // The server dies (postmaster and backends, as the OOM killer or a failed disk would leave it); the
+      // node lives on: it must stop renewing the lease for a database that does not answer, and fence the
+      // server and rejoin as a standby once it comes back.
+      await rc.killServer(primary);
+      await newPrimary(nc, way, primary, to, zeroLoss, run);
+      await rc.restartServer(primary);
       break;
     }
     case "SIGSTOP of the primary's node past its lease, then SIGCONT": {

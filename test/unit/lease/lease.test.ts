@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type {
   ClusterState,
   ClusterView,
@@ -101,7 +101,11 @@ describe("the lease observer (a standby's sight)", () => {
 });
 
 describe("the lease holder (the primary's side)", () => {
-  function holder(clock: FakeClock, extended: number[] = []) {
+  function holder(
+    clock: FakeClock,
+    extended: number[] = [],
+    withheld: { why: string | null } = { why: null },
+  ) {
     const published: LeaseRecord[] = [];
     const h = new LeaseHolder({
       me: "a",
@@ -113,6 +117,7 @@ describe("the lease holder (the primary's side)", () => {
       },
       logger: createLogger("silent", "test"),
       onExtended: (ms) => extended.push(ms),
+      withholdRenewal: () => withheld.why,
     });
     return { h, published };
   }
@@ -153,6 +158,30 @@ describe("the lease holder (the primary's side)", () => {
     h.observe({ ...view(state(0, "a"), [], [published[0] as LeaseRecord]), highestStateEpoch: 1 });
     h.stop();
     expect(h.holds()).toBe(false);
+  });
+
+  it("sends no renewal while its node withholds them (its database server does not answer), and lets the lease lapse", async () => {
+    vi.useFakeTimers();
+    const clock = new FakeClock();
+    const withheld = { why: null as string | null };
+    const { h, published } = holder(clock, [], withheld);
+    h.start();
+    await Promise.resolve();
+    h.observe(view(state(0, "a"), [], [published[0] as LeaseRecord]));
+    expect(h.holds()).toBe(true);
+    withheld.why = "its database server has not answered for 5000 ms";
+    clock.t = 3000;
+    await vi.advanceTimersByTimeAsync(3000); // three renewal times pass
+    expect(published).toHaveLength(1);
+    clock.t = 1000 + 5000 * HOLDER_SHARE;
+    expect(h.holds()).toBe(false);
+    withheld.why = null; // the server answers again: renewals go out and count again
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(published).toHaveLength(2);
+    h.observe(view(state(0, "a"), [], [published[1] as LeaseRecord]));
+    h.stop();
+    vi.useRealTimers();
+    expect(h.holds()).toBe(true);
   });
 
   it("ignores another process's renewal under its name (an earlier run of the node)", async () => {
