@@ -174,13 +174,20 @@ describe("kafka: a retried produce does not duplicate (3 brokers, kafkajs 2.2.4 
   }
 
   it("control: without idempotence, a produce retried after a stalled follower appends the batch again", async () => {
-    const { values, retries } = await stalledFollowerRun(false);
-    console.log(
-      `non-idempotent, stalled follower: ${values.length} messages for 30 sent, ${retries} retries`,
-    );
-    expect(retries).toBeGreaterThan(0);
-    expect(values.length).toBeGreaterThan(30);
-  }, 120_000);
+    // As below: a stall the leader did not wait for (the follower already out of the ISR) retries nothing and
+    // proves nothing, so it is tried again; on a loaded machine the first attempt sometimes is one.
+    const attempts: { retries: number; count: number }[] = [];
+    for (let i = 0; i < 3 && !attempts.some((a) => a.retries > 0); i++) {
+      const { values, retries } = await stalledFollowerRun(false);
+      console.log(
+        `non-idempotent, stalled follower: ${values.length} messages for 30 sent, ${retries} retries`,
+      );
+      attempts.push({ retries, count: values.length });
+    }
+    const retried = attempts.find((a) => a.retries > 0);
+    expect(retried, JSON.stringify(attempts)).toBeDefined();
+    expect(retried?.count).toBeGreaterThan(30);
+  }, 180_000);
 
   it("idempotent: the same retries leave each message once, in order", async () => {
     // Each attempt must be exact; at least one must really have been retried (a stall that the leader did
