@@ -46,6 +46,7 @@ describe("alert rules", () => {
         "DiffrelayStalled",
         "DiffrelayApplyTopicGap",
         "DiffrelayNodeFenced",
+        "DiffrelayNodeDatabaseDown",
         "DiffrelayNoPrimary",
         "DiffrelayFailover",
         "DiffrelayLeaseFlapping",
