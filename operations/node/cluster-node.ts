@@ -104,6 +104,9 @@ const MODE_WATCH_MS = 200;
 const LEASE_TICK_MS = 100;
 /** A role change with no progress for this long is superseded by an election (its reports come every 5 s). */
 const STALLED_CHANGE_MS = 30_000;
+/** A rejoin that failed on a server that did not answer is tried this many times in all, REJOIN_RETRY_MS apart, then twice that, … */
+const REJOIN_ATTEMPTS = 5;
+const REJOIN_RETRY_MS = 5000;
 /** How often a node whose database server does not answer looks again (to fence it, or to observe it). */
 const SERVER_RETRY_MS = 1000;
 /** How long a capture that lost its lease may take to stop before the node goes on without it. */
@@ -135,8 +138,11 @@ export class ClusterNode {
   private handedOver: { from: number; end: bigint } | null = null;
   private sourceId: string | null = null;
   private rejoin: RejoinOutcome | null = null;
-  /** The cluster epoch of the last rejoin attempt: one attempt per epoch, so a failure is never retried in a loop. */
-  private rejoinTriedAt: number | null = null;
+  /**
+   * The last failed rejoin: one attempt per epoch, so a failure is never retried in a loop, except one on a
+   * server that did not answer (the new primary's, restarting), tried again a few times, further apart each.
+   */
+  private rejoinFailure: { epoch: number; attempts: number; retryAt: number | null } | null = null;
   /** The role machine's latest step (a wait says what for, and how long the primary has been silent). */
   private lastStep: RoleStep | null = null;
   /** The zero-loss mode the last report carried (null: no capture in it). */
@@ -359,7 +365,7 @@ export class ClusterNode {
       initialPrimary: this.options.initialPrimary,
       bootstrapEpoch: this.options.config.epoch,
       autoRejoin: this.options.autoRejoin,
-      rejoinTriedAt: this.rejoinTriedAt,
+      rejoinFailed: this.rejoinFailure,
       now: Date.now(),
     };
   }
@@ -1060,7 +1066,6 @@ export class ClusterNode {
    */
   private async rejoinAsStandby(state: ClusterState): Promise<void> {
     const { logger } = this.options;
-    this.rejoinTriedAt = state.epoch;
     this.rejoin = {
       state: "rejoining",
       epoch: state.epoch,
@@ -1089,6 +1094,7 @@ export class ClusterNode {
       await this.rejoinFailed(state, err, newPrimary);
       return;
     }
+    this.rejoinFailure = null;
     this.rejoin = {
       state: "rejoined",
       epoch: state.epoch,
@@ -1116,9 +1122,21 @@ export class ClusterNode {
   private async rejoinFailed(state: ClusterState, err: unknown, newPrimary: string): Promise<void> {
     const { config, logger, name } = this.options;
     const error = redactError(err);
+    const attempts = this.rejoinFailure?.epoch === state.epoch ? this.rejoinFailure.attempts + 1 : 1;
+    const retryInMs =
+      isServerDown(err) && attempts < REJOIN_ATTEMPTS ? REJOIN_RETRY_MS * 2 ** (attempts - 1) : null;
+    this.rejoinFailure = {
+      epoch: state.epoch,
+      attempts,
+      retryAt: retryInMs === null ? null : Date.now() + retryInMs,
+    };
+    const next =
+      retryInMs === null
+        ? "It is not tried again until the cluster moves to another epoch or the node restarts."
+        : `A server did not answer: it is tried again in ${retryInMs} ms (attempt ${attempts} of ${REJOIN_ATTEMPTS}).`;
     const reason =
       `node ${name}'s database is fenced (a stale primary; the cluster is at epoch ${state.epoch} with primary ${state.primary}) and its automatic rejoin, from ${newPrimary}, failed: ${error}. ` +
-      "It is not tried again until the cluster moves to another epoch or the node restarts. Fix the cause and restart the node, or run " +
+      `${next} Fix the cause and restart the node, or run ` +
       `diffrelay rejoin --cluster ${this.options.cluster} --standby-url <this database> --standby-name ${name} --source-url <${state.primary}'s database> ` +
       `(with this node's --brokers, --topic-prefix ${config.topicPrefix}, --slot and --publication) and restart the node`;
     // One turn of the event loop: /status never shows the failure without its reason.

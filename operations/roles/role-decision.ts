@@ -35,8 +35,8 @@ export interface RoleInputs {
   initialPrimary: string | undefined;
   bootstrapEpoch: number;
   autoRejoin: boolean;
-  /** The cluster epoch of the last rejoin attempt: one attempt per epoch. */
-  rejoinTriedAt: number | null;
+  /** The last failed rejoin: its cluster epoch, and when it may be tried again (null: not at this epoch). */
+  rejoinFailed: { epoch: number; retryAt: number | null } | null;
   /** Milliseconds since the epoch (Date.now()): the reports' ages are observations too. */
   now: number;
 }
@@ -80,11 +80,19 @@ export function decideStep(inputs: RoleInputs): RoleStep {
     case "fenced":
       if (!inputs.autoRejoin)
         return wait(`fenced, automatic rejoin off: ${me} waits for diffrelay rejoin`, null);
-      if (inputs.rejoinTriedAt === state.epoch)
-        return wait(
-          `fenced: its rejoin at epoch ${state.epoch} failed; it tries again at a later epoch or restart`,
-          null,
-        );
+      if (inputs.rejoinFailed?.epoch === state.epoch) {
+        const { retryAt } = inputs.rejoinFailed;
+        if (retryAt === null)
+          return wait(
+            `fenced: its rejoin at epoch ${state.epoch} failed; it tries again at a later epoch or restart`,
+            null,
+          );
+        if (inputs.now < retryAt)
+          return wait(
+            `fenced: its rejoin at epoch ${state.epoch} failed on a server that did not answer; it tries again in ${retryAt - inputs.now} ms`,
+            null,
+          );
+      }
       return { kind: "rejoin", state };
     case "primary":
     case "standby":

@@ -88,7 +88,7 @@ function inputs(o: Partial<RoleInputs>): RoleInputs {
     initialPrimary: "a",
     bootstrapEpoch: 0,
     autoRejoin: true,
-    rejoinTriedAt: null,
+    rejoinFailed: null,
     now: NOW,
     ...o,
   };
@@ -301,16 +301,34 @@ const cases: { name: string; given: Partial<RoleInputs>; step: Record<string, un
     name: "fenced, its rejoin at this epoch failed: wait (never retried in a loop)",
     given: {
       role: { kind: "fenced", epoch: 1 },
-      rejoinTriedAt: 1,
+      rejoinFailed: { epoch: 1, retryAt: null },
       view: view(state(1, "b", "stable", { primary: "a" })),
     },
     step: { kind: "wait" },
   },
   {
+    name: "fenced, its rejoin at this epoch failed on a server that did not answer: wait until its retry time",
+    given: {
+      role: { kind: "fenced", epoch: 1 },
+      rejoinFailed: { epoch: 1, retryAt: NOW + 1 },
+      view: view(state(1, "b", "stable", { primary: "a" })),
+    },
+    step: { kind: "wait" },
+  },
+  {
+    name: "fenced, its rejoin at this epoch failed on a server that did not answer: rejoin again at its retry time",
+    given: {
+      role: { kind: "fenced", epoch: 1 },
+      rejoinFailed: { epoch: 1, retryAt: NOW },
+      view: view(state(1, "b", "stable", { primary: "a" })),
+    },
+    step: { kind: "rejoin" },
+  },
+  {
     name: "fenced, its rejoin failed at an earlier epoch: rejoin again",
     given: {
       role: { kind: "fenced", epoch: 1 },
-      rejoinTriedAt: 1,
+      rejoinFailed: { epoch: 1, retryAt: null },
       view: view(state(2, "b", "stable", { primary: "c" })),
     },
     step: { kind: "rejoin" },
