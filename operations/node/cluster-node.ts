@@ -1026,7 +1026,20 @@ export class ClusterNode {
     await this.stopService();
     this.nodeMetrics.fenced.set(1);
     this.writableAt = null;
-    const released = await this.database.fenceStale();
+    let released: ZeroLossRelease;
+    try {
+      released = await this.database.fenceStale();
+    } catch (err) {
+      if (!isServerDown(err)) throw err;
+      // A server that is down takes no writes: the loop fences it before anything else once it answers
+      // (fenceWhenServerAnswers), then this node starts over from what its database holds.
+      this.fencePending = true;
+      await this.releaseLease();
+      this.role = { kind: "starting" };
+      this.lastError = `${why}. Its database server does not answer (${redactError(err)}): the node fences it as soon as it does, then rejoins it`;
+      logger.error({ epoch: state.epoch, primary: state.primary }, this.lastError);
+      return;
+    }
     await this.releaseLease();
     this.logZeroLossRelease(released);
     const next = autoRejoin
