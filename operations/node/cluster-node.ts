@@ -801,7 +801,7 @@ export class ClusterNode {
         if (err instanceof EpochConflictError) {
           this.nodeMetrics.elections.inc({ outcome: "lost" });
           logger.info(
-            { err: err.message },
+            { err },
             "automatic failover: another node claimed the epoch first; this node follows it",
           );
           return;

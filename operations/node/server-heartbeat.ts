@@ -47,7 +47,8 @@ export class ServerHeartbeat {
     const silentMs = this.clock() - this.answeredAt;
     if (silentMs < ms) return null;
     const since = Number.isFinite(silentMs) ? `for ${Math.round(silentMs)} ms` : "since the node started";
-    return `its database server has not answered ${since} (${this.problem ?? "no answer yet"})`;
+    // No problem recorded but no answer either: nothing was asked meanwhile (this process was paused).
+    return `its database server has not answered ${since} (${this.problem ?? "not asked meanwhile: this process was paused"})`;
   }
 
   private async ask(): Promise<void> {

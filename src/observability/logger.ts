@@ -7,8 +7,8 @@ export type { Logger };
  * JSON lines on stdout. Passwords are scrubbed from every message and string
  * field, so a connection string pasted into an error cannot leak.
  */
-export function createLogger(level: string, name: string): Logger {
-  return pino({
+export function createLogger(level: string, name: string, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     name,
     level,
     base: { pid: process.pid },
@@ -19,14 +19,19 @@ export function createLogger(level: string, name: string): Logger {
         method.apply(this, args.map(scrub) as Parameters<typeof method>);
       },
     },
-    serializers: {
-      err: (err: Error) => ({
-        type: err.name,
-        message: redact(err.message),
-        stack: err.stack && redact(err.stack),
-      }),
-    },
-  });
+    serializers: { err: serializeError },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/** An `err` field: an Error's name, message and stack, or whatever else was thrown as text; never throws. */
+function serializeError(err: unknown): object {
+  if (!(err instanceof Error)) return { message: redact(String(err)) };
+  return {
+    type: err.name,
+    message: redact(String(err.message)),
+    stack: err.stack && redact(err.stack),
+  };
 }
 
 function scrub(value: unknown): unknown {
