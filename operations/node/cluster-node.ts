@@ -39,6 +39,7 @@ import {
   type RoleInputs,
   type RoleService,
   type RoleStep,
+  STALLED_CHANGE_MS,
 } from "../roles/index.js";
 import { type DatabaseRoleFacts, isServerDown, NodeDatabase, type ZeroLossRelease } from "./node-database.js";
 import { NodeRoleError } from "./node-errors.js";
@@ -102,8 +103,6 @@ const REPORT_INTERVAL_MS = 5000;
 const MODE_WATCH_MS = 200;
 /** How often the lease and the election are looked at. */
 const LEASE_TICK_MS = 100;
-/** A role change with no progress for this long is superseded by an election (its reports come every 5 s). */
-const STALLED_CHANGE_MS = 30_000;
 /** A rejoin that failed on a server that did not answer is tried this many times in all, REJOIN_RETRY_MS apart, then twice that, … */
 const REJOIN_ATTEMPTS = 5;
 const REJOIN_RETRY_MS = 5000;
@@ -404,6 +403,9 @@ export class ClusterNode {
         return;
       case "fail":
         throw new NodeRoleError(`cluster ${this.options.cluster}: ${step.message}`);
+      case "finish-change":
+        await this.finishChange(step.state);
+        return;
       case "start-primary":
         await this.startPrimary(step.state);
         return;
@@ -690,6 +692,30 @@ export class ClusterNode {
       );
     this.role = { kind: "starting" };
     await this.report();
+  }
+
+  /** Marks stable the change that made this node the primary, left at `promoting` by a command or election that died. */
+  private async finishChange(state: ClusterState): Promise<void> {
+    const { logger, name } = this.options;
+    try {
+      await this.store.publishState({
+        ...state,
+        phase: "stable",
+        writtenBy: `node ${name}`,
+        writtenAt: new Date().toISOString(),
+      });
+    } catch (err) {
+      // The cluster moved on meanwhile: the next step follows it.
+      if (err instanceof EpochConflictError) return;
+      throw err;
+    }
+    logger.warn(
+      { epoch: state.epoch, from: state.previous?.primary ?? null },
+      `the failover to ${name} (epoch ${state.epoch}) was left at phase promoting by its command or election, which ended before marking it stable; ${name} has served for ${STALLED_CHANGE_MS / 1000} s since: marked it stable`,
+    );
+    await this.until(state.epoch, "its stable state read back from the cluster topic", (s) =>
+      s.phase === "stable" ? true : undefined,
+    );
   }
 
   /** A primary's node that stops fences its database: its lease lapses, and the standbys may elect another. */

@@ -12,5 +12,6 @@ export {
   type NodeRole,
   type RoleInputs,
   type RoleStep,
+  STALLED_CHANGE_MS,
 } from "./role-decision.js";
 export { applierRole, captureRole, type RoleService } from "./role-service.js";

@@ -1,5 +1,11 @@
 import type { ClusterState, ClusterView } from "../cluster/index.js";
 
+/**
+ * A role change that shows no progress for this long is taken as abandoned: an election supersedes it
+ * (operations/lease), or, when its new primary already serves, that primary marks it stable itself.
+ */
+export const STALLED_CHANGE_MS = 30_000;
+
 /** The role a node holds now, as its loop carries it out. */
 export type NodeRole =
   | { kind: "starting" }
@@ -67,6 +73,8 @@ export type RoleStep =
    * epochs since its own to the current topic (operations/rejoin), re-seeded when the chain cannot be followed.
    */
   | { kind: "catch-up"; state: ClusterState }
+  /** Mark the change that made this node the primary stable: its command (or election) ended before doing so. */
+  | { kind: "finish-change"; state: ClusterState }
   /** Nothing this node may do is safe: stop, saying why and what to do (exit 3). */
   | { kind: "fail"; message: string };
 
@@ -97,8 +105,11 @@ export function decideStep(inputs: RoleInputs): RoleStep {
     case "primary":
     case "standby":
     case "switching":
-      if (role.epoch === state.epoch)
+      if (role.epoch === state.epoch) {
+        if (role.kind === "primary" && abandonedPromotion(inputs, state))
+          return { kind: "finish-change", state };
         return wait(`${role.kind} of epoch ${state.epoch}`, silentMs(inputs, state));
+      }
       break;
     case "starting":
       return startingStep(inputs, view, state);
@@ -192,6 +203,18 @@ function startingStep(inputs: RoleInputs, view: ClusterView, state: ClusterState
   }
   // No position on the current or previous topic: an older epoch's, or none (then catch-up refuses with the seed command).
   return { kind: "catch-up", state };
+}
+
+/**
+ * A failover's state left at `promoting` although its new primary (this node) took writes STALLED_CHANGE_MS
+ * ago: the command or election that published it died before `stable` (it marks it once the followers are
+ * ready; its own wait is longer, and a second `stable` of the same state changes nothing). Nobody else
+ * would finish it: the primary serves, so no election supersedes it.
+ */
+function abandonedPromotion(inputs: RoleInputs, state: ClusterState): boolean {
+  if (state.phase !== "promoting" || state.primary !== inputs.me) return false;
+  const writableAt = inputs.view?.reports.get(inputs.me)?.writableAt;
+  return writableAt != null && inputs.now - Date.parse(writableAt) >= STALLED_CHANGE_MS;
 }
 
 function wait(why: string, primarySilentMs: number | null): RoleStep {

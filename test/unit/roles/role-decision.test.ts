@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { ClusterState, ClusterView, NodeReport } from "../../../operations/cluster/index.js";
-import { type DatabaseObservation, decideStep, type RoleInputs } from "../../../operations/roles/index.js";
+import {
+  type DatabaseObservation,
+  decideStep,
+  type RoleInputs,
+  STALLED_CHANGE_MS,
+} from "../../../operations/roles/index.js";
 
 const NOW = Date.parse("2026-12-06T02:00:00Z");
 const topics = (epoch: number) => ({
@@ -194,6 +199,36 @@ const cases: { name: string; given: Partial<RoleInputs>; step: Record<string, un
   {
     name: "primary of the current epoch: wait",
     given: { role: { kind: "primary", epoch: 1 }, view: view(state(1, "a")) },
+    step: { kind: "wait" },
+  },
+  {
+    name: "primary of a change its command left at promoting, writable for less than STALLED_CHANGE_MS: wait",
+    given: {
+      role: { kind: "primary", epoch: 1 },
+      view: view(state(1, "a", "promoting", { primary: "b", end: "10" }), [
+        report("a", 1, "primary", { writableAt: new Date(NOW - STALLED_CHANGE_MS + 1).toISOString() }),
+      ]),
+    },
+    step: { kind: "wait" },
+  },
+  {
+    name: "primary of a change its command left at promoting (the command or election died), writable for STALLED_CHANGE_MS: finish it",
+    given: {
+      role: { kind: "primary", epoch: 1 },
+      view: view(state(1, "a", "promoting", { primary: "b", end: "10" }), [
+        report("a", 1, "primary", { writableAt: new Date(NOW - STALLED_CHANGE_MS).toISOString() }),
+      ]),
+    },
+    step: { kind: "finish-change" },
+  },
+  {
+    name: "primary of a promoting change whose own report does not say it took writes yet: wait",
+    given: {
+      role: { kind: "primary", epoch: 1 },
+      view: view(state(1, "a", "promoting", { primary: "b", end: "10" }), [
+        report("a", 1, "primary", { writableAt: null }),
+      ]),
+    },
     step: { kind: "wait" },
   },
   {
