@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STALLED_CHANGE_MS } from "../../operations/roles/index.js";
 import { partitionOffsets } from "../../src/kafka/topic-admin.js";
 import { clusterDataTopics } from "../../src/kafka/topic-names.js";
 import { spawnDiffrelay } from "../support/child-process.js";
@@ -282,7 +283,7 @@ describe("HA cluster of diffrelay nodes", () => {
     ).rejects.toThrow(/not currently accepting connections|read-only/);
   });
 
-  it("a primary left on an older epoch fences itself and never accepts a write", async () => {
+  it("a primary left on an older epoch fences itself and never accepts a write; the new primary finishes the change its failover left at promoting", async () => {
     const primary = (await cluster.primary())?.name as string;
     let next = "";
     for (const n of cluster.nodes.filter((x) => x.name !== primary))
@@ -337,5 +338,15 @@ describe("HA cluster of diffrelay nodes", () => {
         c.query("INSERT INTO ha_writes (writer, seq) VALUES (-2, 1)"),
       ),
     ).rejects.toThrow(/not currently accepting connections|read-only/);
-  });
+    // The "failover" above died before marking its change stable: the new primary, serving, finishes it
+    // once it has served for STALLED_CHANGE_MS (no election supersedes a change whose primary serves).
+    const deadline = Date.now() + STALLED_CHANGE_MS + 30_000;
+    let phase: unknown = null;
+    while (Date.now() < deadline && phase !== "stable") {
+      phase = (await cluster.status(next)).phase;
+      if (phase !== "stable") await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(phase, `the phase of the change to ${next}`).toBe("stable");
+    expect(await cluster.probe(next, "/primary")).toBe(200);
+  }, 180_000);
 });
