@@ -2,8 +2,9 @@
 // node` processes, the primary's on a private cluster (killed, and synchronous_standby_names is server-wide).
 // kill -9 of the primary's postmaster under a write load whose clients log every id whose COMMIT returned,
 // then `diffrelay failover --cluster … --to b`: it claims the next epoch, the standby nodes drain and change
-// roles. Then the old postmaster and its node start again: the node finds it is a primary the cluster left
-// behind, fences itself, reports what it committed that never reached Kafka, undoes it and follows b.
+// roles. Then the old postmaster starts again (and its node, where it was killed; one that lived on waits for
+// its server): the node finds it is a primary the cluster left behind, fences its database, reports what it
+// committed that never reached Kafka, undoes it and follows b.
 // - zero-loss mode on: every acknowledged id is on the new primary; the rejoin finds at most the commits in
 //   flight at the kill (committed locally, never acknowledged).
 // - zero-loss mode off, the old node stopped (SIGSTOP) for a while before the kill so that acknowledged
@@ -78,7 +79,16 @@ async function startScenario(label: string, standbys: string[], zeroLoss: boolea
     ]);
   });
 
-  cluster.start("a", ["--initial-primary", "a", ...(zeroLoss ? ["--zero-loss"] : [])]);
+  // The servers' passwords differ: a reaches b's database (its address is in b's report) with b's, when it
+  // rejoins (its node may live through its server's death and rejoin without a restart).
+  const peerPassword = decodeURIComponent(new URL(db.get("b")?.url as string).password);
+  cluster.start("a", [
+    "--initial-primary",
+    "a",
+    ...(zeroLoss ? ["--zero-loss"] : []),
+    "--peer-password",
+    peerPassword,
+  ]);
   await cluster.waitFor("a", "/primary", 200);
   for (const s of standbys) {
     const seed = spawnDiffrelay([
@@ -135,9 +145,17 @@ async function restartAndRejoin(
   await s.primary.restart();
   s.step("old primary's server restarted");
   await first();
-  // The servers' passwords differ: a connects to b's database (its address is in b's report) with b's.
+  // A node whose server died lives on: it waits for the server, fences it once it answers, then rejoins.
+  // One that was killed starts again (the servers' passwords differ: it reaches b's database with b's).
+  const running = cluster.processes.get("a");
+  const alive =
+    running !== undefined &&
+    (await Promise.race([
+      running.exited.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), 0)),
+    ]));
   const peerPassword = decodeURIComponent(new URL(s.db.get("b")?.url as string).password);
-  const node = cluster.start("a", [...nodeArgs, "--peer-password", peerPassword]);
+  const node = alive ? running : cluster.start("a", [...nodeArgs, "--peer-password", peerPassword]);
   const deadline = Date.now() + 120_000;
   while ((await cluster.probe("a", "/replica")) !== 200) {
     const failed = await cluster.status("a").then(
