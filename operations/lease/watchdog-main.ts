@@ -76,6 +76,11 @@ function disarm(): void {
   process.stdout.write("disarmed\n");
 }
 
+// The answers are for the node; once it is gone (killed with arm lines still in flight) they meet a closed
+// pipe. That must not end this process: the end of stdin comes next, and with it the fence.
+process.stdout.on("error", () => undefined);
+// Its log goes where the node's went; if that is gone too, the fence still runs unlogged.
+process.stderr.on("error", () => undefined);
 const lines = createInterface({ input: process.stdin });
 lines.on("line", (line) => {
   if (fencing) return;
