@@ -254,7 +254,21 @@ export async function startCluster(c: PgClusterState): Promise<number> {
     if (!pid)
       throw new Error(`PostgreSQL ${c.name} started but has no live postmaster.pid\n${tail(c.logFile)}`);
   }
-  // Idempotent bootstrap: keeps the role's password in step with state.json on every start.
+  await bootstrapAppRole(c);
+  await waitUntil(
+    `PostgreSQL ${c.name} on 127.0.0.1:${c.port}`,
+    30_000,
+    () => clusterAnswers(c),
+    () => tail(c.logFile),
+  );
+  return pid;
+}
+
+/**
+ * Idempotent bootstrap of a running cluster: the application role (its password kept in step with
+ * state.json on every start) and its database. Runs over the cluster's Unix socket as postgres.
+ */
+export async function bootstrapAppRole(c: PgClusterState): Promise<void> {
   const pw = c.password.replaceAll("'", "''");
   // Never waits for a synchronous standby: a test's server may name one that is gone (zero-loss mode's capture).
   await query(
@@ -281,13 +295,6 @@ export async function startCluster(c: PgClusterState): Promise<number> {
   } finally {
     await client.end();
   }
-  await waitUntil(
-    `PostgreSQL ${c.name} on 127.0.0.1:${c.port}`,
-    30_000,
-    () => clusterAnswers(c),
-    () => tail(c.logFile),
-  );
-  return pid;
 }
 
 /**

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import {
+  bootstrapAppRole,
   clusterPid,
   initCluster,
   PG_DATABASE,
@@ -67,25 +68,7 @@ async function start(host: NetnsHost, c: PgClusterState, url: string): Promise<v
       );
     }
   }
-  const pw = c.password.replaceAll("'", "''");
-  await asAdmin(
-    c,
-    `DO $$ BEGIN
-       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PG_USER}') THEN
-         CREATE ROLE ${PG_USER} LOGIN SUPERUSER REPLICATION PASSWORD '${pw}';
-       ELSE
-         ALTER ROLE ${PG_USER} LOGIN SUPERUSER REPLICATION PASSWORD '${pw}';
-       END IF;
-     END $$;`,
-  );
-  const client = new pg.Client({ host: c.socketDir, port: c.port, user: "postgres", database: "postgres" });
-  await client.connect();
-  try {
-    const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [PG_DATABASE]);
-    if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${PG_DATABASE} OWNER ${PG_USER}`);
-  } finally {
-    await client.end();
-  }
+  await bootstrapAppRole(c);
   await waitUntil(
     `PostgreSQL of host ${host.name} on ${host.address}:${PORT}`,
     30_000,
