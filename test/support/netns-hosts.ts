@@ -82,6 +82,7 @@ export class NetnsNetwork {
       ip(["addr", "add", `${net.address(1)}/24`, "dev", net.bridge]);
       ip(["addr", "add", `${net.kafkaAddress}/24`, "dev", net.bridge]);
       ip(["link", "set", net.bridge, "up"]);
+      bridgeForwarding(net.bridge, "-I");
     } catch (err) {
       net.destroySync();
       throw err;
@@ -238,5 +239,21 @@ function removeNetwork(prefix: string): void {
       // A veth's peer goes with it.
     }
   }
+  bridgeForwarding(`${prefix}br`, "-D");
   rmSync(join(OWNERS, prefix), { force: true });
+}
+
+/**
+ * Lets the hosts talk across the bridge whatever the host's FORWARD policy: a dockerd that ran on this
+ * machine (the container step) leaves it at DROP with br_netfilter loaded, which drops bridged traffic.
+ * Without iptables there is no such policy to get past; a rule already gone is fine on removal.
+ */
+function bridgeForwarding(bridge: string, action: "-I" | "-D"): void {
+  try {
+    execFileSync("iptables", [action, "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    if (action === "-I" && (err as { code?: string }).code !== "ENOENT") throw err;
+  }
 }
