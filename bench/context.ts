@@ -2,7 +2,7 @@ import { appendFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { startPostgres, startStack, stopPostgres } from "../scripts/stack/index.js";
+import { type PgFlavor, startPostgres, startStack, stopPostgres } from "../scripts/stack/index.js";
 import type { PgClusterState } from "../scripts/stack/stack-state.js";
 import { sleep, sql, withDb } from "./db.js";
 import { DiffrelayPipeline } from "./diffrelay-pipeline.js";
@@ -16,8 +16,15 @@ export { sleep, sql, withDb };
  * track_commit_timestamp=on (a restart) on every cluster to time source commit → standby commit
  * exactly, and restarting the shared clusters would break the tests others run on them.
  */
-export const BENCH_STACK_DIR =
-  process.env.DIFFRELAY_BENCH_STACK_DIR ?? join(tmpdir(), "diffrelay-bench-stack");
+const BENCH_STACK_DIR = process.env.DIFFRELAY_BENCH_STACK_DIR ?? join(tmpdir(), "diffrelay-bench-stack");
+
+/**
+ * The bench stack's folder: another PostgreSQL gets a stack of its own (a stack keeps the
+ * PostgreSQL its clusters were made with), so `--pg=17` never touches the default one.
+ */
+export function benchStackDir(pg: PgFlavor | undefined): string {
+  return pg === undefined ? BENCH_STACK_DIR : `${BENCH_STACK_DIR}-pg${pg}`;
+}
 
 export type SystemName = "diffrelay" | "native";
 
@@ -31,13 +38,19 @@ export interface BenchStack {
   brokers: string;
   kafkaDataDir: string;
   kafkaPid: number | undefined;
+  /** The primary's server_version, as the results and the table name it. */
+  postgresVersion: string;
   /** True when this invocation started the stack (then it stops it at the end unless asked not to). */
   startedHere: boolean;
 }
 
 /** Starts (or reuses) the bench stack and makes sure every cluster records commit timestamps. */
-export async function openBenchStack(log: (m: string) => void): Promise<BenchStack> {
-  const result = await startStack({ baseDir: BENCH_STACK_DIR, log });
+export async function openBenchStack(
+  log: (m: string) => void,
+  pg: PgFlavor | undefined,
+): Promise<BenchStack> {
+  const baseDir = benchStackDir(pg);
+  const result = await startStack({ baseDir, pg, log });
   const names = ["primary", "standby1", "standby2"];
   for (const name of names) {
     const cluster = result.state.pg[name];
@@ -62,19 +75,24 @@ export async function openBenchStack(log: (m: string) => void): Promise<BenchSta
       appendFileSync(conf, "\n# diffrelay bench: exact commit→commit latency\ntrack_commit_timestamp = on\n");
     }
     log(`restarting bench ${name} with track_commit_timestamp = on`);
-    await stopPostgres(name, "fast", { baseDir: BENCH_STACK_DIR });
-    await startPostgres(name, { baseDir: BENCH_STACK_DIR });
+    await stopPostgres(name, "fast", { baseDir });
+    await startPostgres(name, { baseDir });
   }
   const env = result.env;
+  const [version] = await sql<{ v: string }>(
+    env.DIFFRELAY_SOURCE_URL as string,
+    "SELECT current_setting('server_version') AS v",
+  );
   return {
-    baseDir: BENCH_STACK_DIR,
+    baseDir,
     primaryServer: env.DIFFRELAY_SOURCE_URL as string,
     primaryCluster: result.state.pg.primary as PgClusterState,
     standby1Server: env.DIFFRELAY_STANDBY1_URL as string,
     standby2Server: env.DIFFRELAY_STANDBY2_URL as string,
     brokers: env.DIFFRELAY_KAFKA_BROKERS as string,
-    kafkaDataDir: join(BENCH_STACK_DIR, "kafka", "data"),
+    kafkaDataDir: join(baseDir, "kafka", "data"),
     kafkaPid: result.state.kafka?.pid,
+    postgresVersion: version?.v ?? "unknown",
     startedHere: !result.wasRunning,
   };
 }

@@ -5,7 +5,8 @@
 // systems attached to one database and one load; default is one after the other), --profile
 // (CPU profiles of diffrelay's processes, top functions printed), --keep-stack (leave the bench
 // stack running when this invocation started it), --cold (no warm-up of the broker before the
-// measured scenarios), --only=small,bulk,identity,large,catchup,largevis,commit.
+// measured scenarios), --only=small,bulk,identity,large,catchup,largevis,commit, --pg=<14..18> (a
+// bench stack of that PostgreSQL major, in a folder of its own; default: Debian's, 15).
 // Sizes: BENCH_SMALL_ROWS, BENCH_SMALL_TXNS, BENCH_LATENCY_RATE, BENCH_LATENCY_SECONDS,
 // BENCH_LATENCY_BULK_ROWS, BENCH_BULK_ROWS, BENCH_IDENTITY_UPDATES, BENCH_LARGE_ROWS,
 // BENCH_CATCHUP_TXNS.
@@ -19,29 +20,24 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { stopStack } from "../scripts/stack/index.js";
-import {
-  BENCH_STACK_DIR,
-  type BenchContext,
-  openBenchStack,
-  type Sizes,
-  type SystemName,
-} from "./context.js";
+import { pgFlavor, stopStack } from "../scripts/stack/index.js";
+import { type BenchContext, benchStackDir, openBenchStack, type Sizes, type SystemName } from "./context.js";
 import { profilesByPid, topSelfTime } from "./profile-summary.js";
 import { type Figure, figure, markdownTable } from "./report.js";
 import { BULK_STEPS, type BulkResult, bulk } from "./scenarios/bulk.js";
 import { type CatchUpResult, catchUp } from "./scenarios/catch-up.js";
 import { type CommitLatencyResult, commitLatency } from "./scenarios/commit-latency.js";
-import { type IdentityWalResult, identityWal } from "./scenarios/identity-wal.js";
+import { type IdentityPass, type IdentityWalResult, identityWal } from "./scenarios/identity-wal.js";
 import { type LargeVisibleResult, largeCommitVisible } from "./scenarios/large-commit-visible.js";
 import { type LargeResult, largeTransaction } from "./scenarios/large-transaction.js";
 import { type SmallResult, smallTransactions } from "./scenarios/small-transactions.js";
 
-const args = new Set(process.argv.slice(2).filter((a) => !a.startsWith("--only=")));
-const only = process.argv
-  .find((a) => a.startsWith("--only="))
-  ?.slice("--only=".length)
-  .split(",");
+const valued = (a: string) => a.startsWith("--only=") || a.startsWith("--pg=");
+const args = new Set(process.argv.slice(2).filter((a) => !valued(a)));
+const valueOf = (flag: string) => process.argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+const only = valueOf("--only")?.split(",");
+const pgOption = valueOf("--pg");
+const pg = pgOption === undefined ? undefined : pgFlavor(pgOption);
 const tiny = args.has("--tiny");
 const simultaneous = args.has("--simultaneous");
 const warmingUp = !tiny && !args.has("--cold");
@@ -296,28 +292,21 @@ function bandwidthFigures(
     }
   }
   if (id) {
+    // diffrelay's column holds the FULL pass (the identity the capture sets), PostgreSQL's the
+    // DEFAULT pass (what native replication runs with): the ratio is what FULL costs the primary.
+    const pair = (what: string, unit: string, of: (p: IdentityPass) => number) =>
+      figure(
+        "3 identity",
+        `${what}, scratch table: REPLICA IDENTITY FULL (diffrelay) vs DEFAULT (native)`,
+        unit,
+        of(id.full),
+        of(id.default),
+      );
     figures.push(
-      figure(
-        s,
-        "WAL per 1-column update, REPLICA IDENTITY DEFAULT (scratch table)",
-        "B",
-        null,
-        id.walPerUpdateDefault,
-      ),
-      figure(
-        s,
-        "WAL per 1-column update, REPLICA IDENTITY FULL (scratch table)",
-        "B",
-        null,
-        id.walPerUpdateFull,
-      ),
-      figure(
-        s,
-        "extra WAL that FULL identity writes per update",
-        "B",
-        null,
-        id.walPerUpdateFull - id.walPerUpdateDefault,
-      ),
+      pair("WAL per 1-column update", "B", (p) => p.walPerUpdate),
+      pair("pgoutput bytes per 1-column update", "B", (p) => p.pgoutputPerUpdate),
+      pair("pgoutput decoding CPU s/1k updates (one backend)", "s", (p) => p.decodeCpuPer1k),
+      pair("primary commit rate, pgbench 4 clients, nothing replicating", "txn/s", (p) => p.primaryTps),
     );
   }
 }
@@ -447,10 +436,11 @@ async function main(): Promise<void> {
   mkdirSync(resultsDir, { recursive: true });
   const profileDir = args.has("--profile") ? join(resultsDir, `profiles-${stamp}`) : undefined;
   log(
-    `bench: starting the bench stack in ${BENCH_STACK_DIR} (mode: ${simultaneous ? "simultaneous" : "sequential"}${tiny ? ", tiny" : ""})`,
+    `bench: starting the bench stack in ${benchStackDir(pg)} (mode: ${simultaneous ? "simultaneous" : "sequential"}${tiny ? ", tiny" : ""})`,
   );
-  const stack = await openBenchStack(log);
-  const logDir = join(BENCH_STACK_DIR, "logs");
+  const stack = await openBenchStack(log, pg);
+  log(`bench: PostgreSQL ${stack.postgresVersion}`);
+  const logDir = join(stack.baseDir, "logs");
   const ctx: BenchContext = { stack, sizes, logDir, profileDir, log };
   const empty = {} as SmallResult;
   try {
@@ -502,6 +492,7 @@ async function main(): Promise<void> {
       tiny,
       warmedUp: warmingUp,
       sizes,
+      postgresVersion: stack.postgresVersion,
       machine: {
         cpus: cpus().length,
         cpuModel: cpus()[0]?.model,
@@ -521,6 +512,7 @@ async function main(): Promise<void> {
       profiles,
     };
     writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`PostgreSQL ${stack.postgresVersion}\n`);
     console.log(markdownTable(figures));
     for (const [name, top] of Object.entries(profiles)) {
       console.log(`\nprofile ${name}: top functions by self time`);
@@ -533,7 +525,7 @@ async function main(): Promise<void> {
   } finally {
     if (stack.startedHere && !args.has("--keep-stack")) {
       log("bench: stopping the bench stack this run started");
-      await stopStack({ baseDir: BENCH_STACK_DIR });
+      await stopStack({ baseDir: stack.baseDir });
     }
   }
 }

@@ -41,7 +41,15 @@ describe("npm run bench --tiny", () => {
     const results = JSON.parse(readFileSync(file as string, "utf8")) as { tiny: boolean; figures: Figure[] };
     expect(results.tiny).toBe(true);
 
-    const scenarios = ["1 small txns", "2 bulk", "3 bandwidth", "4 resources", "5 catch-up", "6 large txn"];
+    const scenarios = [
+      "1 small txns",
+      "2 bulk",
+      "3 bandwidth",
+      "3 identity",
+      "4 resources",
+      "5 catch-up",
+      "6 large txn",
+    ];
     for (const scenario of scenarios) {
       const figures = results.figures.filter((f) => f.scenario === scenario);
       expect(figures.length, scenario).toBeGreaterThan(0);
@@ -58,6 +66,7 @@ describe("npm run bench --tiny", () => {
         "1 small txns",
         "2 bulk",
         "3 bandwidth",
+        "3 identity",
         "5 catch-up",
         "6 large txn",
         "7 commit latency",
