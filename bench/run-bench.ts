@@ -34,9 +34,10 @@ import { type SmallResult, smallTransactions } from "./scenarios/small-transacti
 
 const valued = (a: string) => a.startsWith("--only=") || a.startsWith("--pg=");
 const args = new Set(process.argv.slice(2).filter((a) => !valued(a)));
-const valueOf = (flag: string) => process.argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
-const only = valueOf("--only")?.split(",");
-const pgOption = valueOf("--pg");
+const flagValue = (flag: string) =>
+  process.argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+const only = flagValue("--only")?.split(",");
+const pgOption = flagValue("--pg");
 const pg = pgOption === undefined ? undefined : pgFlavor(pgOption);
 const tiny = args.has("--tiny");
 const simultaneous = args.has("--simultaneous");
