@@ -1,5 +1,5 @@
 import type { ColumnValue, DeleteChange, InsertChange } from "../../../src/change/change-model.js";
-import { copyTextRow } from "../../../src/sql/copy-text.js";
+import { CopyTextWriter } from "../../../src/sql/copy-text.js";
 import { quoteIdent } from "../../../src/sql/quote.js";
 import type { IndexedChange, PlannedStatement, StatementDescription } from "./planned-statement.js";
 import {
@@ -75,9 +75,10 @@ export function batchedInsert(
     "copy-in",
     () => `COPY ${mapping.qualified} (${writtenNames(mapping)}) FROM STDIN`,
   );
-  let data = "";
+  const { written } = mapping;
+  const data = new CopyTextWriter(changes.length * 64);
   for (const { change } of changes) {
-    data += copyTextRow(mapping.written.map((sourceIndex) => valueAt(change.values, sourceIndex)));
+    data.row(written.length, (i) => valueAt(change.values, written[i] as number));
   }
   const description = describe(
     mapping,
@@ -93,7 +94,7 @@ export function batchedInsert(
     batched: true,
     group,
     prepare: false,
-    copyData: Buffer.from(data, "utf8"),
+    copyData: data.bytes(),
   };
 }
 
