@@ -1,6 +1,7 @@
 // Scenario 6: one large INSERT transaction, from its commit on the primary to visible on the standby,
-// against native with `streaming = on` (PostgreSQL 15 then streams it to the subscriber before the
-// commit and applies it there as it arrives, so the commit itself has little left to do).
+// against native streaming it while it runs: `streaming = on` up to PostgreSQL 15 (the subscriber
+// spools the changes as they arrive and applies them at commit), `parallel` from 16 on (a parallel
+// apply worker applies them as they arrive, so the commit itself has little left to do).
 import { join } from "node:path";
 import {
   accountsDdl,
@@ -11,6 +12,7 @@ import {
   type SystemName,
   sql,
 } from "../context.js";
+import { nativeStreamingMode } from "../native-subscription.js";
 
 const TABLE = "bench_large_visible";
 
@@ -19,7 +21,10 @@ export interface LargeVisibleSystemResult {
   commitToVisibleMs: number;
 }
 
-export type LargeVisibleResult = PerSystem<LargeVisibleSystemResult, { rows: number }>;
+export type LargeVisibleResult = PerSystem<
+  LargeVisibleSystemResult,
+  { rows: number; nativeStreaming: "parallel" | "on" }
+>;
 
 export async function largeCommitVisible(
   ctx: BenchContext,
@@ -40,7 +45,9 @@ export async function largeCommitVisible(
     );
     const commitMs = Number(committed[0]?.ms);
     const done = await run.marker("large-visible", 1_800_000);
-    const result: LargeVisibleResult = { shared: { rows } };
+    const result: LargeVisibleResult = {
+      shared: { rows, nativeStreaming: await nativeStreamingMode(ctx.stack.standby2Server) },
+    };
     for (const system of systems) {
       result[system] = { commitToVisibleMs: (done.standbyCommitMs[system] as number) - commitMs };
     }

@@ -32,7 +32,8 @@ export class CopyTextWriter {
   row(count: number, valueAt: (i: number) => ColumnValue): void {
     for (let i = 0; i < count; i++) {
       const value = valueAt(i);
-      const text = value === null ? "\\N" : SPECIAL.test(value) ? value.replace(SPECIALS, escape) : value;
+      const text =
+        value === null ? "\\N" : SPECIAL.test(value) ? value.replace(SPECIALS, escapeCopyCharacter) : value;
       this.reserve(text.length * MAX_BYTES_PER_UNIT + 1);
       this.used += this.buf.write(text, this.used, "utf8");
       this.buf[this.used++] = i === count - 1 ? LINE_END : TAB;
@@ -52,6 +53,6 @@ export class CopyTextWriter {
   }
 }
 
-function escape(character: string): string {
+function escapeCopyCharacter(character: string): string {
   return ESCAPES[character] as string;
 }
