@@ -194,6 +194,7 @@ function commitLatencyFigures(c: CommitLatencyResult, figures: Figure[]): void {
 function catchUpFigures(d: CatchUpResult, n: CatchUpResult, figures: Figure[]): void {
   const s = "5 catch-up";
   const txns = n.shared?.transactions ?? d.shared?.transactions;
+  if (txns === undefined) return;
   const dr = d.diffrelay;
   const nr = n.native;
   const perChange = (cpu: Record<string, number> | undefined, rate: number | undefined) =>
