@@ -102,6 +102,7 @@ const sum = (o: Record<string, number> | undefined) =>
   o ? Object.values(o).reduce((a, b) => a + b, 0) : undefined;
 
 function smallFigures(d: SmallResult, n: SmallResult, figures: Figure[]): void {
+  if (!d.shared && !n.shared) return;
   const s = "1 small txns";
   const dr = d.diffrelay;
   const nr = n.native;
@@ -181,7 +182,7 @@ function commitLatencyFigures(c: CommitLatencyResult, figures: Figure[]): void {
           `primary commit latency ${p} ${at}, ${what}`,
           "ms",
           d[`${p}Ms`],
-          n[`${p}Ms`],
+          n === null ? null : n[`${p}Ms`],
           targeted && p === "p99"
             ? { text: "≤ 2× native", pass: (a, b) => b !== null && a <= 2 * b }
             : undefined,

