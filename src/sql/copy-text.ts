@@ -13,6 +13,8 @@ const TAB = 0x09;
 const LINE_END = 0x0a;
 /** The most UTF-8 bytes one UTF-16 code unit can take. */
 const MAX_BYTES_PER_UNIT = 3;
+/** From this many UTF-16 units on, a value's UTF-8 size is counted rather than bounded. */
+const EXACT_SIZE_FROM = 4096;
 
 /**
  * Rows of COPY text data written straight into one growing buffer. Building
@@ -34,7 +36,11 @@ export class CopyTextWriter {
       const value = valueAt(i);
       const text =
         value === null ? "\\N" : SPECIAL.test(value) ? value.replace(SPECIALS, escapeCopyCharacter) : value;
-      this.reserve(text.length * MAX_BYTES_PER_UNIT + 1);
+      // A long value reserves its exact size: three bytes per unit of a value of hundreds of MB
+      // would allocate three times what it takes.
+      const bound =
+        text.length > EXACT_SIZE_FROM ? Buffer.byteLength(text, "utf8") : text.length * MAX_BYTES_PER_UNIT;
+      this.reserve(bound + 1);
       this.used += this.buf.write(text, this.used, "utf8");
       this.buf[this.used++] = i === count - 1 ? LINE_END : TAB;
     }
