@@ -2,29 +2,17 @@ import { checkSource, type Frame, readFrame } from "./frame-decoder.js";
 import { TopicGapError } from "./position-errors.js";
 import type { ApplyPosition } from "./position-store.js";
 
-/**
- * What the applier reads of a kafkajs batch (EachBatchPayload fits it). Not its isStale(): a batch
- * queued behind another (batch-pipeline.ts) may have been fetched before a seek, and applying it is
- * still right, because the cursor takes only the offset it needs next and stops at a gap.
- */
+/** What the applier reads of a kafkajs batch (EachBatchPayload fits it). */
 export interface TopicBatch {
   batch: { highWatermark: string; messages: { offset: string; value: Buffer | null }[] };
   isRunning(): boolean;
+  isStale(): boolean;
   heartbeat(): Promise<void>;
-}
-
-export interface ApplyBatchOptions {
-  /** True once the session is ending: the batch stops between messages. */
-  halted(): boolean;
-  /** True while another batch waits behind this one: its last message then need not commit the group. */
-  moreBehind(): boolean;
-  /** Drain mode: stop once the message before this offset is applied. */
-  drainTo?: bigint;
 }
 
 export interface FrameSink {
   readonly current: ApplyPosition;
-  handleFrame(frame: Frame, nothingBehind: boolean): Promise<void>;
+  handleFrame(frame: Frame, lastOfBatch: boolean): Promise<void>;
   commitCompleted(): Promise<void>;
 }
 
@@ -79,10 +67,11 @@ export type BatchOutcome = "applied" | "halted" | "drained";
  * stops the session with a TopicGapError before anything after it is applied.
  */
 export async function applyBatch(
-  { batch, isRunning, heartbeat }: TopicBatch,
+  { batch, isRunning, isStale, heartbeat }: TopicBatch,
   sink: FrameSink,
   cursor: TopicCursor,
-  { halted, moreBehind, drainTo }: ApplyBatchOptions,
+  halted: () => boolean,
+  drainTo?: bigint,
 ): Promise<BatchOutcome> {
   const messages = batch.messages;
   cursor.checkEnd(BigInt(batch.highWatermark), messages[0] ? BigInt(messages[0].offset) : null);
@@ -91,14 +80,13 @@ export async function applyBatch(
     return message && readFrame(message.value, BigInt(message.offset), cursor);
   });
   for (let i = 0; i < messages.length; i++) {
-    if (!isRunning() || halted()) return "halted";
+    if (!isRunning() || isStale() || halted()) return "halted";
     const message = messages[i] as (typeof messages)[number];
     const offset = BigInt(message.offset);
     const decoded = ahead.take(i) as Frame;
     if (!cursor.take(offset)) continue;
     const frame = checkSource(decoded, message.value, sink.current);
-    const nothingBehind = i === messages.length - 1 && !moreBehind();
-    const applying = heartbeatingWhile(heartbeat, () => sink.handleFrame(frame, nothingBehind));
+    const applying = heartbeatingWhile(heartbeat, () => sink.handleFrame(frame, i === messages.length - 1));
     ahead.schedule(i + 1);
     await applying;
     // Long batches (a huge transaction) must not cost the group membership.

@@ -15,7 +15,6 @@ import { ReconnectBackoff } from "../../src/retry/reconnect-backoff.js";
 import { runReconnecting } from "../../src/retry/reconnect-loop.js";
 import { applyBatch, TopicCursor } from "./apply-batch.js";
 import { type ApplyMetrics, recordPosition } from "./apply-metrics.js";
-import { BatchPipeline } from "./batch-pipeline.js";
 import { DeadLetterSender } from "./dead-letter-sender.js";
 import { DeferredCommands } from "./deferred-commands.js";
 import { requireAssignedPartition } from "./group-assignment.js";
@@ -79,8 +78,8 @@ interface Session {
   catalog: SchemaCatalog | null;
   grouper: TransactionGrouper | null;
   consumer: Consumer | null;
-  /** The batches kafkajs handed over; settled once each is applied, halted or failed. */
-  batches: BatchPipeline<EachBatchPayload> | null;
+  /** The batch kafkajs handed over last; settled once it is applied, halted or failed. */
+  batch: Promise<void>;
 }
 
 interface Pipeline {
@@ -229,7 +228,7 @@ export class ApplyService {
       catalog: null,
       grouper: null,
       consumer: null,
-      batches: null,
+      batch: Promise.resolve(),
     };
   }
 
@@ -381,17 +380,20 @@ export class ApplyService {
     });
     const commitOffsets = this.dashboardOffsetCommits(consumer);
     const cursor = new TopicCursor(this.deps.topics.data, 0, start.nextOffset);
-    const batches = new BatchPipeline<EachBatchPayload>(
-      (payload, moreBehind) =>
-        this.onBatch(payload, catalog, grouper, cursor, end, commitOffsets, moreBehind),
-      (err) => end.fail(err),
-    );
-    session.batches = batches;
     // Not awaited: run() resolves once the consumer has joined, and stop() must end the session even before that.
-    consumer.run({ autoCommit: false, eachBatch: (payload) => batches.push(payload) }).then(
-      () => this.seekToStart(consumer, start, end),
-      (err) => end.fail(err),
-    );
+    consumer
+      .run({
+        autoCommit: false,
+        eachBatch: (payload) => {
+          const batch = this.onBatch(payload, catalog, grouper, cursor, end, commitOffsets);
+          session.batch = batch;
+          return batch;
+        },
+      })
+      .then(
+        () => this.seekToStart(consumer, start, end),
+        (err) => end.fail(err),
+      );
     await end.promise;
   }
 
@@ -402,18 +404,19 @@ export class ApplyService {
     cursor: TopicCursor,
     end: SessionEnd,
     commitOffsets: (next: bigint) => void,
-    moreBehind: () => boolean,
   ): Promise<void> {
     this.heartbeat = payload.heartbeat;
     if (end.failed) return;
     this.endOffset = BigInt(payload.batch.highWatermark);
     try {
       catalog.throwIfFailed();
-      const outcome = await applyBatch(payload, grouper, cursor, {
-        halted: () => end.failed || this.stopping,
-        moreBehind,
-        drainTo: this.deps.drainTo,
-      });
+      const outcome = await applyBatch(
+        payload,
+        grouper,
+        cursor,
+        () => end.failed || this.stopping,
+        this.deps.drainTo,
+      );
       if (outcome === "halted") return;
       if (grouper.current.nextOffset > (this.position?.nextOffset ?? 0n)) this.failures.progressed();
       this.position = { ...grouper.current };
@@ -529,7 +532,7 @@ export class ApplyService {
 async function closeSession(session: Session): Promise<void> {
   // A stop or a failure ends the session while a batch may still send statements on its connection: the
   // ROLLBACK must come after the batch's last one, or the statements after it commit on their own.
-  await session.batches?.settled();
+  await session.batch;
   await session.grouper?.abandon();
   await session.deadLetters?.close();
   // The session is over and the next one opens everything anew: what fails to close is already gone.

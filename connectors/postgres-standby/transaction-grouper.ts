@@ -121,9 +121,9 @@ export class TransactionGrouper {
     return this.position;
   }
 
-  /** Handles one message of the topic; `nothingBehind` (no message waits after it) lets a quiet topic commit at once. */
-  handleFrame(frame: Frame, nothingBehind: boolean): Promise<void> {
-    return this.work(() => this.applyFrame(frame, nothingBehind));
+  /** Handles one message of the topic; `lastOfBatch` lets a quiet topic commit at once. */
+  handleFrame(frame: Frame, lastOfBatch: boolean): Promise<void> {
+    return this.work(() => this.applyFrame(frame, lastOfBatch));
   }
 
   /**
@@ -170,9 +170,9 @@ export class TransactionGrouper {
     return new AbandonedGroupError(statement, topic, partition, nextOffset);
   }
 
-  private async applyFrame(frame: Frame, nothingBehind: boolean): Promise<void> {
+  private async applyFrame(frame: Frame, lastOfBatch: boolean): Promise<void> {
     if (frame.kind === "bad") {
-      await this.stepOver(frame, nothingBehind);
+      await this.stepOver(frame, lastOfBatch);
       return;
     }
     this.followSource(frame.message.envelope);
@@ -190,7 +190,7 @@ export class TransactionGrouper {
     }
     if (this.open === null) {
       this.position.nextOffset = frame.offset + 1n;
-      if (this.inTransaction && (nothingBehind || this.groupIsFull())) await this.commitGroup();
+      if (this.inTransaction && (lastOfBatch || this.groupIsFull())) await this.commitGroup();
     }
   }
 
@@ -206,14 +206,14 @@ export class TransactionGrouper {
     if (this.inTransaction) await this.commitGroup();
   }
 
-  private async stepOver(frame: Frame & { kind: "bad" }, nothingBehind: boolean): Promise<void> {
+  private async stepOver(frame: Frame & { kind: "bad" }, lastOfBatch: boolean): Promise<void> {
     // Diverted only between transactions: inside a chunked one, skipping a piece would apply half of it.
     if (!this.options.deadLetter || this.open) throw frame.error;
     await this.options.deadLetter(frame.value, frame.offset, frame.error.message);
     this.options.metrics.deadLettered.inc();
     await this.beginGroup();
     this.position.nextOffset = frame.offset + 1n;
-    if (nothingBehind || this.groupIsFull()) await this.commitGroup();
+    if (lastOfBatch || this.groupIsFull()) await this.commitGroup();
   }
 
   /** The frame decoder checked the source against this position; a position without one takes it now. */

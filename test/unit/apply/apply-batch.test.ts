@@ -1,6 +1,5 @@
 import { describe, expect, test } from "vitest";
 import {
-  type ApplyBatchOptions,
   applyBatch,
   type FrameSink,
   type TopicBatch,
@@ -42,6 +41,7 @@ function batch(offsets: number[], running: () => boolean = () => true, highWater
       messages: offsets.map((o) => ({ offset: String(o), value: null })),
     },
     isRunning: running,
+    isStale: () => false,
     heartbeat: async () => {
       calls.heartbeats += 1;
     },
@@ -50,14 +50,12 @@ function batch(offsets: number[], running: () => boolean = () => true, highWater
 }
 
 const cursorAt = (next: bigint) => new TopicCursor("t", 0, next);
-/** A batch with no session ending and nothing queued behind it. */
-const alone: ApplyBatchOptions = { halted: () => false, moreBehind: () => false };
 
 describe("apply batch", () => {
   test("hands every message from the standby's next offset on, the last one marked, a heartbeat after each", async () => {
     const sink = new RecordingSink(3n);
     const { topicBatch, calls } = batch([1, 2, 3, 4, 5]);
-    expect(await applyBatch(topicBatch, sink, cursorAt(3n), alone)).toBe("applied");
+    expect(await applyBatch(topicBatch, sink, cursorAt(3n), () => false)).toBe("applied");
     expect(sink.handled).toEqual(["3", "4", "5 last"]);
     expect(calls.heartbeats).toBe(3);
   });
@@ -70,7 +68,7 @@ describe("apply batch", () => {
       if (frame.kind === "bad") seen.push(BigInt(frame.error.offset));
       await handle(frame, last);
     };
-    await applyBatch(batch([0, 1]).topicBatch, sink, cursorAt(0n), alone);
+    await applyBatch(batch([0, 1]).topicBatch, sink, cursorAt(0n), () => false);
     expect(seen).toEqual([0n, 1n]);
   });
 
@@ -106,9 +104,10 @@ describe("apply batch", () => {
         ],
       },
       isRunning: () => true,
+      isStale: () => false,
       heartbeat: async () => undefined,
     };
-    await applyBatch(topicBatch, sink, cursorAt(0n), alone);
+    await applyBatch(topicBatch, sink, cursorAt(0n), () => false);
     expect(kinds).toEqual(["transactions", "bad"]);
   });
 
@@ -119,34 +118,21 @@ describe("apply batch", () => {
       sink.handled.push(String(frame.offset));
       halted = true;
     };
-    expect(
-      await applyBatch(batch([0, 1, 2]).topicBatch, sink, cursorAt(0n), {
-        halted: () => halted,
-        moreBehind: () => false,
-      }),
-    ).toBe("halted");
+    expect(await applyBatch(batch([0, 1, 2]).topicBatch, sink, cursorAt(0n), () => halted)).toBe("halted");
     expect(sink.handled).toEqual(["0"]);
 
     const stopped = new RecordingSink(0n);
-    expect(await applyBatch(batch([0, 1], () => false).topicBatch, stopped, cursorAt(0n), alone)).toBe(
+    expect(await applyBatch(batch([0, 1], () => false).topicBatch, stopped, cursorAt(0n), () => false)).toBe(
       "halted",
     );
     expect(stopped.handled).toEqual([]);
   });
 
-  test("a batch with another queued behind it leaves its last message unmarked, so the group stays open across them", async () => {
-    const sink = new RecordingSink(0n);
-    const cursor = cursorAt(0n);
-    await applyBatch(batch([0, 1]).topicBatch, sink, cursor, { ...alone, moreBehind: () => true });
-    await applyBatch(batch([2]).topicBatch, sink, cursor, alone);
-    expect(sink.handled).toEqual(["0", "1", "2 last"]);
-  });
-
   test("a drain ends at the message before its end offset, with everything complete committed", async () => {
     const sink = new RecordingSink(0n);
-    expect(
-      await applyBatch(batch([0, 1, 2, 3]).topicBatch, sink, cursorAt(0n), { ...alone, drainTo: 3n }),
-    ).toBe("drained");
+    expect(await applyBatch(batch([0, 1, 2, 3]).topicBatch, sink, cursorAt(0n), () => false, 3n)).toBe(
+      "drained",
+    );
     expect(sink.handled).toEqual(["0", "1", "2"]);
     expect(sink.completedCommits).toBe(1);
   });
@@ -154,7 +140,7 @@ describe("apply batch", () => {
   test("a message past the offset needed next is a gap: nothing of it is applied, the error names both offsets", async () => {
     // kafkajs answers OFFSET_OUT_OF_RANGE by fetching from the earliest offset left: here 7, where 5 was needed.
     const sink = new RecordingSink(5n);
-    const run = applyBatch(batch([7, 8]).topicBatch, sink, cursorAt(5n), alone);
+    const run = applyBatch(batch([7, 8]).topicBatch, sink, cursorAt(5n), () => false);
     await expect(run).rejects.toBeInstanceOf(TopicGapError);
     await expect(run).rejects.toThrow(
       "gap in topic t partition 0: the standby needs offset 5 next, but the earliest offset left is 7; re-seed the standby with diffrelay seed",
@@ -165,10 +151,10 @@ describe("apply batch", () => {
   test("within a session the cursor carries over batches: a later batch that skips offsets is a gap too", async () => {
     const sink = new RecordingSink(0n);
     const cursor = cursorAt(0n);
-    await applyBatch(batch([0, 1]).topicBatch, sink, cursor, alone);
+    await applyBatch(batch([0, 1]).topicBatch, sink, cursor, () => false);
     // Redelivered offsets are skipped, not a gap.
-    await applyBatch(batch([1, 2]).topicBatch, sink, cursor, alone);
-    await expect(applyBatch(batch([4]).topicBatch, sink, cursor, alone)).rejects.toThrow(
+    await applyBatch(batch([1, 2]).topicBatch, sink, cursor, () => false);
+    await expect(applyBatch(batch([4]).topicBatch, sink, cursor, () => false)).rejects.toThrow(
       /needs offset 3 next, but the earliest offset left is 4/,
     );
     expect(sink.handled).toEqual(["0", "1 last", "2 last"]);
@@ -176,7 +162,7 @@ describe("apply batch", () => {
 
   test("a topic that ends below the offset needed next was recreated: a gap, even if its messages are all redeliveries", async () => {
     const sink = new RecordingSink(10n);
-    await expect(applyBatch(batch([0, 1, 2]).topicBatch, sink, cursorAt(10n), alone)).rejects.toThrow(
+    await expect(applyBatch(batch([0, 1, 2]).topicBatch, sink, cursorAt(10n), () => false)).rejects.toThrow(
       /needs offset 10 next, but the earliest offset left is 0 and the topic ends at offset 3, below the standby's position/,
     );
     expect(sink.handled).toEqual([]);
@@ -190,7 +176,7 @@ describe("apply batch", () => {
       await handle(frame, last);
     };
     const { topicBatch, calls } = batch([0]);
-    await applyBatch(topicBatch, sink, cursorAt(0n), alone);
+    await applyBatch(topicBatch, sink, cursorAt(0n), () => false);
     // Two renewals during the 2.6 s frame (one a second), and the one after it.
     expect(calls.heartbeats).toBeGreaterThanOrEqual(3);
   });
