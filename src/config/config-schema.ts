@@ -184,6 +184,11 @@ export const configSchema = z.object({
    * applier reports itself stalled (/healthz 503, /status, diffrelay_stalled).
    */
   stallAfter: z.number().int().min(1).default(5),
+  /**
+   * How long a capture, applier or node may take to stop after SIGTERM/SIGINT before it exits
+   * anyway (exit 11): a Kafka or database that stops answering must not keep it alive.
+   */
+  stopTimeoutMs: z.number().int().min(1).default(20_000),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
 });
 

@@ -384,5 +384,12 @@ export const SETTINGS: readonly Setting[] = [
     "number",
     "identical failures in a row at one position before the process reports itself stalled",
   ),
+  setting(
+    "stopTimeoutMs",
+    "DIFFRELAY_STOP_TIMEOUT_MS",
+    "stop-timeout-ms",
+    "number",
+    "after SIGTERM/SIGINT, how long stopping may take before the process exits anyway (exit 11)",
+  ),
   setting("logLevel", "DIFFRELAY_LOG_LEVEL", "log-level", "string", "log level"),
 ];

@@ -26,6 +26,11 @@ export const EXIT = {
    * (the message names the epoch, the phase and what to do, e.g. failover when the old primary is gone).
    */
   stalled: 10,
+  /**
+   * A capture, applier or node told to stop (SIGTERM, SIGINT) did not finish stopping within
+   * `stopTimeoutMs`, or got a second signal: it exited without waiting, as a kill -9 would.
+   */
+  stopTimedOut: 11,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -22,6 +22,7 @@ export const applyCommand: Command = {
     "apply.deadLetterTopic",
     ...METRICS_SERVER,
     "stallAfter",
+    "stopTimeoutMs",
     "logLevel",
   ],
   required: ["standby.name", "standby.url", "kafka.brokers"],
@@ -44,6 +45,7 @@ export const applyCommand: Command = {
       service,
       logger,
       metrics: { ...config.metrics, registry: metrics.registry },
+      stopTimeoutMs: config.stopTimeoutMs,
     });
   },
 };

@@ -34,6 +34,7 @@ export const captureCommand: Command = {
     "capture.zeroLoss",
     ...METRICS_SERVER,
     "stallAfter",
+    "stopTimeoutMs",
     "logLevel",
   ],
   required: ["source.url", "kafka.brokers"],
@@ -53,6 +54,7 @@ export const captureCommand: Command = {
       service,
       logger,
       metrics: { ...config.metrics, registry: metrics.registry },
+      stopTimeoutMs: config.stopTimeoutMs,
     });
   },
 };

@@ -58,6 +58,7 @@ export const nodeCommand: Command = {
     "seed.rangeRows",
     ...METRICS_SERVER,
     "stallAfter",
+    "stopTimeoutMs",
     "logLevel",
   ],
   required: ["cluster.name", "node.name", "node.databaseUrl", "kafka.brokers"],
@@ -94,6 +95,7 @@ export const nodeCommand: Command = {
     return runService({
       service: node,
       logger,
+      stopTimeoutMs: config.stopTimeoutMs,
       metrics: {
         ...config.metrics,
         registry: { contentType: node.registry.contentType, metrics: () => node.registry.metrics() },
