@@ -1,7 +1,8 @@
-import { rmSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
 import {
   DEFAULT_KAFKA_VERSION,
+  ensureKafkaJars,
   initKafka,
   type KafkaStopMode,
   kafkaPid,
@@ -132,9 +133,11 @@ export async function startStack(opts: StackOptions = {}): Promise<StartResult> 
       );
     }
   }
-  const wasRunning =
-    clusters.every((n) => state.pg[n] && clusterPid(state.pg[n])) &&
-    (!wantKafka || (state.kafka !== undefined && kafkaPid(state.kafka) !== undefined));
+  const upBefore = new Set([
+    ...clusters.filter((n) => state.pg[n] && clusterPid(state.pg[n])),
+    ...(state.kafka && kafkaPid(state.kafka) ? ["kafka"] : []),
+  ]);
+  const wasRunning = clusters.every((n) => upBefore.has(n)) && (!wantKafka || upBefore.has("kafka"));
 
   const pgJobs = clusters.map(async (name) => {
     const t0 = Date.now();
@@ -160,6 +163,14 @@ export async function startStack(opts: StackOptions = {}): Promise<StartResult> 
       writeState(state);
     }
     const alreadyUp = kafkaPid(state.kafka) !== undefined;
+    // A stack directory can outlive the checkout whose .cache held its jars (a removed worktree).
+    if (!alreadyUp && !existsSync(join(state.kafka.libDir, ".complete"))) {
+      log(
+        `the jars recorded for this stack's broker are gone (${state.kafka.libDir}): using this checkout's`,
+      );
+      state.kafka.libDir = await ensureKafkaJars(version, log);
+      writeState(state);
+    }
     state.kafka.pid = await startBroker(state.kafka);
     if (!alreadyUp) started.push("kafka");
     writeState(state);
@@ -170,11 +181,25 @@ export async function startStack(opts: StackOptions = {}): Promise<StartResult> 
   writeState(state);
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failures.length) {
+    // Nothing this call started may outlive its failure (a broker that never answered may still run):
+    // the caller gets no stack to stop.
+    const kafka = state.kafka;
+    await Promise.allSettled([
+      ...clusters.filter((n) => !upBefore.has(n)).map((n) => stopIfRecorded(state.pg[n])),
+      ...(kafka && !upBefore.has("kafka") ? [stopBroker(kafka)] : []),
+    ]);
+    writeState(state);
     throw new Error(
       failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join("\n\n"),
     );
   }
   return { state, env: stackEnv({ baseDir }), wasRunning, started, timingsMs };
+}
+
+async function stopIfRecorded(c: StackState["pg"][string] | undefined): Promise<void> {
+  if (!c) return;
+  await stopCluster(c, "fast");
+  c.pid = undefined;
 }
 
 /** Stops everything this stack started (by pid), and only that. `purge` also deletes its data. */

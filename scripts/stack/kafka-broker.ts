@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { Kafka, type KafkaConfig, logLevel } from "kafkajs";
 import { ensureCommands, type NeededCommand } from "./debian-packages.js";
 import { freePort, portIsFree } from "./free-port.js";
-import { awaitReaped, isAlive, run, tail, terminate, waitUntil } from "./processes.js";
+import { awaitReaped, isAlive, PointlessWait, run, tail, terminate, waitUntil } from "./processes.js";
 import { CACHE_DIR, type KafkaState, REPO_ROOT } from "./stack-state.js";
 
 export const DEFAULT_KAFKA_VERSION = "4.1.1";
@@ -264,7 +264,7 @@ export async function startBroker(k: KafkaState): Promise<number> {
     `Kafka on ${kafkaHost(k)}:${k.port}`,
     90_000,
     async () => {
-      if (!isAlive(started)) throw new Error(`Kafka (pid ${started}) exited`);
+      if (!isAlive(started)) throw new PointlessWait(`Kafka (pid ${started}) exited`);
       return kafkaAnswers(k);
     },
     () => `${tail(join(k.dir, "kafka.out"), 15)}\n${tail(k.logFile)}`,

@@ -79,6 +79,9 @@ export function pidExists(pid: number): boolean {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns true or the deadline passes; the last probe error explains a timeout. */
+/** Thrown by a waitUntil probe when waiting longer cannot help (the process waited for has exited). */
+export class PointlessWait extends Error {}
+
 export async function waitUntil(
   what: string,
   timeoutMs: number,
@@ -91,6 +94,10 @@ export async function waitUntil(
     try {
       if (await probe()) return;
     } catch (err) {
+      if (err instanceof PointlessWait) {
+        const extra = explain();
+        throw new Error(`gave up waiting for ${what}: ${err.message}${extra ? `\n${extra}` : ""}`);
+      }
       lastError = err instanceof Error ? err.message : String(err);
     }
     if (Date.now() > deadline) {
