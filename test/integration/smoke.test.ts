@@ -12,7 +12,7 @@ import {
 import { SlotReader } from "../../connectors/postgres-source/slot-reader.js";
 import { stackStatus, startStack, stopStack } from "../../scripts/stack/index.js";
 import { descendants, isAlive, processesMentioning } from "../../scripts/stack/processes.js";
-import { readState, writeState } from "../../scripts/stack/stack-state.js";
+import { readState, type StackState, writeState } from "../../scripts/stack/stack-state.js";
 import { asText } from "../support/pgoutput-text.js";
 import {
   createTestDatabase,
@@ -146,41 +146,51 @@ describe("local stack lifecycle", () => {
     }
   });
 
-  it("restarts a stack whose recorded Kafka jars are gone (made by a checkout since removed) from this checkout's jars", async () => {
+  /** A private stack made, then stopped, in a temp dir: `change` alters its record before `check` starts it again. */
+  async function restartStopped(
+    change: (state: StackState, baseDir: string) => void,
+    check: (baseDir: string) => Promise<void>,
+  ): Promise<void> {
     const baseDir = mkdtempSync(join(tmpdir(), "diffrelay-stack-"));
     try {
       await startStack({ baseDir, clusters: ["primary"] });
       await stopStack({ baseDir });
       const state = readState(baseDir);
-      if (!state.kafka) throw new Error("the stack recorded no broker");
-      state.kafka.libDir = join(baseDir, "removed-worktree", ".cache", "kafka", "lib");
+      change(state, baseDir);
       writeState(state);
-
-      const again = await startStack({ baseDir, clusters: ["primary"] });
-      expect(again.state.kafka?.libDir).not.toContain("removed-worktree");
-      expect(again.started).toContain("kafka");
+      await check(baseDir);
     } finally {
       await stopStack({ baseDir, purge: true });
       rmSync(baseDir, { recursive: true, force: true });
     }
+  }
+
+  it("restarts a stack whose recorded Kafka jars are gone (made by a checkout since removed) from this checkout's jars", async () => {
+    await restartStopped(
+      (state, baseDir) => {
+        if (!state.kafka) throw new Error("the stack recorded no broker");
+        state.kafka.libDir = join(baseDir, "removed-worktree", ".cache", "kafka", "lib");
+      },
+      async (baseDir) => {
+        const again = await startStack({ baseDir, clusters: ["primary"] });
+        expect(again.state.kafka?.libDir).not.toContain("removed-worktree");
+        expect(again.started).toContain("kafka");
+      },
+    );
   });
 
   it("a start that fails stops what it started before it throws", async () => {
-    const baseDir = mkdtempSync(join(tmpdir(), "diffrelay-stack-"));
-    try {
-      await startStack({ baseDir, clusters: ["primary"] });
-      await stopStack({ baseDir });
-      const state = readState(baseDir);
-      if (!state.kafka) throw new Error("the stack recorded no broker");
-      // A broker that cannot start: its configuration file is gone.
-      rmSync(join(state.kafka.dir, "server.properties"));
-
-      await expect(startStack({ baseDir, clusters: ["primary"] })).rejects.toThrow(/Kafka/);
-      expect(stackStatus({ baseDir }).filter((s) => s.running)).toEqual([]);
-      expect(processesMentioning(baseDir)).toEqual([]);
-    } finally {
-      await stopStack({ baseDir, purge: true });
-      rmSync(baseDir, { recursive: true, force: true });
-    }
+    await restartStopped(
+      (state) => {
+        if (!state.kafka) throw new Error("the stack recorded no broker");
+        // A broker that cannot start: its configuration file is gone.
+        rmSync(join(state.kafka.dir, "server.properties"));
+      },
+      async (baseDir) => {
+        await expect(startStack({ baseDir, clusters: ["primary"] })).rejects.toThrow(/Kafka/);
+        expect(stackStatus({ baseDir }).filter((s) => s.running)).toEqual([]);
+        expect(processesMentioning(baseDir)).toEqual([]);
+      },
+    );
   });
 });
