@@ -78,10 +78,13 @@ export function pidExists(pid: number): boolean {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `probe` until it returns true or the deadline passes; the last probe error explains a timeout. */
 /** Thrown by a waitUntil probe when waiting longer cannot help (the process waited for has exited). */
 export class PointlessWait extends Error {}
 
+/**
+ * Polls `probe` until it returns true or the deadline passes; the last probe error explains a timeout.
+ * A PointlessWait from the probe ends the wait at once.
+ */
 export async function waitUntil(
   what: string,
   timeoutMs: number,
