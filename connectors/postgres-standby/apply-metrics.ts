@@ -79,6 +79,11 @@ export function createApplyMetrics(standby: string) {
       help: "Batched statement groups rolled back to their savepoint and applied again one statement per change",
       registers,
     }),
+    groupRetries: new Counter({
+      name: "diffrelay_apply_group_retries_total",
+      help: "Groups sent with their commit in one round trip that the standby refused (a row count other than the source's, or an error), rolled back and applied again in separate exchanges",
+      registers,
+    }),
     drift: new Counter({
       name: "diffrelay_apply_drift_total",
       help: "Drift found (with --on-drift log)",

@@ -24,6 +24,7 @@ import {
   type ApplyPosition,
   liftPause,
   markPausedAt,
+  positionCommit,
   readPausePoint,
   readPauseRequest,
   readPosition,
@@ -285,7 +286,11 @@ export class ApplyService {
       maxRowsPerTransaction: config.apply.maxRowsPerTransaction,
       maxGroupMs: config.apply.maxGroupMs,
       maxPendingChanges: config.apply.maxRowsPerStatement * 4,
-      apply: (changes, positions) => applier.applyChanges(client, changes, positions, deferred),
+      apply: async (changes, positions) => {
+        await applier.applyChanges(client, changes, positions, deferred);
+      },
+      applyAndCommit: (changes, positions, position) =>
+        applier.applyChanges(client, changes, positions, deferred, positionCommit(standbyName, position)),
       applyAlone: (change, position) => applier.applyOutsideTransaction(client, change, position),
       metrics,
       pauseGate: gate,

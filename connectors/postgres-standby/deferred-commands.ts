@@ -11,6 +11,11 @@ export class DeferredCommands {
     this.commands.push(command);
   }
 
+  /** Nothing of the transaction has reached the standby yet: its BEGIN alone waits here. */
+  get beginOnly(): boolean {
+    return this.commands.length === 1 && this.commands[0] === "BEGIN";
+  }
+
   /** The commands not sent yet, in order; the caller sends them first in its exchange. */
   take(): string[] {
     const taken = this.commands;

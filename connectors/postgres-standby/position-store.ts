@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { formatLsn, type Lsn, parseLsn } from "../../src/change/lsn.js";
+import type { PipelinedStatement } from "../../src/sql/pipelined-query.js";
 import { quoteLiteral } from "../../src/sql/quote.js";
 
 /**
@@ -75,17 +76,26 @@ function positionValues(standbyName: string, position: ApplyPosition): (string |
 
 const PARAMETERS = Array.from({ length: 8 }, (_, i) => `$${i + 1}`);
 
+const WRITE_POSITION = { name: "diffrelay_write_position", text: positionUpsert(PARAMETERS) };
+
 /** Written inside the transaction that applied the changes it covers, never on its own. */
 export async function writePosition(
   client: pg.ClientBase,
   standbyName: string,
   position: ApplyPosition,
 ): Promise<void> {
-  await client.query({
-    name: "diffrelay_write_position",
-    text: positionUpsert(PARAMETERS),
-    values: positionValues(standbyName, position),
-  });
+  await client.query({ ...WRITE_POSITION, values: positionValues(standbyName, position) });
+}
+
+/**
+ * The position's upsert and the COMMIT, to end a pipeline that applied the
+ * changes the position covers (TransactionApplier.applyChanges' `commit`).
+ */
+export function positionCommit(standbyName: string, position: ApplyPosition): PipelinedStatement[] {
+  return [
+    { ...WRITE_POSITION, values: positionValues(standbyName, position) },
+    { text: "COMMIT", values: [] },
+  ];
 }
 
 /**

@@ -30,7 +30,7 @@ export interface TransactionApplierOptions {
    */
   onSequenceMissing?: (qualifiedName: string) => void;
   /** Batch fallbacks are counted: a table where they happen often is worth a look (a UNIQUE value moved between rows). */
-  metrics: Pick<ApplyMetrics, "batchFallbacks">;
+  metrics: Pick<ApplyMetrics, "batchFallbacks" | "groupRetries">;
 }
 
 const SAVEPOINT = "diffrelay_batch";
@@ -115,13 +115,22 @@ export class TransactionApplier {
    * source transactions. Commands in `deferred` go out first, in the same
    * round trip as the statements; with it, the applier defers its own
    * savepoint releases there too (the caller's next exchange sends them).
+   *
+   * With `commit` (the position's upsert and COMMIT, position-store.ts), the
+   * changes and the commit go in one round trip where they can: nothing of the
+   * transaction has reached the standby yet (its BEGIN is still deferred), and
+   * every statement runs pipelined with its row count checked by the standby
+   * (migrations/standby/005_expect_rows.sql). Resolves true when the
+   * transaction committed so; false when the changes are applied and the
+   * caller still commits, as without `commit`.
    */
   async applyChanges(
     client: ClientBase,
     changes: Change[],
     context: SourcePosition | readonly SourcePosition[],
     deferred?: DeferredCommands,
-  ): Promise<void> {
+    commit?: readonly PipelinedStatement[],
+  ): Promise<boolean> {
     if (!this.preparedSessions.has(client)) {
       throw new Error(
         "TransactionApplier.prepareSession() must run on this connection before applyChanges()",
@@ -133,35 +142,47 @@ export class TransactionApplier {
     }
     const positionOf = (index: number): SourcePosition =>
       Array.isArray(positions) ? (positions[index] as SourcePosition) : positions;
-    if (changes.length === 0) return;
+    if (changes.length === 0) return false;
     // The catalog reads below may go before a deferred BEGIN: they only read, and a DDL of the group
     // (which they would have to see) sends everything deferred before it runs.
     await this.refreshAfterDdl(client);
+    const alone = commit !== undefined && deferred?.beginOnly && !changes.some((c) => c.kind === "ddl");
+    if (alone) return this.applySegment(this.segment(client, deferred, changes, 0, positionOf), commit);
     let start = 0;
     while (start < changes.length) {
       let end = start;
       while (end < changes.length && changes[end]?.kind !== "ddl") end += 1;
-      if (end > start) {
-        const segment: Segment = {
-          client,
-          deferred: deferred ?? null,
-          changes: changes.slice(start, end),
-          base: start,
-          positionOf,
-          resolved: new Map(),
-          lastResolved: null,
-        };
-        await this.applySegment(segment);
-      }
+      if (end > start)
+        await this.applySegment(this.segment(client, deferred, changes.slice(start, end), start, positionOf));
       const ddl = changes[end];
       if (ddl === undefined) break;
       await sendDeferred(client, deferred ?? null);
       await this.applyDdl(client, ddl as DdlChange, positionOf(end));
       start = end + 1;
     }
+    return false;
   }
 
-  private async applySegment(segment: Segment): Promise<void> {
+  private segment(
+    client: ClientBase,
+    deferred: DeferredCommands | undefined,
+    changes: Change[],
+    base: number,
+    positionOf: (index: number) => SourcePosition,
+  ): Segment {
+    return {
+      client,
+      deferred: deferred ?? null,
+      changes,
+      base,
+      positionOf,
+      resolved: new Map(),
+      lastResolved: null,
+    };
+  }
+
+  /** Resolves true only when `commit` was given and the segment committed with it. */
+  private async applySegment(segment: Segment, commit?: readonly PipelinedStatement[]): Promise<boolean> {
     await this.resolveRelations(segment);
     await this.dropMissingSequences(segment);
     const statements = planStatements(segment.changes, (ref) => resolvedRelation(segment, ref), {
@@ -171,9 +192,42 @@ export class TransactionApplier {
     // COPY needs an exchange of its own (its data goes once the server asks for it).
     if (statements.some((statement) => statement.copyData !== undefined)) {
       await this.runInTurn(segment, statements);
-      return;
+      return false;
+    }
+    if (commit !== undefined && statements.every(checkable)) {
+      if (await this.runAndCommit(segment, statements, commit)) return true;
     }
     await this.runPipelined(segment, statements);
+    return false;
+  }
+
+  /**
+   * BEGIN, the statements, each row count checked by the standby, and
+   * `commit`, in one round trip. Should the standby refuse any of it (a
+   * drift, a UNIQUE value moved between rows in a batch, any error), the
+   * transaction is rolled back whole and false says so: nothing of it is
+   * left, BEGIN is deferred again, and the caller applies the statements as
+   * if this had not been tried, where each outcome is reported as always.
+   */
+  private async runAndCommit(
+    segment: Segment,
+    statements: PlannedStatement[],
+    commit: readonly PipelinedStatement[],
+  ): Promise<boolean> {
+    const { client, deferred } = segment;
+    const before = deferred?.take() ?? [];
+    const outcome = await runPipelined(client, [
+      ...before.map((text) => ({ text, values: [] })),
+      ...statements.map((statement) => this.checked(statement)),
+      ...commit,
+    ]);
+    if (outcome.error === null) return true;
+    // Without an answer from the server it is unknown whether the COMMIT ran: a new session reads the position.
+    if (databaseError(outcome.error) === null) throw outcome.error;
+    await client.query("ROLLBACK");
+    this.options.metrics.groupRetries.inc();
+    for (const command of before) deferred?.add(command);
+    return false;
   }
 
   /**
@@ -418,6 +472,15 @@ export class TransactionApplier {
     return client.query({ name: this.statementName(statement.sql), text: statement.sql, values });
   }
 
+  /** A statement as a step of a pipelined run that the standby fails should its row count not be the planned one. */
+  private checked(statement: PlannedStatement): PipelinedStatement {
+    const { expectedRows } = statement;
+    if (expectedRows === null) return this.pipelined(statement);
+    const parameter = statement.params.length + 1;
+    const text = `WITH diffrelay_applied AS (${statement.sql} RETURNING 1) SELECT diffrelay.expect_rows(pg_catalog.count(*), $${parameter}) FROM diffrelay_applied`;
+    return { text, name: this.statementName(text), values: [...statement.params, String(expectedRows)] };
+  }
+
   /** A statement as a step of a pipelined run (never COPY), prepared as execute() would. */
   private pipelined(statement: PlannedStatement): PipelinedStatement {
     const { sql, params } = statement;
@@ -588,6 +651,16 @@ async function release(
 ): Promise<void> {
   if (deferred) deferred.add(`RELEASE SAVEPOINT ${savepoint}`);
   else await client.query(`RELEASE SAVEPOINT ${savepoint}`);
+}
+
+/**
+ * Whether a statement can run with its row count checked by the standby: one
+ * that counts no rows, or one that is not itself a WITH query (PostgreSQL
+ * allows a data-modifying WITH only at the top level, and the check wraps the
+ * statement in one).
+ */
+function checkable(statement: PlannedStatement): boolean {
+  return statement.expectedRows === null || !statement.sql.startsWith("WITH ");
 }
 
 /** The changes between two DDL commands: planned together against the same definitions. */

@@ -18,6 +18,17 @@ import { ValueJoiner } from "./value-joiner.js";
 /** Applies a list of changes inside the grouper's standby transaction. */
 export type ChangeSink = (changes: Change[], positions: SourcePosition[]) => Promise<void>;
 
+/**
+ * Applies the group's last changes and commits it with `position` in one
+ * exchange where it can: true when it did, false when the changes are applied
+ * and the grouper still commits.
+ */
+export type CommittingChangeSink = (
+  changes: Change[],
+  positions: SourcePosition[],
+  position: ApplyPosition,
+) => Promise<boolean>;
+
 /** Runs one DDL command on the standby connection outside any transaction block. */
 export type AloneDdlSink = (change: DdlChange, position: SourcePosition) => Promise<void>;
 
@@ -29,6 +40,8 @@ export interface TransactionGrouperOptions {
   /** Changes buffered before they are handed to the sink (bounds memory on huge transactions). */
   maxPendingChanges: number;
   apply: ChangeSink;
+  /** Used instead of `apply` for the changes still pending when a group commits. */
+  applyAndCommit?: CommittingChangeSink;
   /** For DDL that cannot run in a transaction block (planning/ddl-replay.ts). */
   applyAlone: AloneDdlSink;
   metrics: Pick<
@@ -80,6 +93,7 @@ export class TransactionGrouper {
   /** The options' transaction and sinks, each refusing to send anything once the group is abandoned. */
   private readonly tx: StandbyTransaction;
   private readonly apply: ChangeSink;
+  private readonly applyAndCommit: CommittingChangeSink | null;
   private readonly applyAloneSink: AloneDdlSink;
   private abandoned = false;
   /** The frame (or the drain's end) under way; abandon() waits for it. */
@@ -112,6 +126,9 @@ export class TransactionGrouper {
       rollback: () => tx.rollback(),
     };
     this.apply = this.refusingOnceAbandoned("applying changes", options.apply);
+    this.applyAndCommit = options.applyAndCommit
+      ? this.refusingOnceAbandoned("applying changes with COMMIT", options.applyAndCommit)
+      : null;
     this.applyAloneSink = this.refusingOnceAbandoned("applying DDL alone", options.applyAlone);
     this.now = options.now ?? Date.now;
     this.position = { ...options.position };
@@ -158,10 +175,10 @@ export class TransactionGrouper {
     return running;
   }
 
-  private refusingOnceAbandoned<A extends unknown[]>(
+  private refusingOnceAbandoned<A extends unknown[], R>(
     statement: string,
-    send: (...args: A) => Promise<void>,
-  ): (...args: A) => Promise<void> {
+    send: (...args: A) => Promise<R>,
+  ): (...args: A) => Promise<R> {
     return (...args) => (this.abandoned ? Promise.reject(this.refusal(statement)) : send(...args));
   }
 
@@ -378,20 +395,22 @@ export class TransactionGrouper {
     this.groupCommitTimes.push(header.commitTimeMicros);
   }
 
-  private async flushPending(): Promise<void> {
-    if (this.pendingChanges.length === 0) return;
+  /** Hands the pending changes to the sink; with `commitAt`, true once they committed with it. */
+  private async flushPending(commitAt?: ApplyPosition): Promise<boolean> {
+    if (this.pendingChanges.length === 0) return false;
     const order = orderByTable(this.pendingChanges);
     const changes = order.map((i) => this.pendingChanges[i] as Change);
     const positions = order.map((i) => this.pendingPositions[i] as SourcePosition);
     this.pendingChanges = [];
     this.pendingPositions = [];
     this.pendingJoinedBytes = 0;
+    if (commitAt && this.applyAndCommit) return this.applyAndCommit(changes, positions, { ...commitAt });
     await this.apply(changes, positions);
+    return false;
   }
 
   private async commitGroup(): Promise<void> {
-    await this.flushPending();
-    await this.tx.commit(this.position);
+    if (!(await this.flushPending(this.position))) await this.tx.commit(this.position);
     this.inTransaction = false;
     const { metrics } = this.options;
     const nowMicros = BigInt(this.now()) * 1000n;

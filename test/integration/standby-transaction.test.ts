@@ -1,12 +1,18 @@
 // The standby transaction's commit on a real standby: the position and the COMMIT leave in one
 // round trip, and a position that cannot be written commits nothing of what it covers. With deferred
-// commands, a whole group takes two round trips: its BEGIN and statements, then its position and COMMIT.
+// commands, a whole group takes two round trips: its BEGIN and statements, then its position and COMMIT;
+// handed the position's commit too, the applier sends the whole group in one, the standby checking each
+// row count itself, and anything it refuses is rolled back and applied again in separate exchanges.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApplyMetrics } from "../../connectors/postgres-standby/apply-metrics.js";
 import { DeferredCommands } from "../../connectors/postgres-standby/deferred-commands.js";
 import { DriftError, type SourcePosition } from "../../connectors/postgres-standby/drift-error.js";
-import { type ApplyPosition, readPosition } from "../../connectors/postgres-standby/position-store.js";
+import {
+  type ApplyPosition,
+  positionCommit,
+  readPosition,
+} from "../../connectors/postgres-standby/position-store.js";
 import { PgStandbyTransaction } from "../../connectors/postgres-standby/standby-transaction.js";
 import { TransactionApplier } from "../../connectors/postgres-standby/transaction-applier.js";
 import type { Change } from "../../src/change/change-model.js";
@@ -182,5 +188,138 @@ describe("a group applied with deferred commands", () => {
     written = await applyGroup([upd(kv, ["3"], [1], ["c2"])]);
     expect((await state())[2]).toEqual({ id: 3, code: "c2" });
     expect(await readPosition(observer, "diffrelay.grouped", 0)).toEqual(written);
+  });
+});
+
+describe("a group applied and committed in one round trip", () => {
+  const sources = new SourceRelations(2000);
+  const source: SourcePosition = {
+    commitLsn: 0x4_0000_0100n,
+    topic: "diffrelay.one-exchange",
+    partition: 0,
+    offset: "9",
+  };
+  let offset = 0n;
+
+  /** What the apply service does for a group whose changes are all pending at its commit. */
+  async function applyGroup(applier: TransactionApplier, changes: Change[]) {
+    const deferred = new DeferredCommands();
+    const tx = new PgStandbyTransaction(client, "standby-o", deferred);
+    const written = position("diffrelay.one-exchange", ++offset);
+    await tx.begin();
+    try {
+      const committed = await applier.applyChanges(
+        client,
+        changes,
+        source,
+        deferred,
+        positionCommit("standby-o", written),
+      );
+      if (!committed) await tx.commit(written);
+      return { written, committed };
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+  }
+
+  it("sends BEGIN, the statements, the position and COMMIT in one round trip; a drift, a UNIQUE swap or a logged drift is rolled back and applied as before", async () => {
+    const metrics = createApplyMetrics("one-exchange-test");
+    const drifts: DriftError[] = [];
+    const appliers = {
+      stop: new TransactionApplier({ schemas: sources.lookup, maxRowsPerStatement: 100, metrics }),
+      log: new TransactionApplier({
+        schemas: sources.lookup,
+        maxRowsPerStatement: 100,
+        metrics,
+        onDrift: "log",
+        onDriftLogged: (drift) => drifts.push(drift),
+      }),
+    };
+    await appliers.stop.prepareSession(client);
+    await appliers.log.prepareSession(client);
+    await client.query("CREATE TABLE kv1 (id integer PRIMARY KEY, code text NOT NULL UNIQUE)");
+    await client.query("INSERT INTO kv1 VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')");
+    const kv = sources.relation(
+      "public",
+      "kv1",
+      [
+        ["id", "integer"],
+        ["code", "text"],
+      ],
+      ["id"],
+    );
+    const state = async () => (await observer.query("SELECT id, code FROM kv1 ORDER BY id")).rows;
+    const retries = async () => (await metrics.groupRetries.get()).values[0]?.value ?? 0;
+    const committed = async () => readPosition(observer, "diffrelay.one-exchange", 0);
+
+    // The first group reads the table's definition (catalog queries, once per applier); the next ones do not.
+    await applyGroup(appliers.stop, [upd(kv, ["3"], [1], ["c"])]);
+    queries = [];
+    let group = await applyGroup(appliers.stop, [
+      upd(kv, ["1"], [1], ["a1"]),
+      upd(kv, ["2"], [1], ["b1"]),
+      del(kv, ["4"]),
+      ins(kv, ["5", "e"]),
+    ]);
+    expect(group.committed).toBe(true);
+    expect(queries).toHaveLength(1);
+    expect(await state()).toEqual([
+      { id: 1, code: "a1" },
+      { id: 2, code: "b1" },
+      { id: 3, code: "c" },
+      { id: 5, code: "e" },
+    ]);
+    expect(await committed()).toEqual(group.written);
+    expect(await retries()).toBe(0);
+
+    // A UNIQUE value swapped between rows fails the batch: rolled back whole, then applied change by change.
+    group = await applyGroup(appliers.stop, [
+      upd(kv, ["1"], [1], ["tmp"]),
+      upd(kv, ["2"], [1], ["a1"]),
+      upd(kv, ["1"], [1], ["b1"]),
+    ]);
+    expect(group.committed).toBe(false);
+    expect(await retries()).toBe(1);
+    expect((await state()).slice(0, 2)).toEqual([
+      { id: 1, code: "b1" },
+      { id: 2, code: "a1" },
+    ]);
+    expect(await committed()).toEqual(group.written);
+
+    // Drift in a batch, in a single statement and in an insert: the standby refuses it before the COMMIT,
+    // and the retry names the change; nothing of the group commits and the position stays.
+    const before = await state();
+    for (const changes of [
+      [upd(kv, ["3"], [1], ["c1"]), upd(kv, ["99"], [1], ["x"])],
+      [ins(kv, ["7", "g"]), ins(kv, ["8", "h"]), upd(kv, ["98"], [1], ["y"])],
+      [upd(kv, ["3"], [1], ["c1"]), ins(kv, ["5", "dup"])],
+    ]) {
+      const drift = await failure(applyGroup(appliers.stop, changes));
+      expect(drift).toBeInstanceOf(DriftError);
+      expect(drift).toMatchObject({
+        reason: changes.length === 2 && changes[1]?.kind === "insert" ? "row-exists" : "row-missing",
+        changeIndex: changes.length - 1,
+      });
+      expect(await state()).toEqual(before);
+      expect(await committed()).toEqual(group.written);
+    }
+    // Two inserts into one table go as a COPY, which needs an exchange of its own: that group was not tried in one.
+    expect(await retries()).toBe(3);
+
+    // With on-drift=log the retry logs the drift and the rest of the group commits.
+    group = await applyGroup(appliers.log, [upd(kv, ["3"], [1], ["c2"]), del(kv, ["97"])]);
+    expect(group.committed).toBe(false);
+    expect(drifts).toMatchObject([{ reason: "row-missing", changeIndex: 1 }]);
+    expect((await state())[2]).toEqual({ id: 3, code: "c2" });
+    expect(await committed()).toEqual(group.written);
+
+    // The connection is usable, and the next group goes in one round trip again.
+    queries = [];
+    group = await applyGroup(appliers.stop, [upd(kv, ["3"], [1], ["c3"])]);
+    expect(group.committed).toBe(true);
+    expect(queries).toHaveLength(1);
+    expect((await state())[2]).toEqual({ id: 3, code: "c3" });
+    expect(await committed()).toEqual(group.written);
   });
 });

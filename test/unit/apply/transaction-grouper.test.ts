@@ -113,6 +113,34 @@ describe("transaction grouper", () => {
     expect(grouper.current.nextOffset).toBe(1n);
   });
 
+  test("hands the changes still pending at commit to applyAndCommit with the group's position; its false still commits", async () => {
+    let committing = true;
+    const handed: string[] = [];
+    const { grouper, standby } = grouperOn({
+      maxPendingChanges: 3,
+      applyAndCommit: async (changes, _positions, at) => {
+        handed.push(`${changes.length} changes, next=${at.nextOffset} lsn=${at.lastCommitLsn}`);
+        await standby.apply(changes);
+        if (!committing) return false;
+        await standby.commit(at);
+        return true;
+      },
+    });
+    await grouper.handleFrame(frame(0, chunk(10n, [1]), chunk(20n, [2])), true);
+    expect(handed).toEqual(["2 changes, next=1 lsn=20"]);
+    expect(standby.log).toEqual(["BEGIN", "apply 1,2", "COMMIT next=1 lsn=20"]);
+
+    // Past maxPendingChanges, the first changes go to apply on their own; the rest commit with the position.
+    await grouper.handleFrame(frame(1, chunk(30n, [3, 4, 5]), chunk(35n, [6])), true);
+    expect(handed).toEqual(["2 changes, next=1 lsn=20", "1 changes, next=2 lsn=35"]);
+    expect(standby.log.slice(3)).toEqual(["BEGIN", "apply 3,4,5", "apply 6", "COMMIT next=2 lsn=35"]);
+
+    committing = false;
+    await grouper.handleFrame(frame(2, chunk(40n, [7])), true);
+    expect(standby.log.slice(7)).toEqual(["BEGIN", "apply 7", "COMMIT next=3 lsn=40"]);
+    expect(standby.committedRows).toEqual(["1", "2", "3", "4", "5", "6", "7"]);
+  });
+
   test("a chunked transaction commits whole, under a savepoint, with the offset after its last chunk", async () => {
     const { grouper, standby } = grouperOn();
     await grouper.handleFrame(frame(0, chunk(50n, [1, 2], { finalChunk: false })), true);
