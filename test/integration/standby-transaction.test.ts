@@ -59,6 +59,21 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** A table of four rows (1 'a' … 4 'd') with a UNIQUE column, on the standby and as the source defines it. */
+async function keyValueTable(sources: SourceRelations, name: string) {
+  await client.query(`CREATE TABLE ${name} (id integer PRIMARY KEY, code text NOT NULL UNIQUE)`);
+  await client.query(`INSERT INTO ${name} VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')`);
+  return sources.relation(
+    "public",
+    name,
+    [
+      ["id", "integer"],
+      ["code", "text"],
+    ],
+    ["id"],
+  );
+}
+
 describe("PgStandbyTransaction.commit", () => {
   it("writes the position and commits in one round trip; both are visible together afterwards", async () => {
     const tx = new PgStandbyTransaction(client, "standby-a");
@@ -123,17 +138,7 @@ describe("a group applied with deferred commands", () => {
 
   it("sends BEGIN and every statement in one round trip, the position and COMMIT in a second; a fallback or a drift keeps today's outcome", async () => {
     await applier.prepareSession(client);
-    await client.query("CREATE TABLE kv (id integer PRIMARY KEY, code text NOT NULL UNIQUE)");
-    await client.query("INSERT INTO kv VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')");
-    const kv = sources.relation(
-      "public",
-      "kv",
-      [
-        ["id", "integer"],
-        ["code", "text"],
-      ],
-      ["id"],
-    );
+    const kv = await keyValueTable(sources, "kv");
     const state = async () => (await observer.query("SELECT id, code FROM kv ORDER BY id")).rows;
 
     // The first group reads the table's definition (catalog queries, once per applier); the next ones do not.
@@ -238,17 +243,7 @@ describe("a group applied and committed in one round trip", () => {
     };
     await appliers.stop.prepareSession(client);
     await appliers.log.prepareSession(client);
-    await client.query("CREATE TABLE kv1 (id integer PRIMARY KEY, code text NOT NULL UNIQUE)");
-    await client.query("INSERT INTO kv1 VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')");
-    const kv = sources.relation(
-      "public",
-      "kv1",
-      [
-        ["id", "integer"],
-        ["code", "text"],
-      ],
-      ["id"],
-    );
+    const kv = await keyValueTable(sources, "kv1");
     const state = async () => (await observer.query("SELECT id, code FROM kv1 ORDER BY id")).rows;
     const retries = async () => (await metrics.groupRetries.get()).values[0]?.value ?? 0;
     const committed = async () => readPosition(observer, "diffrelay.one-exchange", 0);
