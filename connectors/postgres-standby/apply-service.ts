@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import pg from "pg";
 import { formatLsn, type Lsn } from "../../src/change/lsn.js";
@@ -79,6 +80,8 @@ interface Session {
   catalog: SchemaCatalog | null;
   grouper: TransactionGrouper | null;
   consumer: Consumer | null;
+  /** Settled once the consumer's run() has: its group join ended, joined or not. */
+  joined: Promise<void>;
   /** The batch kafkajs handed over last; settled once it is applied, halted or failed. */
   batch: Promise<void>;
 }
@@ -96,6 +99,7 @@ interface Pipeline {
  */
 class SessionEnd {
   failed = false;
+  finished = false;
   readonly promise: Promise<void>;
   private resolve: () => void = () => undefined;
   private reject: (err: unknown) => void = () => undefined;
@@ -108,7 +112,12 @@ class SessionEnd {
   }
 
   finish(): void {
+    this.finished = true;
     this.resolve();
+  }
+
+  get over(): boolean {
+    return this.finished || this.failed;
   }
 
   fail(err: unknown): void {
@@ -229,6 +238,7 @@ export class ApplyService {
       catalog: null,
       grouper: null,
       consumer: null,
+      joined: Promise.resolve(),
       batch: Promise.resolve(),
     };
   }
@@ -386,7 +396,7 @@ export class ApplyService {
     const commitOffsets = this.dashboardOffsetCommits(consumer);
     const cursor = new TopicCursor(this.deps.topics.data, 0, start.nextOffset);
     // Not awaited: run() resolves once the consumer has joined, and stop() must end the session even before that.
-    consumer
+    const running = consumer
       .run({
         autoCommit: false,
         eachBatch: (payload) => {
@@ -399,6 +409,7 @@ export class ApplyService {
         () => this.seekToStart(consumer, start, end),
         (err) => end.fail(err),
       );
+    session.joined = running;
     await end.promise;
   }
 
@@ -411,7 +422,8 @@ export class ApplyService {
     commitOffsets: (next: bigint) => void,
   ): Promise<void> {
     this.heartbeat = payload.heartbeat;
-    if (end.failed) return;
+    // A join that ended after the session did hands over batches nobody is to apply.
+    if (end.over) return;
     this.endOffset = BigInt(payload.batch.highWatermark);
     try {
       catalog.throwIfFailed();
@@ -440,6 +452,7 @@ export class ApplyService {
   }
 
   private seekToStart(consumer: Consumer, start: ApplyPosition, end: SessionEnd): void {
+    if (end.over) return;
     this.sessionLive = true;
     // Caught up: nothing waits at this position that could fail again.
     if (start.nextOffset >= this.endOffset) this.failures.progressed();
@@ -535,6 +548,11 @@ export class ApplyService {
 
 /** Closes what a session opened, in this order. */
 async function closeSession(session: Session): Promise<void> {
+  // kafkajs's disconnect() leaves the group only once run() has joined it. Before that it leaves nothing
+  // and the join still completes: a member that no process runs, which seed, promote and a restarted
+  // applier then wait out. So the join ends first; one that takes longer than the session timeout (Kafka
+  // not answering) is given up, and what it left expires within that timeout.
+  await Promise.race([session.joined, sleep(APPLIER_SESSION_TIMEOUT_MS, undefined, { ref: false })]);
   // A stop or a failure ends the session while a batch may still send statements on its connection: the
   // ROLLBACK must come after the batch's last one, or the statements after it commit on their own.
   await session.batch;

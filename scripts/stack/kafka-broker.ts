@@ -88,6 +88,11 @@ export interface BrokerPropertiesOptions {
   internalReplicas: number;
   /** The address it listens on and advertises; 127.0.0.1 unless set (the fault suite's bridge address). */
   host?: string;
+  /**
+   * How long a new consumer group's first join waits for more members. 0 unless set: the stack forms groups at
+   * once; Kafka's own default is 3000, which tests of a join in progress set to hold the join open.
+   */
+  groupInitialRebalanceDelayMs?: number;
 }
 
 /** server.properties of one combined broker+controller node of the dev/test stack. */
@@ -117,7 +122,7 @@ export function brokerProperties(o: BrokerPropertiesOptions): string {
     `transaction.state.log.min.isr=${internalMinIsr}`,
     `share.coordinator.state.topic.replication.factor=${o.internalReplicas}`,
     `share.coordinator.state.topic.min.isr=${internalMinIsr}`,
-    "group.initial.rebalance.delay.ms=0",
+    `group.initial.rebalance.delay.ms=${o.groupInitialRebalanceDelayMs ?? 0}`,
     // After a kill -9 the restarted broker cannot re-register until its old session expires (default 9 s);
     // fault tests crash it on purpose, so a shorter session keeps restarts quick (and, on a cluster, fences a
     // dead leader sooner).

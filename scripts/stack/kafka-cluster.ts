@@ -28,6 +28,7 @@ export interface KafkaClusterState {
   baseDir: string;
   version: string;
   clusterId: string;
+  groupInitialRebalanceDelayMs: number;
   nodes: KafkaClusterNode[];
 }
 
@@ -39,6 +40,8 @@ export interface KafkaClusterOptions {
   heapMb?: number;
   /** The address every node listens on and advertises; 127.0.0.1 unless set (the fault suite's bridge). */
   host?: string;
+  /** See BrokerPropertiesOptions; 0 unless set. */
+  groupInitialRebalanceDelayMs?: number;
   log?: (message: string) => void;
 }
 
@@ -108,6 +111,7 @@ async function initKafkaCluster(
           quorum: `controller.quorum.voters=${voters}`,
           internalReplicas: Math.min(3, o.brokers),
           host: kafkaHost(n),
+          groupInitialRebalanceDelayMs: o.groupInitialRebalanceDelayMs,
         }),
       );
       writeLog4jConfig(n.dir, n.logFile);
@@ -130,7 +134,13 @@ async function initKafkaCluster(
       );
     }),
   );
-  const state: KafkaClusterState = { baseDir, version: o.version, clusterId, nodes };
+  const state: KafkaClusterState = {
+    baseDir,
+    version: o.version,
+    clusterId,
+    groupInitialRebalanceDelayMs: o.groupInitialRebalanceDelayMs,
+    nodes,
+  };
   writeKafkaCluster(state);
   return state;
 }
@@ -145,6 +155,7 @@ export async function startKafkaCluster(opts: KafkaClusterOptions = {}): Promise
     brokers: opts.brokers ?? 3,
     version: opts.version ?? process.env.DIFFRELAY_STACK_KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION,
     heapMb: opts.heapMb ?? 384,
+    groupInitialRebalanceDelayMs: opts.groupInitialRebalanceDelayMs ?? 0,
     log: opts.log ?? (() => undefined),
     ...(opts.host === undefined ? {} : { host: opts.host }),
   };
@@ -154,6 +165,7 @@ export async function startKafkaCluster(opts: KafkaClusterOptions = {}): Promise
     state &&
     (state.nodes.length !== o.brokers ||
       state.version !== o.version ||
+      (state.groupInitialRebalanceDelayMs ?? 0) !== o.groupInitialRebalanceDelayMs ||
       kafkaHost(state.nodes[0] as KafkaState) !== (o.host ?? "127.0.0.1"))
   ) {
     await stopKafkaCluster({ baseDir, mode: "kill" });

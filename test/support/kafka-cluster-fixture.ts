@@ -7,6 +7,7 @@ import { join } from "node:path";
 import kafkajs from "kafkajs";
 import { kafkaPid } from "../../scripts/stack/kafka-broker.js";
 import {
+  type KafkaClusterOptions,
   type KafkaClusterState,
   kafkaClusterBrokers,
   readKafkaCluster,
@@ -31,16 +32,20 @@ export class KafkaClusterFixture {
     private readonly tempDir: string | null,
   ) {}
 
-  static async start(brokers = 3): Promise<KafkaClusterFixture> {
+  static async start(
+    brokers = 3,
+    options: Pick<KafkaClusterOptions, "groupInitialRebalanceDelayMs"> = {},
+  ): Promise<KafkaClusterFixture> {
     const reuse = process.env.DIFFRELAY_TEST_KAFKA_CLUSTER_DIR;
     const baseDir = reuse ?? mkdtempSync(join(tmpdir(), "diffrelay-kafka-cluster-"));
     const before = readKafkaCluster(baseDir);
     const wasRunning =
       before !== undefined &&
       before.nodes.length === brokers &&
+      (before.groupInitialRebalanceDelayMs ?? 0) === (options.groupInitialRebalanceDelayMs ?? 0) &&
       before.nodes.every((n) => kafkaPid(n) !== undefined);
     try {
-      const state = await startKafkaCluster({ baseDir, brokers });
+      const state = await startKafkaCluster({ baseDir, brokers, ...options });
       return new KafkaClusterFixture(state, !wasRunning, reuse ? null : baseDir);
     } catch (err) {
       if (!wasRunning) await stopKafkaCluster({ baseDir, mode: "kill" }).catch(() => undefined);
