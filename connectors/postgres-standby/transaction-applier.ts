@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { ClientBase, QueryResult } from "pg";
+import pg, { type ClientBase, type QueryResult } from "pg";
 import type { Change, ColumnValue, DdlChange, SequencePosition } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
 import { copyIn } from "../../src/sql/copy-protocol.js";
@@ -64,13 +64,12 @@ interface DatabaseErrorLike {
   constraint?: string;
 }
 
+/**
+ * The server's error, or null for any other (a socket's, a client's). Not told by the shape of `code`:
+ * Node's socket errors carry one too, and some (EPIPE, EBADF) look like a SQLSTATE.
+ */
 function databaseError(err: unknown): DatabaseErrorLike | null {
-  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
-  if (typeof code === "string") {
-    // Node's own errors (ECONNRESET…) also carry a code; SQLSTATEs are five characters.
-    if (/^[0-9A-Z]{5}$/.test(code)) return err as Error & DatabaseErrorLike;
-  }
-  return null;
+  return err instanceof pg.DatabaseError ? (err as pg.DatabaseError & DatabaseErrorLike) : null;
 }
 
 /**

@@ -493,4 +493,45 @@ describe("TransactionApplier against PostgreSQL", () => {
     });
     expect(await rows("SELECT count(*)::int AS n FROM strict")).toEqual([{ n: 0 }]);
   });
+
+  test("a socket that fails under a statement (EPIPE: the standby went away) is the connection's failure, not a refused change", async () => {
+    await client.query("CREATE TABLE cut_short (id integer PRIMARY KEY, v text)");
+    const table = sources.relation(
+      "public",
+      "cut_short",
+      [
+        ["id", "integer"],
+        ["v", "text"],
+      ],
+      ["id"],
+    );
+    // One insert goes as a statement, two as a COPY: each path meets the socket's failure.
+    const groups = [[ins(table, ["1", "a"])], [ins(table, ["2", "b"]), ins(table, ["3", "c"])]];
+    for (const changes of groups) {
+      const own = new pg.Client({ connectionString: db.url });
+      own.on("error", () => undefined);
+      await own.connect();
+      const ownApplier = newApplier();
+      await ownApplier.prepareSession(own);
+      await own.query("BEGIN");
+      // Node's error for a write to a socket the server closed: its code is five capitals, like a SQLSTATE.
+      const epipe = Object.assign(new Error("write EPIPE"), { code: "EPIPE", errno: -32, syscall: "write" });
+      const stream = (own as unknown as { connection: { stream: import("node:net").Socket } }).connection
+        .stream;
+      const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+      // Cut once the row statement is on its way (the table's definition is read before it).
+      stream.write = ((...args: unknown[]) => {
+        const chunk = args[0];
+        const text =
+          typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("latin1") : "";
+        if (/INSERT INTO|COPY /.test(text)) process.nextTick(() => stream.destroy(epipe));
+        return write(...args);
+      }) as typeof stream.write;
+      const err = await failure(ownApplier.applyChanges(own, changes, position));
+      expect(err, String(err)).not.toBeInstanceOf(ApplyError);
+      expect(err).toMatchObject({ code: "EPIPE" });
+      await own.end().catch(() => undefined);
+    }
+    expect(await rows("SELECT count(*)::int AS n FROM cut_short")).toEqual([{ n: 0 }]);
+  });
 });

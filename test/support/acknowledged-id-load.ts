@@ -175,8 +175,8 @@ export class AcknowledgedIdLoad {
                 at: new Date().toISOString(),
                 error: `${e.code ?? "no SQLSTATE"}: ${e.message}`,
               });
-              // A socket error (ECONNRESET: the server killed) has a Node code, not a SQLSTATE.
-              const sqlState = e.code !== undefined && /^[0-9A-Z]{5}$/.test(e.code);
+              // A socket error (ECONNRESET, EPIPE: the server killed) is not the server's, whatever its code.
+              const sqlState = err instanceof pg.DatabaseError;
               if (sqlState && !e.code?.startsWith("57") && !e.code?.startsWith("08"))
                 this.errors.push(`writer ${writer} id ${id} on ${primary.name}: ${e.code} ${e.message}`);
             }
