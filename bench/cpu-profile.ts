@@ -1,6 +1,8 @@
-// CPU profiles of diffrelay's processes for `--profile`. Node refuses --cpu-prof in NODE_OPTIONS, and
-// the processes are started by the demo's launcher (no extra node flags), so a small preload module,
-// loaded through NODE_OPTIONS=--import, profiles with node:inspector and writes a .cpuprofile on exit.
+// CPU and allocation profiles of diffrelay's processes for `--profile`. Node refuses --cpu-prof in
+// NODE_OPTIONS, and the processes are started by the demo's launcher (no extra node flags), so a small
+// preload module, loaded through NODE_OPTIONS=--import, profiles with node:inspector and writes a
+// .cpuprofile and a .heapprofile on exit. The heap profile samples every allocation, also those the
+// GC has since collected: what a change costs the GC, not what stays live.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -12,12 +14,22 @@ session.connect();
 session.post("Profiler.enable");
 session.post("Profiler.setSamplingInterval", { interval: 1000 });
 session.post("Profiler.start");
+session.post("HeapProfiler.enable");
+session.post("HeapProfiler.startSampling", {
+  samplingInterval: 16384,
+  includeObjectsCollectedByMajorGC: true,
+  includeObjectsCollectedByMinorGC: true,
+});
 process.on("exit", () => {
   // A main-thread inspector session answers synchronously, so this completes inside the exit handler.
+  const dir = process.env.DIFFRELAY_BENCH_PROFILE_DIR;
   session.post("Profiler.stop", (err, result) => {
     if (err) return;
-    const name = "CPU.0.0." + process.pid + ".0.0.cpuprofile";
-    writeFileSync(process.env.DIFFRELAY_BENCH_PROFILE_DIR + "/" + name, JSON.stringify(result.profile));
+    writeFileSync(dir + "/CPU.0.0." + process.pid + ".0.0.cpuprofile", JSON.stringify(result.profile));
+  });
+  session.post("HeapProfiler.stopSampling", (err, result) => {
+    if (err) return;
+    writeFileSync(dir + "/HEAP." + process.pid + ".heapprofile", JSON.stringify(result.profile));
   });
 });
 `;

@@ -1,5 +1,6 @@
-// Top functions by self time in V8 .cpuprofile files (written by `node --cpu-prof` when a diffrelay
-// process exits): what dominates when diffrelay misses a target.
+// Top functions by self time in V8 .cpuprofile files, and top allocation sites in .heapprofile files
+// (both written by bench/cpu-profile.ts's preload when a diffrelay process exits): what dominates
+// when diffrelay misses a target.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -19,6 +20,13 @@ export interface HotFunction {
   share: number;
 }
 
+/** Where a profile's function is: `name file:line`, with paths shortened to node_modules/ or dist/. */
+function frameName(frame: ProfileNode["callFrame"]): string {
+  const { functionName, url, lineNumber } = frame;
+  const where = url ? `${url.replace(/^file:\/\/.*?\/(node_modules|dist)\//, "$1/")}:${lineNumber + 1}` : "";
+  return `${functionName || "(anonymous)"}${where ? ` ${where}` : ""}`;
+}
+
 export function topSelfTime(file: string, limit = 12): HotFunction[] {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
   const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -28,11 +36,7 @@ export function topSelfTime(file: string, limit = 12): HotFunction[] {
     const node = byNode.get(id);
     if (!node) return;
     const us = profile.timeDeltas[i] ?? 0;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url
-      ? `${url.replace(/^file:\/\/.*?\/(node_modules|dist)\//, "$1/")}:${lineNumber + 1}`
-      : "";
-    const key = `${functionName || "(anonymous)"}${where ? ` ${where}` : ""}`;
+    const key = frameName(node.callFrame);
     self.set(key, (self.get(key) ?? 0) + us);
     total += us;
   });
@@ -48,6 +52,51 @@ export function profilesByPid(dir: string): Map<number, string> {
   for (const file of readdirSync(dir)) {
     const pid = /^CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1];
     if (pid && file.endsWith(".cpuprofile")) out.set(Number(pid), join(dir, file));
+  }
+  return out;
+}
+
+interface HeapNode {
+  callFrame: ProfileNode["callFrame"];
+  selfSize: number;
+  children: HeapNode[];
+}
+
+export interface Allocations {
+  /** Bytes allocated over the process's life, as V8's sampling estimates them. */
+  totalBytes: number;
+  /** Allocation sites by bytes, each named with its caller. */
+  top: { site: string; bytes: number; share: number }[];
+}
+
+/** Bytes a process allocated, and where, from its .heapprofile. */
+export function topAllocations(file: string, limit = 12): Allocations {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as { head: HeapNode };
+  const bySite = new Map<string, number>();
+  let totalBytes = 0;
+  const visit = (node: HeapNode, caller: string) => {
+    const name = frameName(node.callFrame);
+    if (node.selfSize > 0) {
+      const site = `${name} < ${caller}`;
+      bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+      totalBytes += node.selfSize;
+    }
+    for (const child of node.children) visit(child, name);
+  };
+  visit(profile.head, "");
+  const top = [...bySite.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([site, bytes]) => ({ site, bytes, share: totalBytes ? bytes / totalBytes : 0 }));
+  return { totalBytes, top };
+}
+
+/** Allocation profiles in `dir` by the pid that wrote them (HEAP.<pid>.heapprofile). */
+export function allocationProfilesByPid(dir: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const file of readdirSync(dir)) {
+    const pid = /^HEAP\.(\d+)\.heapprofile$/.exec(file)?.[1];
+    if (pid) out.set(Number(pid), join(dir, file));
   }
   return out;
 }

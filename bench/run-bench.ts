@@ -3,7 +3,7 @@
 //
 // Flags: --tiny (every scenario once at tiny size, for the harness test), --simultaneous (both
 // systems attached to one database and one load; default is one after the other), --profile
-// (CPU profiles of diffrelay's processes, top functions printed), --keep-stack (leave the bench
+// (CPU and allocation profiles of diffrelay's processes, top functions and allocation sites printed), --keep-stack (leave the bench
 // stack running when this invocation started it), --cold (no warm-up of the broker before the
 // measured scenarios), --only=small,bulk,identity,large,catchup,largevis,commit, --pg=<14..18> (a
 // bench stack of that PostgreSQL major, in a folder of its own; default: Debian's, 15),
@@ -24,7 +24,13 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { pgFlavor, stopStack } from "../scripts/stack/index.js";
 import { type BenchContext, benchStackDir, openBenchStack, type Sizes, type SystemName } from "./context.js";
-import { profilesByPid, topSelfTime } from "./profile-summary.js";
+import {
+  type Allocations,
+  allocationProfilesByPid,
+  profilesByPid,
+  topAllocations,
+  topSelfTime,
+} from "./profile-summary.js";
 import { type Figure, figure, markdownTable } from "./report.js";
 import { BULK_STEPS, type BulkResult, bulk } from "./scenarios/bulk.js";
 import { type CatchUpResult, catchUp } from "./scenarios/catch-up.js";
@@ -525,11 +531,15 @@ async function main(): Promise<void> {
     const figures = figuresOf(raw);
 
     const profiles: Record<string, { name: string; selfMs: number; share: number }[]> = {};
+    const allocations: Record<string, Allocations> = {};
     if (profileDir) {
       const { readdirSync } = await import("node:fs");
       for (const runDir of readdirSync(profileDir)) {
         for (const [pid, file] of profilesByPid(join(profileDir, runDir))) {
           profiles[`${runDir} pid ${pid}`] = topSelfTime(file);
+        }
+        for (const [pid, file] of allocationProfilesByPid(join(profileDir, runDir))) {
+          allocations[`${runDir} pid ${pid}`] = topAllocations(file);
         }
       }
     }
@@ -551,6 +561,7 @@ async function main(): Promise<void> {
       figures,
       raw,
       profiles,
+      allocations,
     };
     writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
     console.log(`PostgreSQL ${stack.postgresVersion}\n`);
@@ -560,6 +571,13 @@ async function main(): Promise<void> {
       for (const f of top)
         console.log(
           `  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.name}`,
+        );
+    }
+    for (const [name, { totalBytes, top }] of Object.entries(allocations)) {
+      console.log(`\nallocations ${name}: ${(totalBytes / 1e6).toFixed(0)} MB in all; top sites (< caller)`);
+      for (const a of top)
+        console.log(
+          `  ${(a.share * 100).toFixed(1).padStart(5)}%  ${(a.bytes / 1e6).toFixed(0).padStart(6)} MB  ${a.site}`,
         );
     }
     log(`bench: results in ${file}`);
