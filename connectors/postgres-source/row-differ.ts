@@ -39,8 +39,12 @@ export function toChange(
   const { schema, ref } = relation;
   refuseOversized(message, schema, commitLsn, maxValueBytes);
   switch (message.tag) {
-    case "insert":
-      return { kind: "insert", relation: ref, values: message.newTuple.map((v, i) => present(v, schema, i)) };
+    case "insert": {
+      // The decoded row itself, once every value is checked present: no second array per insert.
+      const row = message.newTuple;
+      for (let i = 0; i < row.length; i++) present(row[i], schema, i);
+      return { kind: "insert", relation: ref, values: row as ValueBytes[] };
+    }
     case "delete":
       return { kind: "delete", relation: ref, key: keyOf(message.oldTuple, schema) };
     case "update":

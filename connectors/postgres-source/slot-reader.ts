@@ -301,11 +301,12 @@ export class SlotReader {
     if (chunk[0] === XLOG_DATA) {
       this.receivedByteCount += chunk.length - XLOG_DATA_HEADER_BYTES;
       let message: PgoutputMessage<TextBytes>;
-      const payload = chunk.subarray(XLOG_DATA_HEADER_BYTES);
       try {
+        // Decoded in place, after the XLogData header, with no view of the payload per message.
         message = decodePgoutputBytes(
-          this.waiting ? Buffer.from(payload) : payload,
+          this.waiting ? Buffer.from(chunk) : chunk,
           this.options.maxValueBytes,
+          XLOG_DATA_HEADER_BYTES,
         );
       } catch (error) {
         this.fail(error);

@@ -309,7 +309,12 @@ export class TransactionApplier {
 
   /** Leaves out of the segment's sequence changes every sequence the standby does not have. */
   private async dropMissingSequences(segment: Segment): Promise<void> {
-    for (const [index, change] of segment.changes.entries()) {
+    // Indexed loops in these per-change passes: an entries() iterator inside an async function
+    // allocated an iterator result and an [index, change] pair per change (a sixth of the
+    // applier's allocations in the bulk bench).
+    const { changes } = segment;
+    for (let index = 0; index < changes.length; index++) {
+      const change = changes[index] as Change;
       if (change.kind !== "sequence") continue;
       const present: SequencePosition[] = [];
       for (const position of change.sequences) {
@@ -331,30 +336,32 @@ export class TransactionApplier {
   /** Loads every relation the segment touches before planning, which is synchronous. */
   private async resolveRelations(segment: Segment): Promise<void> {
     let previous: SchemaRef | null = null;
-    for (const [index, change] of segment.changes.entries()) {
-      const refs =
-        change.kind === "insert" || change.kind === "update" || change.kind === "delete"
-          ? [change.relation]
-          : change.kind === "truncate"
-            ? change.relations
-            : [];
-      for (const ref of refs) {
+    const { changes } = segment;
+    for (let index = 0; index < changes.length; index++) {
+      const change = changes[index] as Change;
+      if (change.kind === "insert" || change.kind === "update" || change.kind === "delete") {
         // A decoded message shares one ref object among its changes: most lookups end here.
-        if (ref === previous) continue;
-        previous = ref;
-        const id = relationKey(ref);
-        if (segment.resolved.has(id)) continue;
-        try {
-          const source = await this.options.schemas(ref);
-          const target = await this.catalog.loadTargetTable(segment.client, source.schema, source.table);
-          // Mapping is the drift check: it fails here, before any statement of the segment runs.
-          this.tableMappings.of(source, target);
-          segment.resolved.set(id, { source, target });
-        } catch (err) {
-          if (err instanceof SchemaDriftError) throw err.at(segment.positionOf(segment.base + index));
-          throw err;
-        }
+        if (change.relation === previous) continue;
+        previous = change.relation;
+        await this.resolveRelation(segment, change.relation, index);
+      } else if (change.kind === "truncate") {
+        for (const ref of change.relations) await this.resolveRelation(segment, ref, index);
       }
+    }
+  }
+
+  private async resolveRelation(segment: Segment, ref: SchemaRef, index: number): Promise<void> {
+    const id = relationKey(ref);
+    if (segment.resolved.has(id)) return;
+    try {
+      const source = await this.options.schemas(ref);
+      const target = await this.catalog.loadTargetTable(segment.client, source.schema, source.table);
+      // Mapping is the drift check: it fails here, before any statement of the segment runs.
+      this.tableMappings.of(source, target);
+      segment.resolved.set(id, { source, target });
+    } catch (err) {
+      if (err instanceof SchemaDriftError) throw err.at(segment.positionOf(segment.base + index));
+      throw err;
     }
   }
 

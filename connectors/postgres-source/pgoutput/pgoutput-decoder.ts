@@ -190,20 +190,24 @@ function describeByte(byte: number): string {
  * buffer fails with a message naming the offset instead of reading garbage.
  */
 class Cursor<V extends ValueForm> {
-  pos = 1;
+  pos: number;
 
   constructor(
     readonly buf: Buffer,
+    /** Where the message starts in buf (its tag byte); it runs to buf's end. Offsets in errors count from here. */
+    readonly start: number,
     readonly tag: number,
     readonly maxValueBytes: number,
     /** Whether values come as ranges of buf (TextBytes) rather than strings. */
     readonly asBytes: boolean,
-  ) {}
+  ) {
+    this.pos = start + 1;
+  }
 
   need(bytes: number, what: string): void {
     if (this.pos + bytes > this.buf.length) {
       throw new PgoutputDecodeError(
-        `pgoutput message ${describeByte(this.tag)} truncated: ${what} needs ${bytes} byte(s) at offset ${this.pos}, message has ${this.buf.length}`,
+        `pgoutput message ${describeByte(this.tag)} truncated: ${what} needs ${bytes} byte(s) at offset ${this.pos - this.start}, message has ${this.buf.length - this.start}`,
       );
     }
   }
@@ -264,7 +268,7 @@ class Cursor<V extends ValueForm> {
     const end = this.buf.indexOf(0, this.pos);
     if (end < 0) {
       throw new PgoutputDecodeError(
-        `pgoutput message ${describeByte(this.tag)} truncated: ${what} at offset ${this.pos} has no terminating NUL`,
+        `pgoutput message ${describeByte(this.tag)} truncated: ${what} at offset ${this.pos - this.start} has no terminating NUL`,
       );
     }
     const value = this.buf.toString("utf8", this.pos, end);
@@ -313,7 +317,7 @@ class Cursor<V extends ValueForm> {
   end(): void {
     if (this.pos !== this.buf.length) {
       throw new PgoutputDecodeError(
-        `pgoutput message ${describeByte(this.tag)}: ${this.buf.length - this.pos} unexpected trailing byte(s) at offset ${this.pos}`,
+        `pgoutput message ${describeByte(this.tag)}: ${this.buf.length - this.pos} unexpected trailing byte(s) at offset ${this.pos - this.start}`,
       );
     }
   }
@@ -451,7 +455,7 @@ export function decodePgoutput(
   buf: Buffer,
   maxValueBytes: number = MAX_VALUE_BYTES,
 ): PgoutputMessage<string> {
-  return decode<string>(buf, maxValueBytes, false);
+  return decode<string>(buf, 0, maxValueBytes, false);
 }
 
 /**
@@ -462,18 +466,21 @@ export function decodePgoutput(
 export function decodePgoutputBytes(
   buf: Buffer,
   maxValueBytes: number = MAX_VALUE_BYTES,
+  start = 0,
 ): PgoutputMessage<TextBytes> {
-  return decode<TextBytes>(buf, maxValueBytes, true);
+  return decode<TextBytes>(buf, start, maxValueBytes, true);
 }
 
+/** The message from `start` to buf's end: a reader need not make a view of it (one allocation per message). */
 function decode<V extends ValueForm>(
   buf: Buffer,
+  start: number,
   maxValueBytes: number,
   asBytes: boolean,
 ): PgoutputMessage<V> {
-  if (buf.length === 0) throw new PgoutputDecodeError("empty pgoutput message");
-  const tag = buf[0] as number;
-  const c = new Cursor<V>(buf, tag, Math.min(maxValueBytes, MAX_VALUE_BYTES), asBytes);
+  if (buf.length <= start) throw new PgoutputDecodeError("empty pgoutput message");
+  const tag = buf[start] as number;
+  const c = new Cursor<V>(buf, start, tag, Math.min(maxValueBytes, MAX_VALUE_BYTES), asBytes);
   let message: PgoutputMessage<V>;
   switch (tag) {
     case TAG_BEGIN:

@@ -157,18 +157,25 @@ export function batchedUpdates(
 ): PlannedStatement[] {
   return rowsByWrites(mapping, folded).flatMap(({ writes, rows }) => {
     const sql = batchedUpdateSql(mapping, writes);
+    const keyWidth = mapping.source.keyColumns.length;
     return chunks(rows, maxRows).map((chunk) => {
-      const tuples = chunk.map((row) => [
-        ...row.key,
-        ...writes.map((index) => row.values.get(index) ?? null),
-      ]);
       const description = describe(
         mapping,
         "update",
         chunk.flatMap((row) => row.changeIndices.map(() => row.key)),
         chunk.flatMap((row) => row.changeIndices),
       );
-      const params = columnArrays(tuples, mapping.source.keyColumns.length + writes.length);
+      // Straight into one array per column: no row of its own per updated row to transpose afterwards.
+      const params = Array.from(
+        { length: keyWidth + writes.length },
+        () => new Array<ColumnValue>(chunk.length),
+      );
+      for (let r = 0; r < chunk.length; r++) {
+        const row = chunk[r] as FoldedRow;
+        for (let k = 0; k < keyWidth; k++) (params[k] as ColumnValue[])[r] = valueAt(row.key, k);
+        for (let w = 0; w < writes.length; w++)
+          (params[keyWidth + w] as ColumnValue[])[r] = row.values.get(writes[w] as number) ?? null;
+      }
       return batch(sql, params, chunk.length, description, group);
     });
   });

@@ -195,6 +195,29 @@ describe("decodePgoutput", () => {
     expect(text.length).toBe(Buffer.byteLength("日本語 ✓ 𝄞 😀"));
   });
 
+  it("decodes a message that starts inside a buffer (after the XLogData header) as if it stood alone", () => {
+    const message = b().char("U").u32(7).char("O").tuple(["1", "é"]).char("N").tuple(["1", "ü"]).build();
+    const header = Buffer.alloc(25, 0xff);
+    const framed = Buffer.concat([header, message]);
+    const alone = decodePgoutputBytes(message);
+    const inPlace = decodePgoutputBytes(framed, undefined, header.length);
+    const texts = (m: typeof alone) =>
+      m.tag === "update" ? [m.oldTuple, m.newTuple].map((t) => t?.map((v) => String(v))) : m.tag;
+    expect(texts(inPlace)).toEqual(texts(alone));
+    expect(texts(inPlace)).toEqual([
+      ["1", "é"],
+      ["1", "ü"],
+    ]);
+    if (inPlace.tag !== "update") throw new Error(inPlace.tag);
+    expect((inPlace.newTuple[1] as TextBytes).buf).toBe(framed);
+    // Offsets in errors count from the message's own first byte, not the buffer's.
+    const cut = Buffer.concat([header, b().char("I").u32(7).char("N").i16(1).char("t").i32(10).build()]);
+    expect(() => decodePgoutputBytes(cut, undefined, header.length)).toThrow(
+      /truncated: text value of column 0 needs 10 byte\(s\) at offset 13, message has 13/,
+    );
+    expect(() => decodePgoutputBytes(header, undefined, header.length)).toThrow(/empty pgoutput message/);
+  });
+
   it("leaves a value above maxValueBytes undecoded, as its size, in either form", () => {
     const message = b().char("I").u32(7).char("N").tuple(["1", "abcdef"]).build();
     expect(decodePgoutput(message, 5)).toEqual({
