@@ -72,6 +72,10 @@ function replayOf(change: Change): ReturnType<typeof ddlReplay>["kind"] | null {
   return change.kind === "ddl" ? ddlReplay(change.command).kind : null;
 }
 
+function runsAlone(change: Change): boolean {
+  return replayOf(change) === "alone";
+}
+
 interface OpenChunkedTransaction {
   commitLsn: Lsn;
   nextChunk: number;
@@ -283,11 +287,12 @@ export class TransactionGrouper {
       if (this.inTransaction) await this.commitGroup();
       await gate.hold(this.position.lastCommitLsn, header.commitLsn);
     }
-    if (chunk.changes.some((change) => replayOf(change) === "alone")) {
+    if (chunk.changes.some(runsAlone)) {
       await this.applyAlone(chunk, offset);
       return;
     }
-    await this.beginGroup();
+    // Open already for every transaction of a group but its first: no promise to await then.
+    if (!this.inTransaction) await this.beginGroup();
     if (!header.finalChunk) {
       await this.flushPending();
       await this.tx.savepoint();

@@ -13,7 +13,7 @@ import {
   writtenNames,
 } from "./statement-parts.js";
 import { columnAt, type TableMapping } from "./table-mapping.js";
-import { changedColumnsOf, type FoldedRow } from "./update-folding.js";
+import type { FoldedRow } from "./update-folding.js";
 
 export function chunks<T>(items: T[], size: number): T[][] {
   const result: T[][] = [];
@@ -123,8 +123,14 @@ export function batchedDelete(
 /** Folded rows by the columns their statement writes: one statement text each. */
 function rowsByWrites(mapping: TableMapping, rows: FoldedRow[]): { writes: number[]; rows: FoldedRow[] }[] {
   const bySet = new Map<string, { writes: number[]; rows: FoldedRow[] }>();
+  // Rows of a run mostly change the same columns: one like the row before it needs no lookup.
+  let last: { columns: number[]; set: { writes: number[]; rows: FoldedRow[] } } | undefined;
   for (const row of rows) {
-    const writes = updateWrites(mapping, changedColumnsOf(row));
+    if (last !== undefined && sameNumbers(last.columns, row.columns)) {
+      last.set.rows.push(row);
+      continue;
+    }
+    const writes = updateWrites(mapping, row.columns);
     const id = writes.join(",");
     let set = bySet.get(id);
     if (set === undefined) {
@@ -132,8 +138,16 @@ function rowsByWrites(mapping: TableMapping, rows: FoldedRow[]): { writes: numbe
       bySet.set(id, set);
     }
     set.rows.push(row);
+    last = { columns: row.columns, set };
   }
   return [...bySet.values()];
+}
+
+function sameNumbers(a: number[], b: number[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function batchedUpdateSql(mapping: TableMapping, writes: number[]): string {
@@ -159,12 +173,15 @@ export function batchedUpdates(
     const sql = batchedUpdateSql(mapping, writes);
     const keyWidth = mapping.source.keyColumns.length;
     return chunks(rows, maxRows).map((chunk) => {
-      const description = describe(
-        mapping,
-        "update",
-        chunk.flatMap((row) => row.changeIndices.map(() => row.key)),
-        chunk.flatMap((row) => row.changeIndices),
-      );
+      const keys: ColumnValue[][] = [];
+      const changeIndices: number[] = [];
+      for (const row of chunk) {
+        for (const index of row.changeIndices) {
+          keys.push(row.key);
+          changeIndices.push(index);
+        }
+      }
+      const description = describe(mapping, "update", keys, changeIndices);
       // Straight into one array per column: no row of its own per updated row to transpose afterwards.
       const params = Array.from(
         { length: keyWidth + writes.length },
@@ -173,8 +190,12 @@ export function batchedUpdates(
       for (let r = 0; r < chunk.length; r++) {
         const row = chunk[r] as FoldedRow;
         for (let k = 0; k < keyWidth; k++) (params[k] as ColumnValue[])[r] = valueAt(row.key, k);
-        for (let w = 0; w < writes.length; w++)
-          (params[keyWidth + w] as ColumnValue[])[r] = row.values.get(writes[w] as number) ?? null;
+        // writes are some of the row's columns, both ascending: one walk finds each value.
+        let position = 0;
+        for (let w = 0; w < writes.length; w++) {
+          while (position < row.columns.length && row.columns[position] !== writes[w]) position++;
+          (params[keyWidth + w] as ColumnValue[])[r] = valueAt(row.values, position);
+        }
       }
       return batch(sql, params, chunk.length, description, group);
     });

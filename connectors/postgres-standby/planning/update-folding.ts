@@ -6,8 +6,10 @@ import { valueAt } from "./statement-parts.js";
 /** One row's updates within a run, folded: later values win, column sets merge. */
 export interface FoldedRow {
   key: ColumnValue[];
-  /** Source column index → new value. */
-  values: Map<number, ColumnValue>;
+  /** Source column indexes the row's updates changed, ascending. */
+  columns: number[];
+  /** Their new values, in the same order. */
+  values: ColumnValue[];
   changeIndices: number[];
 }
 
@@ -18,38 +20,53 @@ export interface FoldedRow {
  * not touched by them. The final state equals change-by-change application;
  * only the order in which rows pass through intermediate states differs, which
  * matters for UNIQUE checks alone, and those are what the fallback catches.
+ *
+ * A row updated once (nearly every row of a catch-up) keeps its change's own
+ * arrays: a run folds with no allocation per row but the row itself.
  */
 export function foldUpdates(changes: IndexedChange<UpdateChange>[]): FoldedRow[] {
   const rows = new Map<ColumnValue, FoldedRow>();
   for (const { change, index } of changes) {
     // Every key of a run has the table's key arity, so a one-column key can stand for itself.
     const id = change.key.length === 1 ? (change.key[0] as ColumnValue) : JSON.stringify(change.key);
-    let row = rows.get(id);
+    const { changedColumns, values } = change;
+    // Fewer values than changed columns: valueAt refuses it, naming the index.
+    if (values.length < changedColumns.length) valueAt(values, values.length);
+    const row = rows.get(id);
     if (row === undefined) {
-      row = { key: change.key, values: new Map(), changeIndices: [] };
-      rows.set(id, row);
+      rows.set(id, { key: change.key, columns: changedColumns, values, changeIndices: [index] });
+    } else {
+      merge(row, changedColumns, values);
+      row.changeIndices.push(index);
     }
-    change.changedColumns.forEach((column, position) => {
-      row.values.set(column, valueAt(change.values, position));
-    });
-    row.changeIndices.push(index);
   }
   return [...rows.values()];
 }
 
-/** The folded row's changed columns in source column order. */
-export function changedColumnsOf(row: FoldedRow): number[] {
-  return [...row.values.keys()].sort((a, b) => a - b);
-}
-
 /** The one update that does what the folded updates of one row did. */
 export function mergedUpdate(relation: SchemaRef, row: FoldedRow): UpdateChange {
-  const changedColumns = changedColumnsOf(row);
-  return {
-    kind: "update",
-    relation,
-    key: row.key,
-    changedColumns,
-    values: changedColumns.map((index) => row.values.get(index) ?? null),
-  };
+  return { kind: "update", relation, key: row.key, changedColumns: row.columns, values: row.values };
+}
+
+/** Merges a later update's columns (ascending, as every update's) into the row's: new arrays, since the first may be a change's own. */
+function merge(row: FoldedRow, columns: number[], values: ColumnValue[]): void {
+  const mergedColumns: number[] = [];
+  const mergedValues: ColumnValue[] = [];
+  let a = 0;
+  let b = 0;
+  while (a < row.columns.length || b < columns.length) {
+    const earlier = row.columns[a];
+    const later = columns[b];
+    if (later === undefined || (earlier !== undefined && earlier < later)) {
+      mergedColumns.push(earlier as number);
+      mergedValues.push(valueAt(row.values, a++));
+    } else {
+      // The later update's value wins where both changed the column.
+      if (earlier === later) a++;
+      mergedColumns.push(later);
+      mergedValues.push(valueAt(values, b++));
+    }
+  }
+  row.columns = mergedColumns;
+  row.values = mergedValues;
 }

@@ -164,15 +164,8 @@ describe("folding", () => {
       { change: update(accounts.ref, ["1"], [1, 2], ["b", "3"]) as UpdateChange, index: 2 },
     ];
     expect(foldUpdates(changes)).toEqual([
-      {
-        key: ["1"],
-        values: new Map([
-          [1, "b"],
-          [2, "3"],
-        ]),
-        changeIndices: [0, 2],
-      },
-      { key: ["2"], values: new Map([[2, "9"]]), changeIndices: [1] },
+      { key: ["1"], columns: [1, 2], values: ["b", "3"], changeIndices: [0, 2] },
+      { key: ["2"], columns: [2], values: ["9"], changeIndices: [1] },
     ]);
   });
 
@@ -341,6 +334,39 @@ describe("standby column properties", () => {
         `UPDATE "public"."items" AS t SET "price" = t."price" FROM ROWS FROM (pg_catalog.unnest($1::${T}[])) AS u(k1) WHERE t."id" = u.k1::integer`,
         [["2"]],
       ],
+    ]);
+  });
+
+  test("rows whose changed columns differ only in generated ones share a statement, each with its own values", () => {
+    const items = table(
+      7,
+      "public",
+      "items",
+      [
+        { name: "id", type: "integer" },
+        { name: "price", type: "numeric" },
+        { name: "total", type: "numeric", generated: true },
+        { name: "note", type: "text" },
+      ],
+      ["id"],
+    );
+    const plan = planStatements(
+      [
+        update(items.ref, ["1"], [1, 2, 3], ["4", "8", "a"]),
+        update(items.ref, ["2"], [1, 3], ["5", "b"]),
+        update(items.ref, ["3"], [3], ["c"]),
+        update(items.ref, ["4"], [1, 2, 3], ["6", "12", "d"]),
+      ],
+      resolver(items),
+      options,
+    );
+    expect(plan.map((s) => s.params)).toEqual([
+      [
+        ["1", "2", "4"],
+        ["4", "5", "6"],
+        ["a", "b", "d"],
+      ],
+      [["3"], ["c"]],
     ]);
   });
 

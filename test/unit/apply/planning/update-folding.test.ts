@@ -1,6 +1,5 @@
 import { describe, expect, test } from "vitest";
 import {
-  changedColumnsOf,
   foldUpdates,
   mergedUpdate,
 } from "../../../../connectors/postgres-standby/planning/update-folding.js";
@@ -29,12 +28,8 @@ describe("update folding", () => {
       [["a", "1"], [1]],
       [["b", "2"], [3]],
     ]);
-    expect(folded[0]?.values).toEqual(
-      new Map([
-        [2, "x"],
-        [3, null],
-      ]),
-    );
+    expect(folded[0]?.columns).toEqual([2, 3]);
+    expect(folded[0]?.values).toEqual(["x", null]);
   });
 
   test("one-column keys fold by their text alone, however JSON-like it looks", () => {
@@ -52,9 +47,9 @@ describe("update folding", () => {
   });
 
   test("a folded row's columns come out in source order, as one update with its values", () => {
-    const [row] = foldUpdates([upd(["1"], [3, 1], ["c", "a"], 4), upd(["1"], [2, 3], ["b", "C"], 5)]);
+    const [row] = foldUpdates([upd(["1"], [1, 3], ["a", "c"], 4), upd(["1"], [2, 3], ["b", "C"], 5)]);
     if (row === undefined) throw new Error("no row");
-    expect(changedColumnsOf(row)).toEqual([1, 2, 3]);
+    expect(row.columns).toEqual([1, 2, 3]);
     expect(mergedUpdate(ref, row)).toEqual({
       kind: "update",
       relation: ref,
@@ -62,6 +57,19 @@ describe("update folding", () => {
       changedColumns: [1, 2, 3],
       values: ["a", "b", "C"],
     });
+  });
+
+  test("a row updated once keeps its change's arrays; a later update of it leaves the changes as they were", () => {
+    const first = upd(["1"], [1, 3], ["a", "c"], 0);
+    const second = upd(["1"], [2, 3], ["b", "C"], 1);
+    const [once] = foldUpdates([first]);
+    expect(once?.columns).toBe(first.change.changedColumns);
+    expect(once?.values).toBe(first.change.values);
+    const [twice] = foldUpdates([first, second]);
+    expect(twice?.columns).toEqual([1, 2, 3]);
+    expect(twice?.values).toEqual(["a", "b", "C"]);
+    expect(first.change).toMatchObject({ changedColumns: [1, 3], values: ["a", "c"] });
+    expect(second.change).toMatchObject({ changedColumns: [2, 3], values: ["b", "C"] });
   });
 
   test("an update with fewer values than changed columns is refused", () => {
