@@ -111,9 +111,10 @@ export function singleUpdate(
   group: number,
 ): PlannedStatement {
   const writes = updateWrites(mapping, change.changedColumns);
-  const newValues = writes.map((sourceIndex) =>
-    valueAt(change.values, change.changedColumns.indexOf(sourceIndex)),
-  );
+  const newValues =
+    writes === change.changedColumns
+      ? change.values
+      : writes.map((sourceIndex) => valueAt(change.values, change.changedColumns.indexOf(sourceIndex)));
   const set = (offset: number) =>
     setList(mapping, writes, (position) =>
       scalar(offset + position + 1, columnAt(mapping.columns, writes[position] ?? 0)),

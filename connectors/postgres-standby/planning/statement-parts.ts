@@ -27,9 +27,16 @@ export function scalar(n: number, column: TargetColumn): string {
   return `$${n}::${TEXT}::${column.castType}`;
 }
 
-/** Source column indexes an UPDATE writes: its changed columns the standby does not generate. */
+/**
+ * Source column indexes an UPDATE writes: its changed columns the standby does
+ * not generate. The same array when it generates none of them (nearly always).
+ */
 export function updateWrites(mapping: TableMapping, changedColumns: number[]): number[] {
-  return changedColumns.filter((index) => !columnAt(mapping.columns, index).generated);
+  for (const index of changedColumns) {
+    if (columnAt(mapping.columns, index).generated)
+      return changedColumns.filter((column) => !columnAt(mapping.columns, column).generated);
+  }
+  return changedColumns;
 }
 
 /**
@@ -38,7 +45,8 @@ export function updateWrites(mapping: TableMapping, changedColumns: number[]): n
  * OVERRIDING clause: such an update moves the row instead (singleUpdate).
  */
 export function writesIdentityAlways(mapping: TableMapping, writes: number[]): boolean {
-  return writes.some((index) => columnAt(mapping.columns, index).identityAlways);
+  for (const index of writes) if (columnAt(mapping.columns, index).identityAlways) return true;
+  return false;
 }
 
 /**

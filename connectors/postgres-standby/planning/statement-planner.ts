@@ -29,7 +29,8 @@ type Batchable =
   | ({ kind: "delete" } & IndexedChange<DeleteChange>);
 
 function keyChangeOf(mapping: TableMapping, change: UpdateChange): boolean {
-  return change.changedColumns.some((index) => mapping.source.keyColumns.includes(index));
+  for (const index of change.changedColumns) if (mapping.source.keyColumns.includes(index)) return true;
+  return false;
 }
 
 /**
