@@ -46,12 +46,20 @@ export function topSelfTime(file: string, limit = 12): HotFunction[] {
     .map(([name, us]) => ({ name, selfMs: us / 1000, share: total ? us / total : 0 }));
 }
 
-/** Profiles in `dir` named by the pid that wrote them (CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile). */
-export function profilesByPid(dir: string): Map<number, string> {
+/** How the preload (cpu-profile.ts) names each kind of profile; the pid is the first group. */
+const PROFILE_FILES = {
+  /** CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile */
+  cpu: /^CPU\.\d+\.\d+\.(\d+)\..*\.cpuprofile$/,
+  /** HEAP.<pid>.heapprofile */
+  allocations: /^HEAP\.(\d+)\.heapprofile$/,
+};
+
+/** Profiles of one kind in `dir`, by the pid that wrote them. */
+export function profilesByPid(dir: string, kind: keyof typeof PROFILE_FILES): Map<number, string> {
   const out = new Map<number, string>();
   for (const file of readdirSync(dir)) {
-    const pid = /^CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1];
-    if (pid && file.endsWith(".cpuprofile")) out.set(Number(pid), join(dir, file));
+    const pid = PROFILE_FILES[kind].exec(file)?.[1];
+    if (pid) out.set(Number(pid), join(dir, file));
   }
   return out;
 }
@@ -89,14 +97,4 @@ export function topAllocations(file: string, limit = 12): Allocations {
     .slice(0, limit)
     .map(([site, bytes]) => ({ site, bytes, share: totalBytes ? bytes / totalBytes : 0 }));
   return { totalBytes, top };
-}
-
-/** Allocation profiles in `dir` by the pid that wrote them (HEAP.<pid>.heapprofile). */
-export function allocationProfilesByPid(dir: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const file of readdirSync(dir)) {
-    const pid = /^HEAP\.(\d+)\.heapprofile$/.exec(file)?.[1];
-    if (pid) out.set(Number(pid), join(dir, file));
-  }
-  return out;
 }

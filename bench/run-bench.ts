@@ -24,13 +24,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { pgFlavor, stopStack } from "../scripts/stack/index.js";
 import { type BenchContext, benchStackDir, openBenchStack, type Sizes, type SystemName } from "./context.js";
-import {
-  type Allocations,
-  allocationProfilesByPid,
-  profilesByPid,
-  topAllocations,
-  topSelfTime,
-} from "./profile-summary.js";
+import { type Allocations, profilesByPid, topAllocations, topSelfTime } from "./profile-summary.js";
 import { type Figure, figure, markdownTable } from "./report.js";
 import { BULK_STEPS, type BulkResult, bulk } from "./scenarios/bulk.js";
 import { type CatchUpResult, catchUp } from "./scenarios/catch-up.js";
@@ -535,10 +529,10 @@ async function main(): Promise<void> {
     if (profileDir) {
       const { readdirSync } = await import("node:fs");
       for (const runDir of readdirSync(profileDir)) {
-        for (const [pid, file] of profilesByPid(join(profileDir, runDir))) {
+        for (const [pid, file] of profilesByPid(join(profileDir, runDir), "cpu")) {
           profiles[`${runDir} pid ${pid}`] = topSelfTime(file);
         }
-        for (const [pid, file] of allocationProfilesByPid(join(profileDir, runDir))) {
+        for (const [pid, file] of profilesByPid(join(profileDir, runDir), "allocations")) {
           allocations[`${runDir} pid ${pid}`] = topAllocations(file);
         }
       }

@@ -396,7 +396,7 @@ export class ApplyService {
     const commitOffsets = this.dashboardOffsetCommits(consumer);
     const cursor = new TopicCursor(this.deps.topics.data, 0, start.nextOffset);
     // Not awaited: run() resolves once the consumer has joined, and stop() must end the session even before that.
-    const running = consumer
+    session.joined = consumer
       .run({
         autoCommit: false,
         eachBatch: (payload) => {
@@ -409,7 +409,6 @@ export class ApplyService {
         () => this.seekToStart(consumer, start, end),
         (err) => end.fail(err),
       );
-    session.joined = running;
     await end.promise;
   }
 
