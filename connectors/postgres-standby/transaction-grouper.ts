@@ -207,7 +207,10 @@ export class TransactionGrouper {
           "the newer session sends what it carried again",
       );
     } else {
-      for (const chunk of frame.message.chunks) await this.handleChunk(chunk, frame.offset);
+      for (const chunk of frame.message.chunks) {
+        const applying = this.handleChunk(chunk, frame.offset);
+        if (applying) await applying;
+      }
     }
     if (this.open === null) {
       this.position.nextOffset = frame.offset + 1n;
@@ -259,7 +262,29 @@ export class TransactionGrouper {
     this.groupStartedAt = this.now();
   }
 
-  private async handleChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
+  /**
+   * Applies one chunk; undefined when it took no round trip. Nearly every chunk
+   * is a whole transaction joining the open group (a catch-up handles tens of
+   * thousands a second), which goes straight to applyChunk without a promise:
+   * exactly what handleAnyChunk would do with it.
+   */
+  private handleChunk(chunk: TransactionChunk, offset: bigint): Promise<void> | undefined {
+    const { header } = chunk;
+    if (
+      this.open === null &&
+      this.inTransaction &&
+      header.chunk === 0 &&
+      header.finalChunk &&
+      header.commitLsn > this.position.lastCommitLsn &&
+      !this.options.pauseGate.mustPauseBefore(header.commitLsn) &&
+      !chunk.changes.some(runsAlone)
+    ) {
+      return this.applyChunk(chunk, offset);
+    }
+    return this.handleAnyChunk(chunk, offset);
+  }
+
+  private async handleAnyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
     const { header } = chunk;
     if (this.open) {
       if (header.commitLsn === this.open.commitLsn && header.chunk === this.open.nextChunk) {
@@ -316,8 +341,8 @@ export class TransactionGrouper {
     return header.commitLsn <= this.position.lastCommitLsn;
   }
 
-  private async applyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
-    const { header } = chunk;
+  /** Adds the chunk's changes to the group; undefined when that took no round trip. */
+  private applyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> | undefined {
     const source = this.sourceOf(chunk, offset);
     try {
       this.pendingJoinedBytes += this.joiner.join(chunk);
@@ -330,29 +355,42 @@ export class TransactionGrouper {
       if (replayOf(change) === "commit-after") this.commitAfterTransaction = true;
     }
     this.groupRows += chunk.changes.length;
-    if (
+    const full =
       this.pendingChanges.length >= this.options.maxPendingChanges ||
-      this.pendingJoinedBytes >= MAX_PENDING_JOINED_BYTES
-    ) {
-      await this.flushPending();
+      this.pendingJoinedBytes >= MAX_PENDING_JOINED_BYTES;
+    const final = chunk.header.finalChunk;
+    if (full || (final && (this.open !== null || this.commitAfterTransaction))) {
+      return this.finishChunk(chunk, offset, full);
     }
-    if (this.open) this.open.nextChunk = header.chunk + 1;
-    if (header.finalChunk) {
-      if (!this.joiner.isEmpty) {
-        throw this.badChunk(chunk, offset, "ends its transaction with VALUE_PART frames that no change used");
-      }
-      if (this.open) {
-        await this.flushPending();
-        await this.tx.releaseSavepoint();
-        this.open = null;
-      }
-      this.markApplied(chunk);
-      if (this.commitAfterTransaction) {
-        // Mid-message is fine: the next offset stays at this message, and its
-        // transactions up to here are skipped as duplicates on a restart.
-        this.commitAfterTransaction = false;
-        await this.commitGroup();
-      }
+    this.advancePast(chunk, offset);
+    if (final) this.markApplied(chunk);
+    return undefined;
+  }
+
+  /** applyChunk's end where it takes round trips: a flush, the end of a chunked transaction, a commit. */
+  private async finishChunk(chunk: TransactionChunk, offset: bigint, full: boolean): Promise<void> {
+    if (full) await this.flushPending();
+    this.advancePast(chunk, offset);
+    if (!chunk.header.finalChunk) return;
+    if (this.open) {
+      await this.flushPending();
+      await this.tx.releaseSavepoint();
+      this.open = null;
+    }
+    this.markApplied(chunk);
+    if (this.commitAfterTransaction) {
+      // Mid-message is fine: the next offset stays at this message, and its
+      // transactions up to here are skipped as duplicates on a restart.
+      this.commitAfterTransaction = false;
+      await this.commitGroup();
+    }
+  }
+
+  /** The open transaction expects the next chunk; a final chunk must have used every value part. */
+  private advancePast(chunk: TransactionChunk, offset: bigint): void {
+    if (this.open) this.open.nextChunk = chunk.header.chunk + 1;
+    if (chunk.header.finalChunk && !this.joiner.isEmpty) {
+      throw this.badChunk(chunk, offset, "ends its transaction with VALUE_PART frames that no change used");
     }
   }
 
