@@ -261,6 +261,20 @@ function bandwidthFigures(
         per(sn.shared.bytes.wal, sn),
       ),
       figure(s, "information floor per update (key + new value as text)", "B", null, sn.shared.floorBytes),
+      figure(
+        s,
+        "bytes per 1-column update before Kafka's compression and record overhead (diffrelay's frames)",
+        "B",
+        sd.diffrelay?.published ? per(sd.diffrelay.published.bytes, sd) : null,
+        null,
+      ),
+      figure(
+        s,
+        "source transactions per Kafka message in the burst",
+        "txn",
+        sd.diffrelay?.published?.messages ? sd.shared.transactions / sd.diffrelay.published.messages : null,
+        null,
+      ),
     );
     if (!simultaneous) {
       figures.push(

@@ -3,6 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fetchMetric, type RunningService } from "../../scripts/demo/child-services.js";
 import { pgbenchArgs, runPgbench } from "../../scripts/measure/pgbench.js";
 import { BytesMeter, type PhaseBytes } from "../bytes-meter.js";
 import {
@@ -40,6 +41,8 @@ export interface SmallSystemResult {
   latencyUnderBulk: LatencySummary;
   /** CPU seconds used during the burst by each of this system's processes. */
   cpuSeconds: Record<string, number>;
+  /** diffrelay: what the capture had acknowledged during the burst, from its counters. */
+  published?: PublishedCounts;
 }
 
 export interface SmallShared {
@@ -53,6 +56,19 @@ export interface SmallShared {
 }
 
 export type SmallResult = PerSystem<SmallSystemResult, SmallShared>;
+
+/** Data messages (one per produce request, mostly) and their bytes before Kafka's compression. */
+export interface PublishedCounts {
+  messages: number;
+  bytes: number;
+}
+
+async function publishedCounts(capture: RunningService): Promise<PublishedCounts> {
+  return {
+    messages: await fetchMetric(capture, "diffrelay_capture_published_messages_total"),
+    bytes: await fetchMetric(capture, "diffrelay_capture_published_bytes_total"),
+  };
+}
 
 /** pgbench script: one statement, autocommitted: one single-row transaction changing one column. */
 export function updateScript(table: string, rows: number): string {
@@ -85,6 +101,8 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
     });
     const bytes = new BytesMeter(run, TABLE);
     await bytes.start();
+    const capture = run.diffrelay?.capture;
+    const publishedBefore = capture ? await publishedCounts(capture) : null;
     cpu.start();
     const burstStart = await dbNowMs(run.primary);
     const clients = 4;
@@ -98,6 +116,14 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
     const done = await run.marker("small-burst");
     const used = cpu.stop();
     const phaseBytes = await bytes.stop();
+    const publishedAfter = capture ? await publishedCounts(capture) : null;
+    const published =
+      publishedBefore && publishedAfter
+        ? {
+            messages: publishedAfter.messages - publishedBefore.messages,
+            bytes: publishedAfter.bytes - publishedBefore.bytes,
+          }
+        : undefined;
     const first = await sql<{ ms: number | null }>(
       run.primary,
       `SELECT (extract(epoch from min(pg_xact_commit_timestamp(xmin))) * 1000)::float8 AS ms
@@ -159,6 +185,7 @@ export async function smallTransactions(ctx: BenchContext, systems: SystemName[]
             ([name]) => name.startsWith(prefix) || (system === "diffrelay" && name === "Kafka broker"),
           ),
         ),
+        published: system === "diffrelay" ? published : undefined,
       };
     }
     return result;

@@ -72,6 +72,11 @@ describe("npm run bench --tiny", () => {
         "7 commit latency",
       ]),
     );
+    // What the Kafka log's bytes per update are made of, from the capture's counters.
+    const bandwidth = (name: string) =>
+      results.figures.find((f) => f.scenario === "3 bandwidth" && f.name.startsWith(name))?.diffrelay;
+    expect(bandwidth("source transactions per Kafka message")).toBeGreaterThan(0);
+    expect(bandwidth("bytes per 1-column update before Kafka's compression")).toBeGreaterThan(0);
     expect(run.stdout).toMatch(/^\| scenario \| figure \|/m);
   }, 180_000);
 });
