@@ -13,6 +13,8 @@ export interface Figure {
   ratio: number | null;
   target?: string;
   pass?: boolean;
+  /** With --repeat: the ratio's lowest and highest over the repetitions, and how many passed. */
+  repeats?: { runs: number; ratioMin: number | null; ratioMax: number | null; passes: number };
 }
 
 export function figure(
@@ -32,6 +34,55 @@ export function figure(
   return f;
 }
 
+/**
+ * One figure per figure of the first repetition: the median of each side and of the ratio over
+ * the repetitions, with the ratio's range and how many repetitions passed. The target is met
+ * only when every repetition met it: one lucky run of several is not a result.
+ */
+export function combineRepeats(repetitions: Figure[][]): Figure[] {
+  const first = repetitions[0];
+  if (first === undefined) throw new Error("no repetition to combine");
+  if (repetitions.length === 1) return first;
+  return first.map((f) => {
+    const same = repetitions.map((figures) =>
+      figures.find((g) => g.scenario === f.scenario && g.name === f.name),
+    );
+    const ratios = present(same.map((g) => g?.ratio ?? null));
+    const passes = same.filter((g) => g?.pass === true).length;
+    const combined: Figure = {
+      ...f,
+      diffrelay: median(present(same.map((g) => g?.diffrelay ?? null))),
+      native: median(present(same.map((g) => g?.native ?? null))),
+      ratio: median(ratios),
+      repeats: {
+        runs: repetitions.length,
+        ratioMin: ratios.length ? Math.min(...ratios) : null,
+        ratioMax: ratios.length ? Math.max(...ratios) : null,
+        passes,
+      },
+    };
+    if (f.pass !== undefined) combined.pass = passes === repetitions.length;
+    return combined;
+  });
+}
+
+function present(values: (number | null)[]): number[] {
+  return values.filter((v): v is number => v !== null);
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function fmtRatio(ratio: number): string {
+  return `${ratio.toFixed(ratio < 0.1 ? 3 : 2)}×`;
+}
+
 function fmt(value: number | null): string {
   if (value === null) return "–";
   if (!Number.isFinite(value)) return String(value);
@@ -48,8 +99,13 @@ export function markdownTable(figures: Figure[]): string {
     "| --- | --- | --- | ---: | ---: | ---: | --- | --- |",
   ];
   for (const f of figures) {
-    const ratio = f.ratio === null ? "–" : `${f.ratio.toFixed(f.ratio < 0.1 ? 3 : 2)}×`;
-    const verdict = f.pass === undefined ? "" : f.pass ? "PASS" : "MISS";
+    const range =
+      f.repeats?.ratioMin != null && f.repeats.ratioMax != null
+        ? ` (${fmtRatio(f.repeats.ratioMin)}–${fmtRatio(f.repeats.ratioMax)})`
+        : "";
+    const ratio = f.ratio === null ? "–" : `${fmtRatio(f.ratio)}${range}`;
+    const passed = f.repeats ? ` ${f.repeats.passes}/${f.repeats.runs}` : "";
+    const verdict = f.pass === undefined ? "" : `${f.pass ? "PASS" : "MISS"}${passed}`;
     lines.push(
       `| ${f.scenario} | ${f.name} | ${f.unit} | ${fmt(f.diffrelay)} | ${fmt(f.native)} | ${ratio} | ${f.target ?? ""} | ${verdict} |`,
     );

@@ -7,7 +7,9 @@
 // stack running when this invocation started it), --cold (no warm-up of the broker before the
 // measured scenarios), --only=small,bulk,identity,large,catchup,largevis,commit, --pg=<14..18> (a
 // bench stack of that PostgreSQL major, in a folder of its own; default: Debian's, 15),
-// --report=<results.json> (no run: the table of an earlier run's raw results, under today's targets).
+// --report=<results.json> (no run: the table of an earlier run's raw results, under today's targets),
+// --repeat=<n> (the measured scenarios n times, every other time native first; the table gives each
+// figure's median, the ratio's range in brackets, and a target as met only when every repetition met it).
 // Targets are issue 25's.
 // Sizes: BENCH_SMALL_ROWS, BENCH_SMALL_TXNS, BENCH_LATENCY_RATE, BENCH_LATENCY_SECONDS,
 // BENCH_LATENCY_BULK_ROWS, BENCH_BULK_ROWS, BENCH_IDENTITY_UPDATES, BENCH_LARGE_ROWS,
@@ -25,7 +27,7 @@ import { join } from "node:path";
 import { pgFlavor, stopStack } from "../scripts/stack/index.js";
 import { type BenchContext, benchStackDir, openBenchStack, type Sizes, type SystemName } from "./context.js";
 import { type Allocations, profilesByPid, topAllocations, topSelfTime } from "./profile-summary.js";
-import { type Figure, figure, markdownTable } from "./report.js";
+import { combineRepeats, type Figure, figure, markdownTable } from "./report.js";
 import { BULK_STEPS, type BulkResult, bulk } from "./scenarios/bulk.js";
 import { type CatchUpResult, catchUp } from "./scenarios/catch-up.js";
 import { type CommitLatencyResult, commitLatency } from "./scenarios/commit-latency.js";
@@ -34,7 +36,8 @@ import { type LargeVisibleResult, largeCommitVisible } from "./scenarios/large-c
 import { type LargeResult, largeTransaction } from "./scenarios/large-transaction.js";
 import { type SmallResult, smallTransactions } from "./scenarios/small-transactions.js";
 
-const valued = (a: string) => ["--only=", "--pg=", "--report="].some((flag) => a.startsWith(flag));
+const valued = (a: string) =>
+  ["--only=", "--pg=", "--report=", "--repeat="].some((flag) => a.startsWith(flag));
 const args = new Set(process.argv.slice(2).filter((a) => !valued(a)));
 const flagValue = (flag: string) =>
   process.argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
@@ -46,6 +49,16 @@ const tiny = args.has("--tiny");
 let simultaneous = args.has("--simultaneous");
 const warmingUp = !tiny && !args.has("--cold");
 const wants = (s: string) => !only || only.includes(s);
+const repeat = repetitions(flagValue("--repeat"));
+
+function repetitions(option: string | undefined): number {
+  if (option === undefined) return 1;
+  const n = Number(option);
+  if (!Number.isInteger(n) || n < 1 || n > 20) {
+    throw new Error(`--repeat=${option}: give a whole number of repetitions from 1 to 20`);
+  }
+  return n;
+}
 
 function size(name: string, normal: number, small: number): number {
   const v = process.env[name];
@@ -71,11 +84,20 @@ const sizes: Sizes = {
 
 const log = (m: string) => console.error(m);
 
-/** Runs a scenario for both systems, per the mode; returns [diffrelay's run, native's run]. */
-async function both<T>(run: (systems: SystemName[]) => Promise<T>): Promise<[T, T]> {
+/**
+ * Runs a scenario for both systems, per the mode; returns [diffrelay's run, native's run].
+ * nativeFirst swaps the order of a sequential run: with --repeat, every other repetition runs
+ * native first, since on this machine the run that comes first has often been the faster one.
+ */
+async function both<T>(run: (systems: SystemName[]) => Promise<T>, nativeFirst = false): Promise<[T, T]> {
   if (simultaneous) {
     const r = await run(["diffrelay", "native"]);
     return [r, r];
+  }
+  if (nativeFirst) {
+    const n = await run(["native"]);
+    const d = await run(["diffrelay"]);
+    return [d, n];
   }
   const d = await run(["diffrelay"]);
   const n = await run(["native"]);
@@ -486,6 +508,35 @@ function figuresOf(raw: RawResults): Figure[] {
   return figures;
 }
 
+/** The measured scenarios, once: what one repetition gives. */
+async function measure(ctx: BenchContext, nativeFirst: boolean): Promise<RawResults> {
+  const empty = {} as SmallResult;
+  const [sd, sn] = wants("small")
+    ? await both((s) => smallTransactions(ctx, s), nativeFirst)
+    : [empty, empty];
+  const [bd, bn] = wants("bulk")
+    ? await both((s) => bulk(ctx, s), nativeFirst)
+    : [{} as BulkResult, {} as BulkResult];
+  const id = wants("identity") ? await identityWal(ctx) : undefined;
+  const large = wants("large") ? await largeTransaction(ctx) : undefined;
+  const [ld, ln] = wants("largevis")
+    ? await both((s) => largeCommitVisible(ctx, s), nativeFirst)
+    : [{} as LargeVisibleResult, {} as LargeVisibleResult];
+  const [cd, cn] = wants("catchup")
+    ? await both((s) => catchUp(ctx, s), nativeFirst)
+    : [{} as CatchUpResult, {} as CatchUpResult];
+  const commit = wants("commit") ? await commitLatency(ctx) : undefined;
+  return {
+    smallTransactions: { diffrelayRun: sd, nativeRun: sn },
+    bulk: { diffrelayRun: bd, nativeRun: bn },
+    identityWal: id,
+    largeTransaction: large,
+    catchUp: { diffrelayRun: cd, nativeRun: cn },
+    largeCommitVisible: { diffrelayRun: ld, nativeRun: ln },
+    commitLatency: commit,
+  };
+}
+
 /** --report: an earlier run's table under today's targets, from its results file; nothing runs. */
 function report(file: string): void {
   const results = JSON.parse(readFileSync(file, "utf8")) as {
@@ -493,10 +544,11 @@ function report(file: string): void {
     startedAt: string;
     postgresVersion?: string;
     raw: RawResults;
+    repetitions?: RawResults[];
   };
   simultaneous = results.mode === "simultaneous";
   console.log(`Run of ${results.startedAt}, PostgreSQL ${results.postgresVersion ?? "unknown"}\n`);
-  console.log(markdownTable(figuresOf(results.raw)));
+  console.log(markdownTable(combineRepeats((results.repetitions ?? [results.raw]).map(figuresOf))));
 }
 
 async function main(): Promise<void> {
@@ -512,31 +564,15 @@ async function main(): Promise<void> {
   log(`bench: PostgreSQL ${stack.postgresVersion}`);
   const logDir = join(stack.baseDir, "logs");
   const ctx: BenchContext = { stack, sizes, logDir, profileDir, log };
-  const empty = {} as SmallResult;
   try {
     if (warmingUp) await warmUp(ctx);
-    const [sd, sn] = wants("small") ? await both((s) => smallTransactions(ctx, s)) : [empty, empty];
-    const [bd, bn] = wants("bulk") ? await both((s) => bulk(ctx, s)) : [{} as BulkResult, {} as BulkResult];
-    const id = wants("identity") ? await identityWal(ctx) : undefined;
-    const large = wants("large") ? await largeTransaction(ctx) : undefined;
-    const [ld, ln] = wants("largevis")
-      ? await both((s) => largeCommitVisible(ctx, s))
-      : [{} as LargeVisibleResult, {} as LargeVisibleResult];
-    const [cd, cn] = wants("catchup")
-      ? await both((s) => catchUp(ctx, s))
-      : [{} as CatchUpResult, {} as CatchUpResult];
-    const commit = wants("commit") ? await commitLatency(ctx) : undefined;
-
-    const raw: RawResults = {
-      smallTransactions: { diffrelayRun: sd, nativeRun: sn },
-      bulk: { diffrelayRun: bd, nativeRun: bn },
-      identityWal: id,
-      largeTransaction: large,
-      catchUp: { diffrelayRun: cd, nativeRun: cn },
-      largeCommitVisible: { diffrelayRun: ld, nativeRun: ln },
-      commitLatency: commit,
-    };
-    const figures = figuresOf(raw);
+    const raws: RawResults[] = [];
+    for (let r = 0; r < repeat; r++) {
+      if (repeat > 1) log(`bench: repetition ${r + 1} of ${repeat}${r % 2 === 1 ? ", native first" : ""}`);
+      raws.push(await measure(ctx, r % 2 === 1));
+    }
+    const raw = raws[0] as RawResults;
+    const figures = combineRepeats(raws.map(figuresOf));
 
     const profiles: Record<string, { name: string; selfMs: number; share: number }[]> = {};
     const allocations: Record<string, Allocations> = {};
@@ -568,6 +604,7 @@ async function main(): Promise<void> {
       },
       figures,
       raw,
+      repetitions: raws.length > 1 ? raws : undefined,
       profiles,
       allocations,
     };
