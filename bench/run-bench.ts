@@ -94,14 +94,10 @@ async function both<T>(run: (systems: SystemName[]) => Promise<T>, nativeFirst =
     const r = await run(["diffrelay", "native"]);
     return [r, r];
   }
-  if (nativeFirst) {
-    const n = await run(["native"]);
-    const d = await run(["diffrelay"]);
-    return [d, n];
-  }
-  const d = await run(["diffrelay"]);
-  const n = await run(["native"]);
-  return [d, n];
+  const order: SystemName[] = nativeFirst ? ["native", "diffrelay"] : ["diffrelay", "native"];
+  const runs = {} as Record<SystemName, T>;
+  for (const system of order) runs[system] = await run([system]);
+  return [runs.diffrelay, runs.native];
 }
 
 /**
