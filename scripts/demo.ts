@@ -472,7 +472,7 @@ async function main(): Promise<void> {
   await startCluster(bServer);
   // b reaches the new primary's database as a peer: the stack's servers each have their own password.
   const peerPassword = decodeURIComponent(new URL(elected.databaseUrl).password);
-  const rejoined = startNode(1, ["--peer-password", peerPassword]);
+  const rejoined = startNode(1, [`--peer-password=${peerPassword}`]);
   nodes.splice(nodes.indexOf(b), 1);
   const t1 = Date.now();
   await waitForEndpoint(rejoined, "/replica");

@@ -86,8 +86,7 @@ async function startScenario(label: string, standbys: string[], zeroLoss: boolea
     "--initial-primary",
     "a",
     ...(zeroLoss ? ["--zero-loss"] : []),
-    "--peer-password",
-    peerPassword,
+    `--peer-password=${peerPassword}`,
   ]);
   await cluster.waitFor("a", "/primary", 200);
   for (const s of standbys) {
@@ -155,7 +154,7 @@ async function restartAndRejoin(
       new Promise<boolean>((r) => setTimeout(() => r(true), 0)),
     ]));
   const peerPassword = decodeURIComponent(new URL(s.db.get("b")?.url as string).password);
-  const node = alive ? running : cluster.start("a", [...nodeArgs, "--peer-password", peerPassword]);
+  const node = alive ? running : cluster.start("a", [...nodeArgs, `--peer-password=${peerPassword}`]);
   const deadline = Date.now() + 120_000;
   while ((await cluster.probe("a", "/replica")) !== 200) {
     const failed = await cluster.status("a").then(
@@ -369,7 +368,7 @@ describe("diffrelay failover --cluster after kill -9 of the primary, then the ol
       expect(await metric(c, "diffrelay_node_fenced")).toBe(1);
       await stopProcess(manual);
       // A rejoin that fails (b's server refuses the password) leaves it fenced, says why, and is not retried.
-      const failing = c.start("a", ["--peer-password", "wrong"]);
+      const failing = c.start("a", ["--peer-password=wrong"]);
       const failed = await waitForFenced(c, (st) => st.rejoin?.state === "failed", failing.output);
       expect(failed.rejoin.error).toMatch(/password authentication failed/);
       expect(failed.fenced).toMatch(/automatic rejoin, from b's database .* failed: .*restart the node/);

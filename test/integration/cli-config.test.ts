@@ -28,6 +28,18 @@ describe("diffrelay CLI configuration errors", () => {
     expect(child.output()).not.toContain("sup3rsecret");
   });
 
+  it("reads a value that begins with a dash in the --flag=value form, and refuses it as a separate word without printing it", async () => {
+    // A generated password starts with '-' once in 64 (base64url): a separate word reads as a flag.
+    const separate = spawnDiffrelay(["node", "--peer-password", "-s3cret"], {});
+    expect((await separate.exited).code).toBe(2);
+    expect(separate.output()).toMatch(/'--peer-password' argument is ambiguous[\s\S]*--peer-password=/);
+    expect(separate.output()).not.toContain("s3cret");
+    const joined = spawnDiffrelay(["node", "--peer-password=-s3cret"], {});
+    expect((await joined.exited).code).toBe(2);
+    expect(joined.output()).toMatch(/cluster\.name is required/);
+    expect(joined.output()).not.toMatch(/ambiguous|s3cret/);
+  });
+
   it("answers --help, -h and --version, and refuses a flag the command does not read", async () => {
     for (const flag of ["--help", "-h"]) {
       const help = spawnDiffrelay(["seed", flag], {});

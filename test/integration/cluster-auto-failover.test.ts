@@ -64,7 +64,7 @@ async function zeroLossCluster(tag: string): Promise<{ c: TestCluster; urls: Map
   // b is the one candidate (c never is), so that a, restarted or thawed, reaches b's database with b's
   // password: the stack's servers have different ones.
   const peerPassword = decodeURIComponent(new URL(databases[1]?.url as string).password);
-  c.start(a, ["--initial-primary", a, "--zero-loss", "--peer-password", peerPassword]);
+  c.start(a, ["--initial-primary", a, "--zero-loss", `--peer-password=${peerPassword}`]);
   await c.waitFor(a, "/primary", 200);
   for (const node of [b, cc]) {
     const seed = spawnDiffrelay([

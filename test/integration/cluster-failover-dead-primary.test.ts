@@ -128,7 +128,7 @@ describe("diffrelay failover --cluster after the primary's server and node died 
     // at the address in its report (host, port, database) with the peer credentials.
     await primary.restart();
     const peerPassword = decodeURIComponent(new URL(databases.get(B)?.url as string).password);
-    c.start(A, ["--zero-loss", "--peer-password", peerPassword]);
+    c.start(A, ["--zero-loss", `--peer-password=${peerPassword}`]);
     await c.waitFor(A, "/replica", 200, 120_000);
     expect((await c.status(A)).rejoin).toMatchObject({ state: "rejoined", epoch: 1, error: null });
     console.log(

@@ -132,7 +132,7 @@ describe("rejoin across two role changes", () => {
 
     // Both come back with their own command lines (a without --initial-primary: that is defect 1's).
     // a's rewind reads c's database, on another server: with that server's password.
-    cluster.start("a", ["--peer-password", decodeURIComponent(new URL(url("c")).password)]);
+    cluster.start("a", [`--peer-password=${decodeURIComponent(new URL(url("c")).password)}`]);
     cluster.start("d");
     await cluster.waitFor("a", "/replica?lag=30000", 200, 180_000);
     await cluster.waitFor("d", "/replica?lag=30000", 200, 180_000);
@@ -234,7 +234,9 @@ describe("rejoin across two role changes", () => {
       await admin.disconnect();
     }
 
-    const restarted = cluster.start("d", ["--peer-password", decodeURIComponent(new URL(url("b")).password)]);
+    const restarted = cluster.start("d", [
+      `--peer-password=${decodeURIComponent(new URL(url("b")).password)}`,
+    ]);
     await cluster.waitFor("d", "/replica?lag=30000", 200, 120_000);
     expect(restarted.output()).toMatch(
       new RegExp(
