@@ -1,10 +1,11 @@
+import type { ApplyChange } from "../../src/change/change-model.js";
 import { type DecodedDataMessage, decodeDataMessage } from "../../src/wire/data-message.js";
 import { WireFormatError } from "../../src/wire/wire-format-error.js";
 import { BadFrameError } from "./bad-frame-error.js";
 
 /** One message of the data topic, as the grouper receives it. */
 export type Frame =
-  | { kind: "transactions"; offset: bigint; message: DecodedDataMessage }
+  | { kind: "transactions"; offset: bigint; message: DecodedDataMessage<ApplyChange> }
   /** Kept with its bytes: a dead-letter topic receives them unchanged. */
   | { kind: "bad"; offset: bigint; value: Buffer | null; error: BadFrameError };
 
@@ -27,7 +28,9 @@ export function readFrame(
 ): Frame {
   if (!value) return badFrame(value, offset, where, "empty message");
   try {
-    return { kind: "transactions", offset, message: decodeDataMessage(value) };
+    // An insert's values stay the message's bytes until COPY: kafkajs gives each record its own view
+    // of a buffer it never reuses.
+    return { kind: "transactions", offset, message: decodeDataMessage(value, { insertValues: "bytes" }) };
   } catch (err) {
     const problem =
       err instanceof WireFormatError ? err.message : `does not decode: ${(err as Error).message}`;

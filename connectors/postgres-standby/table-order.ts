@@ -1,4 +1,4 @@
-import type { Change } from "../../src/change/change-model.js";
+import type { ApplyChange } from "../../src/change/change-model.js";
 
 /**
  * Reorders a group of changes so that each table's changes stand together,
@@ -15,7 +15,7 @@ import type { Change } from "../../src/change/change-model.js";
  *
  * Returns the new order as indexes into `changes`.
  */
-export function orderByTable(changes: readonly Change[]): number[] {
+export function orderByTable(changes: readonly ApplyChange[]): number[] {
   const order: number[] = [];
   let segment = new Map<number, number[]>();
   const flush = () => {

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import pg, { type ClientBase, type QueryResult } from "pg";
-import type { Change, ColumnValue, DdlChange, SequencePosition } from "../../src/change/change-model.js";
+import type { ApplyChange, ColumnValue, DdlChange, SequencePosition } from "../../src/change/change-model.js";
 import type { RelationSchema, SchemaRef } from "../../src/change/relation-schema.js";
 import { copyIn } from "../../src/sql/copy-protocol.js";
 import { type PipelinedStatement, runPipelined } from "../../src/sql/pipelined-query.js";
@@ -125,7 +125,7 @@ export class TransactionApplier {
    */
   async applyChanges(
     client: ClientBase,
-    changes: Change[],
+    changes: ApplyChange[],
     context: SourcePosition | readonly SourcePosition[],
     deferred?: DeferredCommands,
     commit?: readonly PipelinedStatement[],
@@ -165,7 +165,7 @@ export class TransactionApplier {
   private segment(
     client: ClientBase,
     deferred: DeferredCommands | undefined,
-    changes: Change[],
+    changes: ApplyChange[],
     base: number,
     positionOf: (index: number) => SourcePosition,
   ): Segment {
@@ -314,7 +314,7 @@ export class TransactionApplier {
     // applier's allocations in the bulk bench).
     const { changes } = segment;
     for (let index = 0; index < changes.length; index++) {
-      const change = changes[index] as Change;
+      const change = changes[index] as ApplyChange;
       if (change.kind !== "sequence") continue;
       const present: SequencePosition[] = [];
       for (const position of change.sequences) {
@@ -338,7 +338,7 @@ export class TransactionApplier {
     let previous: SchemaRef | null = null;
     const { changes } = segment;
     for (let index = 0; index < changes.length; index++) {
-      const change = changes[index] as Change;
+      const change = changes[index] as ApplyChange;
       if (change.kind === "insert" || change.kind === "update" || change.kind === "delete") {
         // A decoded message shares one ref object among its changes: most lookups end here.
         if (change.relation === previous) continue;
@@ -674,7 +674,7 @@ interface Segment {
   client: ClientBase;
   /** Commands to send in front of the segment's first exchange, where the caller defers them. */
   deferred: DeferredCommands | null;
-  changes: Change[];
+  changes: ApplyChange[];
   /** Index of changes[0] in the list given to applyChanges. */
   base: number;
   positionOf: (index: number) => SourcePosition;

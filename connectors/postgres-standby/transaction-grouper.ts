@@ -1,4 +1,4 @@
-import type { Change, DdlChange, TransactionChunk } from "../../src/change/change-model.js";
+import type { ApplyChange, DdlChange, TransactionChunk } from "../../src/change/change-model.js";
 import type { Lsn } from "../../src/change/lsn.js";
 import { formatLsn } from "../../src/change/lsn.js";
 import type { Envelope } from "../../src/wire/envelope.js";
@@ -16,7 +16,7 @@ import { orderByTable } from "./table-order.js";
 import { ValueJoiner } from "./value-joiner.js";
 
 /** Applies a list of changes inside the grouper's standby transaction. */
-export type ChangeSink = (changes: Change[], positions: SourcePosition[]) => Promise<void>;
+export type ChangeSink = (changes: ApplyChange[], positions: SourcePosition[]) => Promise<void>;
 
 /**
  * Applies the group's last changes and commits it with `position` in one
@@ -24,7 +24,7 @@ export type ChangeSink = (changes: Change[], positions: SourcePosition[]) => Pro
  * and the grouper still commits.
  */
 export type CommittingChangeSink = (
-  changes: Change[],
+  changes: ApplyChange[],
   positions: SourcePosition[],
   position: ApplyPosition,
 ) => Promise<boolean>;
@@ -68,11 +68,11 @@ export interface TransactionGrouperOptions {
   now?: () => number;
 }
 
-function replayOf(change: Change): ReturnType<typeof ddlReplay>["kind"] | null {
+function replayOf(change: ApplyChange): ReturnType<typeof ddlReplay>["kind"] | null {
   return change.kind === "ddl" ? ddlReplay(change.command).kind : null;
 }
 
-function runsAlone(change: Change): boolean {
+function runsAlone(change: ApplyChange): boolean {
   return replayOf(change) === "alone";
 }
 
@@ -109,7 +109,7 @@ export class TransactionGrouper {
   private groupStartedAt = 0;
   private groupRows = 0;
   private groupCommitTimes: bigint[] = [];
-  private pendingChanges: Change[] = [];
+  private pendingChanges: ApplyChange[] = [];
   private pendingPositions: SourcePosition[] = [];
   private pendingJoinedBytes = 0;
   private readonly joiner = new ValueJoiner();
@@ -268,7 +268,7 @@ export class TransactionGrouper {
    * thousands a second), which goes straight to applyChunk without a promise:
    * exactly what handleAnyChunk would do with it.
    */
-  private handleChunk(chunk: TransactionChunk, offset: bigint): Promise<void> | undefined {
+  private handleChunk(chunk: TransactionChunk<ApplyChange>, offset: bigint): Promise<void> | undefined {
     const { header } = chunk;
     if (
       this.open === null &&
@@ -284,7 +284,7 @@ export class TransactionGrouper {
     return this.handleAnyChunk(chunk, offset);
   }
 
-  private async handleAnyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> {
+  private async handleAnyChunk(chunk: TransactionChunk<ApplyChange>, offset: bigint): Promise<void> {
     const { header } = chunk;
     if (this.open) {
       if (header.commitLsn === this.open.commitLsn && header.chunk === this.open.nextChunk) {
@@ -334,7 +334,7 @@ export class TransactionGrouper {
    * was applied, so they are skipped. (A capture restart always resends from
    * chunk 0, which starts the open transaction over instead.)
    */
-  private isRepeatedContinuation({ header }: TransactionChunk): boolean {
+  private isRepeatedContinuation({ header }: TransactionChunk<ApplyChange>): boolean {
     const open = this.open;
     if (open === null || header.chunk === 0) return false;
     if (header.commitLsn === open.commitLsn) return header.chunk < open.nextChunk;
@@ -342,7 +342,7 @@ export class TransactionGrouper {
   }
 
   /** Adds the chunk's changes to the group; undefined when that took no round trip. */
-  private applyChunk(chunk: TransactionChunk, offset: bigint): Promise<void> | undefined {
+  private applyChunk(chunk: TransactionChunk<ApplyChange>, offset: bigint): Promise<void> | undefined {
     const source = this.sourceOf(chunk, offset);
     try {
       this.pendingJoinedBytes += this.joiner.join(chunk);
@@ -368,7 +368,11 @@ export class TransactionGrouper {
   }
 
   /** applyChunk's end where it takes round trips: a flush, the end of a chunked transaction, a commit. */
-  private async finishChunk(chunk: TransactionChunk, offset: bigint, full: boolean): Promise<void> {
+  private async finishChunk(
+    chunk: TransactionChunk<ApplyChange>,
+    offset: bigint,
+    full: boolean,
+  ): Promise<void> {
     if (full) await this.flushPending();
     this.advancePast(chunk, offset);
     if (!chunk.header.finalChunk) return;
@@ -387,7 +391,7 @@ export class TransactionGrouper {
   }
 
   /** The open transaction expects the next chunk; a final chunk must have used every value part. */
-  private advancePast(chunk: TransactionChunk, offset: bigint): void {
+  private advancePast(chunk: TransactionChunk<ApplyChange>, offset: bigint): void {
     if (this.open) this.open.nextChunk = chunk.header.chunk + 1;
     if (chunk.header.finalChunk && !this.joiner.isEmpty) {
       throw this.badChunk(chunk, offset, "ends its transaction with VALUE_PART frames that no change used");
@@ -400,7 +404,7 @@ export class TransactionGrouper {
    * past the transaction in a transaction of its own. A crash between the two
    * replays the commands, which ddlReplay made safe to repeat.
    */
-  private async applyAlone(chunk: TransactionChunk, offset: bigint): Promise<void> {
+  private async applyAlone(chunk: TransactionChunk<ApplyChange>, offset: bigint): Promise<void> {
     const { header } = chunk;
     const source = this.sourceOf(chunk, offset);
     if (this.inTransaction) await this.commitGroup();
@@ -426,13 +430,13 @@ export class TransactionGrouper {
     await this.commitGroup();
   }
 
-  private sourceOf(chunk: TransactionChunk, offset: bigint): SourcePosition {
+  private sourceOf(chunk: TransactionChunk<ApplyChange>, offset: bigint): SourcePosition {
     const { topic, partition } = this.position;
     return { commitLsn: chunk.header.commitLsn, topic, partition, offset: offset.toString() };
   }
 
   /** The position moves past the source transaction; it commits with the group. */
-  private markApplied({ header }: TransactionChunk): void {
+  private markApplied({ header }: TransactionChunk<ApplyChange>): void {
     this.position.lastCommitLsn = header.commitLsn;
     this.position.lastCommitTimeMicros = header.commitTimeMicros;
     this.groupCommitTimes.push(header.commitTimeMicros);
@@ -442,7 +446,7 @@ export class TransactionGrouper {
   private async flushPending(commitAt?: ApplyPosition): Promise<boolean> {
     if (this.pendingChanges.length === 0) return false;
     const order = orderByTable(this.pendingChanges);
-    const changes = order.map((i) => this.pendingChanges[i] as Change);
+    const changes = order.map((i) => this.pendingChanges[i] as ApplyChange);
     const positions = order.map((i) => this.pendingPositions[i] as SourcePosition);
     this.pendingChanges = [];
     this.pendingPositions = [];
@@ -466,14 +470,14 @@ export class TransactionGrouper {
     this.groupRows = 0;
   }
 
-  private outOfSequence(chunk: TransactionChunk, offset: bigint): BadFrameError {
+  private outOfSequence(chunk: TransactionChunk<ApplyChange>, offset: bigint): BadFrameError {
     const expected = this.open
       ? `chunk ${this.open.nextChunk} of ${formatLsn(this.open.commitLsn)}`
       : "the first chunk of a transaction";
     return this.badChunk(chunk, offset, `arrived where ${expected} was expected`);
   }
 
-  private badChunk(chunk: TransactionChunk, offset: bigint, problem: string): BadFrameError {
+  private badChunk(chunk: TransactionChunk<ApplyChange>, offset: bigint, problem: string): BadFrameError {
     return new BadFrameError(
       this.position.topic,
       this.position.partition,

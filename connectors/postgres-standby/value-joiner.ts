@@ -1,4 +1,4 @@
-import type { ColumnValue, TransactionChunk } from "../../src/change/change-model.js";
+import type { ApplyChange, ColumnValue, TransactionChunk } from "../../src/change/change-model.js";
 
 /**
  * Joins values that the capture split into VALUE_PART frames, across the
@@ -26,7 +26,7 @@ export class ValueJoiner {
    * Puts the chunk's joined values into its changes; returns the bytes it
    * joined, or throws an Error naming what does not add up.
    */
-  join(chunk: TransactionChunk): number {
+  join(chunk: TransactionChunk<ApplyChange>): number {
     const parts = chunk.valueParts ?? [];
     const slots = chunk.joined ?? [];
     if (parts.length === 0 && slots.length === 0) return 0;

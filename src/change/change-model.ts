@@ -89,6 +89,13 @@ export type Change<V extends WritableValue = ColumnValue> =
   | SequenceChange;
 
 /**
+ * A change as the applier decodes it: an insert's text values stay the UTF-8
+ * bytes of the Kafka message, which COPY takes as they are; every other value
+ * is text (statement parameters, keys to compare, messages to show).
+ */
+export type ApplyChange = InsertChange<WritableValue> | Exclude<Change, InsertChange>;
+
+/**
  * The header every frame of a source transaction carries. A transaction too
  * large for one Kafka message is split into chunks 0..n, the last one marked
  * final; (commitLsn, chunk) identifies a chunk, so duplicates from a capture
@@ -104,9 +111,9 @@ export interface TransactionHeader {
   finalChunk: boolean;
 }
 
-export interface TransactionChunk {
+export interface TransactionChunk<C extends ApplyChange = Change> {
   header: TransactionHeader;
-  changes: Change[];
+  changes: C[];
   /** Pieces of values too large for one message; absent when there are none. */
   valueParts?: ValuePart[];
   /** Values of `changes` that stand for joined pieces (null until the consumer joins them); absent when none. */

@@ -49,6 +49,16 @@ export class TextBytes {
   toString(): string {
     return this.buf.toString("utf8", this.start, this.end);
   }
+
+  /** As text in JSON (a log line, a report), never as the buffer it points into. */
+  toJSON(): string {
+    return this.toString();
+  }
+}
+
+/** A value as text: where it must be a statement parameter or be shown. */
+export function valueText(value: string | TextBytes | null): string | null {
+  return value === null || typeof value === "string" ? value : value.toString();
 }
 
 /** Up to this many bytes, values are compared by a JS loop. */

@@ -1,5 +1,9 @@
 import { isUtf8 } from "node:buffer";
+import { TextBytes } from "../change/text-bytes.js";
 import { WireFormatError } from "./wire-format-error.js";
+
+/** Up to this many bytes a value is checked for ASCII byte by byte before UTF-8 in C++. */
+const SHORT_TEXT = 64;
 
 /**
  * Reads the wire format's primitives from one message. Every read is
@@ -134,14 +138,7 @@ export class ByteReader {
   /** `length` bytes of UTF-8; `fieldStart` is where the field (with its length prefix) began. */
   utf8(length: number, what: string, fieldStart: number): string {
     const start = this.pos;
-    const end = start + length;
-    if (end > this.buf.length) {
-      throw new WireFormatError(
-        "truncated",
-        fieldStart,
-        `${what} needs ${length} bytes, only ${this.buf.length - start} left`,
-      );
-    }
+    const end = this.endOf(length, what, fieldStart);
     const text = this.buf.toString("utf8", start, end);
     // Decoding replaces invalid UTF-8 with U+FFFD, so only text containing it
     // can hide an error; the full check is kept for that rare case.
@@ -150,6 +147,37 @@ export class ByteReader {
     }
     this.pos = end;
     return text;
+  }
+
+  /**
+   * `length` bytes of UTF-8 as a range of the message, checked but never
+   * decoded: for values that go to the standby as the bytes they are.
+   */
+  utf8Bytes(length: number, what: string, fieldStart: number): TextBytes {
+    const start = this.pos;
+    const end = this.endOf(length, what, fieldStart);
+    const buf = this.buf;
+    // Most values are short ASCII: a JS loop settles them without a call into C++.
+    let i = start;
+    if (length <= SHORT_TEXT) while (i < end && (buf[i] as number) < 0x80) i++;
+    if (i < end && !isUtf8(buf.subarray(start, end))) {
+      throw new WireFormatError("bad-value", fieldStart, `${what} is not valid UTF-8`);
+    }
+    this.pos = end;
+    return new TextBytes(buf, start, end);
+  }
+
+  /** Where a field of `length` bytes from here ends; it must end within the message. */
+  private endOf(length: number, what: string, fieldStart: number): number {
+    const end = this.pos + length;
+    if (end > this.buf.length) {
+      throw new WireFormatError(
+        "truncated",
+        fieldStart,
+        `${what} needs ${length} bytes, only ${this.buf.length - this.pos} left`,
+      );
+    }
+    return end;
   }
 
   /** A uvarint as a number when it is a safe integer, otherwise as a bigint. */

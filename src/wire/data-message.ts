@@ -1,4 +1,5 @@
 import type {
+  ApplyChange,
   Change,
   ColumnValue,
   JoinedSlot,
@@ -17,7 +18,7 @@ import {
   type WireFormatVersion,
   writeEnvelope,
 } from "./envelope.js";
-import { JOINED_VALUE, readValue, writeJoinedValue, writeValue } from "./value-codec.js";
+import { JOINED_VALUE, readValue, readValueBytes, writeJoinedValue, writeValue } from "./value-codec.js";
 import { WireFormatError } from "./wire-format-error.js";
 
 /** Data messages (docs/wire-format.md, "Data messages (kind 1)"). */
@@ -57,11 +58,17 @@ export interface CaptureSessionId {
   session: number;
 }
 
-export interface DecodedDataMessage {
+export interface DecodedDataMessage<C extends ApplyChange = Change> {
   envelope: Envelope;
   /** null for a version 1 message. */
   session: CaptureSessionId | null;
-  chunks: TransactionChunk[];
+  chunks: TransactionChunk<C>[];
+}
+
+/** How a decoded message holds an insert's text values. */
+export interface DecodeOptions {
+  /** As ranges of the message's bytes (TextBytes), never decoded: for COPY. */
+  insertValues: "bytes";
 }
 
 /** Bytes a VALUE_PART frame adds to its piece, at most: tag, flags, a uvarint length. */
@@ -499,9 +506,14 @@ function writeSequence(w: ByteWriter, sequence: SequencePosition): void {
 /**
  * Decodes and validates a whole data message: any deviation from the spec
  * throws a WireFormatError, never another error, so a consumer can tell a
- * corrupt or foreign message from its own bugs.
+ * corrupt or foreign message from its own bugs. Its values are text, or with
+ * `insertValues: "bytes"` an insert's are the message's bytes (equally checked
+ * as UTF-8); the message's buffer must then not be reused while they live.
  */
-export function decodeDataMessage(buf: Buffer): DecodedDataMessage {
+export function decodeDataMessage(buf: Buffer): DecodedDataMessage;
+export function decodeDataMessage(buf: Buffer, options: DecodeOptions): DecodedDataMessage<ApplyChange>;
+export function decodeDataMessage(buf: Buffer, options?: DecodeOptions): DecodedDataMessage<ApplyChange> {
+  const insertBytes = options?.insertValues === "bytes";
   const r = new ByteReader(buf);
   const { version, sourceId, epoch } = readEnvelope(r, MessageKind.data);
   const envelope = { sourceId, epoch };
@@ -509,8 +521,8 @@ export function decodeDataMessage(buf: Buffer): DecodedDataMessage {
     version === 1 ? null : { captureId: r.u64("capture id"), session: r.uvarint("capture session") };
   const refs: SchemaRef[] = [];
   const declared = new Set<string>();
-  const chunks: TransactionChunk[] = [];
-  let current: TransactionChunk | undefined;
+  const chunks: TransactionChunk<ApplyChange>[] = [];
+  let current: TransactionChunk<ApplyChange> | undefined;
 
   while (r.remaining > 0) {
     const frameAt = r.offset;
@@ -543,7 +555,7 @@ export function decodeDataMessage(buf: Buffer): DecodedDataMessage {
       continue;
     }
     const values = new ValueSlots(version, current);
-    current.changes.push(readChange(r, tag, refs, values));
+    current.changes.push(readChange(r, tag, refs, values, insertBytes));
   }
   if (chunks.length === 0) {
     throw new WireFormatError("bad-frame-order", r.offset, "data message holds no TX_BEGIN");
@@ -551,7 +563,7 @@ export function decodeDataMessage(buf: Buffer): DecodedDataMessage {
   return { envelope, session, chunks };
 }
 
-function readValuePart(r: ByteReader, chunk: TransactionChunk): void {
+function readValuePart(r: ByteReader, chunk: TransactionChunk<ApplyChange>): void {
   const flagsAt = r.offset;
   const flags = r.u8("value part flags");
   if ((flags & ~VALUE_PART_LAST) !== 0) {
@@ -576,7 +588,7 @@ function readValuePart(r: ByteReader, chunk: TransactionChunk): void {
 class ValueSlots {
   constructor(
     private readonly version: WireFormatVersion,
-    private readonly chunk: TransactionChunk,
+    private readonly chunk: TransactionChunk<ApplyChange>,
   ) {}
 
   read(r: ByteReader, what: string, field: JoinedSlot["field"]): ColumnValue[] {
@@ -586,9 +598,24 @@ class ValueSlots {
     return values;
   }
 
+  /** An insert's values, text ones as the message's bytes. */
+  readBytes(r: ByteReader): WritableValue[] {
+    const n = r.count("column count");
+    const values: WritableValue[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const value = readValueBytes(r, this.version);
+      values[i] = value === JOINED_VALUE ? this.joined("values", i) : value;
+    }
+    return values;
+  }
+
   one(r: ByteReader, field: JoinedSlot["field"], index: number): ColumnValue {
     const value = readValue(r, this.version);
-    if (value !== JOINED_VALUE) return value;
+    return value === JOINED_VALUE ? this.joined(field, index) : value;
+  }
+
+  /** Records a value the consumer joins from value parts; null stands for it until then. */
+  private joined(field: JoinedSlot["field"], index: number): null {
     this.chunk.joined ??= [];
     this.chunk.joined.push({ change: this.chunk.changes.length, field, index });
     return null;
@@ -607,8 +634,8 @@ class ValueSlots {
 function readTxBegin(
   r: ByteReader,
   frameAt: number,
-  previous: TransactionChunk | undefined,
-): TransactionChunk {
+  previous: TransactionChunk<ApplyChange> | undefined,
+): TransactionChunk<ApplyChange> {
   const flagsAt = r.offset;
   const flags = r.u8("transaction flags");
   if ((flags & ~TX_FINAL_CHUNK) !== 0) {
@@ -665,11 +692,18 @@ function readTxBegin(
   return { header: { commitLsn, commitTimeMicros, xid, chunk, finalChunk }, changes: [] };
 }
 
-function readChange(r: ByteReader, tag: number, refs: readonly SchemaRef[], slots: ValueSlots): Change {
+function readChange(
+  r: ByteReader,
+  tag: number,
+  refs: readonly SchemaRef[],
+  slots: ValueSlots,
+  insertBytes: boolean,
+): ApplyChange {
   switch (tag) {
     case Tag.insert: {
       const relation = readRelation(r, refs);
-      return { kind: "insert", relation, values: slots.read(r, "column count", "values") };
+      const values = insertBytes ? slots.readBytes(r) : slots.read(r, "column count", "values");
+      return { kind: "insert", relation, values };
     }
     case Tag.update: {
       const relation = readRelation(r, refs);

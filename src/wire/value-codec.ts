@@ -68,6 +68,22 @@ export function readValue(reader: ByteReader, version: WireFormatVersion): Colum
 }
 
 /**
+ * readValue, but a text value comes as its bytes in the message (an integer's
+ * decimal text stays a string, as it is made, not read).
+ */
+export function readValueBytes(
+  reader: ByteReader,
+  version: WireFormatVersion,
+): WritableValue | typeof JOINED_VALUE {
+  const start = reader.offset;
+  const header = reader.uvarint("value header");
+  if (header === HEADER_NULL) return null;
+  if (header === HEADER_INTEGER) return reader.svarintDecimal("integer value");
+  if (header === HEADER_JOINED && version === 2) return JOINED_VALUE;
+  return reader.utf8Bytes(header - TEXT_BIAS[version], "text value", start);
+}
+
+/**
  * The integer `text` spells when it is `0` or `-?[1-9][0-9]*` within int64:
  * a number when small enough to be exact, a bigint otherwise; undefined when
  * the text must travel as text.

@@ -1,4 +1,9 @@
-import type { ColumnValue, DeleteChange, InsertChange } from "../../../src/change/change-model.js";
+import type {
+  ColumnValue,
+  DeleteChange,
+  InsertChange,
+  WritableValue,
+} from "../../../src/change/change-model.js";
 import { CopyTextWriter } from "../../../src/sql/copy-text.js";
 import { quoteIdent } from "../../../src/sql/quote.js";
 import type { IndexedChange, PlannedStatement, StatementDescription } from "./planned-statement.js";
@@ -67,7 +72,7 @@ function batch(
  */
 export function batchedInsert(
   mapping: TableMapping,
-  changes: IndexedChange<InsertChange>[],
+  changes: IndexedChange<InsertChange<WritableValue>>[],
   group: number,
 ): PlannedStatement {
   const sql = cachedSql(

@@ -3,7 +3,9 @@ import type {
   DeleteChange,
   InsertChange,
   UpdateChange,
+  WritableValue,
 } from "../../../src/change/change-model.js";
+import { valueText } from "../../../src/change/text-bytes.js";
 import { quoteIdent } from "../../../src/sql/quote.js";
 import type { PlannedStatement, StatementDescription } from "./planned-statement.js";
 import {
@@ -84,7 +86,7 @@ const VICTIM_ROW = "t.tableoid = victim.tableoid AND t.ctid = victim.ctid";
 
 export function singleInsert(
   mapping: TableMapping,
-  change: InsertChange,
+  change: InsertChange<WritableValue>,
   index: number,
   group: number,
 ): PlannedStatement {
@@ -99,7 +101,7 @@ export function singleInsert(
       : "";
     return `${insertColumns(mapping)} VALUES (${values.join(", ")})${conflict}`;
   });
-  const params = mapping.written.map((sourceIndex) => valueAt(change.values, sourceIndex));
+  const params = mapping.written.map((sourceIndex) => valueText(valueAt(change.values, sourceIndex)));
   return oneRow(sql, params, describe(mapping, "insert", [insertKey(mapping, change)], [index]), group);
 }
 

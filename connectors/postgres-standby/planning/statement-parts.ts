@@ -1,4 +1,5 @@
-import type { ColumnValue, InsertChange } from "../../../src/change/change-model.js";
+import type { ColumnValue, InsertChange, WritableValue } from "../../../src/change/change-model.js";
+import { valueText } from "../../../src/change/text-bytes.js";
 import { quoteIdent } from "../../../src/sql/quote.js";
 import type { TargetColumn } from "../standby-catalog.js";
 import type { StatementDescription } from "./planned-statement.js";
@@ -6,7 +7,7 @@ import { columnAt, type TableMapping } from "./table-mapping.js";
 
 export const TEXT = "pg_catalog.text";
 
-export function valueAt(values: ColumnValue[], index: number): ColumnValue {
+export function valueAt<V extends WritableValue>(values: V[], index: number): V {
   const value = values[index];
   if (value === undefined)
     throw new Error(`value index ${index} is outside the change's ${values.length} values`);
@@ -79,8 +80,8 @@ export function insertColumns(mapping: TableMapping): string {
   return `INSERT INTO ${mapping.qualified} (${writtenNames(mapping)})${mapping.overriding ? " OVERRIDING SYSTEM VALUE" : ""}`;
 }
 
-export function insertKey(mapping: TableMapping, change: InsertChange): ColumnValue[] {
-  return mapping.source.keyColumns.map((index) => valueAt(change.values, index));
+export function insertKey(mapping: TableMapping, change: InsertChange<WritableValue>): ColumnValue[] {
+  return mapping.source.keyColumns.map((index) => valueText(valueAt(change.values, index)));
 }
 
 export function describe(

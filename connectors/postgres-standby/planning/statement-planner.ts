@@ -1,4 +1,10 @@
-import type { Change, DeleteChange, InsertChange, UpdateChange } from "../../../src/change/change-model.js";
+import type {
+  ApplyChange,
+  DeleteChange,
+  InsertChange,
+  UpdateChange,
+  WritableValue,
+} from "../../../src/change/change-model.js";
 import type { SchemaRef } from "../../../src/change/relation-schema.js";
 import { batchedDelete, batchedInsert, batchedUpdates, chunks } from "./batched-statements.js";
 import { ddl, sequence, truncate } from "./non-row-statements.js";
@@ -24,7 +30,7 @@ function mapper(resolve: ResolveRelation, mappings: TableMappings): MapRelation 
 }
 
 type Batchable =
-  | ({ kind: "insert" } & IndexedChange<InsertChange>)
+  | ({ kind: "insert" } & IndexedChange<InsertChange<WritableValue>>)
   | ({ kind: "update" } & IndexedChange<UpdateChange>)
   | ({ kind: "delete" } & IndexedChange<DeleteChange>);
 
@@ -39,7 +45,7 @@ function keyChangeOf(mapping: TableMapping, change: UpdateChange): boolean {
  * primary key, since a table without one needs one statement per row. An
  * update that writes an identity ALWAYS column moves its row, one at a time.
  */
-function batchable(change: Change, index: number, mapping: MapRelation): Batchable | null {
+function batchable(change: ApplyChange, index: number, mapping: MapRelation): Batchable | null {
   switch (change.kind) {
     case "insert":
       return { kind: "insert", change, index };
@@ -61,12 +67,12 @@ function sameRelation(a: SchemaRef, b: SchemaRef): boolean {
 }
 
 /** The batchable changes of one kind to one table from `start` on; empty if changes[start] is not batchable. */
-function batchableRun(changes: Change[], start: number, mapping: MapRelation): Batchable[] {
-  const first = batchable(changes[start] as Change, start, mapping);
+function batchableRun(changes: ApplyChange[], start: number, mapping: MapRelation): Batchable[] {
+  const first = batchable(changes[start] as ApplyChange, start, mapping);
   if (first === null) return [];
   const run: Batchable[] = [first];
   while (start + run.length < changes.length) {
-    const next = batchable(changes[start + run.length] as Change, start + run.length, mapping);
+    const next = batchable(changes[start + run.length] as ApplyChange, start + run.length, mapping);
     if (
       next === null ||
       next.kind !== first.kind ||
@@ -86,7 +92,7 @@ function batchableRun(changes: Change[], start: number, mapping: MapRelation): B
  * primary key, gets a statement of its own, in source order.
  */
 export function planStatements(
-  changes: Change[],
+  changes: ApplyChange[],
   resolve: ResolveRelation,
   options: PlanOptions,
 ): PlannedStatement[] {
@@ -100,7 +106,9 @@ export function planStatements(
   while (position < changes.length) {
     const run = batchableRun(changes, position, mapping);
     if (run.length === 0) {
-      statements.push(...exactStatements(changes[position] as Change, position, group, resolve, mapping));
+      statements.push(
+        ...exactStatements(changes[position] as ApplyChange, position, group, resolve, mapping),
+      );
       group += 1;
       position += 1;
       continue;
@@ -174,7 +182,7 @@ function planChunks<C>(
 }
 
 function exactStatements(
-  change: Change,
+  change: ApplyChange,
   index: number,
   group: number,
   resolve: ResolveRelation,
@@ -203,7 +211,7 @@ function exactStatements(
  * transaction, so descriptions name the source changes.
  */
 export function planChangeByChange(
-  changes: Change[],
+  changes: ApplyChange[],
   resolve: ResolveRelation,
   mappings: TableMappings,
   firstIndex: number,

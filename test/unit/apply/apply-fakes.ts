@@ -3,8 +3,9 @@ import type { Frame } from "../../../connectors/postgres-standby/frame-decoder.j
 import type { PauseRecord } from "../../../connectors/postgres-standby/pause-gate.js";
 import type { ApplyPosition } from "../../../connectors/postgres-standby/position-store.js";
 import type { StandbyTransaction } from "../../../connectors/postgres-standby/standby-transaction.js";
-import type { Change, DdlChange, TransactionChunk } from "../../../src/change/change-model.js";
+import type { ApplyChange, Change, DdlChange, TransactionChunk } from "../../../src/change/change-model.js";
 import type { Lsn } from "../../../src/change/lsn.js";
+import { valueText } from "../../../src/change/text-bytes.js";
 import { TEST_SESSION } from "../../support/capture-session-id.js";
 
 export const SOURCE_ID = 0x1234_5678_9abc_def0n;
@@ -61,7 +62,7 @@ export class FakeStandby implements StandbyTransaction {
   }
 
   /** The grouper's change sink. */
-  readonly apply = async (changes: Change[]): Promise<void> => {
+  readonly apply = async (changes: ApplyChange[]): Promise<void> => {
     const ids = changes.map((c) => (c.kind === "insert" ? String(c.values[0]) : c.kind));
     this.inTransaction().push(...ids);
     this.log.push(`apply ${ids.join(",")}`);
@@ -163,4 +164,9 @@ export function badFrame(offset: number): Frame {
     value: Buffer.from("junk"),
     error: new BadFrameError(TOPIC, 0, String(offset), "does not decode: junk"),
   };
+}
+
+/** A change as the applier decoded it, an insert's values as text: to compare with expected changes. */
+export function withTextValues(change: ApplyChange): Change {
+  return change.kind === "insert" ? { ...change, values: change.values.map(valueText) } : change;
 }

@@ -7,7 +7,7 @@ import { checkSource, type Frame, readFrame } from "../../../connectors/postgres
 import { TransactionGrouper } from "../../../connectors/postgres-standby/transaction-grouper.js";
 import type { Change, TransactionHeader } from "../../../src/change/change-model.js";
 import { type CaptureSessionId, DataMessageBuilder } from "../../../src/wire/data-message.js";
-import { FakeStandby, position, SOURCE_ID, TOPIC } from "./apply-fakes.js";
+import { FakeStandby, position, SOURCE_ID, TOPIC, withTextValues } from "./apply-fakes.js";
 
 const relation = { relationId: 16384, version: 7 };
 const header = (commitLsn: bigint, chunk = 0, finalChunk = true): TransactionHeader => ({
@@ -35,7 +35,7 @@ function grouper() {
     maxGroupMs: 1000,
     maxPendingChanges: 100,
     apply: async (changes) => {
-      applied.push(...changes);
+      applied.push(...changes.map(withTextValues));
       await standby.apply(changes);
     },
     applyAlone: standby.applyAlone,

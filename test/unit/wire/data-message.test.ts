@@ -1,9 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { Change, ColumnValue, TransactionHeader } from "../../../src/change/change-model.js";
 import type { SchemaRef } from "../../../src/change/relation-schema.js";
-import { TextBytes } from "../../../src/change/text-bytes.js";
+import { TextBytes, valueText } from "../../../src/change/text-bytes.js";
 import { ByteWriter } from "../../../src/wire/byte-writer.js";
-import { DataMessageBuilder, decodeDataMessage } from "../../../src/wire/data-message.js";
+import {
+  DataMessageBuilder,
+  type DecodedDataMessage,
+  decodeDataMessage,
+} from "../../../src/wire/data-message.js";
 import { computeSourceId, type Envelope, MessageKind, writeEnvelope } from "../../../src/wire/envelope.js";
 import { WireFormatError, type WireFormatErrorReason } from "../../../src/wire/wire-format-error.js";
 import { TEST_SESSION } from "../../support/capture-session-id.js";
@@ -26,14 +30,38 @@ function oneTransaction(changes: Change[], h: TransactionHeader = header(0x16b37
   return builder.finish();
 }
 
+/** The message decoded both ways, an insert's byte values turned back into text. */
+function decodeBothWays(buf: Buffer): { text: DecodedDataMessage; bytes: DecodedDataMessage } {
+  const bytes = decodeDataMessage(buf, { insertValues: "bytes" });
+  return {
+    text: decodeDataMessage(buf),
+    bytes: {
+      ...bytes,
+      chunks: bytes.chunks.map((chunk) => ({
+        ...chunk,
+        changes: chunk.changes.map((c) =>
+          c.kind === "insert" ? { ...c, values: c.values.map(valueText) } : c,
+        ),
+      })),
+    },
+  };
+}
+
+/** The refusal, the same whether an insert's values are decoded as text or as bytes. */
 function decodeError(buf: Buffer): WireFormatError {
-  try {
-    decodeDataMessage(buf);
-  } catch (error) {
-    if (error instanceof WireFormatError) return error;
-    throw error;
-  }
-  throw new Error("the message decoded");
+  const refusal = (insertValues?: "bytes"): WireFormatError => {
+    try {
+      if (insertValues) decodeDataMessage(buf, { insertValues });
+      else decodeDataMessage(buf);
+    } catch (error) {
+      if (error instanceof WireFormatError) return error;
+      throw error;
+    }
+    throw new Error("the message decoded");
+  };
+  const text = refusal();
+  expect(refusal("bytes").message).toBe(text.message);
+  return text;
 }
 
 /** A message written field by field, to build what the builder refuses to produce. */
@@ -360,6 +388,31 @@ describe("the example in docs/wire-format.md", () => {
         .toString("hex")
         .replace(/(..)(?!$)/g, "$1 "),
     ).toBe(example);
+  });
+
+  it("gives an insert's text values as ranges of the message for the applier, its other values as text", () => {
+    const long = `${"é".repeat(40)}🎉`;
+    const buf = oneTransaction([
+      { kind: "insert", relation: orders, values: ["42", "007", null, "", "-0", "a\tb", long] },
+      { kind: "update", relation: orders, key: ["x"], changedColumns: [1], values: ["y"] },
+      { kind: "delete", relation: orders, key: ["z"] },
+    ]);
+    const [insert, update, remove] =
+      decodeDataMessage(buf, { insertValues: "bytes" }).chunks[0]?.changes ?? [];
+    if (insert?.kind !== "insert") throw new Error("no insert decoded");
+    // A canonical integer travels as a number and is made into its text; the rest point into the message.
+    expect(insert.values.slice(0, 3)).toEqual(["42", expect.any(TextBytes), null]);
+    for (const value of insert.values.slice(1)) if (value instanceof TextBytes) expect(value.buf).toBe(buf);
+    expect(insert.values.map(valueText)).toEqual(["42", "007", null, "", "-0", "a\tb", long]);
+    expect(update).toEqual({
+      kind: "update",
+      relation: orders,
+      key: ["x"],
+      changedColumns: [1],
+      values: ["y"],
+    });
+    expect(remove).toEqual({ kind: "delete", relation: orders, key: ["z"] });
+    expect(JSON.stringify(insert.values)).toBe(JSON.stringify(["42", "007", null, "", "-0", "a\tb", long]));
   });
 
   it("still decodes in version 1, without a capture session", () => {
@@ -791,15 +844,22 @@ describe("corrupt messages", () => {
     return builder.finish();
   })();
 
-  /** Decoding either succeeds (a flipped byte inside text is still a message) or throws a WireFormatError. */
+  /**
+   * Decoding either succeeds (a flipped byte inside text is still a message) or throws a WireFormatError;
+   * the same message or the same refusal whether an insert's values are decoded as text or as bytes.
+   */
   function decodesOrRefuses(buf: Buffer): "ok" | WireFormatErrorReason {
+    let decoded: ReturnType<typeof decodeBothWays>;
     try {
-      decodeDataMessage(buf);
-      return "ok";
+      decoded = decodeBothWays(buf);
     } catch (error) {
-      if (error instanceof WireFormatError) return error.reason;
+      if (error instanceof WireFormatError) return decodeError(buf).reason;
       throw new Error(`not a WireFormatError for ${buf.toString("hex")}: ${String(error)}`);
     }
+    if (!equalMessages(decoded.text, decoded.bytes)) {
+      throw new Error(`decoded differently as bytes for ${buf.toString("hex")}`);
+    }
+    return "ok";
   }
 
   it("refuses every truncation of a valid message with a WireFormatError", () => {
@@ -856,4 +916,10 @@ function countSchemaRefs(buf: Buffer, ref: SchemaRef): number {
   let count = 0;
   for (let at = buf.indexOf(pattern); at !== -1; at = buf.indexOf(pattern, at + 1)) count++;
   return count;
+}
+
+/** Deep equality without expect's cost per call (the corruption tests decode 25,000 messages). */
+function equalMessages(a: DecodedDataMessage, b: DecodedDataMessage): boolean {
+  const text = (m: DecodedDataMessage) => JSON.stringify(m, (_, v) => (typeof v === "bigint" ? `${v}n` : v));
+  return text(a) === text(b);
 }
