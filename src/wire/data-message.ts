@@ -18,7 +18,7 @@ import {
   type WireFormatVersion,
   writeEnvelope,
 } from "./envelope.js";
-import { JOINED_VALUE, readValue, readValueBytes, writeJoinedValue, writeValue } from "./value-codec.js";
+import { JOINED_VALUE, readValue, writeJoinedValue, writeValue } from "./value-codec.js";
 import { WireFormatError } from "./wire-format-error.js";
 
 /** Data messages (docs/wire-format.md, "Data messages (kind 1)"). */
@@ -603,7 +603,7 @@ class ValueSlots {
     const n = r.count("column count");
     const values: WritableValue[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      const value = readValueBytes(r, this.version);
+      const value = readValue(r, this.version, "bytes");
       values[i] = value === JOINED_VALUE ? this.joined("values", i) : value;
     }
     return values;

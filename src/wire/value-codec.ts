@@ -58,29 +58,28 @@ export function writeValue(writer: ByteWriter, value: WritableValue): void {
   }
 }
 
-export function readValue(reader: ByteReader, version: WireFormatVersion): ColumnValue | typeof JOINED_VALUE {
-  const start = reader.offset;
-  const header = reader.uvarint("value header");
-  if (header === HEADER_NULL) return null;
-  if (header === HEADER_INTEGER) return reader.svarintDecimal("integer value");
-  if (header === HEADER_JOINED && version === 2) return JOINED_VALUE;
-  return reader.utf8(header - TEXT_BIAS[version], "text value", start);
-}
-
-/**
- * readValue, but a text value comes as its bytes in the message (an integer's
- * decimal text stays a string, as it is made, not read).
- */
-export function readValueBytes(
+/** A value; a text value as a string, or with `as` "bytes" as its bytes in the message (never decoded). */
+export function readValue(reader: ByteReader, version: WireFormatVersion): ColumnValue | typeof JOINED_VALUE;
+export function readValue(
   reader: ByteReader,
   version: WireFormatVersion,
+  as: "bytes",
+): WritableValue | typeof JOINED_VALUE;
+export function readValue(
+  reader: ByteReader,
+  version: WireFormatVersion,
+  as?: "bytes",
 ): WritableValue | typeof JOINED_VALUE {
   const start = reader.offset;
   const header = reader.uvarint("value header");
   if (header === HEADER_NULL) return null;
+  // An integer's decimal text is made, not read: a string either way.
   if (header === HEADER_INTEGER) return reader.svarintDecimal("integer value");
   if (header === HEADER_JOINED && version === 2) return JOINED_VALUE;
-  return reader.utf8Bytes(header - TEXT_BIAS[version], "text value", start);
+  const length = header - TEXT_BIAS[version];
+  return as === "bytes"
+    ? reader.utf8Bytes(length, "text value", start)
+    : reader.utf8(length, "text value", start);
 }
 
 /**
